@@ -1,0 +1,264 @@
+"""
+The reference workload: a small byte-level GPT trained for a fixed time budget.
+
+This is the one file hypotheses change. Its hyperparameters are the plain module-level constants
+below, which `set` patches assign by name; everything else can be changed with `replace` or
+`diff` patches. prepare.py (data, budget, evaluate_bpb) is fixed and never edited.
+
+    python prepare.py && python train.py
+
+Output: progress lines while training, then a summary block after `---`, one `name: value` a
+line, which the runner reads (val_bpb is the metric, lower is better).
+"""
+import time
+
+T0 = time.time()  # start-up is measured from here, before torch is imported
+
+import math
+import os
+import resource
+import sys
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import prepare
+
+# ---------------------------------------------------------------------------------------------
+# Hyperparameters (plain constants: `set` patches assign these by name)
+
+# Model size. A 2-core CPU and an H100 need different sizes for a meaningful run in their
+# budgets, so the CUDA sizes are constants of their own; MPS uses the CPU sizes.
+DEPTH = 4                 # transformer blocks (CPU / MPS)
+MODEL_DIM = 128           # width of the residual stream (CPU / MPS); divisible by N_HEAD
+CUDA_DEPTH = 8            # transformer blocks on CUDA
+CUDA_MODEL_DIM = 512      # width of the residual stream on CUDA
+N_HEAD = 4                # attention heads; head size = width / N_HEAD (even, for rotary)
+MLP_RATIO = 4             # MLP hidden width as a multiple of the model width
+ACTIVATION = "relu2"      # MLP activation: "relu2" (ReLU squared), "gelu" or "silu"
+CONTEXT = 128             # bytes of each SEQ_LEN window used for training (<= prepare.SEQ_LEN)
+
+# Optimisation (AdamW with one learning rate per parameter kind)
+BATCH_SIZE = 32           # sequences per step (CPU / MPS)
+CUDA_BATCH_SIZE = 64      # sequences per step on CUDA
+EMBED_LR = 0.02           # learning rate of the byte embedding
+MATRIX_LR = 0.006         # learning rate of the attention and MLP matrices
+HEAD_LR = 0.004           # learning rate of the output head
+WEIGHT_DECAY = 0.0        # AdamW weight decay on the matrices (0 disables it)
+ADAM_BETAS = (0.9, 0.95)  # AdamW (beta1, beta2)
+GRAD_CLIP = 1.0           # clip the gradient norm to this (0 disables clipping)
+WARMUP_RATIO = 0.02       # fraction of the budget spent ramping the LR up from 0
+WARMDOWN_RATIO = 0.4      # fraction of the budget, at the end, spent decaying the LR to 0
+UNTIMED_STEPS = 3         # first steps not counted against the budget (compilation, warm-up)
+SEED = 1337               # seed of the weights and of the batch order
+
+# ---------------------------------------------------------------------------------------------
+# Device
+
+if torch.cuda.is_available():
+    device = torch.device("cuda")
+elif torch.backends.mps.is_available():
+    device = torch.device("mps")
+else:
+    device = torch.device("cpu")
+CUDA = device.type == "cuda"
+depth = CUDA_DEPTH if CUDA else DEPTH
+width = CUDA_MODEL_DIM if CUDA else MODEL_DIM
+batch_size = CUDA_BATCH_SIZE if CUDA else BATCH_SIZE
+assert width % N_HEAD == 0 and (width // N_HEAD) % 2 == 0, "width / N_HEAD must be even"
+assert 1 <= CONTEXT <= prepare.SEQ_LEN, f"CONTEXT must be in 1..{prepare.SEQ_LEN}"
+torch.manual_seed(SEED)
+if CUDA:
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+autocast = torch.autocast("cuda", dtype=torch.bfloat16) if CUDA else torch.autocast("cpu", enabled=False)
+
+# ---------------------------------------------------------------------------------------------
+# Model: pre-norm GPT with rotary positions, QK-norm and SDPA attention
+
+
+def rotary(x, cos, sin):
+    x1, x2 = x.chunk(2, dim=-1)
+    return torch.cat((x1 * cos - x2 * sin, x1 * sin + x2 * cos), dim=-1)
+
+
+class Attention(nn.Module):
+    def __init__(self, dim, n_head):
+        super().__init__()
+        self.n_head = n_head
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.proj = nn.Linear(dim, dim, bias=False)
+
+    def forward(self, x, cos, sin):
+        B, T, C = x.shape
+        q, k, v = self.qkv(x).view(B, T, 3, self.n_head, C // self.n_head).unbind(2)
+        q, k = F.rms_norm(q, (q.size(-1),)), F.rms_norm(k, (k.size(-1),))  # QK-norm: stable logits
+        q, k = rotary(q, cos, sin), rotary(k, cos, sin)
+        y = F.scaled_dot_product_attention(q.transpose(1, 2), k.transpose(1, 2), v.transpose(1, 2),
+                                           is_causal=True)
+        return self.proj(y.transpose(1, 2).reshape(B, T, C))
+
+
+class MLP(nn.Module):
+    def __init__(self, dim):
+        super().__init__()
+        self.fc = nn.Linear(dim, MLP_RATIO * dim, bias=False)
+        self.proj = nn.Linear(MLP_RATIO * dim, dim, bias=False)
+
+    def forward(self, x):
+        x = self.fc(x)
+        if ACTIVATION == "relu2":
+            x = F.relu(x).square()
+        elif ACTIVATION == "gelu":
+            x = F.gelu(x)
+        elif ACTIVATION == "silu":
+            x = F.silu(x)
+        else:
+            raise ValueError(f"unknown ACTIVATION {ACTIVATION!r} (relu2, gelu or silu)")
+        return self.proj(x)
+
+
+class Block(nn.Module):
+    def __init__(self, dim, n_head):
+        super().__init__()
+        self.attn = Attention(dim, n_head)
+        self.mlp = MLP(dim)
+
+    def forward(self, x, cos, sin):
+        x = x + self.attn(F.rms_norm(x, (x.size(-1),)), cos, sin)
+        return x + self.mlp(F.rms_norm(x, (x.size(-1),)))
+
+
+class GPT(nn.Module):
+    def __init__(self, depth, dim, n_head):
+        super().__init__()
+        self.embed = nn.Embedding(prepare.VOCAB_SIZE, dim)
+        self.blocks = nn.ModuleList(Block(dim, n_head) for _ in range(depth))
+        self.head = nn.Linear(dim, prepare.VOCAB_SIZE, bias=False)
+        half = dim // n_head // 2
+        inv_freq = 1.0 / (10000 ** (torch.arange(half, dtype=torch.float32) / half))
+        angles = torch.outer(torch.arange(prepare.SEQ_LEN, dtype=torch.float32), inv_freq)
+        self.register_buffer("cos", angles.cos()[None, :, None, :], persistent=False)
+        self.register_buffer("sin", angles.sin()[None, :, None, :], persistent=False)
+        for name, p in self.named_parameters():
+            if name.endswith("proj.weight"):
+                nn.init.zeros_(p)  # residual branches start as the identity
+            elif p.dim() == 2:
+                nn.init.normal_(p, std=0.02 if "embed" in name else dim ** -0.5)
+
+    def forward(self, idx):
+        T = idx.size(1)
+        cos, sin = self.cos[:, :T], self.sin[:, :T]
+        x = self.embed(idx)
+        for block in self.blocks:
+            x = block(x, cos, sin)
+        return self.head(F.rms_norm(x, (x.size(-1),)))
+
+
+def loss_fn(model, x, y):
+    with autocast:
+        logits = model(x)
+    return F.cross_entropy(logits.float().view(-1, logits.size(-1)), y.reshape(-1))
+
+
+def lr_multiplier(progress):
+    """Linear warm-up, constant, then linear warm-down to zero; progress runs from 0 to 1."""
+    if progress < WARMUP_RATIO:
+        return (progress + 1e-3) / (WARMUP_RATIO + 1e-3)
+    if progress > 1 - WARMDOWN_RATIO:
+        return max(0.0, (1 - progress) / WARMDOWN_RATIO)
+    return 1.0
+
+
+# ---------------------------------------------------------------------------------------------
+# Setup
+
+train_data, val_data = prepare.load_split("train"), prepare.load_split("val")
+budget, step_budget = prepare.time_budget(), prepare.max_steps()
+model = GPT(depth, width, N_HEAD).to(device)
+num_params = sum(p.numel() for p in model.parameters())
+matrices = [p for n, p in model.blocks.named_parameters() if p.dim() == 2]
+optimizer = torch.optim.AdamW([
+    dict(params=model.embed.parameters(), lr=EMBED_LR, weight_decay=0.0),
+    dict(params=matrices, lr=MATRIX_LR, weight_decay=WEIGHT_DECAY),
+    dict(params=model.head.parameters(), lr=HEAD_LR, weight_decay=0.0),
+], betas=ADAM_BETAS, eps=1e-10, fused=CUDA)
+for group in optimizer.param_groups:
+    group["initial_lr"] = group["lr"]
+train_model = torch.compile(model) if CUDA else model  # compile on CUDA only
+generator = torch.Generator().manual_seed(SEED)
+# Training FLOPs per token: 6 per parameter plus attention (forward and backward).
+flops_per_token = 6 * num_params + 12 * depth * width * CONTEXT
+peak_flops = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}.get(
+    next((k for k in ("H100", "H200", "A100", "L4", "A10") if CUDA and k in torch.cuda.get_device_name()), ""), 0.0)
+print(f"device {device} | depth {depth} | width {width} | params {num_params / 1e6:.2f}M | "
+      f"batch {batch_size}x{CONTEXT} | budget {budget:g}s" + (f" | steps {step_budget}" if step_budget else ""),
+      flush=True)
+
+# ---------------------------------------------------------------------------------------------
+# Training loop: the budget counts training time after the first UNTIMED_STEPS steps
+
+step, training_time, tokens = 0, 0.0, 0
+startup_seconds = time.time() - T0
+while True:
+    progress = step / step_budget if step_budget else training_time / budget
+    if progress >= 1.0:
+        break
+    if CUDA:
+        torch.cuda.synchronize()
+    t_step = time.time()
+    for group in optimizer.param_groups:
+        group["lr"] = group["initial_lr"] * lr_multiplier(progress)
+    x, y = prepare.make_batch(train_data, batch_size, generator, device)
+    x, y = x[:, :CONTEXT], y[:, :CONTEXT]
+    loss = loss_fn(train_model, x, y)
+    loss.backward()
+    if GRAD_CLIP > 0:
+        torch.nn.utils.clip_grad_norm_(model.parameters(), GRAD_CLIP)
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    loss_value = loss.item()  # also synchronises the device
+    if not math.isfinite(loss_value) or loss_value > 100:
+        print(f"step {step:05d} | loss {loss_value} | diverged")
+        print("FAIL")
+        sys.exit(1)
+    dt = time.time() - t_step
+    if step >= UNTIMED_STEPS:
+        training_time += dt
+    step += 1
+    tokens += batch_size * CONTEXT
+    if step <= 5 or step % 20 == 0:
+        done = step / step_budget if step_budget else training_time / budget
+        remaining = max(0.0, budget - training_time) if not step_budget else dt * (step_budget - step)
+        print(f"step {step:05d} ({100 * done:.1f}%) | loss {loss_value:.6f} | "
+              f"lr x{lr_multiplier(progress):.2f} | dt {1000 * dt:.0f}ms | "
+              f"tok/s {batch_size * CONTEXT / dt:,.0f} | remaining {remaining:.0f}s", flush=True)
+if step == 0:
+    print("FAIL: no training step ran")
+    sys.exit(1)
+
+# ---------------------------------------------------------------------------------------------
+# Evaluation and summary
+
+val_bpb = prepare.evaluate_bpb(model, val_data, device)
+if not math.isfinite(val_bpb):
+    print("FAIL")
+    sys.exit(1)
+if CUDA:
+    peak_memory_mb = torch.cuda.max_memory_allocated() / 2**20  # CUDA: peak allocated by torch
+else:  # CPU / MPS: the process's peak resident memory (ru_maxrss: KiB on Linux, bytes on macOS)
+    peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
+timed_tokens = tokens * max(0, step - UNTIMED_STEPS) / step
+mfu = 100 * flops_per_token * timed_tokens / training_time / peak_flops if peak_flops and training_time else 0.0
+print("---")
+print(f"val_bpb:          {val_bpb:.6f}")
+print(f"training_seconds: {training_time:.1f}")
+print(f"total_seconds:    {time.time() - T0:.1f}")
+print(f"startup_seconds:  {startup_seconds:.1f}")
+print(f"peak_vram_mb:     {peak_memory_mb:.1f}")
+print(f"mfu_percent:      {mfu:.2f}")
+print(f"total_tokens_M:   {tokens / 1e6:.1f}")
+print(f"num_steps:        {step}")
+print(f"num_params_M:     {num_params / 1e6:.1f}")
+print(f"depth:            {depth}")
