@@ -1,0 +1,272 @@
+"""Collection: find hypothesis files, read them (TOML and Python collectors), select with -k.
+
+Everything is validated before anything runs: every patch is applied, in memory, to the current
+editable files, so a bad file is reported as ``path:line: message`` and nothing starts.
+"""
+from __future__ import annotations
+
+import fnmatch
+import importlib.util
+import re
+import sys
+import tomllib
+import traceback
+from pathlib import Path
+from typing import Any
+
+from autoresearch import hookimpl
+from autoresearch.errors import CollectError, PatchError, UsageError
+from autoresearch.model import Hypothesis, build, from_function
+from autoresearch.patching import apply_patch
+
+NORECURSE = ("__pycache__", "node_modules", "venv", "*.egg-info", "build", "dist")
+NOT_HYPOTHESES = {"pyproject.toml", "conftest.py", "setup.py", "__init__.py"}
+MARKER = re.compile(r"@\s*(?:autoresearch\s*\.\s*)?hypothesis\b")
+
+
+@hookimpl
+def autoresearch_addoption(parser) -> None:
+    parser.addoption("-k", dest="keyword", metavar="EXPR", default=None,
+                     help="only run hypotheses whose node id or tags match EXPR: substrings combined "
+                          "with and, or, not and parentheses, e.g. -k 'lr and not embed'")
+    parser.addoption("--collect-only", "--co", dest="collect_only", action="store_true",
+                     help="list what would run and check every patch against the current files; run nothing")
+    parser.addsetting("editable", type="list", default=["train.py"],
+                      help="the files hypotheses may change")
+    parser.addsetting("protected", type="list", default=["prepare.py", "pyproject.toml", "uv.lock"],
+                      help="files no hypothesis may change, verified unchanged before every run")
+    parser.addsetting("python_hypotheses", "--python-hypotheses", type="bool", default=True,
+                      help="collect Python hypothesis files (trusted code); turn off to accept "
+                           "agent-written hypotheses as data only (TOML)")
+
+
+def find_files(paths: list[Path], config) -> list[Path]:
+    """Candidate files under the given paths, deterministic (sorted), without duplicates."""
+    skip = {config.rootdir / p for p in config.editable + config.protected}
+    state = config.state_dir
+    found: dict[Path, None] = {}
+    for path in paths:
+        if not path.exists():
+            raise UsageError(f"file or folder not found: {path}")
+        if path.is_file():
+            found[path.resolve()] = None
+            continue
+        for file in sorted(path.rglob("*")):
+            rel = file.relative_to(path).parts
+            if any(part.startswith((".", "_")) or any(fnmatch.fnmatch(part, pat) for pat in NORECURSE)
+                   for part in rel[:-1]):
+                continue
+            if (file.suffix in (".toml", ".py") and file.is_file() and file.name not in NOT_HYPOTHESES
+                    and not file.name.startswith((".", "_")) and file not in skip
+                    and state not in file.parents):
+                found[file.resolve()] = None
+    return list(found)
+
+
+def relpath(path: Path, rootdir: Path) -> str:
+    try:
+        return path.relative_to(rootdir).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+def _locator(text: str, start: int = 0):
+    lines = text.splitlines()
+
+    def locate(key: str) -> int:
+        pattern = re.compile(rf'^\s*(?:\[+\s*)?"?{re.escape(key)}"?\s*(?:=|\]|\.)')
+        for i in range(start, len(lines)):
+            if pattern.match(lines[i]):
+                return i + 1
+        return start + 1
+
+    return locate
+
+
+@hookimpl(trylast=True)
+def autoresearch_collect_file(file_path: Path, config) -> list[Hypothesis] | None:
+    rel = relpath(file_path, config.rootdir)
+    if file_path.suffix == ".toml":
+        return collect_toml(file_path, rel)
+    if file_path.suffix == ".py":
+        return collect_python(file_path, rel, config)
+    return None
+
+
+def collect_toml(path: Path, rel: str) -> list[Hypothesis]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise CollectError(rel, 1, "not UTF-8 text (TOML files must be UTF-8)") from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        msg = str(exc)
+        m = re.search(r"\(at line (\d+), column \d+\)", msg)
+        line = int(m.group(1)) if m else 1
+        raise CollectError(rel, line, f"invalid TOML: {msg[:m.start()].strip() if m else msg} "
+                                      "(see toml.io; strings need quotes)") from None
+    if "hypotheses" not in data:
+        return build(data, rel, 1, path.stem, _locator(text))
+    tables = data["hypotheses"]
+    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
+        raise CollectError(rel, _locator(text)("hypotheses"), "hypotheses must be an array of tables ([[hypotheses]])")
+    defaults = {k: v for k, v in data.items() if k != "hypotheses"}
+    starts = [i for i, line in enumerate(text.splitlines()) if re.match(r"\s*\[\[\s*hypotheses\s*\]\]", line)]
+    out = []
+    for i, table in enumerate(tables):
+        start = starts[i] if i < len(starts) else 0
+        if "name" not in table:
+            raise CollectError(rel, start + 1, "each [[hypotheses]] table needs a name (name = \"...\")")
+        raw = {**defaults, **table}
+        for key in ("set", "expect"):  # tables merge with the file's defaults
+            if isinstance(defaults.get(key), dict) and isinstance(table.get(key), dict):
+                raw[key] = {**defaults[key], **table[key]}
+        out += build(raw, rel, start + 1, table["name"], _locator(text, start))
+    return out
+
+
+def collect_python(path: Path, rel: str, config) -> list[Hypothesis]:
+    text = path.read_text(encoding="utf-8", errors="replace")
+    if not MARKER.search(text):
+        return []  # a helper module or script: not a hypothesis file
+    if not config.get("python_hypotheses"):
+        raise CollectError(rel, 1, "Python hypothesis files are turned off (python_hypotheses = false); "
+                                   "write hypotheses as TOML")
+    modname = "autoresearch_hypotheses." + re.sub(r"\W", "_", rel)
+    spec = importlib.util.spec_from_file_location(modname, path)
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules.pop(modname, None)
+    dont_write = sys.dont_write_bytecode
+    sys.dont_write_bytecode = True  # leave the experiments folder as it was
+    try:
+        spec.loader.exec_module(module)
+    except SyntaxError as exc:
+        raise CollectError(rel, exc.lineno or 1, f"syntax error: {exc.msg}") from None
+    except BaseException as exc:  # trusted but fallible code: report where it failed
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
+        line = frames[-1].lineno if frames and frames[-1].lineno else 1
+        raise CollectError(rel, line, f"raised {type(exc).__name__} on import: {exc}") from None
+    finally:
+        sys.dont_write_bytecode = dont_write
+    functions = [v for v in vars(module).values() if callable(v) and hasattr(v, "__autoresearch_hypothesis__")
+                 and getattr(v, "__module__", None) == modname]
+    out = []
+    for fn in sorted(functions, key=lambda f: f.__code__.co_firstlineno):
+        out += from_function(fn, rel)
+    return out
+
+
+# -------------------------------------------------------------------------------------------
+# -k expressions: substrings with and / or / not / parentheses
+
+
+def _tokenize(expr: str) -> list[str]:
+    return re.findall(r"\(|\)|[^\s()]+", expr)
+
+
+def keyword_matcher(expr: str):
+    tokens = _tokenize(expr)
+    pos = 0
+
+    def peek() -> str | None:
+        return tokens[pos] if pos < len(tokens) else None
+
+    def take() -> str:
+        nonlocal pos
+        if pos >= len(tokens):
+            raise UsageError(f"-k {expr!r}: unexpected end of expression")
+        pos += 1
+        return tokens[pos - 1]
+
+    def parse_or():
+        left = parse_and()
+        while peek() == "or":
+            take()
+            right = parse_and()
+            left = (lambda a, b: lambda s: a(s) or b(s))(left, right)
+        return left
+
+    def parse_and():
+        left = parse_not()
+        while peek() == "and":
+            take()
+            right = parse_not()
+            left = (lambda a, b: lambda s: a(s) and b(s))(left, right)
+        return left
+
+    def parse_not():
+        if peek() == "not":
+            take()
+            inner = parse_not()
+            return lambda s: not inner(s)
+        tok = take()
+        if tok == "(":
+            inner = parse_or()
+            if take() != ")":
+                raise UsageError(f"-k {expr!r}: missing ')'")
+            return inner
+        if tok in ("and", "or", ")"):
+            raise UsageError(f"-k {expr!r}: unexpected {tok!r} (write words joined by and, or, not)")
+        word = tok.lower()
+        return lambda s: word in s
+
+    if not tokens:
+        raise UsageError("-k needs an expression")
+    matcher = parse_or()
+    if pos != len(tokens):
+        raise UsageError(f"-k {expr!r}: unexpected {tokens[pos]!r}")
+    return lambda h: matcher((h.nodeid + " " + " ".join(h.tags)).lower())
+
+
+@hookimpl
+def autoresearch_collection_modifyitems(session, config, items: list[Hypothesis]) -> None:
+    expr = config.getoption("keyword")
+    if expr:
+        match = keyword_matcher(expr)
+        items[:] = [h for h in items if match(h)]
+
+
+# -------------------------------------------------------------------------------------------
+
+
+def editable_texts(config, root: Path | None = None) -> dict[str, str]:
+    root = root or config.rootdir
+    texts = {}
+    for name in config.editable:
+        path = root / name
+        if not path.is_file():
+            raise UsageError(f"editable file {name} not found in {root} (set editable = [...] "
+                             "in [tool.autoresearch])")
+        texts[name] = path.read_text(encoding="utf-8")
+    return texts
+
+
+def collect(config, paths: list[Path], hook: Any) -> tuple[list[Hypothesis], list[CollectError]]:
+    """Every hypothesis under `paths`, validated; errors are gathered, not raised."""
+    items: list[Hypothesis] = []
+    errors: list[CollectError] = []
+    for file in find_files(paths, config):
+        try:
+            items += hook.autoresearch_collect_file(file_path=file, config=config) or []
+        except CollectError as exc:
+            errors.append(exc)
+    texts = editable_texts(config)
+    seen: dict[str, Hypothesis] = {}
+    for h in items:
+        if h.name in seen:
+            first = seen[h.name]
+            errors.append(CollectError(h.path, h.line, f"duplicate name {h.name!r}, first defined at "
+                                                        f"{first.path}:{first.line} (names must be unique)"))
+            continue
+        seen[h.name] = h
+        try:
+            apply_patch(h, texts, config.editable, config.protected)
+        except PatchError as exc:
+            errors.append(CollectError(h.path, h.line, str(exc)))
+    for h in items:
+        if h.baseline not in ("best", "initial") and h.baseline not in seen and not re.fullmatch(r"[0-9a-f]{7,40}", h.baseline):
+            errors.append(CollectError(h.path, h.line, f"baseline {h.baseline!r} is unknown (\"best\", \"initial\", "
+                                                        "a collected hypothesis' name, or a commit hash)"))
+    return items, errors

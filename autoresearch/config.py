@@ -1,0 +1,148 @@
+"""Settings: ``[tool.autoresearch]`` in pyproject.toml, overridden by command-line options.
+
+A plugin declares each setting once, with ``parser.addsetting``; it then exists both as an
+ini key and as a flag, is listed by ``--help``, and is type-checked where it is read.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+from autoresearch.errors import UsageError
+
+TYPES: dict[str, Callable[[str], Any]] = {"str": str, "int": int, "float": float, "list": lambda s: [x for x in s.split(",") if x]}
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    type: str  # str, int, float, bool, list
+    default: Any
+    help: str
+    flags: tuple[str, ...]
+    choices: tuple[str, ...] | None = None
+
+
+class Parser:
+    """Collects settings and flags from every plugin, then builds the argparse parser."""
+
+    def __init__(self) -> None:
+        self.settings: dict[str, Setting] = {}
+        self._options: list[tuple[str, tuple[str, ...], dict[str, Any]]] = []
+
+    def addsetting(self, name: str, *flags: str, type: str = "str", default: Any = None, help: str,
+                   choices: tuple[str, ...] | None = None, group: str = "run") -> None:
+        """A setting read from ``[tool.autoresearch]`` and, if flags are given, the command line."""
+        if name in self.settings:
+            raise ValueError(f"setting {name!r} declared twice")
+        self.settings[name] = Setting(name, type, default, help, flags, choices)
+        if flags:
+            kwargs: dict[str, Any] = dict(dest=name, default=None, help=f"{help} [{name}, default: {default!r}]")
+            if type == "bool":
+                kwargs["action"] = argparse.BooleanOptionalAction
+            else:
+                kwargs.update(type=TYPES[type], metavar=name.upper())
+                if choices:
+                    kwargs["choices"] = choices
+            self._options.append((group, flags, kwargs))
+
+    def addoption(self, *flags: str, group: str = "run", **kwargs: Any) -> None:
+        """A command-line-only option (argparse's add_argument arguments)."""
+        self._options.append((group, flags, kwargs))
+
+    def populate(self, argparser: argparse.ArgumentParser) -> None:
+        groups: dict[str, Any] = {}
+        for group, flags, kwargs in self._options:
+            if group not in groups:
+                groups[group] = argparser.add_argument_group(f"{group} options")
+            groups[group].add_argument(*flags, **kwargs)
+
+
+def find_rootdir(start: Path) -> Path:
+    """The nearest folder, from `start` up, holding pyproject.toml or .git."""
+    for folder in (start, *start.parents):
+        if (folder / "pyproject.toml").is_file() or (folder / ".git").exists():
+            return folder
+    return start
+
+
+def read_ini(rootdir: Path) -> dict[str, Any]:
+    path = rootdir / "pyproject.toml"
+    if not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: not valid TOML: {exc}") from None
+    table = data.get("tool", {}).get("autoresearch", {})
+    if not isinstance(table, dict):
+        raise UsageError(f"{path}: [tool.autoresearch] must be a table")
+    return table
+
+
+def _check(setting: Setting, value: Any, where: str) -> Any:
+    want = {"str": str, "int": int, "float": (int, float), "bool": bool, "list": list}[setting.type]
+    if setting.type == "list" and isinstance(value, str):
+        value = [value]
+    ok = isinstance(value, want) and not (setting.type in ("int", "float") and isinstance(value, bool))
+    if setting.type == "list" and ok:
+        ok = all(isinstance(v, str) for v in value)
+    if value is not None and not ok:
+        raise UsageError(f"{where}: {setting.name} must be {'a list of strings' if setting.type == 'list' else 'a ' + setting.type}, "
+                         f"got {value!r} ({setting.help})")
+    if setting.choices and value is not None and value not in setting.choices:
+        raise UsageError(f"{where}: {setting.name} = {value!r} is not allowed (allowed: {', '.join(setting.choices)})")
+    return float(value) if setting.type == "float" and value is not None else value
+
+
+class Config:
+    """What every hook receives: the root folder, the settings, the plugin manager."""
+
+    def __init__(self, rootdir: Path, pluginmanager: Any, parser: Parser, option: argparse.Namespace) -> None:
+        self.rootdir = rootdir
+        self.pluginmanager = pluginmanager
+        self.hook = pluginmanager.hook
+        self.option = option
+        self.invocation = list(sys.argv)
+        self._settings = parser.settings
+        self.ini = read_ini(rootdir)
+        unknown = sorted(set(self.ini) - set(self._settings))
+        if unknown:
+            raise UsageError(f"{rootdir / 'pyproject.toml'}: [tool.autoresearch] has unknown key {unknown[0]!r} "
+                             f"(allowed: {', '.join(sorted(self._settings))})")
+        self._values = {name: self._resolve(s) for name, s in self._settings.items()}
+
+    def _resolve(self, s: Setting) -> Any:
+        cli = getattr(self.option, s.name, None)
+        if cli is not None:
+            return _check(s, cli, "command line")
+        if s.name in self.ini:
+            return _check(s, self.ini[s.name], f"{self.rootdir / 'pyproject.toml'} [tool.autoresearch]")
+        return s.default
+
+    def get(self, name: str, default: Any = None) -> Any:
+        """A setting's value: command line, else pyproject.toml, else its default.
+
+        `default` is returned only for a setting no loaded plugin declares (its plugin blocked).
+        """
+        return self._values[name] if name in self._values else default
+
+    def getoption(self, name: str, default: Any = None) -> Any:
+        """A command-line-only option's value."""
+        return getattr(self.option, name, default)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.rootdir / self.get("state_dir")
+
+    @property
+    def editable(self) -> list[str]:
+        return list(self.get("editable"))
+
+    @property
+    def protected(self) -> list[str]:
+        return list(self.get("protected"))

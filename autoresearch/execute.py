@@ -1,0 +1,195 @@
+"""Running the workload: its own process group, all output to a log, a hard timeout.
+
+The log is never read whole while training: the runner looks only at its last few KiB to follow
+progress, so a workload printing gigabytes costs the runner no memory.
+"""
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Callable
+
+from autoresearch import hookimpl
+from autoresearch.reports import RunResult
+
+LOSS = re.compile(r"\bloss[\s:=]+([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))", re.IGNORECASE)
+EXCEPTION = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|Warning)\b.*)$")
+POLL_SECONDS = 0.5
+TAIL_BYTES = 4096
+
+
+@hookimpl
+def autoresearch_addoption(parser) -> None:
+    parser.addsetting("command", "--command", type="list", default=[],
+                      help="the workload command, as a list of arguments (no shell); default: this "
+                           "Python running the first editable file")
+    parser.addsetting("budget", "--budget", type="float", default=None,
+                      help="training budget in seconds, passed to the workload as "
+                           "AUTORESEARCH_TIME_BUDGET; default: the workload's own (300 s)")
+    parser.addsetting("timeout", "--timeout", type="float", default=None,
+                      help="hard limit in seconds, after which the workload's whole process group "
+                           "is killed and the run is a crash; default: twice the budget, at least "
+                           "budget + 60 (10 minutes for 5)")
+
+
+def command(config) -> list[str]:
+    cmd = config.get("command")
+    if isinstance(cmd, str):
+        cmd = shlex.split(cmd)
+    return list(cmd) or [sys.executable, config.editable[0]]
+
+
+def timeout(config) -> float:
+    if config.get("timeout"):
+        return float(config.get("timeout"))
+    budget = config.get("budget") or 300.0
+    return max(2 * budget, budget + 60)
+
+
+def kill_group(pgid: int, grace: float = 2.0) -> None:
+    """SIGTERM the whole group, then SIGKILL whatever is left (grandchildren included)."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except (ProcessLookupError, PermissionError):
+            return
+        time.sleep(0.05)
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def read_tail(path: Path, nbytes: int = TAIL_BYTES) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - nbytes))
+            return f.read().decode("utf-8", errors="replace")
+    except OSError:
+        return ""
+
+
+def progress(tail: str) -> tuple[str, float | None]:
+    """(the last complete line, the latest loss) from the end of a log."""
+    lines = tail.splitlines()
+    if tail and not tail.endswith("\n") and lines:
+        lines = lines[:-1]  # still being written
+    last = lines[-1] if lines else ""
+    for line in reversed(lines):
+        m = LOSS.search(line)
+        if m:
+            return last, float(m.group(1))
+    return last, None
+
+
+def run_command(cmd: list[str], cwd: Path, log_path: Path, env: dict[str, str], limit: float,
+                on_start: Callable[[int], None] | None = None,
+                on_progress: Callable[[float, str, float | None], None] | None = None) -> RunResult:
+    """Run `cmd` in a new process group, stdout and stderr to `log_path`, killed after `limit` s."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    start = time.monotonic()
+    with open(log_path, "wb") as log:
+        try:
+            proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+        except OSError as exc:  # the command itself is missing or not executable: a crash
+            log.write(f"autoresearch: cannot start {shlex.join(cmd)}: {exc}\n".encode())
+            return RunResult(returncode=127, duration=0.0, log_path=str(log_path))
+    if on_start:
+        on_start(proc.pid)
+    timed_out = False
+    try:
+        while True:
+            try:
+                proc.wait(timeout=POLL_SECONDS)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            elapsed = time.monotonic() - start
+            if elapsed > limit:
+                timed_out = True
+                kill_group(proc.pid)
+                proc.wait()
+                break
+            if on_progress:
+                on_progress(elapsed, *progress(read_tail(log_path)))
+    except BaseException:  # Ctrl-C, SIGTERM: never leave the workload running
+        kill_group(proc.pid, grace=1.0)
+        proc.wait()
+        raise
+    finally:
+        try:  # grandchildren that outlived their parent
+            os.killpg(proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+    rc = proc.returncode
+    return RunResult(returncode=None if timed_out else rc, duration=time.monotonic() - start,
+                     log_path=str(log_path), timed_out=timed_out,
+                     signal=-rc if rc is not None and rc < 0 and not timed_out else None)
+
+
+def diagnose(result: RunResult, metric: str, metrics: dict[str, float], limit: float) -> str:
+    """The root cause of a crash, in one line, from how the process ended and its log's tail."""
+    tail = read_tail(Path(result.log_path), 16384)
+    lines = [line.strip() for line in tail.splitlines() if line.strip()]
+    if result.interrupted:
+        return "interrupted by the user before the run finished"
+    if result.timed_out:
+        return f"timeout: killed after {result.duration:.0f}s (limit {limit:.0f}s)"
+    if result.signal:
+        name = signal.Signals(result.signal).name if result.signal in signal.valid_signals() else str(result.signal)
+        hint = " (the kernel's out-of-memory killer sends SIGKILL)" if result.signal == signal.SIGKILL else ""
+        return f"killed by {name} from outside the runner{hint}"
+    for line in reversed(lines):
+        if "out of memory" in line.lower() or "OutOfMemoryError" in line or line.startswith("MemoryError"):
+            return f"out of memory: {line[:200]}"
+    if any(line == "FAIL" or line.startswith("FAIL") for line in lines[-5:]):
+        return "loss became NaN or exploded (the workload printed FAIL)"
+    for line in reversed(lines):
+        if line.startswith("error:"):
+            return line[:300]
+        if EXCEPTION.match(line):
+            return line[:300]
+    if result.returncode:
+        last = f": {lines[-1][:200]}" if lines else " and printed nothing"
+        return f"exit code {result.returncode}{last}"
+    if metric not in metrics:
+        return f"exited 0 but printed no {metric} (no summary block)"
+    value = metrics[metric]
+    if value != value:
+        return f"{metric} is NaN"
+    return ""
+
+
+def log_tail(path: str, lines: int = 50) -> str:
+    """The last lines of a log (the seed's tail -n 50), for crash reports."""
+    return "\n".join(read_tail(Path(path), 16384).splitlines()[-lines:])
+
+
+@hookimpl(trylast=True)
+def autoresearch_experiment_run(experiment) -> RunResult:
+    session = experiment.session
+    config = session.config
+    env = dict(os.environ, PYTHONUNBUFFERED="1", AUTORESEARCH_TAG=session.tag,
+               AUTORESEARCH_EXPERIMENT=experiment.nodeid)
+    if config.get("budget"):
+        env["AUTORESEARCH_TIME_BUDGET"] = f"{config.get('budget'):g}"
+
+    def on_progress(elapsed: float, line: str, loss: float | None) -> None:
+        config.hook.autoresearch_experiment_progress(experiment=experiment, elapsed=elapsed, line=line, loss=loss)
+
+    return run_command(command(config), experiment.workdir, experiment.log_path, env, timeout(config),
+                       on_start=session.record_pid, on_progress=on_progress)

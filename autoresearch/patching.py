@@ -1,0 +1,224 @@
+"""The patch engine: ``set``, ``replace`` and ``diff`` applied to the editable files.
+
+``set`` finds module-level assignments through the AST and splices the new value's source into
+exactly the bytes of the old value, so every other byte of the file is left as it was.
+"""
+from __future__ import annotations
+
+import ast
+import difflib
+import functools
+import operator
+import os
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from autoresearch.errors import PatchError
+from autoresearch.model import Hypothesis
+
+
+@dataclass
+class PatchResult:
+    """The editable files before and after a patch, and what changed."""
+
+    before: dict[str, str]
+    after: dict[str, str]
+    changes: list[tuple[str, str, str]] = field(default_factory=list)  # (NAME, old, new) of set
+
+    @property
+    def counts(self) -> tuple[int, int]:
+        """(lines added, lines removed) over all editable files."""
+        added = removed = 0
+        for path, old in self.before.items():
+            for line in difflib.unified_diff(old.splitlines(), self.after[path].splitlines(), lineterm="", n=0):
+                if line.startswith("+") and not line.startswith("+++"):
+                    added += 1
+                elif line.startswith("-") and not line.startswith("---"):
+                    removed += 1
+        return added, removed
+
+    def diff(self) -> str:
+        return "".join("".join(difflib.unified_diff(
+            old.splitlines(True), self.after[p].splitlines(True), f"a/{p}", f"b/{p}"))
+            for p, old in self.before.items())
+
+
+# -------------------------------------------------------------------------------------------
+# set
+
+
+_ARITH = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
+          ast.FloorDiv: operator.floordiv, ast.Mod: operator.mod, ast.Pow: operator.pow}
+
+
+def _value(node: ast.AST) -> Any:
+    """The value of a constant expression: a literal, or arithmetic on literals (``2**19``)."""
+    try:
+        return ast.literal_eval(node)
+    except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
+        pass
+    if isinstance(node, ast.BinOp) and type(node.op) in _ARITH:
+        left, right = _value(node.left), _value(node.right)
+        if isinstance(left, (int, float)) and isinstance(right, (int, float)) and (
+                not isinstance(node.op, ast.Pow) or abs(right) < 1e4):  # no 10**10**9 bombs
+            return _ARITH[type(node.op)](left, right)
+    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub):
+        return -_value(node.operand)
+    raise ValueError("not a constant expression")
+
+
+@functools.lru_cache(maxsize=64)
+def assignments(source: str) -> dict[str, tuple[int, int, Any, bool]]:
+    """Module-level ``NAME = value`` statements: name -> (start byte, end byte, value, known).
+
+    A name assigned more than once maps to None (ambiguous: use replace instead).
+    """
+    tree = ast.parse(source)
+    raw = source.encode()
+    starts = [0] + [m.end() for m in re.finditer(rb"\n", raw)]
+    table: dict[str, Any] = {}
+    for stmt in tree.body:
+        if isinstance(stmt, ast.Assign) and len(stmt.targets) == 1 and isinstance(stmt.targets[0], ast.Name):
+            name, node = stmt.targets[0].id, stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name) and stmt.value is not None:
+            name, node = stmt.target.id, stmt.value
+        else:
+            continue
+        begin = starts[node.lineno - 1] + node.col_offset
+        end = starts[node.end_lineno - 1] + node.end_col_offset  # type: ignore[operator]
+        try:
+            value, known = _value(node), True
+        except (ValueError, TypeError, ZeroDivisionError, OverflowError):
+            value, known = None, False
+        table[name] = None if name in table else (begin, end, value, known)
+    return table
+
+
+def _compatible(old: Any, new: Any) -> bool:
+    if isinstance(old, bool) or isinstance(new, bool):
+        return type(old) is type(new)
+    if isinstance(old, float) and isinstance(new, int):
+        return True
+    if isinstance(old, (list, tuple)) and isinstance(new, (list, tuple)):
+        return True
+    return type(old) is type(new)
+
+
+def render(new: Any, old: Any, old_src: str) -> str:
+    """Python source for `new`, in the old value's style (float stays float, tuple, quotes)."""
+    if isinstance(old, float) and isinstance(new, int) and not isinstance(new, bool):
+        new = float(new)
+    if isinstance(old, tuple) and isinstance(new, list):
+        new = tuple(new)
+    text = repr(new)
+    if isinstance(new, str) and old_src.startswith('"') and '"' not in new and "'" not in new:
+        text = '"' + text[1:-1] + '"'
+    return text
+
+
+def apply_set(source: str, values: tuple[tuple[str, Any], ...], filename: str,
+              allow_type_change: bool = False) -> tuple[str, list[tuple[str, str, str]]]:
+    """Assign constants by name; returns the new source and (NAME, old source, new source)."""
+    try:
+        table = assignments(source)
+    except SyntaxError as exc:
+        raise PatchError(f"{filename} does not parse ({exc.msg} at line {exc.lineno})") from None
+    raw = source.encode()
+    edits, changes = [], []
+    for name, new in values:
+        if name not in table:
+            close = difflib.get_close_matches(name, list(table), n=3, cutoff=0.6)
+            close += [n for n in table if n.lower() == name.lower() and n not in close]
+            hint = f"did you mean {', '.join(close)}?" if close else f"constants: {', '.join(sorted(table)[:12])}"
+            raise PatchError(f"set.{name}: {filename} has no module-level constant {name} ({hint})")
+        if table[name] is None:
+            raise PatchError(f"set.{name}: {name} is assigned more than once in {filename} (use replace)")
+        begin, end, old, known = table[name]
+        old_src = raw[begin:end].decode()
+        if known and not allow_type_change and not _compatible(old, new):
+            raise PatchError(f"set.{name}: type change from {type(old).__name__} ({old_src}) to "
+                             f"{type(new).__name__} ({new!r}) (give a {type(old).__name__}, or set "
+                             "allow_type_change = true)")
+        text = render(new, old if known else None, old_src)
+        edits.append((begin, end, text.encode()))
+        changes.append((name, old_src, text))
+    for begin, end, text in sorted(edits, reverse=True):
+        raw = raw[:begin] + text + raw[end:]
+    return raw.decode(), changes
+
+
+# -------------------------------------------------------------------------------------------
+# replace and diff
+
+
+def apply_replace(source: str, old: str, new: str, filename: str) -> str:
+    count = source.count(old)
+    first = old.strip().splitlines()[0] if old.strip() else old
+    if count == 0:
+        raise PatchError(f"replace: text not found in {filename}: {first[:60]!r} (give text that occurs exactly once)")
+    if count > 1:
+        raise PatchError(f"replace: text found {count} times in {filename}: {first[:60]!r} "
+                         "(add surrounding lines so it occurs exactly once)")
+    return source.replace(old, new, 1)
+
+
+def diff_paths(text: str) -> list[str]:
+    """The files a unified diff touches, as written in its headers (a/ and b/ stripped)."""
+    paths = []
+    for line in text.splitlines():
+        if line.startswith(("--- ", "+++ ")):
+            path = line[4:].split("\t")[0].strip()
+            if path == "/dev/null":
+                continue
+            if path[:2] in ("a/", "b/"):
+                path = path[2:]
+            paths.append(path)
+    if not paths:
+        raise PatchError("diff: no '--- a/FILE' / '+++ b/FILE' headers (give a unified diff, as git diff prints)")
+    return paths
+
+
+def check_diff_paths(text: str, editable: list[str], protected: list[str]) -> None:
+    for path in diff_paths(text):
+        pure = PurePosixPath(path)
+        if pure.is_absolute() or ".." in pure.parts or os.path.isabs(path):
+            raise PatchError(f"diff: {path} is outside the repository (only {', '.join(editable)} may change)")
+        if str(pure) in protected:
+            raise PatchError(f"diff: touches protected file {path} (protected: {', '.join(protected)})")
+        if str(pure) not in editable:
+            raise PatchError(f"diff: touches {path}, which is not editable (editable: {', '.join(editable)})")
+
+
+def apply_diff(texts: dict[str, str], diff: str) -> dict[str, str]:
+    """Apply a unified diff with ``git apply`` to copies of the editable files."""
+    with tempfile.TemporaryDirectory(prefix="autoresearch-diff-") as tmp:
+        for path, text in texts.items():
+            (Path(tmp) / path).parent.mkdir(parents=True, exist_ok=True)
+            (Path(tmp) / path).write_text(text)
+        proc = subprocess.run(["git", "apply", "--whitespace=nowarn", "-"], cwd=tmp, input=diff.encode(),
+                              capture_output=True, env={**os.environ, "GIT_CEILING_DIRECTORIES": tmp})
+        if proc.returncode:
+            msg = proc.stderr.decode(errors="replace").strip().splitlines()
+            raise PatchError(f"diff does not apply: {'; '.join(msg[:2]) or 'git apply failed'}")
+        return {path: (Path(tmp) / path).read_text() for path in texts}
+
+
+def apply_patch(h: Hypothesis, texts: dict[str, str], editable: list[str], protected: list[str]) -> PatchResult:
+    """Apply a hypothesis' patch to the editable files' texts (nothing is written)."""
+    target = h.file or editable[0]
+    if target not in texts:
+        raise PatchError(f"file: {target} is not an editable file (editable: {', '.join(editable)})")
+    after = dict(texts)
+    changes: list[tuple[str, str, str]] = []
+    if h.set:
+        after[target], changes = apply_set(after[target], h.set, target, h.allow_type_change)
+    for r in h.replace:
+        after[target] = apply_replace(after[target], r.old, r.new, target)
+    if h.diff:
+        check_diff_paths(h.diff, editable, protected)
+        after = apply_diff(after, h.diff)
+    return PatchResult(before=dict(texts), after=after, changes=changes)

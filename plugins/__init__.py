@@ -1,0 +1,1 @@
+"""The built-in plugins, installed as ``autoresearch.plugins``."""

@@ -1,0 +1,151 @@
+"""journal: ``experiments/journal.md``, append-only, in the ml-experiment journal's format.
+
+The PLANNED entry is written before the workload starts ("no new experiment without logging the
+hypothesis first"); the COMPLETED part is appended when the result is in, with a learning and a
+next step the tool derives from the result.
+"""
+from __future__ import annotations
+
+import datetime as dt
+import os
+from pathlib import Path
+
+from autoresearch import hookimpl
+from autoresearch.reports import Report
+
+
+@hookimpl
+def autoresearch_addoption(parser) -> None:
+    parser.addsetting("journal_path", default="experiments/journal.md",
+                      help="the experiment journal, relative to the project root (append-only)")
+
+
+def _number(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def duration(seconds: float) -> str:
+    m, s = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    return f"{h}h {m:02d}m {s:02d}s" if h else f"{m}m {s:02d}s"
+
+
+def learning(r: Report) -> str:
+    """One sentence the result supports."""
+    if r.status == "interrupted":
+        return "Nothing yet: the run was interrupted, and it runs again on --resume."
+    if r.status == "crash":
+        return f"This change crashed the run: {r.root_cause or 'see the log'}."
+    if r.is_baseline:
+        return f"The unmodified code scores {r.metric} {r.value:.6f}; every experiment of this run is compared with it."
+    change = ", ".join(f"{n} {o} → {v}" for n, o, v in r.changes) or r.description
+    imp = r.improvement
+    if imp is None:
+        return f"{change} produced no comparable {r.metric}."
+    word = "improved" if imp > 0 else "worsened" if imp < 0 else "did not change"
+    exp = f"; the hypothesis was {r.expectation}" if r.expectation else ""
+    return f"{change} {word} {r.metric} by {abs(imp):.4f} and was {'kept' if r.status == 'keep' else 'discarded'}{exp}."
+
+
+def next_step(r: Report) -> str:
+    """A suggestion derived from the result, such as the other direction for a worse parameter."""
+    cause = r.root_cause.lower()
+    if r.status == "interrupted":
+        return "Resume the run: autoresearch run --resume."
+    if r.status == "crash":
+        if "memory" in cause or "sigkill" in cause:
+            return "Cut memory (batch size, width or depth) before trying this idea again."
+        if "timeout" in cause:
+            return "Make each step cheaper or drop the idea: a timeout counts as a crash."
+        if "nan" in cause or "fail" in cause:
+            return "Lower the learning rate or add warm-up or clipping before retrying."
+        return "Fix the error if it is trivial (the seed allows two attempts); otherwise drop the idea."
+    if r.is_baseline:
+        return "Run the hypotheses against this baseline."
+    if len(r.changes) == 1:
+        name, old, new = r.changes[0]
+        a, b = _number(old), _number(new)
+        if a is not None and b is not None and a != b:
+            up = b > a
+            if r.status == "keep":
+                return f"Push further in the same direction: {name} {'above' if up else 'below'} {new}."
+            return f"Try the other direction: {name} {'below' if up else 'above'} {old}."
+    if r.status == "keep":
+        return "Build on it: combine with the next most promising idea."
+    imp = r.improvement or 0.0
+    if abs(imp) < 0.001:
+        return "Within noise: try a bolder version, or combine it with another near miss."
+    return "Drop the idea, or try a different mechanism for the same goal."
+
+
+def planned(exp, now: dt.datetime) -> str:
+    h = exp.hypothesis
+    metric = exp.session.config.get("metric")
+    base = exp.baseline_metrics.get(metric)
+    if h is None:
+        config = "- (none: the unmodified code)"
+        change, hypothesis, expected = "none: this is the baseline", "the unmodified code, to compare against", "a reference value"
+    else:
+        changes = exp.patch.changes if exp.patch else []
+        added, removed = (exp.patch.counts if exp.patch else (0, 0))
+        config = "\n".join(f"- {n}: {o} → {v}" for n, o, v in changes) or f"- (code change: +{added} -{removed} lines)"
+        kinds = "/".join(k for k, v in (("set", h.set), ("replace", h.replace), ("diff", h.diff)) if v) or "no patch"
+        change = f"{h.description} ({kinds} in {h.file or exp.session.config.editable[0]}; {h.nodeid}, commit {exp.commit[:7]})"
+        hypothesis = h.hypothesis
+        expected = "; ".join(f"{m} {e}" for m, e in h.expect) or f"{metric} better than the baseline (no expectation given)"
+    baseline = f"{metric} {base:.6f} (commit {exp.base_commit[:7]})" if base is not None else "none yet"
+    return (f"\n### {now:%Y-%m-%d %H:%M} — {exp.name}\n\n**Status**: PLANNED\n**Hypothesis**: {hypothesis}\n"
+            f"**Change**: {change}\n**Config**:\n{config}\n**Expected outcome**: {expected}\n**Baseline**: {baseline}\n")
+
+
+def completed(r: Report) -> str:
+    if r.status == "crash":
+        outcome = f"crash — {r.root_cause or 'unknown cause'} (log: {r.log_path})"
+    elif r.status == "interrupted":
+        outcome = f"interrupted — {r.root_cause} (log: {r.log_path})"
+    else:
+        others = ", ".join(f"{k} {v:g}" for k, v in r.metrics.items() if k != r.metric)
+        vs = f" ({r.value - r.baseline_value:+.6f} against the baseline)" if r.baseline_value is not None and r.value is not None else ""
+        verdict = "" if r.is_baseline else f"; {r.reason}"
+        outcome = f"{r.metric} {r.value:.6f}{vs}{verdict}" + (f"; {others}" if others else "")
+    if r.expectation:
+        delta = f"{r.expectation} — " + "; ".join(r.expectation_details)
+    elif r.is_baseline:
+        delta = "n/a (baseline)"
+    else:
+        delta = "no expectation was stated"
+    return (f"\n**Status**: COMPLETED\n**Actual outcome**: {outcome}\n**Delta**: {delta}\n"
+            f"**Duration**: {duration(r.duration)} wall, {r.duration / 3600:.3f} GPU-hours\n"
+            f"**Learning**: {learning(r)}\n**Next**: {next_step(r)}\n")
+
+
+class Journal:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def append(self, text: str) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        new = not self.path.exists()
+        with open(self.path, "a", encoding="utf-8") as f:
+            if new:
+                f.write("# Experiment journal\n\nAppend-only: written by autoresearch before and after every "
+                        "experiment (PLANNED, then COMPLETED).\n")
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+    @hookimpl
+    def autoresearch_experiment_logstart(self, experiment) -> None:
+        self.append(planned(experiment, dt.datetime.now()))
+
+    @hookimpl
+    def autoresearch_experiment_logreport(self, report: Report) -> None:
+        self.append(completed(report))
+
+
+@hookimpl
+def autoresearch_configure(config) -> None:
+    config.pluginmanager.register(Journal(config.rootdir / config.get("journal_path")), "journal-writer")

@@ -1,0 +1,72 @@
+"""junitxml: ``--junitxml PATH`` writes one test case per experiment, so a CI system shows
+research results the way it shows tests: keep passes, discard fails with its reason, crash is an
+error carrying the log's tail.
+"""
+from __future__ import annotations
+
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from autoresearch import hookimpl
+from autoresearch.reports import Report
+
+
+@hookimpl
+def autoresearch_addoption(parser) -> None:
+    parser.addoption("--junitxml", "--junit-xml", dest="junitxml", metavar="PATH", default=None, group="reporting",
+                     help="write a JUnit XML report of the experiments to PATH")
+
+
+def _text(s: str) -> str:
+    """XML 1.0 cannot hold most control characters: drop them."""
+    return "".join(c for c in s if c in "\t\n\r" or ord(c) >= 0x20)
+
+
+class LogXML:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.reports: list[Report] = []
+        self.started = time.time()
+
+    @hookimpl
+    def autoresearch_experiment_logreport(self, report: Report) -> None:
+        self.reports.append(report)
+
+    def element(self) -> ET.Element:
+        suite = ET.Element("testsuite", name="autoresearch", timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"),
+                           time=f"{time.time() - self.started:.3f}", tests=str(len(self.reports)),
+                           failures=str(sum(r.status == "discard" for r in self.reports)),
+                           errors=str(sum(r.status == "crash" for r in self.reports)),
+                           skipped=str(sum(r.status == "interrupted" for r in self.reports)))
+        for r in self.reports:
+            path, _, name = r.nodeid.rpartition("::")
+            case = ET.SubElement(suite, "testcase", classname=path.replace("/", ".") or "autoresearch",
+                                 name=_text(name or r.nodeid), time=f"{r.duration:.3f}")
+            props = ET.SubElement(case, "properties")
+            for key, value in [("commit", r.commit), ("status", r.status), ("expectation", r.expectation or ""),
+                               *((f"metric.{k}", f"{v:g}") for k, v in r.metrics.items())]:
+                ET.SubElement(props, "property", name=key, value=_text(str(value)))
+            if r.status == "discard":
+                ET.SubElement(case, "failure", message=_text(r.reason)).text = _text(
+                    "\n".join((r.reason, *r.expectation_details)))
+            elif r.status == "crash":
+                ET.SubElement(case, "error", message=_text(r.root_cause or r.reason)).text = _text(r.log_tail)
+            elif r.status == "interrupted":
+                ET.SubElement(case, "skipped", message=_text(r.reason))
+            ET.SubElement(case, "system-out").text = _text(f"{r.reason}\nlog: {r.log_path}")
+        return suite
+
+    @hookimpl
+    def autoresearch_sessionfinish(self, session, exitstatus) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        root = ET.Element("testsuites")
+        root.append(self.element())
+        ET.ElementTree(root).write(self.path, encoding="utf-8", xml_declaration=True)
+
+
+@hookimpl
+def autoresearch_configure(config) -> None:
+    path = config.getoption("junitxml")
+    if path:  # registered only when asked for, as pytest's LogXML is
+        config.pluginmanager.register(LogXML(Path(path).absolute()), "junitxml-writer")

@@ -1,0 +1,173 @@
+"""lessons: ``experiments/lessons.md``, distilled every N experiments and at the session's end.
+
+The distilled part sits between two marker comments and is rewritten each time; everything
+outside the markers (notes written by people) is kept word for word.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from autoresearch import hookimpl
+from autoresearch.reports import Report
+
+BEGIN = "<!-- autoresearch:lessons:begin (generated; edit outside these markers) -->"
+END = "<!-- autoresearch:lessons:end -->"
+HEAD = ("# Lessons\n\n## Notes\n\nWrite your own notes here, outside the generated block: they are kept "
+        "word for word.\n\n")
+
+
+@hookimpl
+def autoresearch_addoption(parser) -> None:
+    parser.addsetting("lessons_path", default="experiments/lessons.md",
+                      help="the distilled lessons, relative to the project root")
+    parser.addsetting("lessons_every", type="int", default=4,
+                      help="distil lessons after every N experiments (3-5 is the seed's advice) and at the end")
+
+
+def crash_kind(cause: str) -> str:
+    c = cause.lower()
+    for key, kind in (("timeout", "timeouts"), ("memory", "out-of-memory crashes"), ("sigkill", "kills (out of memory?)"),
+                      ("nan", "NaN/exploding losses"), ("fail", "NaN/exploding losses")):
+        if key in c:
+            return kind
+    return c.split(":")[0][:60] or "crashes"
+
+
+def _num(text: str) -> float | None:
+    try:
+        return float(text)
+    except ValueError:
+        return None
+
+
+def distil(reports: list[Report], today: str) -> str:
+    done = [r for r in reports if r.status != "interrupted"]
+    if not done:
+        return "_No experiments yet._\n"
+    metric, direction = done[0].metric, done[0].direction
+    better = (lambda a, b: a < b) if direction == "minimize" else (lambda a, b: a > b)
+    out = []
+    kept = [r for r in done if r.status == "keep" and r.value is not None]
+    if kept:
+        best = min(kept, key=lambda r: r.value if direction == "minimize" else -r.value)
+        base = next((r for r in done if r.is_baseline), None)
+        gain = f", {abs(best.value - base.value):.4f} better than the baseline" if base and base.value is not None else ""
+        out.append(f"**Best so far**: {metric} {best.value:.6f} — {best.description} "
+                   f"(commit {best.commit[:7]}{gain}). {len(done)} experiments: "
+                   + ", ".join(f"{n} {s}" for s, n in Counter(r.status for r in done).items()) + ".\n")
+    # one table per parameter
+    by_param: dict[str, list[tuple[Report, str, str]]] = defaultdict(list)
+    for r in done:
+        for name, old, new in r.changes:
+            by_param[name].append((r, old, new))
+    if by_param:
+        out.append("## Parameters\n")
+    for name in sorted(by_param):
+        rows = by_param[name]
+        out.append(f"### {name}\n\n| value | from | {metric} | outcome | date |\n|---|---|---|---|---|")
+        best_row = None
+        for r, old, new in rows:
+            value = f"{r.value:.6f}" if r.value is not None and r.status != "crash" else "—"
+            out.append(f"| {new} | {old} | {value} | {r.status}{' (' + r.expectation + ')' if r.expectation else ''} "
+                       f"| {dt.date.fromtimestamp(r.started).isoformat()} |")
+            if r.status == "keep" and r.value is not None and (best_row is None or better(r.value, best_row[0].value)):
+                best_row = (r, new)
+        out.append(f"\nBest so far: {name} = {best_row[1]} ({metric} {best_row[0].value:.6f}).\n" if best_row
+                   else f"\nBest so far: the original value ({rows[0][1]}); no change of {name} was kept.\n")
+    # lessons: one per experiment that changed something
+    lessons = []
+    for r in done:
+        if r.is_baseline:
+            continue
+        day = dt.date.fromtimestamp(r.started).isoformat()
+        what = ", ".join(f"{n} {o} → {v}" for n, o, v in r.changes) or r.description
+        if r.status == "crash":
+            lessons.append(f"- [{day}] {what}: crashed ({r.root_cause}). Source: experiment {r.nodeid}")
+        elif r.improvement is not None:
+            lessons.append(f"- [{day}] {what}: {r.metric} {r.value - r.baseline_value:+.4f}, {r.status}. "
+                           f"Source: experiment {r.nodeid}, commit {r.commit[:7]}")
+    if lessons:
+        out.append("## Lessons\n\n" + "\n".join(lessons) + "\n")
+    out.append("## Rules (hard-won)\n\n" + "\n".join(rules(done, today) or ["_None yet: rules need repeated evidence._"]) + "\n")
+    return "\n".join(out)
+
+
+def rules(done: list[Report], today: str) -> list[str]:
+    """ALWAYS/NEVER rules that at least two results support."""
+    out = []
+    crashes: dict[str, list[Report]] = defaultdict(list)
+    for r in done:
+        if r.status == "crash":
+            crashes[crash_kind(r.root_cause)].append(r)
+    for kind, rs in crashes.items():
+        if len(rs) >= 2:
+            names = ", ".join(r.name for r in rs[:4])
+            out.append(f"- NEVER repeat changes like {names} because {len(rs)} of them ended in {kind}. Learned: {today}")
+    moves: dict[tuple[str, bool], list[Report]] = defaultdict(list)
+    for r in done:
+        if len(r.changes) == 1 and r.status != "crash" and r.improvement is not None:
+            name, old, new = r.changes[0]
+            a, b = _num(old), _num(new)
+            if a is not None and b is not None and a != b:
+                moves[(name, b > a)].append(r)
+    for (name, up), rs in sorted(moves.items()):
+        verb = "raise" if up else "lower"
+        if len(rs) >= 2 and all(r.improvement < 0 for r in rs):
+            out.append(f"- NEVER {verb} {name} because all {len(rs)} tries made {rs[0].metric} worse. Learned: {today}")
+        elif len(rs) >= 2 and all(r.status == "keep" for r in rs):
+            out.append(f"- ALWAYS consider {verb}ing {name} when tuning because all {len(rs)} tries were kept. Learned: {today}")
+    return out
+
+
+def merge(existing: str, block: str) -> str:
+    """Replace the generated block; keep everything else word for word."""
+    generated = f"{BEGIN}\n{block.rstrip()}\n{END}"
+    if BEGIN in existing and END in existing:
+        before, rest = existing.split(BEGIN, 1)
+        after = rest.split(END, 1)[1]
+        return before + generated + after
+    prefix = existing if existing.strip() else HEAD
+    return prefix.rstrip("\n") + "\n\n" + generated + "\n"
+
+
+class Lessons:
+    def __init__(self, config) -> None:
+        self.config = config
+        self.path: Path = config.rootdir / config.get("lessons_path")
+        self.session = None
+        self.since = 0
+
+    def write(self) -> None:
+        if self.session is None:
+            return
+        existing = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
+        block = distil(self.session.history, dt.date.today().isoformat())
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        tmp.write_text(merge(existing, block), encoding="utf-8")
+        tmp.replace(self.path)
+
+    @hookimpl
+    def autoresearch_sessionstart(self, session) -> None:
+        self.session = session
+
+    @hookimpl
+    def autoresearch_experiment_teardown(self, experiment, report) -> None:
+        # the report has joined session.history by now (teardown follows logreport)
+        if report.status == "interrupted":
+            return
+        self.since += 1
+        if self.since >= self.config.get("lessons_every"):
+            self.since = 0
+            self.write()
+
+    @hookimpl
+    def autoresearch_sessionfinish(self, session, exitstatus) -> None:
+        self.write()
+
+
+@hookimpl
+def autoresearch_configure(config) -> None:
+    config.pluginmanager.register(Lessons(config), "lessons-writer")

@@ -1,0 +1,149 @@
+"""terminal: pytest-like output. A header, one line per experiment, a live progress line while
+training (on a terminal; plain lines in CI), and a closing summary with compute and cost.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from typing import TextIO
+
+from autoresearch import __version__, hookimpl
+from autoresearch.reports import Report
+
+COLORS = {"keep": "\033[32m", "discard": "\033[33m", "crash": "\033[31m", "interrupted": "\033[35m"}
+RESET = "\033[0m"
+PLAIN_EVERY = 30.0  # seconds between progress lines when not on a terminal
+
+
+@hookimpl
+def autoresearch_addoption(parser) -> None:
+    parser.addoption("-v", "--verbose", action="count", default=0, group="terminal",
+                     help="more detail: each verdict's reason and expectation")
+    parser.addoption("-q", "--quiet", action="count", default=0, group="terminal",
+                     help="less output: only the summary and crashes")
+    parser.addsetting("cost_per_hour", "--cost-per-hour", type="float", default=None, group="terminal",
+                      help="price of one GPU-hour, to report the run's cost")
+    parser.addsetting("gpus", type="int", default=1, group="terminal",
+                      help="GPUs one run uses, for the GPU-hours in the summary")
+
+
+def fmt_seconds(s: float) -> str:
+    m, sec = divmod(int(s), 60)
+    return f"{m}m{sec:02d}s" if m else f"{s:.1f}s"
+
+
+class Terminal:
+    def __init__(self, config, out: TextIO | None = None) -> None:
+        self.config = config
+        self.out = out or sys.stdout
+        self.verbosity = (config.getoption("verbose") or 0) - (config.getoption("quiet") or 0)
+        self.tty = self.out.isatty() and os.environ.get("TERM") != "dumb"
+        self.width = shutil.get_terminal_size((100, 20)).columns
+        self.session = None
+        self.live = False
+        self.last_plain = 0.0
+        self.reports: list[Report] = []
+
+    def write(self, text: str = "") -> None:
+        if self.live:
+            self.out.write("\r\033[K")
+            self.live = False
+        self.out.write(text + "\n")
+        self.out.flush()
+
+    def color(self, status: str) -> str:
+        return f"{COLORS.get(status, '')}{status}{RESET}" if self.tty else status
+
+    def rule(self, title: str) -> str:
+        pad = max(3, (min(self.width, 100) - len(title) - 2) // 2)
+        return f"{'=' * pad} {title} {'=' * pad}"
+
+    @hookimpl
+    def autoresearch_sessionstart(self, session) -> None:
+        self.session = session
+        if self.verbosity < 0:
+            return
+        from autoresearch.execute import command, timeout
+
+        c = self.config
+        budget = c.get("budget")
+        self.write(self.rule("autoresearch session starts"))
+        self.write(f"autoresearch {__version__}, python {sys.version.split()[0]} — root {c.rootdir}")
+        self.write(f"tag {session.tag} · branch {session.branch or '(no git)'} · budget "
+                   f"{f'{budget:g}s' if budget else 'the workload default'} (timeout {timeout(c):g}s) · "
+                   f"metric {c.get('metric')} ({c.get('direction')})")
+        if self.verbosity > 0:
+            self.write(f"command: {' '.join(command(c))} in {session.workdir}")
+        done = len(session.history)
+        self.write(f"collected {len(session.items)} hypotheses" + (f"; resuming after {done} finished" if done else ""))
+        self.write()
+
+    @hookimpl
+    def autoresearch_experiment_logstart(self, experiment) -> None:
+        self.started = time.monotonic()
+        if not self.tty and self.verbosity >= 0:
+            self.write(f"{experiment.nodeid} ... running")
+
+    @hookimpl
+    def autoresearch_experiment_progress(self, experiment, elapsed: float, line: str, loss: float | None) -> None:
+        if self.verbosity < 0:
+            return
+        budget = self.config.get("budget") or 300.0
+        loss_text = f" · loss {loss:.4f}" if loss is not None else ""
+        if self.tty:
+            frac = min(1.0, elapsed / budget)
+            bar = "#" * int(20 * frac) + "-" * (20 - int(20 * frac))
+            text = f"{experiment.nodeid[:50]} [{bar}] {fmt_seconds(elapsed)}{loss_text}"
+            self.out.write("\r\033[K" + text[: self.width - 1])
+            self.out.flush()
+            self.live = True
+        elif elapsed - self.last_plain >= PLAIN_EVERY or self.last_plain > elapsed:
+            self.last_plain = elapsed
+            self.write(f"    {experiment.nodeid} {fmt_seconds(elapsed)}{loss_text}")
+
+    @hookimpl
+    def autoresearch_experiment_logreport(self, report: Report) -> None:
+        self.reports.append(report)
+        if self.verbosity < 0 and report.status != "crash":
+            return
+        value = f"{report.metric} {report.value:.6f}" if report.value is not None else f"{report.metric} —"
+        delta = ""
+        if report.value is not None and report.baseline_value is not None and not report.is_baseline:
+            delta = f"{report.value - report.baseline_value:+.6f}"
+        expect = f" ({report.expectation})" if report.expectation else ""
+        self.write(f"{report.nodeid:<50} {value:<22} {delta:>10}  {self.color(report.status)}{expect}"
+                   f"  [{fmt_seconds(report.duration)}]")
+        if report.status == "crash":
+            self.write(f"    {report.root_cause}  (log: {report.log_path})")
+        elif self.verbosity > 0:
+            self.write(f"    {report.reason}")
+            for line in report.expectation_details:
+                self.write(f"    expect: {line}")
+
+    @hookimpl
+    def autoresearch_sessionfinish(self, session, exitstatus) -> None:
+        counts = {s: sum(1 for r in self.reports if r.status == s) for s in ("keep", "discard", "crash", "interrupted")}
+        parts = [f"{n} {s}" for s, n in counts.items() if n]
+        wall = time.time() - session.started
+        self.write()
+        self.write(self.rule(f"{', '.join(parts) or 'nothing ran'} in {fmt_seconds(wall)}"))
+        history = [r for r in session.history if r.status == "keep" and r.value is not None]
+        if history:
+            minimize = self.config.get("direction") == "minimize"
+            best = min(history, key=lambda r: r.value if minimize else -r.value)
+            base = next((r for r in session.history if r.is_baseline and r.value is not None), None)
+            total = f", {best.value - base.value:+.6f} from the baseline {base.value:.6f}" if base else ""
+            self.write(f"best {best.metric} {best.value:.6f}{total} — {best.description} "
+                       f"(commit {best.commit[:7]}{' on ' + session.branch if session.branch else ''})")
+        hours = sum(r.duration for r in self.reports) / 3600 * (self.config.get("gpus") or 1)
+        rate = self.config.get("cost_per_hour")
+        cost = f", ${hours * rate:.2f} at ${rate:g}/GPU-hour" if rate else ""
+        self.write(f"compute {hours:.3f} GPU-hours{cost}; results in {self.config.get('results_path', 'results.tsv')}, "
+                   f"journal in {self.config.get('journal_path', '-')}")
+
+
+@hookimpl
+def autoresearch_configure(config) -> None:
+    config.pluginmanager.register(Terminal(config), "terminal-reporter")
