@@ -1,6 +1,6 @@
 """The command line: ``autoresearch run | status | new | report``.
 
-Exit codes (:class:`autoresearch.ExitCode`): 0 the session completed, whatever the verdicts;
+Exit codes (autoresearch.ExitCode): 0 the session completed, whatever the verdicts;
 1 it stopped early at a crash (the baseline, or -x); 3 internal error; 4 usage or collection
 error; 5 nothing collected; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 """
@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         top, subs = make_parser(parser)
         args = top.parse_args(argv)
         if args.help or not args.subcommand:
-            print_help(top, subs)
+            print_help(top, subs, parser)
             return ExitCode.OK if args.help else ExitCode.USAGE_ERROR
         config = Config(rootdir, pm, parser, args)
         pm.hook.autoresearch_configure.call_historic(kwargs=dict(config=config))
@@ -97,10 +97,14 @@ def main(argv: list[str] | None = None) -> int:
         pm.hook.autoresearch_unconfigure(config=config)
 
 
-def print_help(top: argparse.ArgumentParser, subs: dict[str, argparse.ArgumentParser]) -> None:
+def print_help(top: argparse.ArgumentParser, subs: dict[str, argparse.ArgumentParser], parser: Parser) -> None:
     top.print_help()
     print("\n" + "=" * 100 + "\n")
     subs["run"].print_help()
+    print("\n[tool.autoresearch] settings in pyproject.toml (a flag, where shown, overrides the setting):")
+    for s in sorted(parser.settings.values(), key=lambda s: s.name):
+        flag = f" ({s.flags[0]})" if s.flags else ""
+        print(f"  {s.name}{flag} = {s.default!r}\n      {s.help}")
     print("\nMore: autoresearch COMMAND --help (status, new, report).")
 
 
