@@ -21,7 +21,7 @@ from autoresearch.patching import apply_patch
 
 NORECURSE = ("__pycache__", "node_modules", "venv", "*.egg-info", "build", "dist")
 NOT_HYPOTHESES = {"pyproject.toml", "conftest.py", "setup.py", "__init__.py"}
-MARKER = re.compile(r"@\s*(?:autoresearch\s*\.\s*)?hypothesis\b")
+MARKER = re.compile(r"^\s*(?:from\s+autoresearch\b|import\s+autoresearch\b)", re.MULTILINE)
 
 
 @hookimpl
@@ -47,7 +47,7 @@ def find_files(paths: list[Path], config) -> list[Path]:
     found: dict[Path, None] = {}
     for path in paths:
         if not path.exists():
-            raise UsageError(f"file or folder not found: {path}")
+            raise UsageError(f"file or folder not found: {relpath(path, config.rootdir)}")
         if path.is_file():
             found[path.resolve()] = None
             continue
@@ -129,7 +129,7 @@ def collect_toml(path: Path, rel: str) -> list[Hypothesis]:
 def collect_python(path: Path, rel: str, config) -> list[Hypothesis]:
     text = path.read_text(encoding="utf-8", errors="replace")
     if not MARKER.search(text):
-        return []  # a helper module or script: not a hypothesis file
+        return []  # a helper module or script that does not use autoresearch: not imported
     if not config.get("python_hypotheses"):
         raise CollectError(rel, 1, "Python hypothesis files are turned off (python_hypotheses = false); "
                                    "write hypotheses as TOML")
@@ -204,8 +204,9 @@ def keyword_matcher(expr: str):
         tok = take()
         if tok == "(":
             inner = parse_or()
-            if take() != ")":
+            if peek() != ")":
                 raise UsageError(f"-k {expr!r}: missing ')'")
+            take()
             return inner
         if tok in ("and", "or", ")"):
             raise UsageError(f"-k {expr!r}: unexpected {tok!r} (write words joined by and, or, not)")

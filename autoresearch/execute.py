@@ -52,14 +52,20 @@ def timeout(config) -> float:
     return max(2 * budget, budget + 60)
 
 
-def kill_group(pgid: int, grace: float = 2.0) -> None:
-    """SIGTERM the whole group, then SIGKILL whatever is left (grandchildren included)."""
+def kill_group(pgid: int, grace: float = 2.0, proc: subprocess.Popen | None = None) -> None:
+    """SIGTERM the whole group, then SIGKILL whatever is left (grandchildren included).
+
+    With `proc` (the group's leader, our child), waiting ends as soon as it has exited: its
+    zombie would otherwise keep the group looking alive for the whole grace period.
+    """
     try:
         os.killpg(pgid, signal.SIGTERM)
     except (ProcessLookupError, PermissionError):
         return
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            break
         try:
             os.killpg(pgid, 0)
         except (ProcessLookupError, PermissionError):
@@ -111,6 +117,7 @@ def run_command(cmd: list[str], cwd: Path, log_path: Path, env: dict[str, str], 
     if on_start:
         on_start(proc.pid)
     timed_out = False
+    killed_at = 0.0
     try:
         while True:
             try:
@@ -121,13 +128,14 @@ def run_command(cmd: list[str], cwd: Path, log_path: Path, env: dict[str, str], 
             elapsed = time.monotonic() - start
             if elapsed > limit:
                 timed_out = True
-                kill_group(proc.pid)
+                killed_at = elapsed
+                kill_group(proc.pid, proc=proc)
                 proc.wait()
                 break
             if on_progress:
                 on_progress(elapsed, *progress(read_tail(log_path)))
     except BaseException:  # Ctrl-C, SIGTERM: never leave the workload running
-        kill_group(proc.pid, grace=1.0)
+        kill_group(proc.pid, grace=1.0, proc=proc)
         proc.wait()
         raise
     finally:
@@ -136,7 +144,8 @@ def run_command(cmd: list[str], cwd: Path, log_path: Path, env: dict[str, str], 
         except (ProcessLookupError, PermissionError):
             pass
     rc = proc.returncode
-    return RunResult(returncode=None if timed_out else rc, duration=time.monotonic() - start,
+    return RunResult(returncode=None if timed_out else rc,
+                     duration=killed_at if timed_out else time.monotonic() - start,
                      log_path=str(log_path), timed_out=timed_out,
                      signal=-rc if rc is not None and rc < 0 and not timed_out else None)
 

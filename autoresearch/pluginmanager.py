@@ -42,7 +42,7 @@ class PluginManager(pluggy.PluginManager):
 
     def check_unknown_hooks(self, plugin: Any) -> None:
         """A plugin implementing a hook that does not exist is an error naming both."""
-        known = [n for n in dir(self.hook) if n.startswith("autoresearch_")]
+        known = [n for n, caller in vars(self.hook).items() if n.startswith("autoresearch_") and caller.has_spec()]
         for attr in dir(plugin):
             if attr.startswith("autoresearch_") and callable(getattr(plugin, attr, None)) and attr not in known:
                 name = self.get_name(plugin) or repr(plugin)

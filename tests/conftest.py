@@ -1,0 +1,116 @@
+"""Fixtures: real git repositories in temporary folders, with a fast fake workload.
+
+The fake ``train.py`` prints a summary computed from its own constants, so every outcome is
+known in advance: val_bpb = 1 + |LR - 0.03| * 10 + (DEPTH - 2) * 0.01, peak_vram_mb = 1024 * DEPTH.
+Its ``CRASH`` constant selects a failure mode.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from autoresearch.cli import main
+
+ROOT = Path(__file__).resolve().parents[1]
+
+FAKE_TRAIN = '''\
+LR = 0.01
+DEPTH = 4
+ACT = "relu"
+SLEEP = 0.0
+CRASH = ""
+import os, sys, time
+time.sleep(SLEEP)
+if CRASH == "exit":
+    print("Traceback (most recent call last):")
+    print("ValueError: synthetic failure")
+    sys.exit(3)
+if CRASH == "nan":
+    print("step 00001 (10.0%) | loss nan")
+    print("FAIL")
+    sys.exit(1)
+if CRASH == "oom":
+    raise MemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+if CRASH == "nosummary":
+    print("all done")
+    sys.exit(0)
+if CRASH == "hang":
+    time.sleep(600)
+val = 1.0 + abs(LR - 0.03) * 10 + (DEPTH - 2) * 0.01
+print("step 00001 (100.0%) | loss 2.500000 | remaining 0s", flush=True)
+print("---")
+print(f"val_bpb:          {val:.6f}")
+print(f"peak_vram_mb:     {1024.0 * DEPTH:.1f}")
+print(f"depth:            {DEPTH}")
+'''
+
+
+def git(cwd: Path, *args: str) -> str:
+    return subprocess.run(["git", *args], cwd=cwd, check=True, capture_output=True, text=True).stdout.strip()
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(textwrap.dedent(text))
+    return path
+
+
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A committed project with the fake workload; the current directory while the test runs."""
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "train.py").write_text(FAKE_TRAIN)
+    (root / "prepare.py").write_text("TIME_BUDGET = 300\n")
+    (root / "pyproject.toml").write_text(f'[tool.autoresearch]\ncommand = ["{sys.executable}", "train.py"]\n')
+    (root / "experiments").mkdir()
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.email", "test@example.com")
+    git(root, "config", "user.name", "Test")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "init")
+    monkeypatch.chdir(root)
+    return root
+
+
+def hyp(root: Path, name: str, body: str) -> Path:
+    """Write experiments/<name>.toml."""
+    return write(root / "experiments" / f"{name}.toml", body)
+
+
+def simple(root: Path, name: str, sets: str, expect: str = "", description: str | None = None) -> Path:
+    text = f'description = "{description or name}"\nhypothesis = "testing {name}"\n'
+    text += f"[set]\n{sets}\n"
+    if expect:
+        text += f"[expect]\n{expect}\n"
+    return hyp(root, name, text)
+
+
+class Result:
+    def __init__(self, rc: int, out: str, err: str) -> None:
+        self.rc, self.out, self.err = rc, out, err
+
+    def __repr__(self) -> str:
+        return f"<rc={self.rc}\nout={self.out}\nerr={self.err}>"
+
+
+@pytest.fixture
+def cli(capsys: pytest.CaptureFixture[str]):
+    """Run the autoresearch CLI in-process; returns rc, stdout, stderr."""
+
+    def run(*args: str) -> Result:
+        rc = main(list(args))
+        captured = capsys.readouterr()
+        return Result(int(rc), captured.out, captured.err)
+
+    return run
+
+
+def run_subprocess(root: Path, *args: str, env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "autoresearch", *args], cwd=root, capture_output=True,
+                          text=True, env={**os.environ, **(env or {})}, **kw)
