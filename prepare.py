@@ -215,8 +215,8 @@ def evaluate_bpb(model, val_data, device, batch_size: int = 32) -> float:
         for i in range(0, len(x_all), batch_size):
             x, y = x_all[i:i + batch_size].to(device), y_all[i:i + batch_size].to(device)
             logits = model(x).float()
-            total_nats += F.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1),
-                                          reduction="sum").item()
+            nats = F.cross_entropy(logits.view(-1, logits.size(-1)), y.reshape(-1), reduction="none")
+            total_nats += nats.cpu().double().sum().item()  # float64 sum (MPS has no float64)
     model.train(was_training)
     return total_nats / (math.log(2) * n)
 

@@ -56,6 +56,8 @@ def make_parser(parser: Parser) -> tuple[ArgumentParser, dict[str, ArgumentParse
     subs["report"].add_argument("--plot", metavar="FILE.png", default=None,
                                 help="also draw the metric per experiment: kept green and labelled, "
                                      "discarded grey, crashes red, with the running best")
+    subs["report"].add_argument("--cost-per-hour", dest="cost_per_hour", type=float, metavar="RATE", default=None,
+                                help="price of one GPU-hour for the cost table [cost_per_hour]")
     subs["report"].add_argument("-o", "--output", metavar="FILE.md", default=None, help="write the Markdown here")
     new = subs["new"]
     new.add_argument("description", help="one line: the commit subject")
