@@ -1,0 +1,47 @@
+"""One end-to-end run of the real reference workload through the runner, on the CPU.
+
+A few optimizer steps on a small corpus: the same train.py, prepare.py and runner as a real
+run, minus the wall time.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+
+from autoresearch.plugins.results_tsv import read_results
+from conftest import ROOT, git
+from test_workload import make_corpus, run_prepare
+
+
+def test_reference_workload_end_to_end(tmp_path):
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("train.py", "prepare.py"):
+        shutil.copy(ROOT / name, project)
+    (project / "pyproject.toml").write_text("[tool.autoresearch]\n")
+    (project / "experiments").mkdir()
+    (project / "experiments" / "lr.toml").write_text(
+        'description = "raise matrix LR"\nhypothesis = "faster progress in few steps"\n'
+        '[set]\nMATRIX_LR = 0.02\n[expect]\nval_bpb = "< baseline"\n')
+    (project / "experiments" / "bad_act.toml").write_text(
+        'description = "an activation that does not exist"\nhypothesis = "crashes at the first step"\n'
+        '[set]\nACTIVATION = "nope"\n')
+    git(project, "init", "-q")
+    git(project, "add", "-A")
+    git(project, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init")
+    cache = tmp_path / "cache"
+    assert run_prepare(cache, "--source", str(make_corpus(tmp_path / "src", files=40))).returncode == 0
+    env = {**os.environ, "AUTORESEARCH_CACHE": str(cache), "AUTORESEARCH_MAX_STEPS": "8"}
+    r = subprocess.run([sys.executable, "-m", "autoresearch", "run", "--budget", "5", "--tag", "e2e"], cwd=project,
+                       capture_output=True, text=True, env=env, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    rows = read_results(project / "results.tsv")
+    assert [x["description"] for x in rows] == ["baseline", "an activation that does not exist", "raise matrix LR"]
+    assert [x["status"] for x in rows][:2] == ["keep", "crash"]
+    assert rows[2]["status"] in ("keep", "discard")
+    assert 1.0 < float(rows[0]["val_bpb"]) < 8.5 and float(rows[0]["memory_gb"]) > 0
+    journal = (project / "experiments" / "journal.md").read_text()
+    assert "ValueError: unknown ACTIVATION 'nope' (relu2, gelu or silu)" in journal
+    assert "torch" not in r.stdout.lower()  # workload output stays in its log
