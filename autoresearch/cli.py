@@ -213,6 +213,11 @@ def cmd_run(config: Config) -> int:
             except UsageError as exc:
                 print(f"autoresearch: error: {exc}", file=sys.stderr)
                 status = ExitCode.USAGE_ERROR
+            except OSError as exc:  # a full disk, a read-only folder: stop cleanly, lose nothing
+                where = f" ({exc.filename})" if exc.filename else ""
+                print(f"autoresearch: error: {exc.strerror or exc}{where}; the experiment in progress was not "
+                      "recorded and runs again: fix this, then continue with --resume", file=sys.stderr)
+                status = ExitCode.STOPPED
             finally:
                 if session.shouldstop:
                     print(f"autoresearch: stopped: {session.shouldstop}", file=sys.stderr)

@@ -10,8 +10,10 @@ from pathlib import Path
 
 from autoresearch import hookimpl
 
-DEFAULT_PATTERN = r"^(?P<name>[A-Za-z_][\w.]*):[ \t]+(?P<value>[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))[ \t]*\r?$"
+# names are at most 64 characters: a bounded match keeps a scan of long lines linear and fast
+DEFAULT_PATTERN = r"^(?P<name>[A-Za-z_][\w.]{0,63}):[ \t]+(?P<value>[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))[ \t]*\r?$"
 CHUNK = 1 << 20
+MAX_LINE = 1 << 16
 
 
 @hookimpl
@@ -24,7 +26,16 @@ def autoresearch_addoption(parser) -> None:
                            "log line to read metrics")
 
 
+# The default pattern, rewritten to start with a literal newline: the regex engine then jumps
+# from one newline to the next instead of trying every byte (about 10x faster on long lines).
+# Each chunk is scanned with a newline in front, so the first line is matched as well.
+FAST_DEFAULT = re.compile(rb"\n(?P<name>[A-Za-z_][\w.]{0,63}):[ \t]+"
+                          rb"(?P<value>[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))[ \t]*\r?(?=\n)")
+
+
 def compile_pattern(pattern: str) -> re.Pattern[bytes]:
+    if pattern == DEFAULT_PATTERN:
+        return FAST_DEFAULT
     regex = re.compile(pattern.encode(), re.MULTILINE)
     if not {"name", "value"} <= set(regex.groupindex):
         raise ValueError("metric_pattern needs the named groups 'name' and 'value'")
@@ -34,21 +45,25 @@ def compile_pattern(pattern: str) -> re.Pattern[bytes]:
 def parse_metrics(log_path: Path, pattern: str = DEFAULT_PATTERN) -> dict[str, float]:
     regex = compile_pattern(pattern)
     metrics: dict[str, float] = {}
-    carry = b""
+    carry, skipping = b"", False
     with open(log_path, "rb") as f:
-        while True:
-            chunk = f.read(CHUNK)
-            if not chunk:
-                break
+        while chunk := f.read(CHUNK):
             data = carry + chunk
+            if skipping:  # inside a line too long to be a summary line: resume after it
+                newline = data.find(b"\n")
+                if newline < 0:
+                    carry = b""
+                    continue
+                data, skipping = data[newline + 1:], False
             cut = data.rfind(b"\n") + 1  # only complete lines; the rest waits for the next chunk
             data, carry = data[:cut], data[cut:]
-            if len(carry) > CHUNK:  # a line longer than a chunk is no summary line
-                carry = b""
-            for m in regex.finditer(data):
+            if len(carry) > MAX_LINE:
+                carry, skipping = b"", True
+            for m in regex.finditer(b"\n" + data):
                 _store(metrics, m)
-        for m in regex.finditer(carry):
-            _store(metrics, m)
+        if not skipping:
+            for m in regex.finditer(b"\n" + carry + b"\n"):
+                _store(metrics, m)
     return metrics
 
 

@@ -5,6 +5,7 @@ import hashlib
 import inspect
 import itertools
 import json
+import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
@@ -65,6 +66,9 @@ class Hypothesis:
 
 
 def _check_literal(value: Any) -> bool:
+    """A value `set` can write as Python source: literals only, and no nan or inf (not literals)."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return False
     if isinstance(value, (list, tuple)):
         return all(_check_literal(v) for v in value)
     if isinstance(value, dict):
@@ -115,7 +119,7 @@ def build(raw: dict[str, Any], path: str, line: int, default_name: str,
     for key, value in sets.items():
         if not _check_literal(value):
             raise fail(f"set.{key}: {type(value).__name__} is not a literal "
-                       "(allowed: numbers, strings, booleans, lists, tables)", key)
+                       "(allowed: finite numbers, strings, booleans, lists, tables)", key)
     replaces = raw.get("replace", [])
     if isinstance(replaces, dict):
         replaces = [replaces]

@@ -8,6 +8,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import signal
 import sys
@@ -21,6 +22,9 @@ from autoresearch.expect import evaluate
 from autoresearch.model import Hypothesis
 from autoresearch.patching import PatchResult, apply_patch
 from autoresearch.reports import Report, RunResult, Verdict
+
+
+TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class Terminated(BaseException):
@@ -80,6 +84,9 @@ class Session:
         self.config = config
         self.items: list[Hypothesis] = []
         self.tag: str = config.getoption("tag") or default_tag()
+        if not TAG.fullmatch(self.tag):
+            raise UsageError(f"--tag {self.tag!r}: a tag is letters, digits, '.', '_' and '-', starting "
+                             "with a letter or digit (it names the branch autoresearch/TAG)")
         self.resume: bool = bool(config.getoption("resume"))
         self.paths: list[Path] = []
         self.branch = ""

@@ -65,7 +65,7 @@ class GitPlugin:
         branch = f"autoresearch/{session.tag}"
         exists = any(h.name == branch for h in repo.heads)
         self.worktree = session.run_dir / "worktree"
-        if not session.history and not session.pending:
+        if not session.resume:
             if exists:
                 raise UsageError(f"branch {branch} already exists: resume that run with --resume --tag "
                                  f"{session.tag}, or start a new one with --tag NAME")
@@ -83,9 +83,9 @@ class GitPlugin:
             if not (self.worktree / ".git").exists():
                 git("worktree", "prune", cwd=root)
                 git("worktree", "add", "-q", "-f", str(self.worktree), branch, cwd=root, env=self.env)
-            if session.tip:  # undo whatever a killed runner left: an applied patch, a commit
-                self.run("reset", "-q", "--hard", session.tip)
-                self.run("clean", "-q", "-fd")
+            # undo whatever a killed runner left behind: an applied patch, an experiment's commit
+            self.run("reset", "-q", "--hard", session.tip or "HEAD")
+            self.run("clean", "-q", "-fd")
         session.workdir = self.worktree
         session.tip = self.run("rev-parse", "HEAD")
         session.branch = branch

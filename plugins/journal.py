@@ -138,6 +138,13 @@ class Journal:
             os.fsync(f.fileno())
 
     @hookimpl
+    def autoresearch_sessionstart(self, session) -> None:
+        if session.pending:  # a runner was killed mid-experiment: say so before it runs again
+            self.append(f"\n> **Resumed** {dt.datetime.now():%Y-%m-%d %H:%M}: the runner stopped during "
+                        f"{session.pending['nodeid']} (experiment {session.pending['seq']}); any entry above "
+                        "for it is superseded by the one below.\n")
+
+    @hookimpl
     def autoresearch_experiment_logstart(self, experiment) -> None:
         self.append(planned(experiment, dt.datetime.now()))
 
