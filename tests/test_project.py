@@ -50,3 +50,14 @@ def test_examples_collect_cleanly():
     kinds = r.stdout
     assert "replace 1 text" in kinds and "diff" in kinds and "→" in kinds  # every patch kind
     assert "val_bpb < baseline - 0.001; peak_vram_mb <= baseline * 1.05" in kinds  # multi-metric
+
+
+def test_every_test_the_readme_guarantees_exists():
+    import ast
+
+    text = (ROOT / "README.md").read_text()
+    named = set(re.findall(r"`(test_\w+\.py)::(test_\w+)", text))
+    assert len(named) >= 20
+    for module, name in named:
+        tree = ast.parse((ROOT / "tests" / module).read_text())
+        assert name in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}, (module, name)

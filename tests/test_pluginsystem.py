@@ -1,0 +1,99 @@
+"""The plugin system: entry points, -p, hook order, the progress hook, and the hook contract."""
+from __future__ import annotations
+
+import inspect
+import json
+
+from autoresearch import hookspec
+from autoresearch.plugins.results_tsv import read_results
+from conftest import git, run_subprocess, simple, write
+
+RECORDER = '''
+import json, os
+from autoresearch import hookimpl
+
+OUT = os.environ["RECORD_TO"]
+
+
+def record(*event):
+    with open(OUT, "a") as f:
+        f.write(json.dumps(event) + "\\n")
+
+
+@hookimpl
+def autoresearch_sessionstart(session):
+    record("sessionstart", session.tag)
+
+
+@hookimpl
+def autoresearch_experiment_progress(experiment, elapsed, line, loss):
+    record("progress", experiment.name, round(elapsed, 1), line, loss)
+
+
+@hookimpl
+def autoresearch_experiment_logreport(report):
+    record("logreport", report.name, report.status)
+'''
+
+
+def test_entry_point_plugin_is_loaded_and_can_be_blocked(repo, tmp_path):
+    site = tmp_path / "site"
+    write(site / "recorder_plugin.py", RECORDER)
+    dist = site / "recorder_plugin-1.0.dist-info"
+    write(dist / "METADATA", "Metadata-Version: 2.1\nName: recorder-plugin\nVersion: 1.0\n")
+    write(dist / "entry_points.txt", "[autoresearch]\nrecorder = recorder_plugin\n")
+    simple(repo, "a", "LR = 0.02")
+    out = tmp_path / "events.jsonl"
+    env = {"PYTHONPATH": str(site), "RECORD_TO": str(out)}
+    r = run_subprocess(repo, "run", "--tag", "t1", env=env)
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(x) for x in out.read_text().splitlines()]
+    assert events[0] == ["sessionstart", "t1"]
+    assert ["logreport", "a", "keep"] in events
+    out.unlink()
+    r = run_subprocess(repo, "run", "--tag", "t2", "-p", "no:recorder", env=env)
+    assert r.returncode == 0 and not out.exists()
+
+
+def test_dash_p_loads_a_module_and_progress_is_followed(repo, tmp_path):
+    write(tmp_path / "site" / "myplugin.py", RECORDER)
+    (repo / "train.py").write_text((repo / "train.py").read_text().replace(
+        "time.sleep(SLEEP)", 'print("step 00001 (1.0%) | loss 3.250000 | remaining 9s", flush=True)\ntime.sleep(SLEEP)'))
+    git(repo, "commit", "-qam", "early progress line")
+    simple(repo, "a", "SLEEP = 1.6")
+    out = tmp_path / "events.jsonl"
+    r = run_subprocess(repo, "run", "--tag", "t1", "-p", "myplugin",
+                       env={"PYTHONPATH": str(tmp_path / "site"), "RECORD_TO": str(out)})
+    assert r.returncode == 0, r.stderr
+    progress = [e for e in map(json.loads, out.read_text().splitlines()) if e[0] == "progress" and e[1] == "a"]
+    assert progress, "the progress hook was never called while the workload trained"
+    assert progress[-1][3] == "step 00001 (1.0%) | loss 3.250000 | remaining 9s" and progress[-1][4] == 3.25
+    assert [e[2] for e in progress] == sorted(e[2] for e in progress)
+    r = run_subprocess(repo, "run", "--tag", "t2", "-p", "nosuchplugin")
+    assert r.returncode == 4 and "-p nosuchplugin: cannot import plugin module 'nosuchplugin'" in r.stderr
+
+
+def test_every_hook_is_documented_and_prefixed():
+    specs = [f for name, f in inspect.getmembers(hookspec, inspect.isfunction) if hasattr(f, "autoresearch_spec")]
+    assert len(specs) >= 15
+    for f in specs:
+        assert f.__name__.startswith("autoresearch_")
+        doc = inspect.getdoc(f) or ""
+        assert doc.strip(), f.__name__
+        for param in inspect.signature(f).parameters:
+            assert f":param {param}:" in doc, (f.__name__, param)
+    firstresult = {f.__name__ for f in specs if f.autoresearch_spec.get("firstresult")}
+    assert firstresult == {"autoresearch_collect_file", "autoresearch_experiment_run", "autoresearch_make_verdict"}
+    for name in firstresult:
+        assert "Stops at first non-None result." in inspect.getdoc(getattr(hookspec, name))
+
+
+def test_terminal_prints_plain_progress_lines_when_not_a_tty(repo, cli, monkeypatch):
+    import autoresearch.plugins.terminal as terminal
+
+    monkeypatch.setattr(terminal, "PLAIN_EVERY", 0.4)
+    simple(repo, "a", "SLEEP = 1.2")
+    r = cli("run", "--tag", "t1")
+    assert "experiments/a.toml::a ... running" in r.out
+    assert "    experiments/a.toml::a 0." in r.out or "    experiments/a.toml::a 1." in r.out
+    assert [x["status"] for x in read_results(repo / "results.tsv")] == ["keep", "discard"]
