@@ -15,7 +15,6 @@ import time
 T0 = time.time()  # start-up is measured from here, before torch is imported
 
 import math
-import os
 import resource
 import sys
 

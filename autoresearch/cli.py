@@ -169,7 +169,8 @@ def show_collection(config: Config, items: list[Any]) -> None:
 
 def cmd_run(config: Config) -> int:
     from autoresearch.collect import collect
-    from autoresearch.session import Lock, Session, Terminated, install_sigterm, run_session
+    from autoresearch.runner import Lock, Terminated, install_sigterm, run_session
+    from autoresearch.session import Session
 
     session = Session(config)
     paths = config.option.file_or_dir or config.get("paths")

@@ -6,7 +6,6 @@ defaults (LR 0.01, DEPTH 4) the baseline scores 1.22.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
 import sys
