@@ -174,7 +174,9 @@ def cmd_run(config: Config) -> int:
 
     session = Session(config)
     paths = config.option.file_or_dir or config.get("paths")
-    session.paths = [config.rootdir / p if not os.path.isabs(p) and not Path(p).exists() else Path(p) for p in paths]
+    # a PATH given on the command line is relative to the current folder; a setting, to the root
+    base = Path.cwd() if config.option.file_or_dir else config.rootdir
+    session.paths = [(base / p).absolute() for p in paths]
     items, errors = collect(config, session.paths, config.hook)
     config.hook.autoresearch_collection_modifyitems(session=session, config=config, items=items)
     session.items = order_by_baseline(items)

@@ -19,9 +19,10 @@ from autoresearch.errors import CollectError, PatchError, UsageError
 from autoresearch.model import Hypothesis, build, from_function
 from autoresearch.patching import apply_patch
 
-NORECURSE = ("__pycache__", "node_modules", "venv", "*.egg-info", "build", "dist")
+NORECURSE = ("__pycache__", "node_modules", "venv", "*.egg-info", "build", "dist", "tests", "test")
 NOT_HYPOTHESES = {"pyproject.toml", "conftest.py", "setup.py", "__init__.py"}
-MARKER = re.compile(r"^\s*(?:from\s+autoresearch\b|import\s+autoresearch\b)", re.MULTILINE)
+# a Python file is imported only if it decorates something with @hypothesis (or @autoresearch.hypothesis)
+MARKER = re.compile(r"^\s*@\s*(?:autoresearch\s*\.\s*)?hypothesis\b", re.MULTILINE)
 
 
 @hookimpl
@@ -129,7 +130,7 @@ def collect_toml(path: Path, rel: str) -> list[Hypothesis]:
 def collect_python(path: Path, rel: str, config) -> list[Hypothesis]:
     text = path.read_text(encoding="utf-8", errors="replace")
     if not MARKER.search(text):
-        return []  # a helper module or script that does not use autoresearch: not imported
+        return []  # a helper module or a script: never imported
     if not config.get("python_hypotheses"):
         raise CollectError(rel, 1, "Python hypothesis files are turned off (python_hypotheses = false); "
                                    "write hypotheses as TOML")

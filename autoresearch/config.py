@@ -6,6 +6,7 @@ ini key and as a flag, is listed by ``--help``, and is type-checked where it is 
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 import tomllib
 from dataclasses import dataclass
@@ -14,13 +15,14 @@ from typing import Any, Callable
 
 from autoresearch.errors import UsageError
 
-TYPES: dict[str, Callable[[str], Any]] = {"str": str, "int": int, "float": float, "list": lambda s: [x for x in s.split(",") if x]}
+TYPES: dict[str, Callable[[str], Any]] = {"str": str, "int": int, "float": float, "args": shlex.split,
+                                          "list": lambda s: [x for x in s.split(",") if x]}
 
 
 @dataclass(frozen=True)
 class Setting:
     name: str
-    type: str  # str, int, float, bool, list
+    type: str  # str, int, float, bool, list (comma-separated on the command line), args (shell-style)
     default: Any
     help: str
     flags: tuple[str, ...]
@@ -85,14 +87,16 @@ def read_ini(rootdir: Path) -> dict[str, Any]:
 
 
 def _check(setting: Setting, value: Any, where: str) -> Any:
-    want = {"str": str, "int": int, "float": (int, float), "bool": bool, "list": list}[setting.type]
+    want = {"str": str, "int": int, "float": (int, float), "bool": bool, "list": list, "args": list}[setting.type]
     if setting.type == "list" and isinstance(value, str):
         value = [value]
+    if setting.type == "args" and isinstance(value, str):
+        value = shlex.split(value)
     ok = isinstance(value, want) and not (setting.type in ("int", "float") and isinstance(value, bool))
-    if setting.type == "list" and ok:
+    if setting.type in ("list", "args") and ok:
         ok = all(isinstance(v, str) for v in value)
     if value is not None and not ok:
-        raise UsageError(f"{where}: {setting.name} must be {'a list of strings' if setting.type == 'list' else 'a ' + setting.type}, "
+        raise UsageError(f"{where}: {setting.name} must be {'a list of strings' if setting.type in ('list', 'args') else 'a ' + setting.type}, "
                          f"got {value!r} ({setting.help})")
     if setting.choices and value is not None and value not in setting.choices:
         raise UsageError(f"{where}: {setting.name} = {value!r} is not allowed (allowed: {', '.join(setting.choices)})")

@@ -26,9 +26,9 @@ TAIL_BYTES = 4096
 
 @hookimpl
 def autoresearch_addoption(parser) -> None:
-    parser.addsetting("command", "--command", type="list", default=[],
-                      help="the workload command, as a list of arguments (no shell); default: this "
-                           "Python running the first editable file")
+    parser.addsetting("command", "--command", type="args", default=[],
+                      help="the workload command: a list of arguments, or one string split as a shell "
+                           "would (no shell runs it); default: this Python running the first editable file")
     parser.addsetting("budget", "--budget", type="float", default=None,
                       help="training budget in seconds, passed to the workload as "
                            "AUTORESEARCH_TIME_BUDGET; default: the workload's own (300 s)")
@@ -39,10 +39,7 @@ def autoresearch_addoption(parser) -> None:
 
 
 def command(config) -> list[str]:
-    cmd = config.get("command")
-    if isinstance(cmd, str):
-        cmd = shlex.split(cmd)
-    return list(cmd) or [sys.executable, config.editable[0]]
+    return list(config.get("command")) or [sys.executable, config.editable[0]]
 
 
 def timeout(config) -> float:

@@ -29,7 +29,7 @@ class PatchResult:
     after: dict[str, str]
     changes: list[tuple[str, str, str]] = field(default_factory=list)  # (NAME, old, new) of set
 
-    @property
+    @functools.cached_property
     def counts(self) -> tuple[int, int]:
         """(lines added, lines removed) over all editable files."""
         added = removed = 0

@@ -56,12 +56,13 @@ def run_experiment(session: Session, seq: int, hypothesis: Hypothesis | None) ->
         session.append_ledger({"event": "start", "seq": seq, "key": hypothesis.key if hypothesis else "",
                                "nodeid": exp.nodeid, "time": time.time()})
         try:
+            if exp.base_error:
+                raise PatchError(exp.base_error)
             hook.autoresearch_experiment_setup(experiment=exp)
-        except PatchError as exc:  # the branch moved on since collection: the patch no longer applies
+        except PatchError as exc:  # nothing to run: recorded as a crash, and the loop goes on
             hook.autoresearch_experiment_logstart(experiment=exp)
             result = RunResult(returncode=None, duration=0.0, log_path="")
-            verdict = Verdict("crash", f"crash: patch does not apply to the current tip: {exc}")
-            return finish(exp, result, {}, verdict, root_cause=f"patch does not apply: {exc}")
+            return finish(exp, result, {}, Verdict("crash", f"crash: {exc}"), root_cause=str(exc))
         hook.autoresearch_experiment_logstart(experiment=exp)
         result = hook.autoresearch_experiment_run(experiment=exp)
         assert result is not None

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from autoresearch import hookimpl
-from autoresearch.errors import UsageError
+from autoresearch.errors import PatchError, UsageError
 from autoresearch.model import Hypothesis
 from autoresearch.patching import PatchResult, apply_patch
 from autoresearch.reports import Report, RunResult, Verdict
@@ -58,7 +58,11 @@ class Experiment:
         slug = "".join(c if c.isalnum() else "-" for c in self.name)[:48].strip("-")
         self.log_path = session.run_dir / "logs" / f"{seq:03d}-{slug}.log"
         self.workdir: Path = session.workdir  # type: ignore[assignment]
-        self.base_commit, self.baseline_metrics = session.resolve_base(hypothesis)
+        self.base_error = ""
+        try:
+            self.base_commit, self.baseline_metrics = session.resolve_base(hypothesis)
+        except PatchError as exc:
+            self.base_commit, self.baseline_metrics, self.base_error = session.tip, {}, str(exc)
         self.commit = self.base_commit
         self.patch: PatchResult | None = None
         self.started = time.time()
@@ -166,8 +170,8 @@ class Session:
         else:
             named = [r for r in self.history if r.name == h.baseline and r.commit]
             commit = named[-1].commit if named else h.baseline
-            if not named and not any(c in "0123456789abcdef" for c in h.baseline[:1]):
-                raise UsageError(f"{h.nodeid}: baseline {h.baseline!r} has not run yet in this run")
+            if not named and not re.fullmatch(r"[0-9a-f]{7,40}", h.baseline):
+                raise PatchError(f"its baseline {h.baseline!r} has not run in this run (was it deselected?)")
         return commit, self.metrics_of(commit)
 
     def protected_digest(self) -> dict[str, str | None]:
@@ -209,7 +213,10 @@ def autoresearch_experiment_setup(experiment: Experiment) -> None:
     from autoresearch.collect import editable_texts
 
     texts = editable_texts(config, experiment.workdir)
-    experiment.patch = apply_patch(experiment.hypothesis, texts, config.editable, config.protected)
+    try:
+        experiment.patch = apply_patch(experiment.hypothesis, texts, config.editable, config.protected)
+    except PatchError as exc:  # the branch moved on since collection
+        raise PatchError(f"patch does not apply to the current tip: {exc}") from None
     for name, text in experiment.patch.after.items():
         if text != texts[name]:
             (experiment.workdir / name).write_text(text)

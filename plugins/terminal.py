@@ -82,7 +82,6 @@ class Terminal:
 
     @hookimpl
     def autoresearch_experiment_logstart(self, experiment) -> None:
-        self.started = time.monotonic()
         if not self.tty and self.verbosity >= 0:
             self.write(f"{experiment.nodeid} ... running")
 

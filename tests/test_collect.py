@@ -183,6 +183,10 @@ def test_python_file_raising_on_import(repo, cli):
         from autoresearch import hypothesis
         import os
         raise RuntimeError("no GPU here")
+
+        @hypothesis(description="never reached")
+        def unreachable(patch):
+            """Why."""
     ''')
     assert error_of(cli) == "ERROR experiments/boom.py:4: raised RuntimeError on import: no GPU here"
 

@@ -283,7 +283,18 @@ def test_patch_that_no_longer_applies_after_a_keep_is_a_crash(repo, cli):
     assert r.rc == 0
     rows = read_results(repo / "results.tsv")
     assert [x["status"] for x in rows] == ["keep", "keep", "crash"]
-    assert "patch does not apply: replace: text not found" in (repo / "experiments" / "journal.md").read_text()
+    journal = (repo / "experiments" / "journal.md").read_text()
+    assert "crash — patch does not apply to the current tip: replace: text not found in train.py" in journal
+
+
+def test_a_deselected_named_baseline_is_a_recorded_crash(repo, cli):
+    simple(repo, "a", "LR = 0.02")
+    hyp(repo, "b", 'description = "on a"\nhypothesis = "x"\nbaseline = "a"\n[set]\nDEPTH = 3\n')
+    simple(repo, "c", "LR = 0.03")
+    r = cli("run", "--tag", "t1", "-k", "not a.toml")
+    assert r.rc == 0, r
+    assert [x["status"] for x in read_results(repo / "results.tsv")] == ["keep", "crash", "keep"]
+    assert "its baseline 'a' has not run in this run (was it deselected?)" in r.out
 
 
 def test_second_runner_is_refused_and_told_who_holds_the_lock(repo):
@@ -370,3 +381,23 @@ def test_sigint_records_interrupted_and_resets(repo):
     journal = (repo / "experiments" / "journal.md").read_text()
     assert "interrupted — interrupted by SIGINT (Ctrl-C) before the run finished" in journal
     assert "1 keep, 1 interrupted" in out
+
+
+def test_command_as_one_string_is_split_like_a_shell_would(repo, cli):
+    (repo / "pyproject.toml").write_text(f"[tool.autoresearch]\ncommand = \"'{sys.executable}' train.py\"\n")
+    git(repo, "commit", "-qam", "string command")
+    simple(repo, "a", "LR = 0.02")
+    assert cli("run", "--tag", "t1").rc == 0
+    simple(repo, "b", "DEPTH = 3")
+    r = cli("run", "--resume", "--command", f"{sys.executable} -u train.py", "-v")
+    assert f"command: {sys.executable} -u train.py in" in r.out
+    assert [x["status"] for x in read_results(repo / "results.tsv")] == ["keep", "keep", "keep"]
+
+
+def test_run_dot_collects_only_hypothesis_files(repo, cli):
+    simple(repo, "a", "LR = 0.02")
+    write(repo / "tests" / "test_x.py", 'TEXT = """\n@hypothesis(description="in a test")\n"""\nraise SystemExit(1)\n')
+    write(repo / "tools" / "script.py", "import autoresearch\nraise SystemExit('a script, not a hypothesis file')\n")
+    r = cli("run", "--collect-only", ".")
+    assert r.rc == 0, r
+    assert [line for line in r.out.splitlines() if "::" in line] == ["experiments/a.toml::a"]
