@@ -163,8 +163,9 @@ def autoresearch_experiment_progress(experiment: Experiment, elapsed: float, lin
 def autoresearch_parse_metrics(experiment: Experiment, log_path: Path) -> dict[str, float] | None:
     """Read metrics from a finished run's log.
 
-    All implementations are called; their dictionaries are merged, later plugins (those
-    registered first run last) overriding earlier ones for the same name.
+    All implementations are called and their dictionaries merged: for a name two plugins both
+    return, the plugin registered later wins (a ``conftest.py``, an installed or a ``-p``
+    plugin over the built-in summary-line parser).
 
     :param experiment: The experiment.
     :param log_path: The workload's log file.

@@ -82,6 +82,7 @@ class Terminal:
 
     @hookimpl
     def autoresearch_experiment_logstart(self, experiment) -> None:
+        self.last_plain = 0.0
         if not self.tty and self.verbosity >= 0:
             self.write(f"{experiment.nodeid} ... running")
 
@@ -98,7 +99,7 @@ class Terminal:
             self.out.write("\r\033[K" + text[: self.width - 1])
             self.out.flush()
             self.live = True
-        elif elapsed - self.last_plain >= PLAIN_EVERY or self.last_plain > elapsed:
+        elif elapsed - self.last_plain >= PLAIN_EVERY:
             self.last_plain = elapsed
             self.write(f"    {experiment.nodeid} {fmt_seconds(elapsed)}{loss_text}")
 

@@ -95,5 +95,6 @@ def test_terminal_prints_plain_progress_lines_when_not_a_tty(repo, cli, monkeypa
     simple(repo, "a", "SLEEP = 1.2")
     r = cli("run", "--tag", "t1")
     assert "experiments/a.toml::a ... running" in r.out
-    assert "    experiments/a.toml::a 0." in r.out or "    experiments/a.toml::a 1." in r.out
+    progress = [line for line in r.out.splitlines() if line.startswith("    experiments/a.toml::a ")]
+    assert progress and all(float(line.split()[-1].rstrip("s")) >= 0.4 for line in progress)
     assert [x["status"] for x in read_results(repo / "results.tsv")] == ["keep", "discard"]
