@@ -7,7 +7,6 @@ error; 5 nothing collected; 130 interrupted (Ctrl-C); 143 terminated (SIGTERM).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import sys
@@ -306,21 +305,15 @@ COMMAND_FUNCS: dict[str, Callable[[Config], int]] = {"run": cmd_run, "status": c
 
 def load_reports(config: Config, tag: str | None = None) -> tuple[str, list[Any]]:
     """The finished reports of a run (default: the latest), read from its ledger."""
-    from autoresearch.reports import Report
+    from autoresearch.session import Session
 
     current = config.state_dir / "current"
     tag = tag or (current.read_text().strip() if current.is_file() else None)
     if not tag:
         raise UsageError(f"no runs yet in {config.state_dir} (start one with autoresearch run)")
-    ledger = config.state_dir / "runs" / tag / "ledger.jsonl"
-    if not ledger.is_file():
+    session = Session(config)
+    session.tag = tag
+    if not session.ledger_path.is_file():
         raise UsageError(f"no run tagged {tag!r} in {config.state_dir}")
-    reports: dict[int, Any] = {}
-    for line in ledger.read_text().splitlines():
-        try:
-            entry = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if entry.get("event") == "done":
-            reports[entry["report"]["seq"]] = Report.from_dict(entry["report"])
-    return tag, [reports[k] for k in sorted(reports)]
+    session.load()
+    return tag, sorted(session.history, key=lambda r: r.seq)

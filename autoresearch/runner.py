@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from autoresearch.errors import PatchError, UsageError
+from autoresearch.execute import diagnose, log_tail, timeout
 from autoresearch.expect import evaluate
 from autoresearch.model import Hypothesis
 from autoresearch.reports import Report, RunResult, Verdict
@@ -81,8 +82,6 @@ def run_experiment(session: Session, seq: int, hypothesis: Hypothesis | None) ->
 
 def finish(exp: Experiment, result: RunResult, metrics: dict[str, float], verdict: Verdict,
            root_cause: str | None = None) -> Report:
-    from autoresearch.execute import diagnose, log_tail, timeout
-
     session, config = exp.session, exp.session.config
     metric = config.get("metric")
     h = exp.hypothesis

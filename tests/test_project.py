@@ -61,3 +61,17 @@ def test_every_test_the_readme_guarantees_exists():
     for module, name in named:
         tree = ast.parse((ROOT / "tests" / module).read_text())
         assert name in {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}, (module, name)
+
+
+def test_the_example_conftest_adds_tokens_per_second(tmp_path):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("example_conftest", ROOT / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    log = tmp_path / "run.log"
+    log.write_text("step 00001 | loss 2.0\n" * 5000 + "---\nval_bpb:          2.459734\n"
+                   "training_seconds: 60.2\ntotal_tokens_M:   1.0\n")
+    assert module.autoresearch_parse_metrics(None, log) == {"tokens_per_second": 16611.3}
+    log.write_text("crashed\n")
+    assert module.autoresearch_parse_metrics(None, log) is None
