@@ -52,7 +52,10 @@ class GitPlugin:
         if not repo.head.is_valid():
             raise UsageError(f"{root}: the repository has no commit yet; commit {', '.join(self.config.editable)} "
                              "first (the run starts from HEAD)")
-        if not repo.config_reader().has_option("user", "email"):
+        # ask git itself whether it can sign a commit (GitPython's config reader does not see
+        # everything git does, GIT_CONFIG_GLOBAL for one); if not, commit as "autoresearch"
+        ident = subprocess.run(["git", "var", "GIT_COMMITTER_IDENT"], cwd=root, capture_output=True)
+        if ident.returncode:
             self.env = {**os.environ, **IDENTITY}
         return repo
 

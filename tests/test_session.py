@@ -401,3 +401,13 @@ def test_run_dot_collects_only_hypothesis_files(repo, cli):
     r = cli("run", "--collect-only", ".")
     assert r.rc == 0, r
     assert [line for line in r.out.splitlines() if "::" in line] == ["experiments/a.toml::a"]
+
+
+def test_commits_without_any_git_identity(repo):
+    git(repo, "config", "--unset", "user.email")
+    git(repo, "config", "--unset", "user.name")
+    simple(repo, "a", "LR = 0.02")
+    env = {"GIT_CONFIG_GLOBAL": "/dev/null", "GIT_CONFIG_NOSYSTEM": "1"}
+    r = run_subprocess(repo, "run", "--tag", "t1", env=env)
+    assert r.returncode == 0, r.stderr
+    assert git(repo, "log", "-1", "--format=%an <%ae>", "autoresearch/t1") == "autoresearch <autoresearch@localhost>"
