@@ -163,7 +163,8 @@ def show_collection(config: Config, items: list[Any]) -> None:
         expect = "; ".join(f"{m} {e}" for m, e in h.expect)
         print(f"{h.nodeid}\n    {', '.join(what) or 'no change'}  (+{added} -{removed} lines)"
               + (f"\n    expect {expect}" if expect else ""))
-    print(f"\n{len(items)} hypotheses collected; every patch applies to {', '.join(config.editable)}")
+    noun = "hypothesis" if len(items) == 1 else "hypotheses"
+    print(f"\n{len(items)} {noun} collected; every patch applies to {', '.join(config.editable)}")
 
 
 def cmd_run(config: Config) -> int:
@@ -242,8 +243,8 @@ def open_run(session: Any) -> None:
     if exists and not session.resume:
         raise UsageError(f"run tag {session.tag!r} already exists; continue it with --resume, or start "
                          f"a new run with --tag NAME")
-    if session.resume and not exists:
-        runs = sorted(p.name for p in (config.state_dir / "runs").glob("*") if (p / "ledger.jsonl").is_file())
+    if session.resume and not session.run_dir.is_dir():  # a folder without a ledger: killed at its start
+        runs = sorted(p.name for p in (config.state_dir / "runs").glob("*") if p.is_dir())
         raise UsageError(f"no run tagged {session.tag!r} to resume (runs here: {', '.join(runs) or 'none'})")
     session.run_dir.mkdir(parents=True, exist_ok=True)
     current.write_text(session.tag + "\n")

@@ -140,7 +140,9 @@ def run_session(session: Session) -> int:
     if not session.baseline_done:
         report = run_experiment(session, session.seq_for(""), None)
         if report.status != "keep":
-            session.shouldstop = f"the baseline crashed ({report.root_cause}); fix it, then run again with --resume"
+            session.shouldstop = (f"the baseline crashed ({report.root_cause}); if the cause is outside train.py "
+                                  "(data, environment), fix it and continue with --resume; if train.py itself is "
+                                  "broken, commit a fix and start a new run with --tag NAME")
             return ExitCode.STOPPED
     for h in iterate(session):
         report = run_experiment(session, session.seq_for(h.key), h)

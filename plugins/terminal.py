@@ -77,7 +77,8 @@ class Terminal:
         if self.verbosity > 0:
             self.write(f"command: {' '.join(command(c))} in {session.workdir}")
         done = len(session.history)
-        self.write(f"collected {len(session.items)} hypotheses" + (f"; resuming after {done} finished" if done else ""))
+        n = len(session.items)
+        self.write(f"collected {n} {'hypothesis' if n == 1 else 'hypotheses'}" + (f"; resuming after {done} finished" if done else ""))
         self.write()
 
     @hookimpl

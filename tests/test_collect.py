@@ -211,7 +211,7 @@ def test_python_hypotheses_can_be_turned_off(repo, cli):
         def fine(patch):
             """Why."""
     ''')
-    assert "1 hypotheses collected" in collect_only(cli).out
+    assert "1 hypothesis collected" in collect_only(cli).out
     err = error_of(cli, "--no-python-hypotheses")
     assert err == ("ERROR experiments/ok.py:1: Python hypothesis files are turned off (python_hypotheses = false); "
                    "write hypotheses as TOML")

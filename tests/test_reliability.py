@@ -91,6 +91,26 @@ def test_sigkill_at_each_point_then_resume(repo, point):
     assert "**Resumed**" in journal and "the runner stopped during experiments/b.toml::b (experiment 2)" in journal
 
 
+def test_killed_before_its_ledger_existed_can_resume(repo, cli, monkeypatch):
+    import autoresearch.runner as runner
+
+    simple(repo, "a", "LR = 0.02")
+    real_run_session = runner.run_session
+
+    def die(session):  # the worktree and the branch exist by now
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(runner, "run_session", die)
+    assert cli("run", "--tag", "t1").rc == 130
+    monkeypatch.setattr(runner, "run_session", real_run_session)
+    (run_dir(repo) / "ledger.jsonl").unlink()  # as if the kill came before the first ledger line
+    r = cli("run", "--tag", "t1")
+    assert r.rc == 4 and "branch autoresearch/t1 already exists: resume that run with --resume" in r.err
+    r = cli("run", "--resume", "--tag", "t1")
+    assert r.rc == 0, r
+    assert [x["description"] for x in read_results(repo / "results.tsv")] == ["baseline", "a"]
+
+
 def wait_for_workload(repo: Path, log: str) -> int:
     pidfile = run_dir(repo) / "workload.pid"
     deadline = time.monotonic() + 30
@@ -212,7 +232,8 @@ def test_missing_data_cache_is_one_clear_message(tmp_path, monkeypatch, cli):
     r = cli("run", "--tag", "t1")
     assert r.rc == ExitCode.STOPPED
     assert (f"autoresearch: stopped: the baseline crashed (error: no prepared data in {tmp_path}/nothing-here/data; "
-            "run `python prepare.py` first); fix it, then run again with --resume") in r.err
+            "run `python prepare.py` first); if the cause is outside train.py (data, environment), fix it and "
+            "continue with --resume") in r.err
 
 
 def test_full_disk_while_writing_results_leaves_no_torn_row(repo, cli, monkeypatch):
