@@ -181,21 +181,18 @@ def keyword_matcher(expr: str):
         pos += 1
         return tokens[pos - 1]
 
-    def parse_or():
-        left = parse_and()
-        while peek() == "or":
-            take()
-            right = parse_and()
-            left = (lambda a, b: lambda s: a(s) or b(s))(left, right)
-        return left
+    def binary(word: str, operand, combine):
+        """operand (word operand)*, folded left with combine: 'or' over 'and' over 'not'."""
+        def parse():
+            left = operand()
+            while peek() == word:
+                take()
+                left = (lambda a, b: lambda s: combine(a(s), b(s)))(left, operand())
+            return left
+        return parse
 
-    def parse_and():
-        left = parse_not()
-        while peek() == "and":
-            take()
-            right = parse_not()
-            left = (lambda a, b: lambda s: a(s) and b(s))(left, right)
-        return left
+    def parse_or():
+        return binary("or", binary("and", parse_not, lambda a, b: a and b), lambda a, b: a or b)()
 
     def parse_not():
         if peek() == "not":

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import sys
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
@@ -111,7 +110,6 @@ class Config:
         self.pluginmanager = pluginmanager
         self.hook = pluginmanager.hook
         self.option = option
-        self.invocation = list(sys.argv)
         self._settings = parser.settings
         self.ini = read_ini(rootdir)
         unknown = sorted(set(self.ini) - set(self._settings))

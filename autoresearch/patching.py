@@ -41,11 +41,6 @@ class PatchResult:
                     removed += 1
         return added, removed
 
-    def diff(self) -> str:
-        return "".join("".join(difflib.unified_diff(
-            old.splitlines(True), self.after[p].splitlines(True), f"a/{p}", f"b/{p}"))
-            for p, old in self.before.items())
-
 
 # -------------------------------------------------------------------------------------------
 # set

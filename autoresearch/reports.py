@@ -43,9 +43,6 @@ class Verdict:
     reason: str  # in words: "keep: -0.0062 val_bpb for +4 lines"
 
 
-STATUSES = ("keep", "discard", "crash", "interrupted")
-
-
 @dataclass(frozen=True)
 class Report:
     """Everything known about one finished experiment; handed to every logreport hook."""

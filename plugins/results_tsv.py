@@ -106,7 +106,7 @@ class ResultsTSV:
 
 
 def read_results(path: Path) -> list[dict[str, str]]:
-    """Parse a results.tsv back into rows (used by tests and `autoresearch report`)."""
+    """Parse a results.tsv back into rows, one dict per line keyed by the header."""
     lines = path.read_text().split("\n")[:-1]
     header = lines[0].split("\t")
     return [dict(zip(header, line.split("\t"))) for line in lines[1:]]

@@ -83,6 +83,9 @@ def test_sweep_description_and_keyword_selection(repo, cli):
     assert [line for line in r.out.splitlines() if "::" in line] == ["experiments/depth.toml::depth[2]"]
     r = collect_only(cli, "-k", "arch or lr_up")
     assert "3 hypotheses collected" in r.out
+    r = collect_only(cli, "-k", "lr_up or depth and 6")  # 'and' binds tighter than 'or'
+    assert [line for line in r.out.splitlines() if "::" in line] == [
+        "experiments/depth.toml::depth[6]", "experiments/lr_up.toml::lr_up"]
     r = collect_only(cli, "-k", "(lr")
     assert r.rc == 4 and "missing ')'" in r.err
 
