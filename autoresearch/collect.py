@@ -17,7 +17,6 @@ from typing import Any
 from autoresearch import hookimpl
 from autoresearch.errors import CollectError, PatchError, UsageError
 from autoresearch.model import Hypothesis, build, from_function
-from autoresearch.patching import apply_patch
 
 NORECURSE = ("__pycache__", "node_modules", "venv", "*.egg-info", "build", "dist", "tests", "test")
 NOT_HYPOTHESES = {"pyproject.toml", "conftest.py", "setup.py", "__init__.py"}
@@ -32,8 +31,8 @@ def autoresearch_addoption(parser) -> None:
                           "with and, or, not and parentheses, e.g. -k 'lr and not embed'")
     parser.addoption("--collect-only", "--co", dest="collect_only", action="store_true",
                      help="list what would run and check every patch against the current files; run nothing")
-    parser.addsetting("editable", type="list", default=["train.py"],
-                      help="the files hypotheses may change")
+    parser.addsetting("editable", type="list", default=["train.py"], help="the files hypotheses may change",
+                      check=lambda v: None if v else "give at least one file")
     parser.addsetting("protected", type="list", default=["prepare.py", "pyproject.toml", "uv.lock"],
                       help="files no hypothesis may change, verified unchanged before every run")
     parser.addsetting("python_hypotheses", "--python-hypotheses", type="bool", default=True,
@@ -219,12 +218,34 @@ def keyword_matcher(expr: str):
     return lambda h: matcher((h.nodeid + " " + " ".join(h.tags)).lower())
 
 
-@hookimpl
+def order_by_baseline(items: list[Hypothesis]) -> list[Hypothesis]:
+    """A hypothesis whose baseline is another hypothesis runs after it (stable otherwise)."""
+    by_name = {h.name: h for h in items}
+    ordered: list[Hypothesis] = []
+    placed: set[str] = set()
+
+    def place(h: Hypothesis, stack: tuple[str, ...]) -> None:
+        if h.name in placed:
+            return
+        dep = by_name.get(h.baseline)
+        if dep is not None and dep.name not in stack:
+            place(dep, stack + (h.name,))
+        placed.add(h.name)
+        ordered.append(h)
+
+    for h in items:
+        place(h, ())
+    return ordered
+
+
+@hookimpl(trylast=True)
 def autoresearch_collection_modifyitems(session, config, items: list[Hypothesis]) -> None:
+    """Select with -k, then run each hypothesis after the one it names as its baseline."""
     expr = config.getoption("keyword")
     if expr:
         match = keyword_matcher(expr)
         items[:] = [h for h in items if match(h)]
+    items[:] = order_by_baseline(items)
 
 
 # -------------------------------------------------------------------------------------------
@@ -251,6 +272,8 @@ def collect(config, paths: list[Path], hook: Any) -> tuple[list[Hypothesis], lis
             items += hook.autoresearch_collect_file(file_path=file, config=config) or []
         except CollectError as exc:
             errors.append(exc)
+    from autoresearch.patching import apply_patch  # here, so that --help stays fast
+
     texts = editable_texts(config)
     seen: dict[str, Hypothesis] = {}
     for h in items:
@@ -269,3 +292,35 @@ def collect(config, paths: list[Path], hook: Any) -> tuple[list[Hypothesis], lis
             errors.append(CollectError(h.path, h.line, f"baseline {h.baseline!r} is unknown (\"best\", \"initial\", "
                                                         "a collected hypothesis' name, or a commit hash)"))
     return items, errors
+
+
+def collect_session(session) -> list[CollectError]:
+    """Collect and select the session's hypotheses (``session.items``); returns the errors."""
+    config = session.config
+    paths = config.option.file_or_dir or config.get("paths")
+    # a PATH given on the command line is relative to the current folder; a setting, to the root
+    base = Path.cwd() if config.option.file_or_dir else config.rootdir
+    session.paths = [(base / p).absolute() for p in paths]
+    items, errors = collect(config, session.paths, config.hook)
+    config.hook.autoresearch_collection_modifyitems(session=session, config=config, items=items)
+    session.items = items
+    config.hook.autoresearch_collection_finish(session=session)
+    return errors
+
+
+def show_collection(config, items: list[Hypothesis]) -> None:
+    """--collect-only: what would run, with what each patch changes."""
+    from autoresearch.patching import apply_patch
+
+    texts = editable_texts(config)
+    for h in items:
+        patch = apply_patch(h, texts, config.editable, config.protected)
+        added, removed = patch.counts
+        what = [f"{n} {o} → {v}" for n, o, v in patch.changes]
+        what += [f"replace {len(h.replace)} text{'s' if len(h.replace) > 1 else ''}"] if h.replace else []
+        what += ["diff"] if h.diff else []
+        expect = "; ".join(f"{m} {e}" for m, e in h.expect)
+        print(f"{h.nodeid}\n    {', '.join(what) or 'no change'}  (+{added} -{removed} lines)"
+              + (f"\n    expect {expect}" if expect else ""))
+    noun = "hypothesis" if len(items) == 1 else "hypotheses"
+    print(f"\n{len(items)} {noun} collected; every patch applies to {', '.join(config.editable)}")

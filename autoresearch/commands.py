@@ -12,24 +12,24 @@ from autoresearch.errors import CollectError, ExpectationError, PatchError, Usag
 STATUS_LINES = 40
 
 
-def _best(reports: list[Any]) -> Any:
-    kept = [r for r in reports if r.status == "keep" and r.value is not None]
-    if not kept:
-        return None
-    return min(kept, key=lambda r: r.value if r.direction == "minimize" else -r.value)
+def load_reports(config: Any) -> tuple[str, list[Any]]:
+    """The tag and the finished reports of a run (--tag, default the latest), read from its ledger."""
+    from autoresearch.session import Session
+
+    session = Session.open_existing(config, config.getoption("tag"))
+    return session.tag, [r for r in session.history if r.status != "interrupted"]
 
 
 def status(config: Any) -> str:
     """At most ~40 lines: best so far, the last results, what is queued, the lessons' headline."""
-    from autoresearch.cli import load_reports
     from autoresearch.collect import collect
+    from autoresearch.reports import best_kept
 
-    tag, reports = load_reports(config, config.getoption("tag"))
-    done = [r for r in reports if r.status != "interrupted"]
+    tag, done = load_reports(config)
     counts = Counter(r.status for r in done)
     lines = [f"autoresearch status — tag {tag} (branch autoresearch/{tag}): {len(done)} experiments, "
              + ", ".join(f"{counts[s]} {s}" for s in ("keep", "discard", "crash") if counts[s])]
-    best, base = _best(done), next((r for r in done if r.is_baseline), None)
+    best, base = best_kept(done), next((r for r in done if r.is_baseline), None)
     if best is not None:
         gain = f" ({best.value - base.value:+.6f} from the baseline {base.value:.6f})" if base and base.value is not None else ""
         lines.append(f"best {best.metric} {best.value:.6f}{gain}: {best.description} [{best.commit[:7]}]")
@@ -130,10 +130,7 @@ def new(config: Any) -> Path:
 
 def report(config: Any) -> str:
     """seed 002's tables in Markdown: metrics against targets, parameters, compute and cost."""
-    from autoresearch.cli import load_reports
-
-    tag, reports = load_reports(config, config.getoption("tag"))
-    done = [r for r in reports if r.status != "interrupted"]
+    tag, done = load_reports(config)
     if not done:
         raise UsageError(f"run {tag!r} has no finished experiments yet")
     metric = done[0].metric

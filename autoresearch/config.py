@@ -26,6 +26,7 @@ class Setting:
     help: str
     flags: tuple[str, ...]
     choices: tuple[str, ...] | None = None
+    check: Callable[[Any], str | None] | None = None  # returns what is wrong with a value, or None
 
 
 class Parser:
@@ -36,11 +37,16 @@ class Parser:
         self._options: list[tuple[str, tuple[str, ...], dict[str, Any]]] = []
 
     def addsetting(self, name: str, *flags: str, type: str = "str", default: Any = None, help: str,
-                   choices: tuple[str, ...] | None = None, group: str = "run") -> None:
-        """A setting read from ``[tool.autoresearch]`` and, if flags are given, the command line."""
+                   choices: tuple[str, ...] | None = None, group: str = "run",
+                   check: Callable[[Any], str | None] | None = None) -> None:
+        """A setting read from ``[tool.autoresearch]`` and, if flags are given, the command line.
+
+        `check`, given a value of the right type, returns what is wrong with it (or None): the
+        setting is then refused at start-up, before anything runs.
+        """
         if name in self.settings:
             raise ValueError(f"setting {name!r} declared twice")
-        self.settings[name] = Setting(name, type, default, help, flags, choices)
+        self.settings[name] = Setting(name, type, default, help, flags, choices, check)
         if flags:
             kwargs: dict[str, Any] = dict(dest=name, default=None, help=f"{help} [{name}, default: {default!r}]")
             if type == "bool":
@@ -61,6 +67,15 @@ class Parser:
             if group not in groups:
                 groups[group] = argparser.add_argument_group(f"{group} options")
             groups[group].add_argument(*flags, **kwargs)
+
+
+def positive(value: Any) -> str | None:
+    """A `check` for settings that must be more than zero (a budget, a timeout, a count)."""
+    return None if value > 0 else "must be more than 0"
+
+
+def not_negative(value: Any) -> str | None:
+    return None if value >= 0 else "must not be negative"
 
 
 def find_rootdir(start: Path) -> Path:
@@ -99,7 +114,11 @@ def _check(setting: Setting, value: Any, where: str) -> Any:
                          f"got {value!r} ({setting.help})")
     if setting.choices and value is not None and value not in setting.choices:
         raise UsageError(f"{where}: {setting.name} = {value!r} is not allowed (allowed: {', '.join(setting.choices)})")
-    return float(value) if setting.type == "float" and value is not None else value
+    value = float(value) if setting.type == "float" and value is not None else value
+    problem = setting.check(value) if setting.check and value is not None else None
+    if problem:
+        raise UsageError(f"{where}: {setting.name} = {value!r}: {problem} ({setting.help})")
+    return value
 
 
 class Config:
@@ -117,6 +136,10 @@ class Config:
             raise UsageError(f"{rootdir / 'pyproject.toml'}: [tool.autoresearch] has unknown key {unknown[0]!r} "
                              f"(allowed: {', '.join(sorted(self._settings))})")
         self._values = {name: self._resolve(s) for name, s in self._settings.items()}
+        both = sorted(set(self._values.get("editable") or ()) & set(self._values.get("protected") or ()))
+        if both:
+            raise UsageError(f"{rootdir / 'pyproject.toml'} [tool.autoresearch]: {both[0]} is both editable and "
+                             "protected (a file hypotheses may change cannot also be one they must never change)")
 
     def _resolve(self, s: Setting) -> Any:
         cli = getattr(self.option, s.name, None)

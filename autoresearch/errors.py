@@ -1,4 +1,9 @@
-"""Errors a user can cause: each is reported as one line, never as a traceback."""
+"""Every exception of autoresearch, in one module that imports nothing of ours.
+
+Errors a user can cause are reported as one line, never as a traceback; the stops
+(:class:`Terminated`, :class:`OutputClosed`) are ``BaseException`` so that, like
+``KeyboardInterrupt``, no ``except Exception`` swallows them on their way to the session wrapper.
+"""
 from __future__ import annotations
 
 
@@ -20,3 +25,19 @@ class PatchError(Exception):
 
 class ExpectationError(Exception):
     """An expectation that does not parse."""
+
+
+class GitError(Exception):
+    """A git command failed during a run: not the user's usage, but a stop with git's own words."""
+
+    def __init__(self, args: tuple[str, ...] | list[str], cwd: object, message: str) -> None:
+        super().__init__(f"git {' '.join(args)} failed in {cwd}: {message}")
+        self.args_, self.cwd, self.message = tuple(args), cwd, message
+
+
+class Terminated(BaseException):
+    """Raised in the runner by SIGTERM, so that cleanup runs as for Ctrl-C."""
+
+
+class OutputClosed(BaseException):
+    """Standard output was closed by its reader (``autoresearch run | head``): stop as for Ctrl-C."""

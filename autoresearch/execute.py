@@ -5,6 +5,7 @@ progress, so a workload printing gigabytes costs the runner no memory.
 """
 from __future__ import annotations
 
+import math
 import os
 import re
 import shlex
@@ -12,13 +13,16 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
 from autoresearch import hookimpl
-from autoresearch.reports import RunResult
+from autoresearch.config import positive
+from autoresearch.metrics import NUMBER
+from autoresearch.reports import Cause, RunResult
 
-LOSS = re.compile(r"\bloss[\s:=]+([-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))", re.IGNORECASE)
+LOSS = re.compile(rf"\bloss[\s:=]+({NUMBER})", re.IGNORECASE)
 EXCEPTION = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|Warning)\b.*)$")
 POLL_SECONDS = 0.5
 TAIL_BYTES = 4096
@@ -31,11 +35,11 @@ def autoresearch_addoption(parser) -> None:
                            "would (no shell runs it); default: this Python running the first editable file")
     parser.addsetting("budget", "--budget", type="float", default=None,
                       help="training budget in seconds, passed to the workload as "
-                           "AUTORESEARCH_TIME_BUDGET; default: the workload's own (300 s)")
+                           "AUTORESEARCH_TIME_BUDGET; default: the workload's own (300 s)", check=positive)
     parser.addsetting("timeout", "--timeout", type="float", default=None,
                       help="hard limit in seconds, after which the workload's whole process group "
                            "is killed and the run is a crash; default: twice the budget, at least "
-                           "budget + 60 (10 minutes for 5)")
+                           "budget + 60 (10 minutes for 5)", check=positive)
 
 
 def command(config) -> list[str]:
@@ -113,8 +117,6 @@ def run_command(cmd: list[str], cwd: Path, log_path: Path, env: dict[str, str], 
             return RunResult(returncode=127, duration=0.0, log_path=str(log_path))
     if on_start:
         on_start(proc.pid)
-    timed_out = False
-    killed_at = 0.0
     try:
         while True:
             try:
@@ -124,11 +126,10 @@ def run_command(cmd: list[str], cwd: Path, log_path: Path, env: dict[str, str], 
                 pass
             elapsed = time.monotonic() - start
             if elapsed > limit:
-                timed_out = True
-                killed_at = elapsed
                 kill_group(proc.pid, proc=proc)
                 proc.wait()
-                break
+                return RunResult(returncode=None, duration=elapsed, log_path=str(log_path), cause=Cause.TIMEOUT,
+                                 message=f"timeout: killed after {elapsed:.0f}s (limit {limit:.0f}s)")
             if on_progress:
                 on_progress(elapsed, *progress(read_tail(log_path)))
     except BaseException:  # Ctrl-C, SIGTERM: never leave the workload running
@@ -141,43 +142,44 @@ def run_command(cmd: list[str], cwd: Path, log_path: Path, env: dict[str, str], 
         except (ProcessLookupError, PermissionError):
             pass
     rc = proc.returncode
-    return RunResult(returncode=None if timed_out else rc,
-                     duration=killed_at if timed_out else time.monotonic() - start,
-                     log_path=str(log_path), timed_out=timed_out,
-                     signal=-rc if rc is not None and rc < 0 and not timed_out else None)
+    return RunResult(returncode=rc, duration=time.monotonic() - start, log_path=str(log_path),
+                     signal=-rc if rc < 0 else None)
 
 
-def diagnose(result: RunResult, metric: str, metrics: dict[str, float], limit: float) -> str:
-    """The root cause of a crash, in one line, from how the process ended and its log's tail."""
-    tail = read_tail(Path(result.log_path), 16384)
+def classify(result: RunResult, metric: str) -> RunResult:
+    """The run with its cause filled in when it gave no usable result: data, and one line for people.
+
+    How the process ended decides first (a timeout or an interrupt is already set by whoever
+    stopped it), then the log's tail: out of memory, a NaN loss (the workload printed FAIL), an
+    exception; then the metric itself: missing or NaN.
+    """
+    if result.cause:
+        return result
+    tail = read_tail(Path(result.log_path), 16384) if result.log_path else ""
     lines = [line.strip() for line in tail.splitlines() if line.strip()]
-    if result.interrupted:
-        return "interrupted by the user before the run finished"
-    if result.timed_out:
-        return f"timeout: killed after {result.duration:.0f}s (limit {limit:.0f}s)"
+    cause, message = "", ""
     if result.signal:
         name = signal.Signals(result.signal).name if result.signal in signal.valid_signals() else str(result.signal)
         hint = " (the kernel's out-of-memory killer sends SIGKILL)" if result.signal == signal.SIGKILL else ""
-        return f"killed by {name} from outside the runner{hint}"
-    for line in reversed(lines):
-        if "out of memory" in line.lower() or "OutOfMemoryError" in line or line.startswith("MemoryError"):
-            return f"out of memory: {line[:200]}"
-    if any(line == "FAIL" or line.startswith("FAIL") for line in lines[-5:]):
-        return "loss became NaN or exploded (the workload printed FAIL)"
-    for line in reversed(lines):
-        if line.startswith("error:"):
-            return line[:300]
-        if EXCEPTION.match(line):
-            return line[:300]
-    if result.returncode:
-        last = f": {lines[-1][:200]}" if lines else " and printed nothing"
-        return f"exit code {result.returncode}{last}"
-    if metric not in metrics:
-        return f"exited 0 but printed no {metric} (no summary block)"
-    value = metrics[metric]
-    if value != value:
-        return f"{metric} is NaN"
-    return ""
+        cause, message = Cause.KILLED, f"killed by {name} from outside the runner{hint}"
+    elif result.returncode:
+        memory = next((line for line in reversed(lines) if "out of memory" in line.lower()
+                       or "OutOfMemoryError" in line or line.startswith("MemoryError")), None)
+        exception = next((line for line in reversed(lines) if line.startswith("error:") or EXCEPTION.match(line)), None)
+        if memory:
+            cause, message = Cause.OUT_OF_MEMORY, f"out of memory: {memory[:200]}"
+        elif any(line.startswith("FAIL") for line in lines[-5:]):
+            cause, message = Cause.NAN, "loss became NaN or exploded (the workload printed FAIL)"
+        elif exception:
+            cause, message = Cause.EXIT_CODE, exception[:300]
+        else:
+            last = f": {lines[-1][:200]}" if lines else " and printed nothing"
+            cause, message = Cause.EXIT_CODE, f"exit code {result.returncode}{last}"
+    elif metric not in result.metrics:
+        cause, message = Cause.NO_METRIC, f"exited 0 but printed no {metric} (no summary block)"
+    elif not math.isfinite(result.metrics[metric]):
+        cause, message = Cause.NAN, f"{metric} is {result.metrics[metric]}"
+    return replace(result, cause=cause, message=message) if cause else result
 
 
 def log_tail(path: str, lines: int = 50) -> str:
@@ -187,15 +189,18 @@ def log_tail(path: str, lines: int = 50) -> str:
 
 @hookimpl(trylast=True)
 def autoresearch_experiment_run(experiment) -> RunResult:
+    """The local executor: the command in the experiment's workdir, its own process group, a log."""
     session = experiment.session
     config = session.config
+    seed = experiment.seed
     env = dict(os.environ, PYTHONUNBUFFERED="1", AUTORESEARCH_TAG=session.tag,
-               AUTORESEARCH_EXPERIMENT=experiment.nodeid)
+               AUTORESEARCH_EXPERIMENT=experiment.nodeid, AUTORESEARCH_SEED=str(seed))
     if config.get("budget"):
         env["AUTORESEARCH_TIME_BUDGET"] = f"{config.get('budget'):g}"
 
     def on_progress(elapsed: float, line: str, loss: float | None) -> None:
         config.hook.autoresearch_experiment_progress(experiment=experiment, elapsed=elapsed, line=line, loss=loss)
 
-    return run_command(command(config), experiment.workdir, experiment.log_path, env, timeout(config),
-                       on_start=session.record_pid, on_progress=on_progress)
+    result = run_command(command(config), experiment.workdir, experiment.log_path, env, timeout(config),
+                         on_start=session.record_pid, on_progress=on_progress)
+    return replace(result, seed=seed)

@@ -1,9 +1,26 @@
 """The hook specifications: the whole contract between the runner and its plugins.
 
-Every built-in feature (collection, execution, git, results.tsv, the verdict, the journal, the
-lessons, the terminal, JUnit XML) is a plugin implementing these hooks, exactly as a user's
-``conftest.py`` or an installed plugin would. All hooks carry the ``autoresearch_`` prefix; a
-plugin that implements an ``autoresearch_*`` function not listed here is refused at registration.
+Every built-in feature (collection, the run loop, the experiment protocol, execution, git,
+results.tsv, the verdict, expectations, the journal, the lessons, the terminal, JUnit XML, -x,
+--watch) is a plugin implementing these hooks, exactly as a user's ``conftest.py`` or an
+installed plugin would. The trunk, as pytest's::
+
+    autoresearch_sessionstart
+    autoresearch_runloop                       the baseline, then the queue
+        autoresearch_experiment_protocol       per experiment:
+            autoresearch_experiment_setup
+            autoresearch_experiment_logstart
+            autoresearch_experiment_run        } once, then again while
+            autoresearch_parse_metrics         } autoresearch_experiment_rerun says so
+            autoresearch_make_verdict
+            autoresearch_make_report
+            autoresearch_experiment_logreport
+            autoresearch_experiment_teardown
+        autoresearch_queue_empty               more to run? (--watch)
+    autoresearch_sessionfinish
+
+All hooks carry the ``autoresearch_`` prefix; a plugin that implements an ``autoresearch_*``
+function not listed here is refused at registration.
 """
 from __future__ import annotations
 
@@ -16,7 +33,7 @@ if TYPE_CHECKING:
 
     from autoresearch.config import Config, Parser
     from autoresearch.model import Hypothesis
-    from autoresearch.reports import Report, RunResult, Verdict
+    from autoresearch.reports import Report, RunResult, Sample, Verdict
     from autoresearch.session import Experiment, Session
 
 hookspec = pluggy.HookspecMarker("autoresearch")
@@ -117,8 +134,53 @@ def autoresearch_sessionfinish(session: Session, exitstatus: int) -> None:
     """
 
 
+@hookspec(firstresult=True)
+def autoresearch_runloop(session: Session) -> object | None:
+    """Run the session's experiments: the baseline first, then ``session.queue()``.
+
+    The default runs one experiment at a time, calling ``autoresearch_experiment_protocol`` for
+    each and stopping early when ``session.shouldstop`` is set. Replace it to run experiments
+    differently (several workers, another order); ``autoresearch.loop.run_baseline`` runs the
+    baseline the way the default does.
+
+    Stops at first non-None result.
+
+    :param session: The session; ``session.items`` holds the collected hypotheses.
+    :returns: Any non-None value once the loop has run.
+    """
+
+
+@hookspec(firstresult=True)
+def autoresearch_queue_empty(session: Session) -> list[Hypothesis] | None:
+    """Called when every queued hypothesis has run: hand over more, or end the loop.
+
+    ``--watch`` implements it by waiting for new or changed hypothesis files. It may block;
+    a hypothesis whose content has already run in this session is skipped.
+
+    Stops at first non-None result.
+
+    :param session: The session.
+    :returns: More hypotheses to run, or None (or an empty list) to end the run loop.
+    """
+
+
 # -------------------------------------------------------------------------------------------
-# One experiment: setup -> run -> parse metrics -> verdict -> log -> teardown
+# One experiment: setup -> run -> parse metrics -> verdict -> report -> log -> teardown
+
+
+@hookspec(firstresult=True)
+def autoresearch_experiment_protocol(experiment: Experiment) -> Report | None:
+    """Run one experiment through every phase, and return its report.
+
+    The default (``autoresearch.protocol.runprotocol``) calls the hooks below in order, writes
+    the ledger's "done" line (the commit point: a stop after it never runs the experiment again)
+    and leaves the branch at the tip. Implement it to change how one experiment runs.
+
+    Stops at first non-None result.
+
+    :param experiment: The experiment; the baseline experiment has ``hypothesis`` None.
+    :returns: The experiment's :class:`autoresearch.Report`.
+    """
 
 
 @hookspec
@@ -139,12 +201,33 @@ def autoresearch_experiment_logstart(experiment: Experiment) -> None:
 
 @hookspec(firstresult=True)
 def autoresearch_experiment_run(experiment: Experiment) -> RunResult | None:
-    """Run the workload for one experiment.
+    """Run the workload once for one experiment: the executor (local by default).
+
+    The run's seed is ``experiment.seed`` (0 for a commit's first run, then 1, 2, ...), passed to
+    the workload as ``AUTORESEARCH_SEED``; its log is ``experiment.log_path``. Called again for
+    each repeat that ``autoresearch_experiment_rerun`` asks for.
 
     Stops at first non-None result.
 
-    :param experiment: The experiment, its patch applied and committed.
-    :returns: A :class:`autoresearch.RunResult` (exit code, timing, log path).
+    :param experiment: The experiment, its patch applied and committed; ``experiment.runs``
+        holds the runs before this one.
+    :returns: A :class:`autoresearch.RunResult` (exit code, timing, log path; a ``cause`` when
+        the executor itself stopped the run, such as a timeout).
+    """
+
+
+@hookspec(firstresult=True)
+def autoresearch_experiment_rerun(experiment: Experiment, runs: tuple[RunResult, ...]) -> bool | None:
+    """Called after each successful run: run the workload again (with the next seed) first?
+
+    The experiment's metrics are then the mean over its runs. A repeat plugin, or a verdict
+    that needs more runs to decide beyond the noise, returns True.
+
+    Stops at first non-None result.
+
+    :param experiment: The experiment.
+    :param runs: Its runs so far, each with its metrics.
+    :returns: True to run again; False or None to go on to the verdict.
     """
 
 
@@ -174,22 +257,47 @@ def autoresearch_parse_metrics(experiment: Experiment, log_path: Path) -> dict[s
 
 
 @hookspec(firstresult=True)
-def autoresearch_make_verdict(experiment: Experiment, metrics: dict[str, float], result: RunResult) -> Verdict | None:
-    """Decide keep, discard or crash.
+def autoresearch_make_verdict(experiment: Experiment, metrics: dict[str, float], result: RunResult,
+                              runs: tuple[RunResult, ...], tip: Sample) -> Verdict | None:
+    """Decide keep, discard or crash: the whole rule, the "beat the branch tip too" part included.
+
+    An implementation with ``tryfirst=True`` in a ``conftest.py`` replaces the built-in rule;
+    whatever it returns is the verdict.
 
     Stops at first non-None result.
 
-    :param experiment: The experiment, with ``baseline_metrics`` and ``lines_added`` /
+    :param experiment: The experiment, with ``baseline`` (a :class:`autoresearch.Sample` of
+        every run of the commit it builds on), ``baseline_metrics`` and ``lines_added`` /
         ``lines_removed`` of its patch.
-    :param metrics: The metrics the run printed (empty when it printed none).
-    :param result: How the workload process ended.
+    :param metrics: The experiment's metrics, the mean over its successful runs (empty when
+        none printed any).
+    :param result: Its last run; ``result.cause`` says why it gave no result, if it did not.
+    :param runs: All its runs.
+    :param tip: Every run of the branch tip so far: a keep moves the branch there.
     :returns: A :class:`autoresearch.Verdict` with its reason in words.
+    """
+
+
+@hookspec(firstresult=True)
+def autoresearch_make_report(experiment: Experiment, verdict: Verdict) -> Report | None:
+    """Build the experiment's frozen :class:`autoresearch.Report` from its runs and verdict.
+
+    Wrap it (``wrapper=True``) to add to the report, as the expectation plugin does with
+    ``dataclasses.replace``.
+
+    Stops at first non-None result.
+
+    :param experiment: The experiment, its runs done.
+    :param verdict: The verdict.
+    :returns: The report.
     """
 
 
 @hookspec
 def autoresearch_experiment_logreport(report: Report) -> None:
-    """Record a finished experiment (results.tsv, journal, lessons, terminal, JUnit XML).
+    """Record a finished experiment (results.tsv, journal, lessons, terminal, JUnit XML, -x).
+
+    Called after the report is in the ledger, so ``session.history`` already holds it.
 
     :param report: The experiment's frozen report.
     """
@@ -200,7 +308,8 @@ def autoresearch_experiment_teardown(experiment: Experiment, report: Report) -> 
     """Keep or discard the experiment's commit: advance the branch, or reset it to the baseline.
 
     :param experiment: The experiment.
-    :param report: Its report; ``report.status`` is keep, discard, crash or interrupted.
+    :param report: Its report; ``report.status`` is keep, discard, crash or interrupted, and
+        ``experiment.session.tip`` is already the commit the branch must be at.
     """
 
 

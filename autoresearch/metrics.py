@@ -10,8 +10,11 @@ from pathlib import Path
 
 from autoresearch import hookimpl
 
-# names are at most 64 characters: a bounded match keeps a scan of long lines linear and fast
-DEFAULT_PATTERN = r"^(?P<name>[A-Za-z_][\w.]{0,63}):[ \t]+(?P<value>[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))[ \t]*\r?$"
+# The summary line, ``name: value``, in one place. Names are at most 64 characters: a bounded
+# match keeps a scan of long lines linear and fast.
+NAME = r"[A-Za-z_][\w.]{0,63}"
+NUMBER = r"[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf)"
+DEFAULT_PATTERN = rf"^(?P<name>{NAME}):[ \t]+(?P<value>{NUMBER})[ \t]*\r?$"
 CHUNK = 1 << 20
 MAX_LINE = 1 << 16
 
@@ -21,7 +24,7 @@ def autoresearch_addoption(parser) -> None:
     parser.addsetting("metric", "--metric", default="val_bpb", help="the metric that decides keep or discard")
     parser.addsetting("direction", "--direction", default="minimize", choices=("minimize", "maximize"),
                       help="whether a lower or a higher metric is better")
-    parser.addsetting("metric_pattern", type="str", default=DEFAULT_PATTERN,
+    parser.addsetting("metric_pattern", type="str", default=DEFAULT_PATTERN, check=check_pattern,
                       help="regular expression, with groups 'name' and 'value', matched against each "
                            "log line to read metrics")
 
@@ -29,17 +32,35 @@ def autoresearch_addoption(parser) -> None:
 # The default pattern, rewritten to start with a literal newline: the regex engine then jumps
 # from one newline to the next instead of trying every byte (about 10x faster on long lines).
 # Each chunk is scanned with a newline in front, so the first line is matched as well.
-FAST_DEFAULT = re.compile(rb"\n(?P<name>[A-Za-z_][\w.]{0,63}):[ \t]+"
-                          rb"(?P<value>[-+]?(?:\d+\.?\d*(?:[eE][-+]?\d+)?|nan|inf))[ \t]*\r?(?=\n)")
+FAST_DEFAULT = re.compile(rf"\n(?P<name>{NAME}):[ \t]+(?P<value>{NUMBER})[ \t]*\r?(?=\n)".encode())
+
+
+def check_pattern(pattern: str) -> str | None:
+    """What is wrong with a metric_pattern, or None."""
+    try:
+        regex = re.compile(pattern.encode(), re.MULTILINE)
+    except (re.error, UnicodeEncodeError) as exc:
+        return f"not a valid regular expression ({exc})"
+    if not {"name", "value"} <= set(regex.groupindex):
+        return "needs the named groups (?P<name>...) and (?P<value>...)"
+    return None
 
 
 def compile_pattern(pattern: str) -> re.Pattern[bytes]:
     if pattern == DEFAULT_PATTERN:
         return FAST_DEFAULT
-    regex = re.compile(pattern.encode(), re.MULTILINE)
-    if not {"name", "value"} <= set(regex.groupindex):
-        raise ValueError("metric_pattern needs the named groups 'name' and 'value'")
-    return regex
+    problem = check_pattern(pattern)
+    if problem:
+        raise ValueError(f"metric_pattern {problem}")
+    return re.compile(pattern.encode(), re.MULTILINE)
+
+
+def parse_text(text: str, pattern: str = DEFAULT_PATTERN) -> dict[str, float]:
+    """The metrics in a piece of log text (such as its tail), the last occurrence of each winning."""
+    metrics: dict[str, float] = {}
+    for m in compile_pattern(pattern).finditer(b"\n" + text.encode("utf-8", errors="replace") + b"\n"):
+        _store(metrics, m)
+    return metrics
 
 
 def parse_metrics(log_path: Path, pattern: str = DEFAULT_PATTERN) -> dict[str, float]:

@@ -2,11 +2,11 @@
 from __future__ import annotations
 
 import hashlib
-import inspect
 import itertools
 import json
 import math
-from dataclasses import asdict, dataclass, field
+import re
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 from autoresearch.errors import CollectError, ExpectationError
@@ -76,18 +76,33 @@ def _check_literal(value: Any) -> bool:
     return isinstance(value, LITERAL_TYPES)
 
 
-def sweep_name(name: str, combo: tuple) -> str:
-    """``name[v1-v2]``, as pytest names parametrized tests."""
-    return f"{name}[{'-'.join(str(v) for v in combo)}]"
+def slug(name: str) -> str:
+    """A name as it appears in file names and git refs: letters, digits, '_' and '-' (``lr[0.02]`` -> ``lr-0-02``).
+
+    One rule for the experiment's log (``003-lr-0-02.log``) and its ref (``refs/autoresearch/TAG/003-lr-0-02``).
+    """
+    return re.sub(r"[^A-Za-z0-9_]+", "-", name)[:60].strip("-") or "x"
 
 
-def sweep_description(description: str, params: tuple[tuple[str, Any], ...]) -> str:
-    """Fill ``{NAME}`` placeholders, or append ``(NAME=value)`` when there are none."""
+def combinations(sweep: dict[str, list]) -> list[tuple[tuple[str, Any], ...]]:
+    """Every combination of a sweep's values, as ``((NAME, value), ...)``, in the order written."""
+    keys = list(sweep)
+    return [tuple(zip(keys, combo)) for combo in itertools.product(*(sweep[k] for k in keys))]
+
+
+def parametrize(h: Hypothesis, params: tuple[tuple[str, Any], ...]) -> Hypothesis:
+    """One hypothesis of a sweep, named as pytest names parametrized tests: ``name[v1-v2]``.
+
+    ``{NAME}`` placeholders in the description are filled in, or ``(NAME=value)`` is appended.
+    """
+    name = f"{h.name}[{'-'.join(str(v) for _, v in params)}]"
     try:
-        formatted = description.format(**dict(params))
-    except (KeyError, IndexError, ValueError):
-        formatted = description
-    return formatted if formatted != description else f"{description} ({', '.join(f'{k}={v}' for k, v in params)})"
+        formatted = h.description.format(**dict(params))
+    except (KeyError, IndexError, ValueError, AttributeError):
+        formatted = h.description
+    if formatted == h.description:
+        formatted = f"{h.description} ({', '.join(f'{k}={v}' for k, v in params)})"
+    return replace(h, name=name, description=formatted, params=params)
 
 
 def build(raw: dict[str, Any], path: str, line: int, default_name: str,
@@ -163,14 +178,12 @@ def build(raw: dict[str, Any], path: str, line: int, default_name: str,
     if not sweep:
         return [Hypothesis(name=name, description=description.strip(), set=tuple(sets.items()), **common)]
     out = []
-    keys = list(sweep)
-    for combo in itertools.product(*(sweep[k] for k in keys)):
-        params = tuple(zip(keys, combo))
+    for params in combinations(sweep):
         for k, v in params:
             if not _check_literal(v):
                 raise fail(f"sweep.{k}: {type(v).__name__} is not a literal", k)
-        out.append(Hypothesis(name=sweep_name(name, combo), description=sweep_description(description.strip(), params),
-                              set=tuple({**sets, **dict(params)}.items()), params=params, **common))
+        h = Hypothesis(name=name, description=description.strip(), set=tuple({**sets, **dict(params)}.items()), **common)
+        out.append(parametrize(h, params))
     return out
 
 
@@ -228,6 +241,8 @@ def hypothesis(description: str | Callable | None = None, *, name: str | None = 
 
 def from_function(fn: Callable, path: str) -> list[Hypothesis]:
     """Turn a decorated function into hypotheses, calling it once per sweep combination."""
+    import inspect
+
     meta = dict(fn.__autoresearch_hypothesis__)  # type: ignore[attr-defined]
     line = fn.__code__.co_firstlineno
     sweep = meta.pop("sweep")
@@ -237,24 +252,18 @@ def from_function(fn: Callable, path: str) -> list[Hypothesis]:
     if raw.get("description") is None:
         raw["description"] = doc.splitlines()[0] if doc else None
     accepted = inspect.signature(fn).parameters
-    combos = list(itertools.product(*sweep.values())) if sweep else [()]
     out = []
-    for combo in combos:
-        params = dict(zip(sweep, combo))
+    for params in combinations(sweep) if sweep else [()]:
         patch = Patch()
         try:
-            fn(patch, **{k: v for k, v in params.items() if k in accepted})
+            fn(patch, **{k: v for k, v in params if k in accepted})
         except Exception as exc:  # the user's code: report where, not a traceback
             raise CollectError(path, line, f"{fn.__name__}() raised {type(exc).__name__}: {exc}") from None
         if len(patch.diffs) > 1:
             raise CollectError(path, line, "call patch.diff() at most once (one unified diff per hypothesis)")
-        one = dict(raw, set={**patch.sets, **params}, replace=patch.replaces)
+        one = dict(raw, set={**patch.sets, **dict(params)}, replace=patch.replaces)
         if patch.diffs:
             one["diff"] = patch.diffs[0]
         (h,) = build(one, path, line, fn.__name__)
-        if sweep:
-            h = Hypothesis(**{**asdict(h), "name": sweep_name(h.name, combo), "replace": h.replace,
-                              "description": sweep_description(h.description, tuple(params.items())),
-                              "params": tuple(params.items())})
-        out.append(h)
+        out.append(parametrize(h, params) if sweep else h)
     return out

@@ -1,9 +1,14 @@
-"""What the protocol's phases produce: how the workload ended, the verdict, the report."""
+"""What the protocol's phases produce: how a run of the workload ended, the verdict, the report.
+
+One rule each lives here: which of two values is better (:func:`better`, :func:`best_kept`), and
+what the value of several runs is (their mean, :func:`mean_metrics`).
+"""
 from __future__ import annotations
 
 import enum
-from dataclasses import asdict, dataclass, field
-from typing import Any
+import math
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Iterable
 
 
 class ExitCode(enum.IntEnum):
@@ -11,7 +16,7 @@ class ExitCode(enum.IntEnum):
 
     #: The session completed: every selected hypothesis ran, whatever the verdicts.
     OK = 0
-    #: The session stopped early at a crash: the baseline crashed, or -x met a crash.
+    #: The session stopped early: the baseline crashed, -x met a crash, git failed, the disk is full.
     STOPPED = 1
     #: An internal error in the runner or a plugin (a bug: please report it).
     INTERNAL_ERROR = 3
@@ -21,20 +26,105 @@ class ExitCode(enum.IntEnum):
     NO_HYPOTHESES_COLLECTED = 5
     #: Interrupted by Ctrl-C (SIGINT), 128 + 2 as a shell reports it.
     INTERRUPTED = 130
+    #: Standard output was closed by its reader (``| head``), 128 + SIGPIPE as a shell reports it.
+    OUTPUT_CLOSED = 141
     #: Terminated by SIGTERM, 128 + 15.
     TERMINATED = 143
 
 
+class Cause(str, enum.Enum):
+    """Why a run of the workload gave no usable result: data, never a sentence to search."""
+
+    TIMEOUT = "timeout"  # killed by the runner at the hard time limit
+    OUT_OF_MEMORY = "out-of-memory"  # the workload said so (CUDA OOM, MemoryError)
+    NAN = "nan"  # the loss or the metric became NaN or exploded
+    EXIT_CODE = "exit-code"  # a non-zero exit: an exception, a failed assertion
+    NO_METRIC = "no-metric"  # exited 0 but printed no value of the metric
+    KILLED = "killed"  # a signal from outside the runner (the kernel's OOM killer sends SIGKILL)
+    INTERRUPTED = "interrupted"  # Ctrl-C, SIGTERM, or a closed output stopped the runner
+    PATCH_FAILED = "patch-failed"  # nothing ran: the patch or its baseline could not be applied
+
+    def __str__(self) -> str:
+        return self.value
+
+
+def better(a: float, b: float, direction: str) -> bool:
+    """True when `a` is strictly better than `b` for a metric to ``minimize`` or ``maximize``."""
+    return a < b if direction == "minimize" else a > b
+
+
+def improvement(value: float, base: float, direction: str) -> float:
+    """How much better `value` is than `base`: positive when better, whatever the direction."""
+    return base - value if direction == "minimize" else value - base
+
+
+def best_kept(reports: Iterable[Report]) -> Report | None:
+    """The kept experiment with the best value of its metric, or None."""
+    best = None
+    for r in reports:
+        if r.status == "keep" and r.value is not None and (best is None or better(r.value, best.value, r.direction)):
+            best = r
+    return best
+
+
+def mean_metrics(runs: Iterable[dict[str, float]]) -> dict[str, float]:
+    """The value of several runs: the mean of each metric over the runs that printed it."""
+    sums: dict[str, list[float]] = {}
+    for metrics in runs:
+        for name, value in metrics.items():
+            sums.setdefault(name, []).append(value)
+    return {name: math.fsum(vs) / len(vs) for name, vs in sums.items()}
+
+
 @dataclass(frozen=True)
 class RunResult:
-    """How the workload process ended."""
+    """One run of the workload: how the process ended and what it printed."""
 
-    returncode: int | None  # None when it was killed by the runner (timeout or interrupt)
+    returncode: int | None  # None when the runner killed it (timeout, interrupt) or it never started
     duration: float  # seconds of wall time
     log_path: str
-    timed_out: bool = False
-    interrupted: bool = False
-    signal: int | None = None  # the signal that killed it, when one did
+    seed: int = 0  # AUTORESEARCH_SEED it ran with: 0 for a commit's first run, then 1, 2, ...
+    metrics: dict[str, float] = field(default_factory=dict)
+    cause: str = ""  # a Cause when the run gave no usable result, "" when it ended well
+    message: str = ""  # the cause in one line, for people: "timeout: killed after 600s (limit 600s)"
+    signal: int | None = None  # the signal that killed it, when one from outside did
+
+    @property
+    def ok(self) -> bool:
+        return not self.cause
+
+    @property
+    def timed_out(self) -> bool:
+        return self.cause == Cause.TIMEOUT
+
+    @property
+    def interrupted(self) -> bool:
+        return self.cause == Cause.INTERRUPTED
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunResult:
+        return cls(**{k: v for k, v in data.items() if k in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Sample:
+    """Every run measured for one commit: what a verdict compares with (the tip, a baseline)."""
+
+    commit: str
+    runs: tuple[dict[str, float], ...] = ()  # each successful run's metrics
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return mean_metrics(self.runs)
+
+    def values(self, metric: str) -> tuple[float, ...]:
+        return tuple(r[metric] for r in self.runs if metric in r)
+
+    def mean(self, metric: str) -> float | None:
+        return self.metrics.get(metric)
 
 
 @dataclass(frozen=True)
@@ -47,18 +137,18 @@ class Verdict:
 class Report:
     """Everything known about one finished experiment; handed to every logreport hook."""
 
-    seq: int  # 0 for the baseline, then 1, 2, ...
+    seq: int  # the experiment's number in the run: 0 for the first baseline, then 1, 2, ...
     tag: str
     nodeid: str
     name: str
-    key: str  # content hash of the hypothesis ("" for the baseline)
+    key: str  # content hash of the hypothesis; "" for the baseline (the unmodified code)
     description: str
     hypothesis: str
     status: str  # keep, discard, crash or interrupted
     reason: str
     metric: str
     direction: str
-    metrics: dict[str, float] = field(default_factory=dict)
+    metrics: dict[str, float] = field(default_factory=dict)  # the mean over its successful runs
     baseline_metrics: dict[str, float] = field(default_factory=dict)
     expectation: str | None = None  # confirmed, refuted, or None when nothing was expected
     expectation_details: tuple[str, ...] = ()
@@ -70,15 +160,17 @@ class Report:
     lines_added: int = 0
     lines_removed: int = 0
     started: float = 0.0  # unix time
-    duration: float = 0.0
-    log_path: str = ""
+    duration: float = 0.0  # seconds of workload time, all runs together
+    log_path: str = ""  # the last run's log
     returncode: int | None = None
-    root_cause: str = ""
+    cause: str = ""  # for a crash or an interrupt: a Cause value
+    root_cause: str = ""  # ... and in words
     log_tail: str = ""
+    runs: tuple[RunResult, ...] = ()  # every run of the workload, in order
 
     @property
     def is_baseline(self) -> bool:
-        return self.seq == 0
+        return not self.key
 
     @property
     def value(self) -> float | None:
@@ -93,8 +185,12 @@ class Report:
         """How much better than its baseline, positive when better, direction-aware."""
         if self.value is None or self.baseline_value is None:
             return None
-        delta = self.value - self.baseline_value
-        return -delta if self.direction == "minimize" else delta
+        return improvement(self.value, self.baseline_value, self.direction)
+
+    @property
+    def values(self) -> tuple[float, ...]:
+        """The metric's value in each successful run."""
+        return tuple(r.metrics[self.metric] for r in self.runs if r.ok and self.metric in r.metrics)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -102,8 +198,10 @@ class Report:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Report:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
-        for name in ("expectation_details", "patch_kinds"):
-            known[name] = tuple(known.get(name, ()))
+        for f in fields(cls):
+            if f.name in known and f.name in ("expectation_details", "patch_kinds"):
+                known[f.name] = tuple(known[f.name])
         for name in ("expect", "changes"):
             known[name] = tuple(tuple(x) for x in known.get(name, ()))
+        known["runs"] = tuple(RunResult.from_dict(r) for r in known.get("runs", ()))
         return cls(**known)

@@ -1,27 +1,22 @@
-"""The session's state: the run's tag and folder, its ledger (which lets a killed run resume
-without losing or repeating a result), the experiment in progress, and the core's fallback
-hooks for runs without the git or verdict plugins. The protocol itself is in runner.py.
+"""The session's state: the run's tag and folder, what has run (read from the ledger), what runs
+next, and the experiment in progress. The lifecycle is main.py's; the protocol is protocol.py's.
 """
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
-import os
 import re
-import shutil
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
-from autoresearch import hookimpl
 from autoresearch.errors import PatchError, UsageError
-from autoresearch.model import Hypothesis
-from autoresearch.patching import PatchResult, apply_patch
-from autoresearch.reports import Report, RunResult, Verdict
-
+from autoresearch.ledger import Ledger
+from autoresearch.model import Hypothesis, slug
+from autoresearch.reports import Report, RunResult, Sample, mean_metrics
 
 TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+COMMIT = re.compile(r"[0-9a-f]{7,40}")
 
 
 def default_tag() -> str:
@@ -29,20 +24,11 @@ def default_tag() -> str:
     return dt.date.today().strftime("%b%d").lower()
 
 
-@hookimpl
-def autoresearch_addoption(parser) -> None:
-    parser.addoption("--tag", default=None, help="run tag: the branch is autoresearch/TAG (default: today, e.g. "
-                                                  f"{default_tag()})")
-    parser.addoption("--resume", action="store_true", help="continue the run of an existing tag (--tag, default "
-                                                         "the latest run) instead of starting a new one")
-    parser.addoption("-x", "--exitfirst", action="store_true", help="stop at the first crash")
-    parser.addoption("--watch", action="store_true",
-                     help="after the collected hypotheses, keep watching PATHS and run each new or changed "
-                          "hypothesis as it appears, until interrupted (the seed's LOOP FOREVER)")
-    parser.addsetting("state_dir", default=".autoresearch",
-                      help="folder (relative to the project root) for the run's worktree, logs and state; "
-                           "git-ignored through .git/info/exclude")
-    parser.addsetting("watch_interval", type="float", default=2.0, help="seconds between checks in --watch mode")
+def check_tag(tag: str) -> str:
+    if not TAG.fullmatch(tag) or tag.endswith((".", ".lock")) or ".." in tag:
+        raise UsageError(f"--tag {tag!r}: a tag is letters, digits, '.', '_' and '-', starting with a letter "
+                         "or digit (it names the branch autoresearch/TAG)")
+    return tag
 
 
 class Experiment:
@@ -55,17 +41,39 @@ class Experiment:
         self.nodeid = hypothesis.nodeid if hypothesis else "baseline"
         self.name = hypothesis.name if hypothesis else "baseline"
         self.description = hypothesis.description if hypothesis else "baseline"
-        slug = "".join(c if c.isalnum() else "-" for c in self.name)[:48].strip("-")
-        self.log_path = session.run_dir / "logs" / f"{seq:03d}-{slug}.log"
+        #: names this experiment's log files and its ref: ``003-lr_up``
+        self.label = f"{seq:03d}-{slug(self.name)}"
         self.workdir: Path = session.workdir  # type: ignore[assignment]
         self.base_error = ""
         try:
-            self.base_commit, self.baseline_metrics = session.resolve_base(hypothesis)
+            self.base_commit, self.baseline = session.resolve_base(hypothesis)
         except PatchError as exc:
-            self.base_commit, self.baseline_metrics, self.base_error = session.tip, {}, str(exc)
+            self.base_commit, self.baseline, self.base_error = session.tip, Sample(session.tip), str(exc)
         self.commit = self.base_commit
-        self.patch: PatchResult | None = None
+        self.patch: Any = None  # the PatchResult, once setup applied it
         self.started = time.time()
+        self.runs: list[RunResult] = []  # every run of the workload so far
+        self.finished = False  # True once its report is in the ledger
+
+    @property
+    def baseline_metrics(self) -> dict[str, float]:
+        return self.baseline.metrics
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        """The experiment's metrics: the mean over its successful runs."""
+        return mean_metrics(r.metrics for r in self.runs if r.ok)
+
+    @property
+    def seed(self) -> int:
+        """The seed of the next run: 0 for a commit's first run, then 1, 2, ..."""
+        return self.session.count_runs(self.commit) + len(self.runs)
+
+    @property
+    def log_path(self) -> Path:
+        """The log of the next run: ``NNN-name.log``, then ``NNN-name.1.log``, ... for repeats."""
+        n = len(self.runs)
+        return self.session.run_dir / "logs" / f"{self.label}{f'.{n}' if n else ''}.log"
 
     @property
     def lines_added(self) -> int:
@@ -80,21 +88,33 @@ class Session:
     def __init__(self, config: Any) -> None:
         self.config = config
         self.items: list[Hypothesis] = []
-        self.tag: str = config.getoption("tag") or default_tag()
-        if not TAG.fullmatch(self.tag):
-            raise UsageError(f"--tag {self.tag!r}: a tag is letters, digits, '.', '_' and '-', starting "
-                             "with a letter or digit (it names the branch autoresearch/TAG)")
+        self.tag: str = check_tag(config.getoption("tag") or default_tag())
         self.resume: bool = bool(config.getoption("resume"))
         self.paths: list[Path] = []
         self.branch = ""
         self.workdir: Path | None = None
-        self.tip = ""  # the commit experiments build on (set by the git plugin)
+        self.scratch = False  # True when experiments run in a scratch copy (no git)
+        self.tip = ""  # the commit experiments build on: the last kept one
         self.initial_commit = ""
-        self.history: list[Report] = []
+        self.history: list[Report] = []  # finished experiments, by number (read from the ledger)
         self.pending: dict[str, Any] | None = None  # an experiment the last process did not finish
         self.protected_hashes: dict[str, str | None] = {}
-        self.shouldstop: str = ""
+        self.shouldstop: str = ""  # set to a reason to stop after the current experiment
         self.started = time.time()
+
+    @classmethod
+    def open_existing(cls, config: Any, tag: str | None = None) -> Session:
+        """A finished or stopped run (default: the latest), read from its ledger: for status, report."""
+        current = config.state_dir / "current"
+        tag = tag or (current.read_text().strip() if current.is_file() else None)
+        if not tag:
+            raise UsageError(f"no runs yet in {config.state_dir} (start one with autoresearch run)")
+        session = cls(config)
+        session.tag = check_tag(tag)
+        if not session.ledger.exists():
+            raise UsageError(f"no run tagged {tag!r} in {config.state_dir}")
+        session.load()
+        return session
 
     # -- state on disk ---------------------------------------------------------------------
 
@@ -103,35 +123,32 @@ class Session:
         return self.config.state_dir / "runs" / self.tag
 
     @property
-    def ledger_path(self) -> Path:
-        return self.run_dir / "ledger.jsonl"
+    def ledger(self) -> Ledger:
+        return Ledger(self.run_dir / "ledger.jsonl")
 
     def load(self) -> None:
-        """Read the ledger of a resumed run: finished reports, and what was in flight."""
-        started: dict[int, dict[str, Any]] = {}
-        for line in self.ledger_path.read_text().splitlines():
-            try:
-                entry = json.loads(line)
-            except json.JSONDecodeError:
-                continue  # a torn last line from a kill: that experiment runs again
-            if entry["event"] == "start":
-                started[entry["seq"]] = entry
-            elif entry["event"] == "done":
-                started.pop(entry["report"]["seq"], None)
-                self.history = [r for r in self.history if r.seq != entry["report"]["seq"]]
-                self.history.append(Report.from_dict(entry["report"]))
-                self.tip = entry["tip"]
-            elif entry["event"] == "session":
-                self.initial_commit = entry.get("initial_commit", "")
-                self.protected_hashes = entry.get("protected", {})
-        self.pending = max(started.values(), key=lambda e: e["seq"]) if started else None
+        """Read the ledger of a resumed run: finished reports, the tip, and what was in flight."""
+        state = self.ledger.replay()
+        self.history, self.pending, self.tip = state.history, state.pending, state.tip
+        self.initial_commit, self.protected_hashes = state.initial_commit, state.protected
 
-    def append_ledger(self, entry: dict[str, Any]) -> None:
-        line = json.dumps(entry, default=str) + "\n"
-        with open(self.ledger_path, "a") as f:
-            f.write(line)
-            f.flush()
-            os.fsync(f.fileno())
+    def record_opening(self) -> None:
+        """The run's first ledger line: the commit it starts from and the protected files' hashes."""
+        self.initial_commit = self.tip
+        self.protected_hashes = self.protected_digest()
+        self.ledger.append({"event": "session", "initial_commit": self.tip, "protected": self.protected_hashes})
+
+    def record_start(self, exp: Experiment) -> None:
+        self.ledger.append({"event": "start", "seq": exp.seq, "key": exp.hypothesis.key if exp.hypothesis else "",
+                            "nodeid": exp.nodeid, "time": time.time()})
+
+    def record_done(self, report: Report) -> None:
+        """The commit point of an experiment: its report and the tip it leaves, in the ledger."""
+        tip = report.commit if report.status == "keep" and report.commit else self.tip
+        self.ledger.append({"event": "done", "report": report.to_dict(), "tip": tip})
+        self.tip = tip
+        self.history = [r for r in self.history if r.seq != report.seq] + [report]
+        self.history.sort(key=lambda r: r.seq)
 
     def record_pid(self, pid: int) -> None:
         (self.run_dir / "workload.pid").write_text(str(pid))
@@ -141,18 +158,30 @@ class Session:
     def done_keys(self) -> set[str]:
         return {r.key for r in self.history if r.status != "interrupted" and r.key}
 
-    def metrics_of(self, commit: str) -> dict[str, float]:
-        for r in reversed(self.history):
-            if r.commit and commit and (r.commit.startswith(commit) or commit.startswith(r.commit)) and r.status != "crash":
-                return dict(r.metrics)
-        return {}
-
     @property
     def baseline_done(self) -> bool:
+        """The unmodified code has run successfully once (a crashed baseline runs again on resume)."""
         return any(r.is_baseline and r.status == "keep" for r in self.history)
 
+    def reports_of(self, commit: str) -> list[Report]:
+        return [r for r in self.history if r.commit and commit and (r.commit.startswith(commit) or commit.startswith(r.commit))]
+
+    def count_runs(self, commit: str) -> int:
+        return sum(len(r.runs) for r in self.reports_of(commit))
+
+    def sample(self, commit: str) -> Sample:
+        """Every successful run of a commit in this run: what it is compared with."""
+        runs: list[dict[str, float]] = []
+        for r in self.reports_of(commit):
+            if r.status in ("keep", "discard"):
+                runs += [x.metrics for x in r.runs if x.ok] if r.runs else [r.metrics]
+        return Sample(commit, tuple(runs))
+
+    def experiment(self, hypothesis: Hypothesis | None) -> Experiment:
+        return Experiment(self, self.seq_for(hypothesis.key if hypothesis else ""), hypothesis)
+
     def seq_for(self, key: str) -> int:
-        """The experiment's number: an interrupted one keeps its number, so it is recorded once."""
+        """The experiment's number: one a killed runner left in flight keeps its number."""
         if self.pending is not None and self.pending["key"] == key:
             seq = self.pending["seq"]
             self.pending = None
@@ -160,19 +189,36 @@ class Session:
         used = [r.seq for r in self.history] + ([self.pending["seq"]] if self.pending else [])
         return max(used, default=-1) + 1
 
-    def resolve_base(self, h: Hypothesis | None) -> tuple[str, dict[str, float]]:
-        """The commit a hypothesis builds on and the metrics it is compared with."""
+    def queue(self) -> Iterator[Hypothesis]:
+        """What runs next: the hypothesis a killed runner left in flight, the collected ones not
+        yet run, then whatever ``autoresearch_queue_empty`` hands over (``--watch``)."""
+        done = self.done_keys()
+        pending = self.pending["key"] if self.pending else None
+        batch = [h for h in self.items if h.key == pending] + [h for h in self.items if h.key != pending]
+        while batch:
+            for h in batch:
+                if h.key not in done:
+                    done.add(h.key)
+                    yield h
+            batch = self.config.hook.autoresearch_queue_empty(session=self) or []
+
+    def resolve_base(self, h: Hypothesis | None) -> tuple[str, Sample]:
+        """The commit a hypothesis builds on, and every run of it measured so far."""
         if h is None or h.baseline == "best" or not self.tip:
-            kept = [r for r in self.history if r.status == "keep"]
-            return self.tip, (dict(kept[-1].metrics) if kept else {})
+            return self.tip, self.sample(self.tip)
         if h.baseline == "initial":
             commit = self.initial_commit
         else:
-            named = [r for r in self.history if r.name == h.baseline and r.commit]
-            commit = named[-1].commit if named else h.baseline
-            if not named and not re.fullmatch(r"[0-9a-f]{7,40}", h.baseline):
+            named = [r for r in self.history if r.name == h.baseline and r.status != "interrupted"]
+            if named and named[-1].status == "crash":
+                raise PatchError(f"its baseline {h.baseline!r} crashed ({named[-1].root_cause}): nothing to build on")
+            if named:
+                commit = named[-1].commit
+            elif COMMIT.fullmatch(h.baseline):
+                commit = h.baseline
+            else:
                 raise PatchError(f"its baseline {h.baseline!r} has not run in this run (was it deselected?)")
-        return commit, self.metrics_of(commit)
+        return commit, self.sample(commit)
 
     def protected_digest(self) -> dict[str, str | None]:
         assert self.workdir is not None
@@ -181,64 +227,3 @@ class Session:
             path = self.workdir / name
             out[name] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
         return out
-
-
-# -------------------------------------------------------------------------------------------
-# Core hook implementations (the git plugin wraps them when it is active)
-
-
-@hookimpl(trylast=True)
-def autoresearch_sessionstart(session: Session) -> None:
-    """Without the git plugin, experiments run in a scratch copy of the project."""
-    if session.workdir is None:
-        work = session.run_dir / "workdir"
-        if not work.exists():
-            state = session.config.state_dir.resolve()
-            shutil.copytree(session.config.rootdir, work, symlinks=True,
-                            ignore=lambda d, names: [n for n in names if n == ".git" or Path(d, n).resolve() == state])
-        session.workdir = work
-
-
-@hookimpl
-def autoresearch_experiment_setup(experiment: Experiment) -> None:
-    """Verify the protected files, then apply the patch to the workdir."""
-    session, config = experiment.session, experiment.session.config
-    now = session.protected_digest()
-    changed = [name for name, digest in now.items() if session.protected_hashes.get(name, digest) != digest]
-    if changed:
-        raise UsageError(f"protected file {changed[0]} changed since the run started (in {experiment.workdir}); "
-                         f"restore it (git -C {experiment.workdir} checkout -- {changed[0]}) and resume with --resume")
-    if experiment.hypothesis is None:
-        return
-    from autoresearch.collect import editable_texts
-
-    texts = editable_texts(config, experiment.workdir)
-    try:
-        experiment.patch = apply_patch(experiment.hypothesis, texts, config.editable, config.protected)
-    except PatchError as exc:  # the branch moved on since collection
-        raise PatchError(f"patch does not apply to the current tip: {exc}") from None
-    for name, text in experiment.patch.after.items():
-        if text != texts[name]:
-            (experiment.workdir / name).write_text(text)
-
-
-@hookimpl(trylast=True)
-def autoresearch_make_verdict(experiment: Experiment, metrics: dict[str, float], result: RunResult) -> Verdict:
-    """Fallback when the verdict plugin is blocked: keep whatever is better."""
-    metric = experiment.session.config.get("metric")
-    if result.returncode != 0 or metric not in metrics:
-        return Verdict("crash", "crash")
-    if experiment.hypothesis is None:
-        return Verdict("keep", "baseline")
-    base = experiment.baseline_metrics.get(metric)
-    better = base is None or (metrics[metric] < base if experiment.session.config.get("direction") == "minimize"
-                              else metrics[metric] > base)
-    return Verdict("keep" if better else "discard", "better" if better else "not better")
-
-
-@hookimpl(trylast=True)
-def autoresearch_experiment_teardown(experiment: Experiment, report: Report) -> None:
-    """Without git, a discarded patch is undone by writing the files back."""
-    if report.status != "keep" and experiment.patch and not experiment.session.tip:
-        for name, text in experiment.patch.before.items():
-            (experiment.workdir / name).write_text(text)

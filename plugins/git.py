@@ -1,13 +1,15 @@
 """git: the run-tag branch, a worktree for the experiments, one commit each, keep or reset.
 
 Experiments run in a git worktree on ``autoresearch/<tag>`` under the run's ignored state folder,
-so the user's checkout and hypothesis files are never touched. Every experiment's commit is kept
-reachable under ``refs/autoresearch/<tag>/<NNN>-<name>``, kept or not.
+so the user's checkout and hypothesis files are never touched. Every experiment's commit is made
+reachable under ``refs/autoresearch/<tag>/<NNN>-<name>`` as soon as it exists, kept or not.
 
 GitPython answers the questions about the user's repository at the start (is it a repository,
 has it a commit, is HEAD detached, are the editable files dirty): its objects make those clear.
 The writes in the hot path (reset, add, commit, update-ref) call ``git`` directly: one process
 each, no object database opened in Python, and exactly the commands the seed's protocol names.
+Each runs in its own process group inside a critical section, so neither a Ctrl-C at the
+terminal nor the runner's own signal handling kills git half-way through a write.
 """
 from __future__ import annotations
 
@@ -16,18 +18,20 @@ import subprocess
 import sys
 from pathlib import Path
 
-from autoresearch import hookimpl
-from autoresearch.errors import UsageError
+from autoresearch import hookimpl, interrupts
+from autoresearch.errors import GitError, UsageError
 
 IDENTITY = {"GIT_AUTHOR_NAME": "autoresearch", "GIT_AUTHOR_EMAIL": "autoresearch@localhost",
             "GIT_COMMITTER_NAME": "autoresearch", "GIT_COMMITTER_EMAIL": "autoresearch@localhost"}
 
 
 def git(*args: str, cwd: Path, input: str | None = None, env: dict[str, str] | None = None) -> str:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, input=input,
-                          env=env)
+    """One git command, to completion: a stop that arrives meanwhile waits until git is done."""
+    with interrupts.critical():
+        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, input=input, env=env,
+                              start_new_session=True)
     if proc.returncode:
-        raise UsageError(f"git {' '.join(args)} failed in {cwd}: {proc.stderr.strip() or proc.stdout.strip()}")
+        raise GitError(args, cwd, proc.stderr.strip() or proc.stdout.strip() or f"exit code {proc.returncode}")
     return proc.stdout.strip()
 
 
@@ -36,10 +40,6 @@ class GitPlugin:
         self.config = config
         self.env: dict[str, str] | None = None
         self.worktree: Path | None = None
-
-    def run(self, *args: str, input: str | None = None) -> str:
-        assert self.worktree is not None
-        return git(*args, cwd=self.worktree, input=input, env=self.env)
 
     def check_repository(self, root: Path):
         import git as gitpython  # GitPython: imported here, so --help stays fast
@@ -87,10 +87,10 @@ class GitPlugin:
                 git("worktree", "prune", cwd=root)
                 git("worktree", "add", "-q", "-f", str(self.worktree), branch, cwd=root, env=self.env)
             # undo whatever a killed runner left behind: an applied patch, an experiment's commit
-            self.run("reset", "-q", "--hard", session.tip or "HEAD")
-            self.run("clean", "-q", "-fd")
+            self.move_to(self.worktree, session.tip or "HEAD")
+            git("clean", "-q", "-fd", cwd=self.worktree)
         session.workdir = self.worktree
-        session.tip = self.run("rev-parse", "HEAD")
+        session.tip = git("rev-parse", "HEAD", cwd=self.worktree)
         session.branch = branch
 
     @staticmethod
@@ -104,41 +104,41 @@ class GitPlugin:
             with open(path, "a") as f:
                 f.write("".join(f"{m}\n" for m in missing))
 
+    def move_to(self, worktree: Path, commit: str) -> None:
+        """The worktree's branch and files at `commit`, whatever was there."""
+        git("reset", "-q", "--hard", commit, cwd=worktree, env=self.env)
+
     @hookimpl(wrapper=True)
     def autoresearch_experiment_setup(self, experiment):
         session = experiment.session
         h = experiment.hypothesis
         if h is not None and experiment.base_commit and experiment.base_commit != session.tip:
-            self.run("reset", "-q", "--hard", experiment.base_commit)
+            self.move_to(experiment.workdir, experiment.base_commit)
         result = yield
         if h is not None:
-            editable = [p for p in self.config.editable if (self.worktree / p).exists()]
-            self.run("add", "--", *editable)
+            work = experiment.workdir
+            editable = [p for p in self.config.editable if (work / p).exists()]
+            git("add", "--", *editable, cwd=work, env=self.env)
             message = (f"experiment: {h.description}\n\n{h.hypothesis}\n\n"
                        f"Hypothesis: {h.nodeid}\nHypothesis-Hash: {h.key}\n")
-            self.run("commit", "-q", "--no-verify", "--allow-empty", "-F", "-", input=message)
-            experiment.commit = self.run("rev-parse", "HEAD")
+            git("commit", "-q", "--no-verify", "--allow-empty", "-F", "-", input=message, cwd=work, env=self.env)
+            experiment.commit = git("rev-parse", "HEAD", cwd=work)
+            # reachable from the moment it exists, whatever happens next
+            git("update-ref", f"refs/autoresearch/{session.tag}/{experiment.label}", experiment.commit,
+                cwd=work, env=self.env)
         return result
 
     @hookimpl
     def autoresearch_experiment_teardown(self, experiment, report) -> None:
-        session = experiment.session
-        if experiment.hypothesis is None:
-            return
-        if experiment.commit and experiment.commit != experiment.base_commit:
-            slug = "".join(c if c.isalnum() or c in "-_" else "-" for c in experiment.name)[:60].strip("-")
-            self.run("update-ref", f"refs/autoresearch/{session.tag}/{experiment.seq:03d}-{slug}", experiment.commit)
-        if report.status == "keep":
-            session.tip = experiment.commit
-        else:
-            self.run("reset", "-q", "--hard", session.tip)
+        if experiment.hypothesis is not None and experiment.commit != experiment.session.tip:
+            self.move_to(experiment.workdir, experiment.session.tip)
 
     @hookimpl
     def autoresearch_sessionfinish(self, session, exitstatus) -> None:
         if self.worktree is not None and session.tip and (self.worktree / ".git").exists():
             try:  # whatever stopped the session, leave the branch at the last kept commit
-                self.run("reset", "-q", "--hard", session.tip)
-            except UsageError as exc:
+                self.move_to(self.worktree, session.tip)
+            except GitError as exc:
                 print(f"autoresearch: {exc}", file=sys.stderr)
 
 

@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 
 from autoresearch import hookimpl
-from autoresearch.reports import Report
+from autoresearch.reports import Cause, Report
 
 
 @hookimpl
@@ -52,16 +52,17 @@ def learning(r: Report) -> str:
 
 def next_step(r: Report) -> str:
     """A suggestion derived from the result, such as the other direction for a worse parameter."""
-    cause = r.root_cause.lower()
     if r.status == "interrupted":
         return "Resume the run: autoresearch run --resume."
     if r.status == "crash":
-        if "memory" in cause or "sigkill" in cause:
+        if r.cause in (Cause.OUT_OF_MEMORY, Cause.KILLED):
             return "Cut memory (batch size, width or depth) before trying this idea again."
-        if "timeout" in cause:
+        if r.cause == Cause.TIMEOUT:
             return "Make each step cheaper or drop the idea: a timeout counts as a crash."
-        if "nan" in cause or "fail" in cause:
+        if r.cause == Cause.NAN:
             return "Lower the learning rate or add warm-up or clipping before retrying."
+        if r.cause == Cause.PATCH_FAILED:
+            return "Rewrite the patch against the current tip, or drop the idea."
         return "Fix the error if it is trivial (the seed allows two attempts); otherwise drop the idea."
     if r.is_baseline:
         return "Run the hypotheses against this baseline."

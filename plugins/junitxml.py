@@ -24,22 +24,19 @@ def _text(s: str) -> str:
 
 
 class LogXML:
+    """Renders the run's history (the ledger) as one test suite when the session finishes."""
+
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.reports: list[Report] = []
         self.started = time.time()
 
-    @hookimpl
-    def autoresearch_experiment_logreport(self, report: Report) -> None:
-        self.reports.append(report)
-
-    def element(self) -> ET.Element:
+    def element(self, reports: list[Report]) -> ET.Element:
         suite = ET.Element("testsuite", name="autoresearch", timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"),
-                           time=f"{time.time() - self.started:.3f}", tests=str(len(self.reports)),
-                           failures=str(sum(r.status == "discard" for r in self.reports)),
-                           errors=str(sum(r.status == "crash" for r in self.reports)),
-                           skipped=str(sum(r.status == "interrupted" for r in self.reports)))
-        for r in self.reports:
+                           time=f"{time.time() - self.started:.3f}", tests=str(len(reports)),
+                           failures=str(sum(r.status == "discard" for r in reports)),
+                           errors=str(sum(r.status == "crash" for r in reports)),
+                           skipped=str(sum(r.status == "interrupted" for r in reports)))
+        for r in reports:
             path, _, name = r.nodeid.rpartition("::")
             case = ET.SubElement(suite, "testcase", classname=path.replace("/", ".") or "autoresearch",
                                  name=_text(name or r.nodeid), time=f"{r.duration:.3f}")
@@ -61,7 +58,7 @@ class LogXML:
     def autoresearch_sessionfinish(self, session, exitstatus) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         root = ET.Element("testsuites")
-        root.append(self.element())
+        root.append(self.element(session.history))
         ET.ElementTree(root).write(self.path, encoding="utf-8", xml_declaration=True)
 
 

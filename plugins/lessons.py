@@ -10,7 +10,8 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from autoresearch import hookimpl
-from autoresearch.reports import Report
+from autoresearch.config import positive
+from autoresearch.reports import Cause, Report, best_kept, better
 
 BEGIN = "<!-- autoresearch:lessons:begin (generated; edit outside these markers) -->"
 END = "<!-- autoresearch:lessons:end -->"
@@ -22,17 +23,20 @@ HEAD = ("# Lessons\n\n## Notes\n\nWrite your own notes here, outside the generat
 def autoresearch_addoption(parser) -> None:
     parser.addsetting("lessons_path", default="experiments/lessons.md",
                       help="the distilled lessons, relative to the project root")
-    parser.addsetting("lessons_every", type="int", default=4,
+    parser.addsetting("lessons_every", type="int", default=4, check=positive,
                       help="distil lessons after every N experiments (3-5 is the seed's advice) and at the end")
 
 
-def crash_kind(cause: str) -> str:
-    c = cause.lower()
-    for key, kind in (("timeout", "timeouts"), ("memory", "out-of-memory crashes"), ("sigkill", "kills (out of memory?)"),
-                      ("nan", "NaN/exploding losses"), ("fail", "NaN/exploding losses")):
-        if key in c:
-            return kind
-    return c.split(":")[0][:60] or "crashes"
+CRASH_KINDS = {Cause.TIMEOUT: "timeouts", Cause.OUT_OF_MEMORY: "out-of-memory crashes",
+               Cause.KILLED: "kills (out of memory?)", Cause.NAN: "NaN/exploding losses",
+               Cause.PATCH_FAILED: "patches that did not apply"}
+
+
+def crash_kind(r: Report) -> str:
+    """What kind of crash, from its cause; errors are told apart by the exception's name."""
+    if r.cause in CRASH_KINDS:
+        return CRASH_KINDS[Cause(r.cause)]
+    return r.root_cause.split(":")[0][:60] or "crashes"
 
 
 def _num(text: str) -> float | None:
@@ -47,11 +51,10 @@ def distil(reports: list[Report], today: str) -> str:
     if not done:
         return "_No experiments yet._\n"
     metric, direction = done[0].metric, done[0].direction
-    better = (lambda a, b: a < b) if direction == "minimize" else (lambda a, b: a > b)
     out = []
     kept = [r for r in done if r.status == "keep" and r.value is not None]
     if kept:
-        best = min(kept, key=lambda r: r.value if direction == "minimize" else -r.value)
+        best = best_kept(kept)
         base = next((r for r in done if r.is_baseline), None)
         gain = f", {abs(best.value - base.value):.4f} better than the baseline" if base and base.value is not None else ""
         out.append(f"**Best so far**: {metric} {best.value:.6f} — {best.description} "
@@ -72,7 +75,7 @@ def distil(reports: list[Report], today: str) -> str:
             value = f"{r.value:.6f}" if r.value is not None and r.status != "crash" else "—"
             out.append(f"| {new} | {old} | {value} | {r.status}{' (' + r.expectation + ')' if r.expectation else ''} "
                        f"| {dt.date.fromtimestamp(r.started).isoformat()} |")
-            if r.status == "keep" and r.value is not None and (best_row is None or better(r.value, best_row[0].value)):
+            if r.status == "keep" and r.value is not None and (best_row is None or better(r.value, best_row[0].value, direction)):
                 best_row = (r, new)
         out.append(f"\nBest so far: {name} = {best_row[1]} ({metric} {best_row[0].value:.6f}).\n" if best_row
                    else f"\nBest so far: the original value ({rows[0][1]}); no change of {name} was kept.\n")
@@ -100,7 +103,7 @@ def rules(done: list[Report], today: str) -> list[str]:
     crashes: dict[str, list[Report]] = defaultdict(list)
     for r in done:
         if r.status == "crash":
-            crashes[crash_kind(r.root_cause)].append(r)
+            crashes[crash_kind(r)].append(r)
     for kind, rs in crashes.items():
         if len(rs) >= 2:
             names = ", ".join(r.name for r in rs[:4])

@@ -2,10 +2,11 @@
 
     commit  val_bpb  memory_gb  status  description
 
-The sidecar (``results.jsonl`` beside the run's copy) holds every metric, durations, the
-expectation's outcome, the hypothesis id and the log path. results.tsv is rendered from it, so a
-runner killed between the two never loses or repeats a row, and both files are replaced
-atomically (written aside, then renamed): a full disk leaves the old file, never a torn row.
+The sidecar (``results.jsonl`` beside the run's copy) holds every metric, every run, durations,
+the expectation's outcome, the hypothesis id and the log path. Both render from the session's
+history (the ledger), whole, after every experiment and when a run resumes: a runner killed
+between two writes never loses or repeats a row, and both files are replaced atomically (written
+aside, then renamed), so a full disk leaves the old file, never a torn row.
 """
 from __future__ import annotations
 
@@ -69,8 +70,7 @@ def sidecar_entry(report: Report) -> dict:
 class ResultsTSV:
     def __init__(self, config) -> None:
         self.config = config
-        self.entries: dict[int, dict] = {}
-        self.run_dir: Path | None = None
+        self.session = None
 
     @property
     def mirror(self) -> Path:
@@ -78,30 +78,22 @@ class ResultsTSV:
 
     @hookimpl
     def autoresearch_sessionstart(self, session) -> None:
-        self.run_dir = session.run_dir
-        sidecar = self.run_dir / "results.jsonl"
-        if sidecar.is_file():
-            for line in sidecar.read_text().splitlines():
-                try:
-                    entry = json.loads(line)
-                except json.JSONDecodeError:
-                    continue
-                self.entries[entry["seq"]] = entry
-        self.flush()  # a resumed run repairs results.tsv from the sidecar
+        self.session = session
+        self.flush()  # a resumed run repairs both files from the ledger
 
     @hookimpl
     def autoresearch_experiment_logreport(self, report: Report) -> None:
-        if report.status == "interrupted":
-            return  # not a result: the hypothesis runs again when the run is resumed
-        self.entries[report.seq] = sidecar_entry(report)
-        self.flush()
+        if report.status != "interrupted":  # not a result: the hypothesis runs again on resume
+            self.flush()
 
     def flush(self) -> None:
-        assert self.run_dir is not None
-        ordered = [self.entries[k] for k in sorted(self.entries)]
-        atomic_write(self.run_dir / "results.jsonl", "".join(json.dumps(e, default=str) + "\n" for e in ordered))
-        text = render(self.config.get("metric"), [Report.from_dict(e) for e in ordered])
-        atomic_write(self.run_dir / "results.tsv", text)
+        assert self.session is not None
+        reports = [r for r in self.session.history if r.status != "interrupted"]
+        run_dir = self.session.run_dir
+        atomic_write(run_dir / "results.jsonl", "".join(json.dumps(sidecar_entry(r), default=str) + "\n"
+                                                        for r in reports))
+        text = render(self.config.get("metric"), reports)
+        atomic_write(run_dir / "results.tsv", text)
         atomic_write(self.mirror, text)
 
 

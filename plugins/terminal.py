@@ -9,8 +9,10 @@ import sys
 import time
 from typing import TextIO
 
-from autoresearch import __version__, hookimpl
-from autoresearch.reports import Report
+from autoresearch import __version__, hookimpl, interrupts
+from autoresearch.config import not_negative, positive
+from autoresearch.errors import OutputClosed
+from autoresearch.reports import Report, best_kept
 
 COLORS = {"keep": "\033[32m", "discard": "\033[33m", "crash": "\033[31m", "interrupted": "\033[35m"}
 RESET = "\033[0m"
@@ -24,8 +26,8 @@ def autoresearch_addoption(parser) -> None:
     parser.addoption("-q", "--quiet", action="count", default=0, group="terminal",
                      help="less output: only the summary and crashes")
     parser.addsetting("cost_per_hour", "--cost-per-hour", type="float", default=None, group="terminal",
-                      help="price of one GPU-hour, to report the run's cost")
-    parser.addsetting("gpus", type="int", default=1, group="terminal",
+                      help="price of one GPU-hour, to report the run's cost", check=not_negative)
+    parser.addsetting("gpus", type="int", default=1, group="terminal", check=positive,
                       help="GPUs one run uses, for the GPU-hours in the summary")
 
 
@@ -44,14 +46,27 @@ class Terminal:
         self.session = None
         self.live = False
         self.last_plain = 0.0
-        self.reports: list[Report] = []
+        self.closed = False
+
+    def emit(self, text: str) -> None:
+        """Write and flush; when the reader has gone (``| head``), stop the run as an interrupt does."""
+        if self.closed:
+            return
+        try:
+            self.out.write(text)
+            self.out.flush()
+        except BrokenPipeError:
+            self.closed = True
+            from autoresearch.main import silence_stdout
+
+            silence_stdout()
+            interrupts.interrupt(OutputClosed())
 
     def write(self, text: str = "") -> None:
         if self.live:
-            self.out.write("\r\033[K")
             self.live = False
-        self.out.write(text + "\n")
-        self.out.flush()
+            text = "\r\033[K" + text
+        self.emit(text + "\n")
 
     def color(self, status: str) -> str:
         return f"{COLORS.get(status, '')}{status}{RESET}" if self.tty else status
@@ -97,8 +112,7 @@ class Terminal:
             frac = min(1.0, elapsed / budget)
             bar = "#" * int(20 * frac) + "-" * (20 - int(20 * frac))
             text = f"{experiment.nodeid[:50]} [{bar}] {fmt_seconds(elapsed)}{loss_text}"
-            self.out.write("\r\033[K" + text[: self.width - 1])
-            self.out.flush()
+            self.emit("\r\033[K" + text[: self.width - 1])
             self.live = True
         elif elapsed - self.last_plain >= PLAIN_EVERY:
             self.last_plain = elapsed
@@ -106,7 +120,6 @@ class Terminal:
 
     @hookimpl
     def autoresearch_experiment_logreport(self, report: Report) -> None:
-        self.reports.append(report)
         if self.verbosity < 0 and report.status != "crash":
             return
         value = f"{report.metric} {report.value:.6f}" if report.value is not None else f"{report.metric} —"
@@ -125,20 +138,19 @@ class Terminal:
 
     @hookimpl
     def autoresearch_sessionfinish(self, session, exitstatus) -> None:
-        counts = {s: sum(1 for r in self.reports if r.status == s) for s in ("keep", "discard", "crash", "interrupted")}
+        reports = session.history
+        counts = {s: sum(1 for r in reports if r.status == s) for s in ("keep", "discard", "crash", "interrupted")}
         parts = [f"{n} {s}" for s, n in counts.items() if n]
         wall = time.time() - session.started
         self.write()
         self.write(self.rule(f"{', '.join(parts) or 'nothing ran'} in {fmt_seconds(wall)}"))
-        history = [r for r in session.history if r.status == "keep" and r.value is not None]
-        if history:
-            minimize = self.config.get("direction") == "minimize"
-            best = min(history, key=lambda r: r.value if minimize else -r.value)
+        best = best_kept(reports)
+        if best is not None:
             base = next((r for r in session.history if r.is_baseline and r.value is not None), None)
             total = f", {best.value - base.value:+.6f} from the baseline {base.value:.6f}" if base else ""
             self.write(f"best {best.metric} {best.value:.6f}{total} — {best.description} "
                        f"(commit {best.commit[:7]}{' on ' + session.branch if session.branch else ''})")
-        hours = sum(r.duration for r in self.reports) / 3600 * (self.config.get("gpus") or 1)
+        hours = sum(r.duration for r in reports) / 3600 * (self.config.get("gpus") or 1)
         rate = self.config.get("cost_per_hour")
         cost = f", ${hours * rate:.2f} at ${rate:g}/GPU-hour" if rate else ""
         self.write(f"compute {hours:.3f} GPU-hours{cost}; results in {self.config.get('results_path', 'results.tsv')}, "

@@ -1,27 +1,28 @@
-"""verdict: the seed's simplicity criterion, with its thresholds configurable.
+"""verdict: the seed's simplicity criterion, with its thresholds configurable, and the tip rule.
 
     better by more than keep_threshold (0.005)            -> keep
     better by min_improvement..keep_threshold (0.001)     -> keep, unless it adds max_added_lines (20)+
     within +-min_improvement                              -> keep only if the code got simpler
     worse                                                 -> discard
+    a keep built on another commit than the branch tip    -> discard unless it also beats the tip
 
 Complexity is the net number of lines the patch adds to the editable files. Direction-aware.
-A plugin can replace this rule: implement ``autoresearch_make_verdict`` with ``tryfirst=True``.
+A plugin can replace the whole rule: implement ``autoresearch_make_verdict`` with ``tryfirst=True``.
 """
 from __future__ import annotations
 
-import math
-
 from autoresearch import Verdict, hookimpl
+from autoresearch.config import not_negative, positive
+from autoresearch.reports import better, improvement
 
 
 @hookimpl
 def autoresearch_addoption(parser) -> None:
-    parser.addsetting("keep_threshold", type="float", default=0.005,
+    parser.addsetting("keep_threshold", type="float", default=0.005, check=not_negative,
                       help="an improvement above this is kept whatever the added lines")
-    parser.addsetting("min_improvement", type="float", default=0.001,
+    parser.addsetting("min_improvement", type="float", default=0.001, check=not_negative,
                       help="changes smaller than this are noise: kept only if they simplify the code")
-    parser.addsetting("max_added_lines", type="int", default=20,
+    parser.addsetting("max_added_lines", type="int", default=20, check=positive,
                       help="a small improvement that adds this many lines or more is discarded")
 
 
@@ -42,23 +43,25 @@ def decide(improvement: float, net_lines: int, *, keep_threshold: float, min_imp
 
 
 @hookimpl
-def autoresearch_make_verdict(experiment, metrics, result) -> Verdict:
+def autoresearch_make_verdict(experiment, metrics, runs, tip) -> Verdict:
     config = experiment.session.config
-    metric = config.get("metric")
-    value = metrics.get(metric)
-    if result.returncode != 0 or value is None or math.isnan(value):
-        why = ("timeout" if result.timed_out else f"exit code {result.returncode}" if result.returncode
-               else f"no {metric} printed" if value is None else f"{metric} is NaN")
-        return Verdict("crash", f"crash: {why}")
+    metric, direction = config.get("metric"), config.get("direction")
+    failed = next((r for r in runs if not r.ok), None)
+    if failed is not None:
+        return Verdict("crash", f"crash: {failed.message or failed.cause}")
+    value = metrics[metric]
     if experiment.hypothesis is None:
         return Verdict("keep", f"baseline: {metric} {value:.6f}")
-    base = experiment.baseline_metrics.get(metric)
+    base = experiment.baseline.mean(metric)
     if base is None:
         return Verdict("discard", f"discard: the baseline printed no {metric} to compare with")
-    delta = value - base
-    improvement = -delta if config.get("direction") == "minimize" else delta
     net = experiment.lines_added - experiment.lines_removed
-    status, why = decide(improvement, net, keep_threshold=config.get("keep_threshold"),
+    status, why = decide(improvement(value, base, direction), net, keep_threshold=config.get("keep_threshold"),
                          min_improvement=config.get("min_improvement"),
                          max_added_lines=config.get("max_added_lines"))
-    return Verdict(status, f"{status}: {delta:+.4f} {metric} for {net:+d} lines ({why})")
+    tip_value = tip.mean(metric)
+    if status == "keep" and tip.commit != experiment.base_commit and tip_value is not None \
+            and not better(value, tip_value, direction):
+        return Verdict("discard", f"discard: better than its baseline {experiment.hypothesis.baseline} but not "
+                                  f"than the branch tip ({value:.6f} vs {tip_value:.6f})")
+    return Verdict(status, f"{status}: {value - base:+.4f} {metric} for {net:+d} lines ({why})")

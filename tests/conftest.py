@@ -1,16 +1,22 @@
 """Fixtures: real git repositories in temporary folders, with a fast fake workload.
 
 The fake ``train.py`` prints a summary computed from its own constants, so every outcome is
-known in advance: val_bpb = 1 + |LR - 0.03| * 10 + (DEPTH - 2) * 0.01, peak_vram_mb = 1024 * DEPTH.
-Its ``CRASH`` constant selects a failure mode.
+known in advance: val_bpb = 1 + |LR - 0.03| * 10 + (DEPTH - 2) * 0.01, peak_vram_mb = 1024 * DEPTH,
+plus SEED_NOISE times the run's AUTORESEARCH_SEED (0 for a commit's first run, so nothing by
+default). Its ``CRASH`` constant selects a failure mode; FAKE_FAIL in its environment makes it
+fail as a missing data folder would, whatever its code.
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -24,7 +30,11 @@ DEPTH = 4
 ACT = "relu"
 SLEEP = 0.0
 CRASH = ""
+SEED_NOISE = 0.0
 import os, sys, time
+if os.environ.get("FAKE_FAIL"):
+    print("error: no prepared data in ./data")
+    sys.exit(1)
 time.sleep(SLEEP)
 if CRASH == "exit":
     print("Traceback (most recent call last):")
@@ -41,7 +51,7 @@ if CRASH == "nosummary":
     sys.exit(0)
 if CRASH == "hang":
     time.sleep(600)
-val = 1.0 + abs(LR - 0.03) * 10 + (DEPTH - 2) * 0.01
+val = 1.0 + abs(LR - 0.03) * 10 + (DEPTH - 2) * 0.01 + SEED_NOISE * int(os.environ.get("AUTORESEARCH_SEED", "0"))
 print("step 00001 (100.0%) | loss 2.500000 | remaining 0s", flush=True)
 print("---")
 print(f"val_bpb:          {val:.6f}")
@@ -114,3 +124,62 @@ def cli(capsys: pytest.CaptureFixture[str]):
 def run_subprocess(root: Path, *args: str, env: dict[str, str] | None = None, **kw) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "autoresearch", *args], cwd=root, capture_output=True,
                           text=True, env={**os.environ, **(env or {})}, **kw)
+
+
+def processes_under(root: Path) -> list[int]:
+    """Every process whose working folder is inside `root` (a runner, a workload, its children)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cwd = os.readlink(entry / "cwd")
+        except OSError:
+            continue
+        if cwd == str(root) or cwd.startswith(f"{root}/"):
+            found.append(int(entry.name))
+    return found
+
+
+def stop_everything_under(root: Path) -> None:
+    """SIGKILL whatever still runs in `root` and its process group: nothing a test started outlives it."""
+    for _ in range(3):
+        pids = processes_under(root)
+        if not pids:
+            return
+        for pid in pids:
+            for kill in (lambda: os.killpg(os.getpgid(pid), signal.SIGKILL), lambda: os.kill(pid, signal.SIGKILL)):
+                try:
+                    kill()
+                except (ProcessLookupError, PermissionError):
+                    pass
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def spawn(root: Path, *args: str, env: dict[str, str] | None = None, ignore_sigint: bool = False,
+          **kw) -> Iterator[subprocess.Popen]:
+    """`autoresearch ARGS` in the background, in its own process group; whatever happens in the
+    test, it and everything it started are stopped in finally.
+
+    `ignore_sigint` starts it as `cmd &` in a non-interactive shell would: with SIGINT ignored.
+    """
+    def preexec() -> None:
+        if ignore_sigint:
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    kw.setdefault("stdout", subprocess.PIPE)
+    kw.setdefault("stderr", subprocess.PIPE)
+    proc = subprocess.Popen([sys.executable, "-m", "autoresearch", *args], cwd=root, text=True,
+                            env={**os.environ, **(env or {})}, start_new_session=True, preexec_fn=preexec, **kw)
+    try:
+        yield proc
+    finally:
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        with contextlib.suppress(Exception):
+            proc.communicate(timeout=10)
+        stop_everything_under(root)

@@ -1,8 +1,7 @@
 """The built-in plugins' formats against the seeds, and the status / new / report commands."""
 from __future__ import annotations
 
-import subprocess
-import sys
+import signal
 import time
 import tomllib
 
@@ -10,8 +9,8 @@ import pytest
 
 from autoresearch.plugins import journal, lessons, results_tsv
 from autoresearch.plugins.verdict import decide
-from autoresearch.reports import Report
-from conftest import simple, write
+from autoresearch.reports import Cause, Report
+from conftest import git, simple, spawn, write
 
 THRESHOLDS = dict(keep_threshold=0.005, min_improvement=0.001, max_added_lines=20)
 
@@ -73,14 +72,19 @@ def test_journal_entry_has_the_seed_fields_in_order():
     assert "**Next**: Push further in the same direction: MATRIX_LR above 0.06." in text
 
 
-@pytest.mark.parametrize("cause, advice", [
-    ("timeout: killed after 600s (limit 600s)", "Make each step cheaper"),
-    ("out of memory: torch.OutOfMemoryError", "Cut memory"),
-    ("loss became NaN or exploded (the workload printed FAIL)", "Lower the learning rate"),
-    ("ImportError: no module named x", "Fix the error if it is trivial"),
+@pytest.mark.parametrize("cause, message, advice", [
+    (Cause.TIMEOUT, "timeout: killed after 600s (limit 600s)", "Make each step cheaper"),
+    (Cause.OUT_OF_MEMORY, "out of memory: torch.OutOfMemoryError", "Cut memory"),
+    (Cause.KILLED, "killed by SIGKILL from outside the runner", "Cut memory"),
+    (Cause.NAN, "loss became NaN or exploded (the workload printed FAIL)", "Lower the learning rate"),
+    (Cause.PATCH_FAILED, "patch does not apply to the current tip", "Rewrite the patch"),
+    (Cause.EXIT_CODE, "ImportError: no module named x", "Fix the error if it is trivial"),
+    # the cause is data: words in the message that look like another cause change nothing
+    (Cause.EXIT_CODE, "ValueError: nan in memory timeout", "Fix the error if it is trivial"),
 ])
-def test_journal_crash_next_steps(cause, advice):
-    assert journal.next_step(report(status="crash", root_cause=cause, metrics={})).startswith(advice)
+def test_journal_crash_next_steps(cause, message, advice):
+    r = report(status="crash", cause=cause, root_cause=message, metrics={})
+    assert journal.next_step(r).startswith(advice)
 
 
 def test_lessons_keep_the_human_section_word_for_word():
@@ -96,7 +100,8 @@ def test_lessons_keep_the_human_section_word_for_word():
 def test_lessons_rules_need_repeated_evidence():
     worse = [report(seq=i, status="discard", changes=(("LR", "0.04", f"0.0{5 + i}"),),
                     metrics={"val_bpb": 1.01}) for i in (1, 2)]
-    ooms = [report(seq=i, status="crash", name=f"wide{i}", root_cause="out of memory: CUDA", metrics={}) for i in (3, 4)]
+    ooms = [report(seq=i, status="crash", name=f"wide{i}", cause=Cause.OUT_OF_MEMORY, root_cause="CUDA error",
+                   metrics={}) for i in (3, 4)]
     rules = lessons.rules(worse + ooms, "2026-11-22")
     assert "- NEVER raise LR because all 2 tries made val_bpb worse. Learned: 2026-11-22" in rules
     assert "- NEVER repeat changes like wide3, wide4 because 2 of them ended in out-of-memory crashes. Learned: 2026-11-22" in rules
@@ -167,9 +172,7 @@ def test_quiet_and_verbose_terminal(repo, cli):
 def test_watch_runs_new_and_changed_files_once(repo):
     simple(repo, "a", "LR = 0.02")
     (repo / "pyproject.toml").write_text((repo / "pyproject.toml").read_text() + "watch_interval = 0.2\n")
-    subprocess.run(["git", "commit", "-qam", "fast watch"], cwd=repo, check=True)
-    proc = subprocess.Popen([sys.executable, "-m", "autoresearch", "run", "--tag", "w", "--watch"], cwd=repo,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    git(repo, "commit", "-qam", "fast watch")
     tsv = repo / "results.tsv"
 
     def rows() -> int:
@@ -180,7 +183,7 @@ def test_watch_runs_new_and_changed_files_once(repo):
         while rows() < n and time.monotonic() < deadline:
             time.sleep(0.1)
 
-    try:
+    with spawn(repo, "run", "--tag", "w", "--watch") as proc:
         wait_for(2)
         simple(repo, "b", "DEPTH = 3")  # a new file
         wait_for(3)
@@ -189,8 +192,7 @@ def test_watch_runs_new_and_changed_files_once(repo):
         simple(repo, "b", "DEPTH = 5")  # changed content: runs
         wait_for(4)
         time.sleep(1.0)
-    finally:
-        proc.send_signal(2)
+        proc.send_signal(signal.SIGINT)
         out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130
     assert [x.split("\t")[4] for x in tsv.read_text().splitlines()[1:]] == ["baseline", "a", "b", "b"]

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from autoresearch.reports import ExitCode
-from conftest import git, hyp, run_subprocess, simple, write
+from conftest import git, hyp, run_subprocess, simple, spawn, write
 from autoresearch.plugins.results_tsv import read_results
 
 
@@ -299,17 +299,14 @@ def test_a_deselected_named_baseline_is_a_recorded_crash(repo, cli):
 
 def test_second_runner_is_refused_and_told_who_holds_the_lock(repo):
     simple(repo, "slow", "SLEEP = 3.0")
-    first = subprocess.Popen([sys.executable, "-m", "autoresearch", "run", "--tag", "t1"], cwd=repo,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
+    with spawn(repo, "run", "--tag", "t1") as first:
         deadline = time.monotonic() + 20
         while not (run_dir(repo) / "logs" / "001-slow.log").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         second = run_subprocess(repo, "run", "--tag", "t2")
         assert second.returncode == 4
         assert "another autoresearch run holds" in second.stderr and f"pid {first.pid}, tag t1" in second.stderr
-    finally:
-        first.wait(timeout=60)
+        first.communicate(timeout=60)
     assert first.returncode == 0
 
 
@@ -360,20 +357,21 @@ def test_essential_plugins_cannot_be_blocked(repo, cli):
     assert r.rc == 4 and "execute is essential and cannot be blocked" in r.err
 
 
-def test_sigint_records_interrupted_and_resets(repo):
+@pytest.mark.parametrize("ignored", [False, True], ids=["foreground", "started-with-sigint-ignored"])
+def test_sigint_records_interrupted_and_resets(repo, ignored):
+    """Ctrl-C works also in a runner started as `cmd &` in a script, where SIGINT is ignored."""
     simple(repo, "slow", "SLEEP = 30.0")
-    proc = subprocess.Popen([sys.executable, "-m", "autoresearch", "run", "--tag", "t1"], cwd=repo,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     pidfile = run_dir(repo) / "workload.pid"
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if pidfile.exists() and (run_dir(repo) / "logs" / "001-slow.log").exists():
-            break
-        time.sleep(0.1)
-    time.sleep(0.5)
-    workload = int(pidfile.read_text())
-    proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=30)
+    with spawn(repo, "run", "--tag", "t1", ignore_sigint=ignored) as proc:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if pidfile.exists() and (run_dir(repo) / "logs" / "001-slow.log").exists():
+                break
+            time.sleep(0.1)
+        time.sleep(0.5)
+        workload = int(pidfile.read_text())
+        proc.send_signal(signal.SIGINT)
+        out, err = proc.communicate(timeout=30)
     assert proc.returncode == 130, err
     assert not alive(workload)
     assert git(repo, "log", "-1", "--format=%s", "autoresearch/t1") == "init"

@@ -1,0 +1,188 @@
+"""The default experiment protocol: setup -> run (once, or again while a plugin asks) -> metrics
+-> verdict -> report -> the ledger's commit point -> logreport -> teardown.
+
+    record_start                      ledger: the experiment begins
+    autoresearch_experiment_setup     protected files checked, patch applied (git: committed)
+    autoresearch_experiment_logstart  the journal's PLANNED entry
+    repeat:
+      autoresearch_experiment_run     one run of the workload (AUTORESEARCH_SEED 0, 1, ...)
+      autoresearch_parse_metrics      its metrics, from its log
+    while autoresearch_experiment_rerun says so
+    autoresearch_make_verdict         keep, discard or crash (with the tip's runs to compare)
+    autoresearch_make_report          the frozen Report (the expectation is added by a plugin)
+    record_done                       ledger: the commit point, and the tip it leaves
+    autoresearch_experiment_logreport results.tsv, journal, terminal, ...
+    autoresearch_experiment_teardown  git: the branch is moved to the tip
+
+The core's own fallbacks for a session without the git or verdict plugins live here too.
+"""
+from __future__ import annotations
+
+import hashlib
+import shutil
+import time
+from dataclasses import replace
+from pathlib import Path
+
+from autoresearch import hookimpl, interrupts
+from autoresearch.errors import OutputClosed, PatchError, Terminated, UsageError
+from autoresearch.execute import classify, log_tail
+from autoresearch.reports import Cause, Report, RunResult, Verdict, better
+
+STOPS = {KeyboardInterrupt: "SIGINT (Ctrl-C)", Terminated: "SIGTERM", OutputClosed: "a closed output (| head)"}
+
+
+def runprotocol(exp) -> Report:
+    """Run one experiment through every phase; returns its report (also on a recorded crash)."""
+    session = exp.session
+    hook = session.config.hook
+    session.record_start(exp)
+    try:
+        try:
+            if exp.base_error:
+                raise PatchError(exp.base_error)
+            hook.autoresearch_experiment_setup(experiment=exp)
+        except PatchError as exc:  # nothing to run: recorded as a crash, and the loop goes on
+            hook.autoresearch_experiment_logstart(experiment=exp)
+            exp.runs.append(RunResult(None, 0.0, "", cause=Cause.PATCH_FAILED, message=str(exc)))
+        else:
+            hook.autoresearch_experiment_logstart(experiment=exp)
+            while True:
+                exp.runs.append(call(exp))
+                if not exp.runs[-1].ok or not hook.autoresearch_experiment_rerun(experiment=exp, runs=tuple(exp.runs)):
+                    break
+        verdict = hook.autoresearch_make_verdict(experiment=exp, metrics=exp.metrics, result=exp.runs[-1],
+                                                 runs=tuple(exp.runs), tip=session.sample(session.tip))
+    except (KeyboardInterrupt, Terminated, OutputClosed) as exc:
+        if not exp.finished:  # stopped before its commit point: recorded as interrupted, runs again on resume
+            what = STOPS[type(exc)]
+            exp.runs.append(RunResult(None, time.time() - exp.started, str(exp.log_path), seed=exp.seed,
+                                      cause=Cause.INTERRUPTED, message=f"interrupted by {what} before the run finished"))
+            finish(exp, Verdict("interrupted", f"interrupted by {what}"))
+        raise
+    return finish(exp, verdict)
+
+
+def call(exp) -> RunResult:
+    """One run of the workload, its metrics read from its log, and a cause if it gave no result."""
+    hook = exp.session.config.hook
+    result = hook.autoresearch_experiment_run(experiment=exp)
+    metrics: dict[str, float] = {}
+    for found in reversed(hook.autoresearch_parse_metrics(experiment=exp, log_path=Path(result.log_path))):
+        metrics.update(found or {})
+    return classify(replace(result, metrics=metrics), exp.session.config.get("metric"))
+
+
+def finish(exp, verdict: Verdict) -> Report:
+    """From the verdict to the teardown, as one step no stop cuts in two."""
+    session, hook = exp.session, exp.session.config.hook
+    with interrupts.critical():
+        report = hook.autoresearch_make_report(experiment=exp, verdict=verdict)
+        session.record_done(report)
+        exp.finished = True
+        hook.autoresearch_experiment_logreport(report=report)
+        hook.autoresearch_experiment_teardown(experiment=exp, report=report)
+    return report
+
+
+@hookimpl(trylast=True)
+def autoresearch_experiment_protocol(experiment) -> Report:
+    return runprotocol(experiment)
+
+
+@hookimpl(trylast=True)
+def autoresearch_make_report(experiment, verdict: Verdict) -> Report:
+    exp, config = experiment, experiment.session.config
+    h = exp.hypothesis
+    runs = tuple(exp.runs)
+    last = runs[-1] if runs else RunResult(None, 0.0, "")
+    failed = next((r for r in reversed(runs) if not r.ok), None)
+    ended_badly = verdict.status in ("crash", "interrupted")
+    return Report(
+        seq=exp.seq, tag=exp.session.tag, nodeid=exp.nodeid, name=exp.name, key=h.key if h else "",
+        description=exp.description, hypothesis=h.hypothesis if h else "the unmodified baseline",
+        status=verdict.status, reason=verdict.reason, metric=config.get("metric"), direction=config.get("direction"),
+        metrics=exp.metrics, baseline_metrics=exp.baseline_metrics, expect=h.expect if h else (),
+        changes=tuple(exp.patch.changes) if exp.patch else (),
+        patch_kinds=tuple(k for k, v in (("set", h.set), ("replace", h.replace), ("diff", h.diff)) if v) if h else (),
+        commit=exp.commit, baseline_commit=exp.base_commit, lines_added=exp.lines_added,
+        lines_removed=exp.lines_removed, started=exp.started, duration=sum(r.duration for r in runs),
+        log_path=last.log_path, returncode=last.returncode,
+        cause=(failed.cause if failed else "") if ended_badly else "",
+        root_cause=((failed.message if failed else verdict.reason) if ended_badly else ""),
+        log_tail=log_tail(last.log_path) if ended_badly and last.log_path else "", runs=runs)
+
+
+# -------------------------------------------------------------------------------------------
+# The core's own phases, and fallbacks for a session without the git or verdict plugins
+
+
+def content_id(texts: dict[str, str]) -> str:
+    """Without git, a version of the editable files is named by its content, as a commit would be."""
+    digest = hashlib.sha1()
+    for name in sorted(texts):
+        digest.update(f"{name}\0{texts[name]}\0".encode("utf-8", errors="surrogateescape"))
+    return digest.hexdigest()
+
+
+@hookimpl(trylast=True)
+def autoresearch_sessionstart(session) -> None:
+    """Without the git plugin, experiments run in a scratch copy of the project."""
+    if session.workdir is None:
+        from autoresearch.collect import editable_texts
+
+        work = session.run_dir / "workdir"
+        if not work.exists():
+            state = session.config.state_dir.resolve()
+            shutil.copytree(session.config.rootdir, work, symlinks=True,
+                            ignore=lambda d, names: [n for n in names if n == ".git" or Path(d, n).resolve() == state])
+        session.workdir, session.scratch = work, True
+        session.tip = content_id(editable_texts(session.config, work))
+
+
+@hookimpl
+def autoresearch_experiment_setup(experiment) -> None:
+    """Verify the protected files, then apply the patch to the workdir."""
+    session, config = experiment.session, experiment.session.config
+    now = session.protected_digest()
+    changed = [name for name, digest in now.items() if session.protected_hashes.get(name, digest) != digest]
+    if changed:
+        raise UsageError(f"protected file {changed[0]} changed since the run started (in {experiment.workdir}); "
+                         f"restore it (git -C {experiment.workdir} checkout -- {changed[0]}) and resume with --resume")
+    if experiment.hypothesis is None:
+        return
+    from autoresearch.collect import editable_texts
+    from autoresearch.patching import apply_patch
+
+    texts = editable_texts(config, experiment.workdir)
+    try:
+        experiment.patch = apply_patch(experiment.hypothesis, texts, config.editable, config.protected)
+    except PatchError as exc:  # the branch moved on since collection
+        raise PatchError(f"patch does not apply to the current tip: {exc}") from None
+    for name, text in experiment.patch.after.items():
+        if text != texts[name]:
+            (experiment.workdir / name).write_text(text)
+    experiment.commit = content_id(experiment.patch.after)  # the git plugin, if active, names its commit instead
+
+
+@hookimpl(trylast=True)
+def autoresearch_make_verdict(experiment, metrics: dict[str, float], runs, tip) -> Verdict:
+    """Fallback when the verdict plugin is blocked: keep whatever beats its baseline and the tip."""
+    metric, direction = experiment.session.config.get("metric"), experiment.session.config.get("direction")
+    failed = next((r for r in runs if not r.ok), None)
+    if failed is not None:
+        return Verdict("crash", f"crash: {failed.message or failed.cause}")
+    if experiment.hypothesis is None:
+        return Verdict("keep", "baseline")
+    value = metrics[metric]
+    targets = [v for v in (experiment.baseline.mean(metric), tip.mean(metric)) if v is not None]
+    ok = all(better(value, t, direction) for t in targets)
+    return Verdict("keep" if ok else "discard", "better" if ok else "not better")
+
+
+@hookimpl(trylast=True)
+def autoresearch_experiment_teardown(experiment, report: Report) -> None:
+    """Without git, a discarded patch is undone by writing the files back."""
+    if report.status != "keep" and experiment.patch and experiment.session.scratch:
+        for name, text in experiment.patch.before.items():
+            (experiment.workdir / name).write_text(text)

@@ -1,0 +1,78 @@
+"""watch: ``--watch``, the seed's LOOP FOREVER. When the queue is empty, wait for new or changed
+hypothesis files and hand them to the run loop; the same content never runs twice.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+
+from autoresearch import hookimpl
+from autoresearch.collect import collect
+from autoresearch.config import positive
+from autoresearch.errors import UsageError
+
+
+@hookimpl
+def autoresearch_addoption(parser) -> None:
+    parser.addoption("--watch", action="store_true",
+                     help="after the collected hypotheses, keep watching PATHS and run each new or changed "
+                          "hypothesis as it appears, until interrupted (the seed's LOOP FOREVER)")
+    parser.addsetting("watch_interval", type="float", default=2.0, help="seconds between checks in --watch mode",
+                      check=positive)
+
+
+class Watcher:
+    """Polls the paths; a file is re-read only when its size or modification time changes, and a
+    file with an error is reported once and skipped until it changes again."""
+
+    def __init__(self, config) -> None:
+        self.config = config
+        self.seen: dict[str, tuple[int, int]] = {}
+
+    def changed(self, paths: list[Path]) -> bool:
+        changed = False
+        try:
+            for path in paths:
+                for file in (path.rglob("*") if path.is_dir() else [path]):
+                    if file.suffix not in (".toml", ".py") or not file.is_file():
+                        continue
+                    st = file.stat()
+                    stamp = (st.st_mtime_ns, st.st_size)
+                    if self.seen.get(str(file)) != stamp:
+                        self.seen[str(file)] = stamp
+                        changed = True
+        except OSError:
+            changed = True
+        return changed
+
+    @hookimpl
+    def autoresearch_collection_finish(self, session) -> None:
+        self.changed(session.paths)  # what was collected at the start counts as seen
+
+    @hookimpl
+    def autoresearch_queue_empty(self, session):
+        config = self.config
+        while True:
+            if self.changed(session.paths):
+                try:
+                    items, errors = collect(config, session.paths, config.hook)
+                    config.hook.autoresearch_collection_modifyitems(session=session, config=config, items=items)
+                except UsageError as exc:
+                    items, errors = [], []
+                    print(f"autoresearch: {exc}", file=sys.stderr)
+                for err in errors:
+                    print(f"ERROR {err}", file=sys.stderr)
+                bad = {e.path for e in errors}
+                done = session.done_keys()
+                new = [h for h in items if h.key not in done and h.path not in bad]
+                if new:
+                    session.items += new
+                    return new
+            time.sleep(config.get("watch_interval"))
+
+
+@hookimpl
+def autoresearch_configure(config) -> None:
+    if config.getoption("watch"):
+        config.pluginmanager.register(Watcher(config), "watch-session")
