@@ -2,21 +2,38 @@
 
 Write hypothesis files; ``autoresearch run experiments/`` runs each as one git commit of
 ``train.py``, trains for a fixed budget, reads the metric, and keeps or discards the commit.
+
+The public names below are imported on first use (PEP 562), so that starting the command line
+costs only what it uses, and the signal handlers are installed before anything heavy loads.
 """
 from __future__ import annotations
 
-import pluggy
+from typing import Any
 
 __version__ = "0.1.0"
 
-#: Marks a plugin function as a hook implementation: ``@hookimpl(tryfirst=True)``.
-hookimpl = pluggy.HookimplMarker("autoresearch")
+_PUBLIC = {
+    "CollectError": "autoresearch.errors", "ExpectationError": "autoresearch.errors",
+    "PatchError": "autoresearch.errors", "UsageError": "autoresearch.errors",
+    "Hypothesis": "autoresearch.model", "Patch": "autoresearch.model", "hypothesis": "autoresearch.model",
+    "ExitCode": "autoresearch.reports", "Report": "autoresearch.reports", "RunResult": "autoresearch.reports",
+    "Sample": "autoresearch.reports", "Verdict": "autoresearch.reports", "Cause": "autoresearch.reports",
+}
 
-from autoresearch.errors import CollectError, ExpectationError, PatchError, UsageError  # noqa: E402
-from autoresearch.model import Hypothesis, Patch, hypothesis  # noqa: E402
-from autoresearch.reports import ExitCode, Report, RunResult, Verdict  # noqa: E402
+__all__ = sorted([*_PUBLIC, "__version__", "hookimpl"])
 
-__all__ = [
-    "CollectError", "ExitCode", "ExpectationError", "Hypothesis", "Patch", "PatchError", "Report",
-    "RunResult", "UsageError", "Verdict", "__version__", "hookimpl", "hypothesis",
-]
+
+def __getattr__(name: str) -> Any:
+    if name == "hookimpl":
+        import pluggy
+
+        #: Marks a plugin function as a hook implementation: ``@hookimpl(tryfirst=True)``.
+        value: Any = pluggy.HookimplMarker("autoresearch")
+    elif name in _PUBLIC:
+        import importlib
+
+        value = getattr(importlib.import_module(_PUBLIC[name]), name)
+    else:
+        raise AttributeError(f"module 'autoresearch' has no attribute {name!r}")
+    globals()[name] = value
+    return value

@@ -13,7 +13,7 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from autoresearch import __version__, pluginmanager
+from autoresearch import __version__, interrupts, pluginmanager
 from autoresearch.config import Config, Parser, find_rootdir
 from autoresearch.errors import UsageError
 from autoresearch.main import guard
@@ -77,7 +77,11 @@ def make_parser(parser: Parser) -> tuple[ArgumentParser, dict[str, ArgumentParse
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    return guard(lambda: _main(argv))
+    interrupts.install()
+    try:
+        return guard(lambda: _main(argv))
+    finally:
+        interrupts.restore()
 
 
 def _main(argv: list[str]) -> int:

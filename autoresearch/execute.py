@@ -17,7 +17,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Callable
 
-from autoresearch import hookimpl
+from autoresearch import hookimpl, interrupts, procs
 from autoresearch.config import positive
 from autoresearch.metrics import NUMBER
 from autoresearch.reports import Cause, RunResult
@@ -108,16 +108,19 @@ def run_command(cmd: list[str], cwd: Path, log_path: Path, env: dict[str, str], 
     """Run `cmd` in a new process group, stdout and stderr to `log_path`, killed after `limit` s."""
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
-    with open(log_path, "wb") as log:
-        try:
-            proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
-                                    stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-        except OSError as exc:  # the command itself is missing or not executable: a crash
-            log.write(f"autoresearch: cannot start {shlex.join(cmd)}: {exc}\n".encode())
-            return RunResult(returncode=127, duration=0.0, log_path=str(log_path))
-    if on_start:
-        on_start(proc.pid)
+    proc: subprocess.Popen | None = None
     try:
+        # started and recorded as one step: a stop arriving meanwhile is raised only once the
+        # workload is known, so the except below can always kill it
+        with interrupts.critical(), open(log_path, "wb") as log:
+            try:
+                proc = subprocess.Popen(cmd, cwd=cwd, stdout=log, stderr=subprocess.STDOUT,
+                                        stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+            except OSError as exc:  # the command itself is missing or not executable: a crash
+                log.write(f"autoresearch: cannot start {shlex.join(cmd)}: {exc}\n".encode())
+                return RunResult(returncode=127, duration=0.0, log_path=str(log_path))
+            if on_start:
+                on_start(proc.pid)
         while True:
             try:
                 proc.wait(timeout=POLL_SECONDS)
@@ -133,14 +136,17 @@ def run_command(cmd: list[str], cwd: Path, log_path: Path, env: dict[str, str], 
             if on_progress:
                 on_progress(elapsed, *progress(read_tail(log_path)))
     except BaseException:  # Ctrl-C, SIGTERM: never leave the workload running
-        kill_group(proc.pid, grace=1.0, proc=proc)
-        proc.wait()
+        if proc is not None:
+            with interrupts.deferred():  # a second Ctrl-C does not cut the kill short
+                kill_group(proc.pid, grace=1.0, proc=proc)
+                proc.wait()
         raise
     finally:
-        try:  # grandchildren that outlived their parent
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
+        if proc is not None:
+            try:  # grandchildren that outlived their parent
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
     rc = proc.returncode
     return RunResult(returncode=rc, duration=time.monotonic() - start, log_path=str(log_path),
                      signal=-rc if rc < 0 else None)
@@ -195,6 +201,7 @@ def autoresearch_experiment_run(experiment) -> RunResult:
     seed = experiment.seed
     env = dict(os.environ, PYTHONUNBUFFERED="1", AUTORESEARCH_TAG=session.tag,
                AUTORESEARCH_EXPERIMENT=experiment.nodeid, AUTORESEARCH_SEED=str(seed))
+    env[procs.MARKER] = str(session.run_dir.resolve())  # finds it, and its children, after a kill
     if config.get("budget"):
         env["AUTORESEARCH_TIME_BUDGET"] = f"{config.get('budget'):g}"
 

@@ -297,7 +297,10 @@ def autoresearch_make_report(experiment: Experiment, verdict: Verdict) -> Report
 def autoresearch_experiment_logreport(report: Report) -> None:
     """Record a finished experiment (results.tsv, journal, lessons, terminal, JUnit XML, -x).
 
-    Called after the report is in the ledger, so ``session.history`` already holds it.
+    Called after the report is in the ledger, so ``session.history`` already holds it. At least
+    once: when a runner is killed after the report reached the ledger but before every plugin
+    recorded it, the resumed run calls this again for it. Make it idempotent (render from
+    ``session.history``, or check what is already written).
 
     :param report: The experiment's frozen report.
     """

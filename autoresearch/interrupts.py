@@ -16,6 +16,8 @@ from autoresearch.errors import Terminated
 _depth = 0
 _pending: BaseException | None = None
 _previous: dict[int, Any] = {}
+_installed = 0  # install() calls not yet matched by restore(): the outermost one restores
+_closed = False  # the command is over: a stop is only recorded
 
 
 def _handler(signum: int, frame: Any) -> None:
@@ -23,23 +25,47 @@ def _handler(signum: int, frame: Any) -> None:
 
 
 def install() -> None:
-    """Turn SIGINT into KeyboardInterrupt and SIGTERM into Terminated, whatever was inherited."""
-    global _pending, _depth
+    """Turn SIGINT into KeyboardInterrupt and SIGTERM into Terminated, whatever was inherited.
+
+    Nested calls are counted; the handlers in place before the outermost one come back with its
+    matching :func:`restore`.
+    """
+    global _pending, _depth, _installed
+    _installed += 1
+    if _installed > 1:
+        return
     _pending, _depth = None, 0
     for signum in (signal.SIGINT, signal.SIGTERM):
         _previous[signum] = signal.signal(signum, _handler)
 
 
 def restore() -> None:
+    global _installed
+    _installed = max(0, _installed - 1)
+    if _installed:
+        return
     for signum, handler in _previous.items():
         signal.signal(signum, handler)
     _previous.clear()
 
 
+def close() -> None:
+    """The command is over and its exit code decided: from now on a stop changes nothing.
+
+    The signals are then ignored, not just recorded: while the interpreter shuts down it puts
+    back the default action of any signal with a Python handler, which would end the process by
+    the signal instead of with the exit code already decided.
+    """
+    global _closed
+    _closed = True
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+
+
 def interrupt(exc: BaseException) -> None:
     """Stop the runner with `exc`: now, or at the end of the critical section it is in."""
     global _pending
-    if _depth:
+    if _depth or _closed:
         _pending = _pending or exc
         return
     raise exc

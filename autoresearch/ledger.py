@@ -4,13 +4,15 @@ state, the lessons, JUnit XML, ``status``, ``report``) renders from it or from
 
 One JSON object a line, appended and fsynced before the runner moves on:
 
-    {"event": "session", "initial_commit": ..., "protected": {...}}   once, when the run opens
+    {"event": "session", "format": 2, "initial_commit": ..., "protected": {...}}   once, at the start
     {"event": "start", "seq": 3, "key": ..., "nodeid": ..., "time": ...}   an experiment begins
     {"event": "done", "report": {...}, "tip": ...}   it is finished: the commit point
+    {"event": "logged", "seq": 3}   every plugin has recorded it (results.tsv, the journal, ...)
 
 An experiment is finished exactly when its "done" line is on disk; a "start" without one is what a
-killed runner left in flight, and runs again under the same number. A torn last line (a kill
-mid-write) is ignored, so it too runs again.
+killed runner left in flight, and runs again under the same number. A "done" without "logged" was
+finished but not yet recorded everywhere: a resumed run records it (and runs it no more). A torn
+last line (a kill mid-write) is cut off when the run resumes, so the experiment runs again.
 """
 from __future__ import annotations
 
@@ -32,6 +34,7 @@ class Replay:
     tip: str = ""  # the commit the branch should be at
     initial_commit: str = ""
     protected: dict[str, str | None] = field(default_factory=dict)
+    unlogged: list[Report] = field(default_factory=list)  # finished, not yet recorded by every plugin
 
 
 class Ledger:
@@ -40,6 +43,15 @@ class Ledger:
 
     def exists(self) -> bool:
         return self.path.is_file()
+
+    def repair(self) -> None:
+        """Cut off a torn last line (a kill mid-write), so the next line starts on its own."""
+        with open(self.path, "rb+") as f:
+            data = f.read()
+            if data and not data.endswith(b"\n"):
+                f.truncate(data.rfind(b"\n") + 1)
+                f.flush()
+                os.fsync(f.fileno())
 
     def append(self, entry: dict[str, Any]) -> None:
         line = json.dumps(entry, default=str) + "\n"
@@ -52,6 +64,7 @@ class Ledger:
         state = Replay()
         started: dict[int, dict[str, Any]] = {}
         by_seq: dict[int, Report] = {}
+        logged: set[int] | None = None  # None for a ledger written before "logged" events existed
         for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
             try:
                 entry = json.loads(line)
@@ -65,10 +78,18 @@ class Ledger:
                 started.pop(report.seq, None)
                 by_seq[report.seq] = report
                 state.tip = entry.get("tip", state.tip)
+                if logged is not None:
+                    logged.discard(report.seq)
+            elif event == "logged":
+                if logged is not None:
+                    logged.add(entry["seq"])
             elif event == "session":
+                logged = set() if entry.get("format", 1) >= 2 else None
                 state.initial_commit = entry.get("initial_commit", "")
                 state.protected = entry.get("protected", {})
                 state.tip = state.tip or state.initial_commit
         state.history = [by_seq[k] for k in sorted(by_seq)]
+        if logged is not None:
+            state.unlogged = [r for r in state.history if r.seq not in logged]
         state.pending = max(started.values(), key=lambda e: e["seq"]) if started else None
         return state

@@ -24,7 +24,7 @@ from typing import Any, Callable
 from autoresearch import hookimpl, interrupts
 from autoresearch.errors import GitError, OutputClosed, Terminated, UsageError
 from autoresearch.reports import ExitCode
-from autoresearch.session import Session, default_tag
+from autoresearch.session import Session, check_tag, default_tag
 
 
 @hookimpl
@@ -157,6 +157,7 @@ def _session(config: Any, session: Session, doit: Callable[[Any, Session], None]
         print(f"no hypotheses collected from {where} (write .toml or .py hypothesis files, "
               "e.g. with autoresearch new)", file=sys.stderr)
         return ExitCode.NO_HYPOTHESES_COLLECTED
+    select_run(session)  # read-only: a run that cannot start leaves nothing behind, not even a lock file
     with Lock(config.state_dir / "lock", session.tag):
         open_run(session)
         status: int = ExitCode.INTERNAL_ERROR
@@ -164,6 +165,9 @@ def _session(config: Any, session: Session, doit: Callable[[Any, Session], None]
             config.hook.autoresearch_sessionstart(session=session)
             if not session.initial_commit:
                 session.record_opening()
+            for report in session.unlogged:  # done, but the runner was killed before it was logged
+                config.hook.autoresearch_experiment_logreport(report=report)
+                session.record_logged(report)
             doit(config, session)
             status = ExitCode.STOPPED if session.shouldstop else ExitCode.OK
         except BaseException as exc:
@@ -179,12 +183,14 @@ def _session(config: Any, session: Session, doit: Callable[[Any, Session], None]
         return status
 
 
-def open_run(session: Session) -> None:
-    """Start a new run folder for the tag, or load the one being resumed."""
+def select_run(session: Session) -> None:
+    """Which run this is (``--resume`` without ``--tag``: the latest), and whether it can start."""
     config = session.config
     current = config.state_dir / "current"
     if session.resume and not config.getoption("tag") and current.is_file():
-        session.tag = current.read_text().strip()
+        latest = current.read_text(errors="replace").strip()
+        if latest:
+            session.tag = check_tag(latest)
     exists = session.ledger.exists()
     if exists and not session.resume:
         raise UsageError(f"run tag {session.tag!r} already exists; continue it with --resume, or start "
@@ -192,24 +198,25 @@ def open_run(session: Session) -> None:
     if session.resume and not session.run_dir.is_dir():  # a folder without a ledger: killed at its start
         runs = sorted(p.name for p in (config.state_dir / "runs").glob("*") if p.is_dir())
         raise UsageError(f"no run tagged {session.tag!r} to resume (runs here: {', '.join(runs) or 'none'})")
+
+
+def open_run(session: Session) -> None:
+    """Start a new run folder for the tag, or load the one being resumed (under the lock)."""
+    from autoresearch import procs
+
+    select_run(session)  # again, now that no other runner can change the answer
     session.run_dir.mkdir(parents=True, exist_ok=True)
-    current.write_text(session.tag + "\n")
-    if exists:
+    atomic_text(session.config.state_dir / "current", session.tag + "\n")
+    if session.ledger.exists():
+        session.ledger.repair()
         session.load()
-        kill_stale_workload(session)
+    stopped = procs.kill_marked(session.run_dir)  # what a killed runner left training
+    if stopped:
+        error(f"stopped {len(stopped)} process{'es' if len(stopped) > 1 else ''} a stopped runner left running "
+              f"(pid {', '.join(map(str, stopped))})", prefix="note: ")
 
 
-def kill_stale_workload(session: Session) -> None:
-    """A runner killed mid-run leaves its workload training: stop that process group."""
-    from autoresearch.execute import kill_group
-
-    pidfile = session.run_dir / "workload.pid"
-    if not pidfile.is_file():
-        return
-    try:
-        pid = int(pidfile.read_text().strip() or 0)
-        cwd = os.path.realpath(f"/proc/{pid}/cwd")
-    except (OSError, ValueError):
-        return
-    if pid and cwd.startswith(str(session.run_dir.resolve())):
-        kill_group(pid, grace=1.0)
+def atomic_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)

@@ -82,6 +82,7 @@ def finish(exp, verdict: Verdict) -> Report:
         exp.finished = True
         hook.autoresearch_experiment_logreport(report=report)
         hook.autoresearch_experiment_teardown(experiment=exp, report=report)
+        session.record_logged(report)
     return report
 
 

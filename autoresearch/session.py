@@ -98,6 +98,7 @@ class Session:
         self.initial_commit = ""
         self.history: list[Report] = []  # finished experiments, by number (read from the ledger)
         self.pending: dict[str, Any] | None = None  # an experiment the last process did not finish
+        self.unlogged: list[Report] = []  # finished by the last process, not recorded everywhere
         self.protected_hashes: dict[str, str | None] = {}
         self.shouldstop: str = ""  # set to a reason to stop after the current experiment
         self.started = time.time()
@@ -130,13 +131,15 @@ class Session:
         """Read the ledger of a resumed run: finished reports, the tip, and what was in flight."""
         state = self.ledger.replay()
         self.history, self.pending, self.tip = state.history, state.pending, state.tip
+        self.unlogged = state.unlogged
         self.initial_commit, self.protected_hashes = state.initial_commit, state.protected
 
     def record_opening(self) -> None:
         """The run's first ledger line: the commit it starts from and the protected files' hashes."""
         self.initial_commit = self.tip
         self.protected_hashes = self.protected_digest()
-        self.ledger.append({"event": "session", "initial_commit": self.tip, "protected": self.protected_hashes})
+        self.ledger.append({"event": "session", "format": 2, "initial_commit": self.tip,
+                            "protected": self.protected_hashes})
 
     def record_start(self, exp: Experiment) -> None:
         self.ledger.append({"event": "start", "seq": exp.seq, "key": exp.hypothesis.key if exp.hypothesis else "",
@@ -149,6 +152,10 @@ class Session:
         self.tip = tip
         self.history = [r for r in self.history if r.seq != report.seq] + [report]
         self.history.sort(key=lambda r: r.seq)
+
+    def record_logged(self, report: Report) -> None:
+        """Every plugin has recorded the experiment: a resumed run need not record it again."""
+        self.ledger.append({"event": "logged", "seq": report.seq})
 
     def record_pid(self, pid: int) -> None:
         (self.run_dir / "workload.pid").write_text(str(pid))

@@ -4,32 +4,46 @@ Experiments run in a git worktree on ``autoresearch/<tag>`` under the run's igno
 so the user's checkout and hypothesis files are never touched. Every experiment's commit is made
 reachable under ``refs/autoresearch/<tag>/<NNN>-<name>`` as soon as it exists, kept or not.
 
-GitPython answers the questions about the user's repository at the start (is it a repository,
-has it a commit, is HEAD detached, are the editable files dirty): its objects make those clear.
-The writes in the hot path (reset, add, commit, update-ref) call ``git`` directly: one process
-each, no object database opened in Python, and exactly the commands the seed's protocol names.
-Each runs in its own process group inside a critical section, so neither a Ctrl-C at the
-terminal nor the runner's own signal handling kills git half-way through a write.
+Everything is asked of ``git`` itself, one short process each: the questions about the user's
+repository at the start (is it one, has it a commit, is HEAD detached, are the editable files
+dirty) and the writes (worktree, reset, add, commit, update-ref), exactly the commands the
+seed's protocol names. A write runs in its own process group inside a critical section, so
+neither a Ctrl-C at the terminal nor the runner's own signal handling kills git half-way
+through it, and with automatic gc and maintenance off, so no git process outlives the command
+that started it. (A library that keeps git processes open between calls would have them
+closed by the garbage collector, at a moment no one chooses: a Ctrl-C arriving then is lost.)
+
+A run that resumes starts from a fresh worktree (whatever a killed runner left in the old one,
+an applied patch or a half-written index, goes with it), and removes the lock files a killed
+runner's git left in the run's own refs, once no git process is at work in the repository.
 """
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from autoresearch import hookimpl, interrupts
+from autoresearch import hookimpl, interrupts, procs
 from autoresearch.errors import GitError, UsageError
 
+LOCK_WAIT = 10.0  # seconds to wait for a git at work in the repository before leaving its locks alone
 IDENTITY = {"GIT_AUTHOR_NAME": "autoresearch", "GIT_AUTHOR_EMAIL": "autoresearch@localhost",
             "GIT_COMMITTER_NAME": "autoresearch", "GIT_COMMITTER_EMAIL": "autoresearch@localhost"}
+
+
+def ask(*args: str, cwd: Path) -> subprocess.CompletedProcess:
+    """A question to git that writes nothing: its exit code and output, whatever they are."""
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
 
 
 def git(*args: str, cwd: Path, input: str | None = None, env: dict[str, str] | None = None) -> str:
     """One git command, to completion: a stop that arrives meanwhile waits until git is done."""
     with interrupts.critical():
-        proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, input=input, env=env,
-                              start_new_session=True)
+        proc = subprocess.run(["git", "-c", "gc.auto=0", "-c", "maintenance.auto=false", *args], cwd=cwd,
+                              capture_output=True, text=True, input=input, env=env, start_new_session=True)
     if proc.returncode:
         raise GitError(args, cwd, proc.stderr.strip() or proc.stdout.strip() or f"exit code {proc.returncode}")
     return proc.stdout.strip()
@@ -41,54 +55,54 @@ class GitPlugin:
         self.env: dict[str, str] | None = None
         self.worktree: Path | None = None
 
-    def check_repository(self, root: Path):
-        import git as gitpython  # GitPython: imported here, so --help stays fast
-
-        try:
-            repo = gitpython.Repo(root, search_parent_directories=True)
-        except (gitpython.InvalidGitRepositoryError, gitpython.NoSuchPathError):
+    def check_repository(self, root: Path) -> Path:
+        """The repository's common git folder; one clear line when `root` is no repository or has
+        no commit yet. Without a committer identity, commits are signed "autoresearch"."""
+        where = ask("rev-parse", "--git-common-dir", cwd=root)
+        if where.returncode:
             raise UsageError(f"{root} is not a git repository: run `git init && git add -A && git commit -m "
-                             "init` first, or run without git with -p no:git") from None
-        if not repo.head.is_valid():
+                             "init` first, or run without git with -p no:git")
+        if ask("rev-parse", "--verify", "-q", "HEAD", cwd=root).returncode:
             raise UsageError(f"{root}: the repository has no commit yet; commit {', '.join(self.config.editable)} "
                              "first (the run starts from HEAD)")
-        # ask git itself whether it can sign a commit (GitPython's config reader does not see
-        # everything git does, GIT_CONFIG_GLOBAL for one); if not, commit as "autoresearch"
-        ident = subprocess.run(["git", "var", "GIT_COMMITTER_IDENT"], cwd=root, capture_output=True)
-        if ident.returncode:
+        if ask("var", "GIT_COMMITTER_IDENT", cwd=root).returncode:
             self.env = {**os.environ, **IDENTITY}
-        return repo
+        return (root / where.stdout.strip()).resolve()
 
     @hookimpl(tryfirst=True)
     def autoresearch_sessionstart(self, session) -> None:
         config = self.config
         root = config.rootdir
-        repo = self.check_repository(root)
-        self.exclude(Path(repo.git_dir), [config.get("state_dir"), config.get("results_path") or "results.tsv"])
+        common = self.check_repository(root)
+        self.exclude(common, [config.get("state_dir"), config.get("results_path") or "results.tsv"])
         branch = f"autoresearch/{session.tag}"
-        exists = any(h.name == branch for h in repo.heads)
+        exists = ask("show-ref", "--verify", "--quiet", f"refs/heads/{branch}", cwd=root).returncode == 0
         self.worktree = session.run_dir / "worktree"
         if not session.resume:
             if exists:
                 raise UsageError(f"branch {branch} already exists: resume that run with --resume --tag "
                                  f"{session.tag}, or start a new one with --tag NAME")
-            dirty = [p for p in config.editable + config.protected if repo.is_dirty(path=p, untracked_files=False)]
-            if dirty:
-                raise UsageError(f"{dirty[0]} has uncommitted changes; commit or stash them first "
+            status = ask("status", "--porcelain", "--untracked-files=no", "--", *config.editable, *config.protected,
+                         cwd=root).stdout.splitlines()
+            if status:
+                raise UsageError(f"{status[0][3:]} has uncommitted changes; commit or stash them first "
                                  "(the run starts from the last commit, HEAD)")
-            if repo.head.is_detached:
-                print(f"autoresearch: note: HEAD is detached; {branch} starts from {repo.head.commit.hexsha[:7]}",
-                      file=sys.stderr)
+            if ask("symbolic-ref", "-q", "HEAD", cwd=root).returncode:
+                head = ask("rev-parse", "--short=7", "HEAD", cwd=root).stdout.strip()
+                print(f"autoresearch: note: HEAD is detached; {branch} starts from {head}", file=sys.stderr)
             git("worktree", "add", "-q", "-b", branch, str(self.worktree), "HEAD", cwd=root, env=self.env)
         else:
-            if not exists:
-                raise UsageError(f"cannot resume {session.tag!r}: branch {branch} is gone")
-            if not (self.worktree / ".git").exists():
-                git("worktree", "prune", cwd=root)
+            self.recover_locks(root, common, session.tag)
+            self.remove_worktree(common)
+            if exists:
                 git("worktree", "add", "-q", "-f", str(self.worktree), branch, cwd=root, env=self.env)
-            # undo whatever a killed runner left behind: an applied patch, an experiment's commit
+            elif not session.history and not session.initial_commit:  # killed before its branch existed
+                git("worktree", "add", "-q", "-b", branch, str(self.worktree), "HEAD", cwd=root, env=self.env)
+            else:
+                raise UsageError(f"cannot resume {session.tag!r}: branch {branch} is gone (deleted since the "
+                                 "run started?); start a new run with --tag NAME")
+            # the branch as the ledger has it: an experiment's commit made before a kill goes
             self.move_to(self.worktree, session.tip or "HEAD")
-            git("clean", "-q", "-fd", cwd=self.worktree)
         session.workdir = self.worktree
         session.tip = git("rev-parse", "HEAD", cwd=self.worktree)
         session.branch = branch
@@ -103,6 +117,38 @@ class GitPlugin:
         if missing:
             with open(path, "a") as f:
                 f.write("".join(f"{m}\n" for m in missing))
+
+    def remove_worktree(self, common: Path) -> None:
+        """Remove the run's worktree and git's record of it, whatever state a kill left them in."""
+        assert self.worktree is not None
+        target = str((self.worktree / ".git").absolute())
+        for admin in (common / "worktrees").glob("*"):
+            try:
+                points_here = (admin / "gitdir").read_text().strip() == target
+            except OSError:
+                points_here = False
+            if points_here:
+                shutil.rmtree(admin, ignore_errors=True)
+        shutil.rmtree(self.worktree, ignore_errors=True)
+
+    def recover_locks(self, root: Path, common: Path, tag: str) -> None:
+        """Remove the lock files a killed runner's git left in this run's refs.
+
+        Only the run's own refs (its branch, refs/autoresearch/TAG/...), which no one but a
+        runner of this run writes, and we hold the run's lock; only once no git process is at
+        work in the repository (a git the killed runner started may still be finishing).
+        """
+        deadline = time.monotonic() + LOCK_WAIT
+        while procs.git_processes_under(root) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if procs.git_processes_under(root):
+            return  # a git is at work here: its locks are not stale; git will say if one is in the way
+        locks = [common / "refs" / "heads" / "autoresearch" / f"{tag}.lock",
+                 *sorted((common / "refs" / "autoresearch" / tag).rglob("*.lock"))]
+        for lock in locks:
+            if lock.is_file():
+                lock.unlink()
+                print(f"autoresearch: note: removed {lock}, a git lock a stopped runner left", file=sys.stderr)
 
     def move_to(self, worktree: Path, commit: str) -> None:
         """The worktree's branch and files at `commit`, whatever was there."""

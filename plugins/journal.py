@@ -127,6 +127,15 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
 
+    def ends_with(self, text: str) -> bool:
+        try:
+            with open(self.path, "rb") as f:
+                data = text.encode("utf-8")
+                f.seek(max(0, f.seek(0, os.SEEK_END) - len(data)))
+                return f.read() == data
+        except OSError:
+            return False
+
     def append(self, text: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.path.exists()
@@ -151,7 +160,9 @@ class Journal:
 
     @hookimpl
     def autoresearch_experiment_logreport(self, report: Report) -> None:
-        self.append(completed(report))
+        text = completed(report)
+        if not self.ends_with(text):  # a resumed run records again what a kill left unconfirmed
+            self.append(text)
 
 
 @hookimpl

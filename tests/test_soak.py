@@ -1,0 +1,15 @@
+"""The stop/resume soak, briefly: random stops of every kind at random moments, then resume until
+done; every promise checked against an uninterrupted run (tests/soak.py; bench/soak.py runs it
+for thousands of stops)."""
+from __future__ import annotations
+
+import pytest
+
+import soak
+
+
+@pytest.mark.soak
+def test_random_stops_then_resume_keep_every_promise(tmp_path):
+    stats = soak.run(tmp_path, stops=12, per_session=6, seed=20261122, say=lambda _: None)
+    assert sum(stats.stops.values()) >= 12 and stats.sessions >= 2, stats.table()
+    assert stats.violations == [], "\n".join(stats.violations) + "\n" + stats.table()
