@@ -23,6 +23,11 @@ class PatchError(Exception):
     """A patch that does not apply to the file it targets."""
 
 
+class ConflictError(PatchError):
+    """A patch that applied to the code it was collected against, but not to the branch tip, which
+    kept experiments have changed since."""
+
+
 class ExpectationError(Exception):
     """An expectation that does not parse."""
 
@@ -41,3 +46,7 @@ class Terminated(BaseException):
 
 class OutputClosed(BaseException):
     """Standard output was closed by its reader (``autoresearch run | head``): stop as for Ctrl-C."""
+
+
+class Stopped(BaseException):
+    """Raised in a worker's thread when the session stops (Ctrl-C, SIGTERM): its run was cut short."""

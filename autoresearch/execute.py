@@ -12,6 +12,7 @@ import shlex
 import signal
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Callable
 
 from autoresearch import hookimpl, interrupts, procs
 from autoresearch.config import positive
+from autoresearch.errors import Stopped
 from autoresearch.metrics import NUMBER
 from autoresearch.reports import Cause, RunResult
 
@@ -104,8 +106,13 @@ def progress(tail: str) -> tuple[str, float | None]:
 
 def run_command(cmd: list[str], cwd: Path, log_path: Path, env: dict[str, str], limit: float,
                 on_start: Callable[[int], None] | None = None,
-                on_progress: Callable[[float, str, float | None], None] | None = None) -> RunResult:
-    """Run `cmd` in a new process group, stdout and stderr to `log_path`, killed after `limit` s."""
+                on_progress: Callable[[float, str, float | None], None] | None = None,
+                stop: threading.Event | None = None) -> RunResult:
+    """Run `cmd` in a new process group, stdout and stderr to `log_path`, killed after `limit` s.
+
+    In the main thread a Ctrl-C or SIGTERM arrives as an exception; in a worker's thread the
+    session sets `stop`, and the run is killed and :class:`Stopped` raised within half a second.
+    """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
     proc: subprocess.Popen | None = None
@@ -127,6 +134,8 @@ def run_command(cmd: list[str], cwd: Path, log_path: Path, env: dict[str, str], 
                 break
             except subprocess.TimeoutExpired:
                 pass
+            if stop is not None and stop.is_set():
+                raise Stopped()
             elapsed = time.monotonic() - start
             if elapsed > limit:
                 kill_group(proc.pid, proc=proc)
@@ -150,6 +159,18 @@ def run_command(cmd: list[str], cwd: Path, log_path: Path, env: dict[str, str], 
     rc = proc.returncode
     return RunResult(returncode=rc, duration=time.monotonic() - start, log_path=str(log_path),
                      signal=-rc if rc < 0 else None)
+
+
+def worker_env(session, worker: int) -> dict[str, str]:
+    """What a worker's runs get in their environment when several run at once: a device of their
+    own (CUDA_VISIBLE_DEVICES), or, without GPUs, their share of the CPU cores (OMP_NUM_THREADS,
+    and AUTORESEARCH_THREADS, which train.py gives torch)."""
+    if session.workers <= 1:
+        return {}
+    if session.devices:
+        return {"CUDA_VISIBLE_DEVICES": session.devices[worker % len(session.devices)]}
+    threads = str(max(1, (os.cpu_count() or 1) // session.workers))
+    return {"OMP_NUM_THREADS": threads, "AUTORESEARCH_THREADS": threads}
 
 
 def classify(result: RunResult, metric: str) -> RunResult:
@@ -202,6 +223,7 @@ def autoresearch_experiment_run(experiment) -> RunResult:
     env = dict(os.environ, PYTHONUNBUFFERED="1", AUTORESEARCH_TAG=session.tag,
                AUTORESEARCH_EXPERIMENT=experiment.nodeid, AUTORESEARCH_SEED=str(seed))
     env[procs.MARKER] = str(session.run_dir.resolve())  # finds it, and its children, after a kill
+    env.update(worker_env(session, experiment.worker))
     if config.get("budget"):
         env["AUTORESEARCH_TIME_BUDGET"] = f"{config.get('budget'):g}"
 
@@ -209,5 +231,5 @@ def autoresearch_experiment_run(experiment) -> RunResult:
         config.hook.autoresearch_experiment_progress(experiment=experiment, elapsed=elapsed, line=line, loss=loss)
 
     result = run_command(command(config), experiment.workdir, experiment.log_path, env, timeout(config),
-                         on_start=session.record_pid, on_progress=on_progress)
+                         on_start=session.record_pid, on_progress=on_progress, stop=session.stopping)
     return replace(result, seed=seed)

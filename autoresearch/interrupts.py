@@ -8,6 +8,7 @@ waits until the section ends: a half-written commit or record is never left by o
 from __future__ import annotations
 
 import signal
+import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
 
@@ -77,8 +78,15 @@ def pending() -> BaseException | None:
 
 @contextmanager
 def critical() -> Iterator[None]:
-    """A section no stop interrupts: one that arrives meanwhile is raised when it ends."""
+    """A section no stop interrupts: one that arrives meanwhile is raised when it ends.
+
+    Signals reach the main thread only; in a worker thread (several workers) a section needs no
+    guard, and the main thread stops the workers itself (``session.stopping``).
+    """
     global _depth, _pending
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
     _depth += 1
     try:
         yield

@@ -10,7 +10,8 @@ One JSON object a line, appended and fsynced before the runner moves on:
     {"event": "logged", "seq": 3}   every plugin has recorded it (results.tsv, the journal, ...)
 
 An experiment is finished exactly when its "done" line is on disk; a "start" without one is what a
-killed runner left in flight, and runs again under the same number. A "done" without "logged" was
+killed runner left in flight, and runs again under the same number (as does one done as
+"interrupted", by Ctrl-C or SIGTERM: its new report replaces that one). A "done" without "logged" was
 finished but not yet recorded everywhere: a resumed run records it (and runs it no more). A torn
 last line (a kill mid-write) is cut off when the run resumes, so the experiment runs again.
 """
@@ -30,7 +31,7 @@ class Replay:
     """The state a ledger describes."""
 
     history: list[Report] = field(default_factory=list)  # finished experiments, one per number
-    pending: dict[str, Any] | None = None  # the last "start" with no "done": in flight when killed
+    pending: list[dict[str, Any]] = field(default_factory=list)  # in flight when the last runner stopped
     tip: str = ""  # the commit the branch should be at
     initial_commit: str = ""
     protected: dict[str, str | None] = field(default_factory=dict)
@@ -91,5 +92,13 @@ class Ledger:
         state.history = [by_seq[k] for k in sorted(by_seq)]
         if logged is not None:
             state.unlogged = [r for r in state.history if r.seq not in logged]
-        state.pending = max(started.values(), key=lambda e: e["seq"]) if started else None
+        # in flight when the last runner stopped: killed (a start with no done) or interrupted
+        # (done as such); either runs again under its own number, so the rows keep their order
+        for r in state.history:
+            if r.status == "interrupted" and r.seq not in started:
+                started[r.seq] = {"seq": r.seq, "key": r.key, "nodeid": r.nodeid}
+        # ... unless it has finished since (under another number): the baseline once kept, a
+        # hypothesis once kept, discarded or crashed
+        finished = {r.key for r in state.history if r.status == "keep" or (r.key and r.status in ("discard", "crash"))}
+        state.pending = [started[k] for k in sorted(started) if started[k]["key"] not in finished]
         return state

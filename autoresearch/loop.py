@@ -8,7 +8,45 @@ experiment a killed runner left in flight, then the collected hypotheses, then w
 """
 from __future__ import annotations
 
+import shutil
+import subprocess
+
 from autoresearch import hookimpl
+
+
+def check_workers(value: str) -> str | None:
+    return None if value == "auto" or (value.isdigit() and int(value) >= 1) else "give a number of 1 or more, or auto"
+
+
+@hookimpl
+def autoresearch_addoption(parser) -> None:
+    parser.addsetting("workers", "-n", "--workers", default="1", check=check_workers,
+                      help="experiments run at once, each by a worker with a git worktree and a device of its own; "
+                           "auto: one per device (the devices setting, or each GPU nvidia-smi -L lists)")
+    parser.addsetting("devices", type="list", default=[],
+                      help="GPUs, one per worker, as CUDA_VISIBLE_DEVICES values (e.g. [\"0\", \"1\"]); default: "
+                           "what nvidia-smi -L lists; without GPUs, the CPU cores are split between workers")
+
+
+def gpus() -> list[str]:
+    """The GPUs nvidia-smi lists, by index; none when it is missing or fails (a CPU-only machine)."""
+    if not shutil.which("nvidia-smi"):
+        return []
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
+
+
+def resolve_workers(config) -> tuple[int, list[str]]:
+    """(how many workers, their devices): the workers and devices settings, auto resolved."""
+    workers = config.get("workers", "1")
+    devices = list(config.get("devices") or [])
+    if workers == "auto" or (int(workers) > 1 and not devices):
+        devices = devices or gpus()
+    n = (len(devices) or 1) if workers == "auto" else int(workers)
+    return n, devices
 
 
 def run_baseline(session) -> bool:
@@ -16,7 +54,11 @@ def run_baseline(session) -> bool:
     if session.baseline_done:
         return True
     hook = session.config.hook
-    report = hook.autoresearch_experiment_protocol(experiment=session.experiment(None))
+    return baseline_decided(session, hook.autoresearch_experiment_protocol(experiment=session.experiment(None)))
+
+
+def baseline_decided(session, report) -> bool:
+    """True for a baseline that succeeded; for one that did not, stop the session, saying what to do."""
     if report.status == "keep":
         return True
     session.shouldstop = session.shouldstop or (

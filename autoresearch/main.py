@@ -204,7 +204,10 @@ def open_run(session: Session) -> None:
     """Start a new run folder for the tag, or load the one being resumed (under the lock)."""
     from autoresearch import procs
 
+    from autoresearch.loop import resolve_workers
+
     select_run(session)  # again, now that no other runner can change the answer
+    session.workers, session.devices = resolve_workers(session.config)
     session.run_dir.mkdir(parents=True, exist_ok=True)
     atomic_text(session.config.state_dir / "current", session.tag + "\n")
     if session.ledger.exists():

@@ -25,48 +25,79 @@ from dataclasses import replace
 from pathlib import Path
 
 from autoresearch import hookimpl, interrupts
-from autoresearch.errors import OutputClosed, PatchError, Terminated, UsageError
+from autoresearch.errors import ConflictError, OutputClosed, PatchError, Stopped, Terminated, UsageError
 from autoresearch.execute import classify, log_tail
 from autoresearch.reports import Cause, Report, RunResult, Verdict, better
 
-STOPS = {KeyboardInterrupt: "SIGINT (Ctrl-C)", Terminated: "SIGTERM", OutputClosed: "a closed output (| head)"}
+STOPS = {KeyboardInterrupt: "SIGINT (Ctrl-C)", Terminated: "SIGTERM", OutputClosed: "a closed output (| head)",
+         Stopped: "the session stopping early (-x)"}
 
 
 def runprotocol(exp) -> Report:
     """Run one experiment through every phase; returns its report (also on a recorded crash)."""
-    session = exp.session
-    hook = session.config.hook
-    session.record_start(exp)
     try:
-        try:
-            if exp.base_error:
-                raise PatchError(exp.base_error)
-            hook.autoresearch_experiment_setup(experiment=exp)
-        except PatchError as exc:  # nothing to run: recorded as a crash, and the loop goes on
-            hook.autoresearch_experiment_logstart(experiment=exp)
-            exp.runs.append(RunResult(None, 0.0, "", cause=Cause.PATCH_FAILED, message=str(exc)))
-        else:
-            hook.autoresearch_experiment_logstart(experiment=exp)
-            while True:
-                exp.runs.append(call(exp))
-                if not exp.runs[-1].ok or not hook.autoresearch_experiment_rerun(experiment=exp, runs=tuple(exp.runs)):
-                    break
-        verdict = hook.autoresearch_make_verdict(experiment=exp, metrics=exp.metrics, result=exp.runs[-1],
-                                                 runs=tuple(exp.runs), tip=session.sample(session.tip))
+        if prepare(exp):
+            measure(exp)
+        return decide(exp)
     except (KeyboardInterrupt, Terminated, OutputClosed) as exc:
-        if not exp.finished:  # stopped before its commit point: recorded as interrupted, runs again on resume
-            what = STOPS[type(exc)]
-            exp.runs.append(RunResult(None, time.time() - exp.started, str(exp.log_path), seed=exp.seed,
-                                      cause=Cause.INTERRUPTED, message=f"interrupted by {what} before the run finished"))
-            finish(exp, Verdict("interrupted", f"interrupted by {what}"))
+        interrupted(exp, exc)
         raise
+
+
+# The phases, for a run loop that runs experiments side by side (plugins/workers.py): prepare and
+# decide in the main thread, in dispatch order; measure in a worker's thread.
+
+
+def prepare(exp) -> bool:
+    """Record the start, set the experiment up, and log it as planned; False if its patch could
+    not be applied (the failed run is recorded on it, and it has nothing to measure)."""
+    hook = exp.session.config.hook
+    exp.session.record_start(exp)
+    try:
+        if exp.base_error:
+            raise PatchError(exp.base_error)
+        hook.autoresearch_experiment_setup(experiment=exp)
+    except PatchError as exc:  # nothing to run: recorded (a crash, or a conflict), and the loop goes on
+        hook.autoresearch_experiment_logstart(experiment=exp)
+        cause = Cause.CONFLICT if isinstance(exc, ConflictError) else Cause.PATCH_FAILED
+        exp.runs.append(RunResult(None, 0.0, "", cause=cause, message=str(exc)))
+        return False
+    hook.autoresearch_experiment_logstart(experiment=exp)
+    return True
+
+
+def measure(exp) -> None:
+    """Run the workload, again while ``autoresearch_experiment_rerun`` asks for it."""
+    hook = exp.session.config.hook
+    while True:
+        exp.runs.append(call(exp))
+        if not exp.runs[-1].ok or not hook.autoresearch_experiment_rerun(experiment=exp, runs=tuple(exp.runs)):
+            return
+
+
+def decide(exp) -> Report:
+    """The verdict against the tip as it is now, then the report and the commit point."""
+    session = exp.session
+    verdict = session.config.hook.autoresearch_make_verdict(
+        experiment=exp, metrics=exp.metrics, result=exp.runs[-1], runs=tuple(exp.runs), tip=session.sample(session.tip))
     return finish(exp, verdict)
+
+
+def interrupted(exp, exc: BaseException) -> None:
+    """An experiment stopped before its commit point: recorded as interrupted; it runs again on resume."""
+    if exp.finished:
+        return
+    what = STOPS.get(type(exc), "the session's stop")
+    exp.runs.append(RunResult(None, time.time() - exp.started, str(exp.log_path), seed=exp.seed,
+                              cause=Cause.INTERRUPTED, message=f"interrupted by {what} before the run finished"))
+    finish(exp, Verdict("interrupted", f"interrupted by {what}"))
 
 
 def call(exp) -> RunResult:
     """One run of the workload, its metrics read from its log, and a cause if it gave no result."""
     hook = exp.session.config.hook
     result = hook.autoresearch_experiment_run(experiment=exp)
+    check_protected(exp)  # before and after every run: a workload that edits them invalidates its result
     metrics: dict[str, float] = {}
     for found in reversed(hook.autoresearch_parse_metrics(experiment=exp, log_path=Path(result.log_path))):
         metrics.update(found or {})
@@ -137,19 +168,30 @@ def autoresearch_sessionstart(session) -> None:
             state = session.config.state_dir.resolve()
             shutil.copytree(session.config.rootdir, work, symlinks=True,
                             ignore=lambda d, names: [n for n in names if n == ".git" or Path(d, n).resolve() == state])
+        if session.workers > 1:
+            raise UsageError("workers > 1 needs git (each worker has a worktree of its own): drop -p no:git, "
+                             "or run with -n 1")
         session.workdir, session.scratch = work, True
+        session.workdirs = [work]
         session.tip = content_id(editable_texts(session.config, work))
+
+
+def check_protected(experiment) -> None:
+    """The protected files as they were when the run started, or a stop that says which changed."""
+    session = experiment.session
+    now = session.protected_digest(experiment.workdir)
+    changed = [name for name, digest in now.items() if session.protected_hashes.get(name, digest) != digest]
+    if changed:
+        raise UsageError(f"protected file {changed[0]} changed since the run started (in {experiment.workdir}); "
+                         "a workload must not change it: fix that, then resume with --resume (the experiment "
+                         "runs again from a clean worktree)")
 
 
 @hookimpl
 def autoresearch_experiment_setup(experiment) -> None:
     """Verify the protected files, then apply the patch to the workdir."""
-    session, config = experiment.session, experiment.session.config
-    now = session.protected_digest()
-    changed = [name for name, digest in now.items() if session.protected_hashes.get(name, digest) != digest]
-    if changed:
-        raise UsageError(f"protected file {changed[0]} changed since the run started (in {experiment.workdir}); "
-                         f"restore it (git -C {experiment.workdir} checkout -- {changed[0]}) and resume with --resume")
+    config = experiment.session.config
+    check_protected(experiment)
     if experiment.hypothesis is None:
         return
     from autoresearch.collect import editable_texts
@@ -159,7 +201,9 @@ def autoresearch_experiment_setup(experiment) -> None:
     try:
         experiment.patch = apply_patch(experiment.hypothesis, texts, config.editable, config.protected)
     except PatchError as exc:  # the branch moved on since collection
-        raise PatchError(f"patch does not apply to the current tip: {exc}") from None
+        kept = [r.name for r in experiment.session.history if r.status == "keep" and not r.is_baseline]
+        raise ConflictError(f"conflicts with kept {kept[-1] if kept else 'changes'}: the patch does not apply "
+                            f"to the current tip ({exc})") from None
     for name, text in experiment.patch.after.items():
         if text != texts[name]:
             (experiment.workdir / name).write_text(text)
@@ -172,7 +216,8 @@ def autoresearch_make_verdict(experiment, metrics: dict[str, float], runs, tip) 
     metric, direction = experiment.session.config.get("metric"), experiment.session.config.get("direction")
     failed = next((r for r in runs if not r.ok), None)
     if failed is not None:
-        return Verdict("crash", f"crash: {failed.message or failed.cause}")
+        status = "discard" if failed.cause == Cause.CONFLICT else "crash"
+        return Verdict(status, f"{status}: {failed.message or failed.cause}")
     if experiment.hypothesis is None:
         return Verdict("keep", "baseline")
     value = metrics[metric]

@@ -42,7 +42,8 @@ class Cause(str, enum.Enum):
     NO_METRIC = "no-metric"  # exited 0 but printed no value of the metric
     KILLED = "killed"  # a signal from outside the runner (the kernel's OOM killer sends SIGKILL)
     INTERRUPTED = "interrupted"  # Ctrl-C, SIGTERM, or a closed output stopped the runner
-    PATCH_FAILED = "patch-failed"  # nothing ran: the patch or its baseline could not be applied
+    PATCH_FAILED = "patch-failed"  # nothing ran: its baseline could not be built on
+    CONFLICT = "conflict"  # nothing ran: the patch no longer applies to the tip kept experiments changed
 
     def __str__(self) -> str:
         return self.value

@@ -6,6 +6,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import re
+import threading
 import time
 from pathlib import Path
 from typing import Any, Iterator
@@ -43,17 +44,24 @@ class Experiment:
         self.description = hypothesis.description if hypothesis else "baseline"
         #: names this experiment's log files and its ref: ``003-lr_up``
         self.label = f"{seq:03d}-{slug(self.name)}"
+        self.worker = 0  # which worker runs it (the run loop sets it)
         self.workdir: Path = session.workdir  # type: ignore[assignment]
         self.base_error = ""
         try:
-            self.base_commit, self.baseline = session.resolve_base(hypothesis)
+            self.base_commit = session.resolve_base(hypothesis)
         except PatchError as exc:
-            self.base_commit, self.baseline, self.base_error = session.tip, Sample(session.tip), str(exc)
+            self.base_commit, self.base_error = session.tip, str(exc)
         self.commit = self.base_commit
         self.patch: Any = None  # the PatchResult, once setup applied it
         self.started = time.time()
         self.runs: list[RunResult] = []  # every run of the workload so far
         self.finished = False  # True once its report is in the ledger
+
+    @property
+    def baseline(self) -> Sample:
+        """Every run of the commit it builds on, measured so far (with several workers, its
+        baseline may be decided while it runs: this is read when it is needed)."""
+        return self.session.sample(self.base_commit)
 
     @property
     def baseline_metrics(self) -> dict[str, float]:
@@ -92,15 +100,21 @@ class Session:
         self.resume: bool = bool(config.getoption("resume"))
         self.paths: list[Path] = []
         self.branch = ""
-        self.workdir: Path | None = None
+        self.workdir: Path | None = None  # the first worker's folder (the git plugin's worktree)
+        self.workdirs: list[Path] = []  # one folder per worker
+        self.workers = 1  # experiments run at once (the workers setting)
+        self.devices: list[str] = []  # GPUs, one per worker (CUDA_VISIBLE_DEVICES)
         self.scratch = False  # True when experiments run in a scratch copy (no git)
         self.tip = ""  # the commit experiments build on: the last kept one
         self.initial_commit = ""
         self.history: list[Report] = []  # finished experiments, by number (read from the ledger)
-        self.pending: dict[str, Any] | None = None  # an experiment the last process did not finish
+        self.pending: list[dict[str, Any]] = []  # experiments the last process did not finish (by number)
         self.unlogged: list[Report] = []  # finished by the last process, not recorded everywhere
         self.protected_hashes: dict[str, str | None] = {}
         self.shouldstop: str = ""  # set to a reason to stop after the current experiment
+        self.stopping = threading.Event()  # set when the session stops: workers' runs end at once
+        self.dispatched: set[str] = set()  # hypothesis keys handed to the loop in this process
+        self.numbered: set[int] = set()  # experiment numbers given out in this process
         self.started = time.time()
 
     @classmethod
@@ -132,6 +146,7 @@ class Session:
         state = self.ledger.replay()
         self.history, self.pending, self.tip = state.history, state.pending, state.tip
         self.unlogged = state.unlogged
+        self.dispatched = self.done_keys()
         self.initial_commit, self.protected_hashes = state.initial_commit, state.protected
 
     def record_opening(self) -> None:
@@ -189,48 +204,62 @@ class Session:
 
     def seq_for(self, key: str) -> int:
         """The experiment's number: one a killed runner left in flight keeps its number."""
-        if self.pending is not None and self.pending["key"] == key:
-            seq = self.pending["seq"]
-            self.pending = None
-            return seq
-        used = [r.seq for r in self.history] + ([self.pending["seq"]] if self.pending else [])
-        return max(used, default=-1) + 1
+        for entry in self.pending:
+            if entry["key"] == key:
+                self.pending.remove(entry)
+                self.numbered.add(entry["seq"])
+                return entry["seq"]
+        used = [r.seq for r in self.history] + [e["seq"] for e in self.pending] + list(self.numbered)
+        seq = max(used, default=-1) + 1
+        self.numbered.add(seq)
+        return seq
+
+    def next_item(self) -> Hypothesis | None:
+        """The next hypothesis to run, or None for now: those a killed runner left in flight
+        first (in their order), then the collected ones not yet run. Never blocks."""
+        first = {e["key"]: e["seq"] for e in self.pending}
+        for h in sorted(self.items, key=lambda h: (h.key not in first, first.get(h.key, 0))):
+            if h.key not in self.dispatched:
+                self.dispatched.add(h.key)
+                return h
+        return None
+
+    def more(self) -> bool:
+        """Ask ``autoresearch_queue_empty`` for more (``--watch`` waits for new files); False for none."""
+        more = [h for h in self.config.hook.autoresearch_queue_empty(session=self) or []
+                if h.key not in self.dispatched]
+        self.items += more
+        return bool(more)
 
     def queue(self) -> Iterator[Hypothesis]:
-        """What runs next: the hypothesis a killed runner left in flight, the collected ones not
-        yet run, then whatever ``autoresearch_queue_empty`` hands over (``--watch``)."""
-        done = self.done_keys()
-        pending = self.pending["key"] if self.pending else None
-        batch = [h for h in self.items if h.key == pending] + [h for h in self.items if h.key != pending]
-        while batch:
-            for h in batch:
-                if h.key not in done:
-                    done.add(h.key)
-                    yield h
-            batch = self.config.hook.autoresearch_queue_empty(session=self) or []
+        """What runs next, one at a time: :meth:`next_item`, then :meth:`more` when none is left."""
+        while True:
+            h = self.next_item()
+            if h is None and not self.more():
+                return
+            if h is not None:
+                yield h
 
-    def resolve_base(self, h: Hypothesis | None) -> tuple[str, Sample]:
-        """The commit a hypothesis builds on, and every run of it measured so far."""
+    def resolve_base(self, h: Hypothesis | None) -> str:
+        """The commit a hypothesis builds on."""
         if h is None or h.baseline == "best" or not self.tip:
-            return self.tip, self.sample(self.tip)
+            return self.tip
         if h.baseline == "initial":
-            commit = self.initial_commit
-        else:
-            named = [r for r in self.history if r.name == h.baseline and r.status != "interrupted"]
-            if named and named[-1].status == "crash":
-                raise PatchError(f"its baseline {h.baseline!r} crashed ({named[-1].root_cause}): nothing to build on")
-            if named:
-                commit = named[-1].commit
-            elif COMMIT.fullmatch(h.baseline):
-                commit = h.baseline
-            else:
-                raise PatchError(f"its baseline {h.baseline!r} has not run in this run (was it deselected?)")
-        return commit, self.sample(commit)
+            return self.initial_commit
+        named = [r for r in self.history if r.name == h.baseline and r.status != "interrupted"]
+        if named and named[-1].status == "crash":
+            raise PatchError(f"its baseline {h.baseline!r} crashed ({named[-1].root_cause}): nothing to build on")
+        if named:
+            return named[-1].commit
+        if COMMIT.fullmatch(h.baseline):
+            return h.baseline
+        raise PatchError(f"its baseline {h.baseline!r} has not run in this run (was it deselected?)")
 
-    def protected_digest(self) -> dict[str, str | None]:
-        assert self.workdir is not None
+    def protected_digest(self, workdir: Path | None = None) -> dict[str, str | None]:
+        workdir = workdir or self.workdir
+        assert workdir is not None
         out: dict[str, str | None] = {}
         for name in self.config.protected:
-            path = self.workdir / name
+            path = workdir / name
             out[name] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
         return out

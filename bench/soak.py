@@ -24,16 +24,18 @@ def main() -> None:
     ap.add_argument("--stops", type=int, default=1000, help="stops in all (default 1000)")
     ap.add_argument("--per-session", type=int, default=8, help="stops before a run may finish (default 8)")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("-n", "--workers", type=int, default=1, help="workers of the soaked runs (default 1)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="autoresearch-soak-"))
     began = time.monotonic()
     try:
-        stats = soak.run(tmp, args.stops, args.per_session, args.seed)
+        stats = soak.run(tmp, args.stops, args.per_session, args.seed, workers=args.workers)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     total = sum(stats.stops.values())
     print(stats.table())
-    print(f"soak: {total} stops in {stats.sessions} runs ({stats.attempts} runner starts) in "
+    print(f"soak ({args.workers} worker{'s' if args.workers > 1 else ''}): {total} stops in {stats.sessions} runs "
+          f"({stats.attempts} runner starts) in "
           f"{time.monotonic() - began:.0f}s: {len(stats.violations)} violations (target 0)")
 
 

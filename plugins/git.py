@@ -13,9 +13,13 @@ through it, and with automatic gc and maintenance off, so no git process outlive
 that started it. (A library that keeps git processes open between calls would have them
 closed by the garbage collector, at a moment no one chooses: a Ctrl-C arriving then is lost.)
 
-A run that resumes starts from a fresh worktree (whatever a killed runner left in the old one,
-an applied patch or a half-written index, goes with it), and removes the lock files a killed
-runner's git left in the run's own refs, once no git process is at work in the repository.
+Each worker has a worktree of its own under the run's folder, its HEAD detached: experiments are
+committed there, and the branch itself is moved only when an experiment is kept (``update-ref``,
+at the ledger's commit point), so with several workers the branch never holds a commit that was
+not decided. Every session starts from fresh worktrees (whatever a killed runner left in the
+old ones, an applied patch or a half-written index, goes with them), and a resumed one removes
+the lock files a killed runner's git left in the run's own refs, once no git process is at work
+in the repository.
 """
 from __future__ import annotations
 
@@ -53,7 +57,9 @@ class GitPlugin:
     def __init__(self, config) -> None:
         self.config = config
         self.env: dict[str, str] | None = None
-        self.worktree: Path | None = None
+        self.branch = ""  # autoresearch/TAG
+        self.branch_at = ""  # the commit this process last set the branch to
+        self.at: dict[Path, str] = {}  # the commit each worktree's files are at
 
     def check_repository(self, root: Path) -> Path:
         """The repository's common git folder; one clear line when `root` is no repository or has
@@ -75,12 +81,11 @@ class GitPlugin:
         root = config.rootdir
         common = self.check_repository(root)
         self.exclude(common, [config.get("state_dir"), config.get("results_path") or "results.tsv"])
-        branch = f"autoresearch/{session.tag}"
-        exists = ask("show-ref", "--verify", "--quiet", f"refs/heads/{branch}", cwd=root).returncode == 0
-        self.worktree = session.run_dir / "worktree"
+        self.branch = f"autoresearch/{session.tag}"
+        exists = ask("show-ref", "--verify", "--quiet", f"refs/heads/{self.branch}", cwd=root).returncode == 0
         if not session.resume:
             if exists:
-                raise UsageError(f"branch {branch} already exists: resume that run with --resume --tag "
+                raise UsageError(f"branch {self.branch} already exists: resume that run with --resume --tag "
                                  f"{session.tag}, or start a new one with --tag NAME")
             status = ask("status", "--porcelain", "--untracked-files=no", "--", *config.editable, *config.protected,
                          cwd=root).stdout.splitlines()
@@ -89,23 +94,26 @@ class GitPlugin:
                                  "(the run starts from the last commit, HEAD)")
             if ask("symbolic-ref", "-q", "HEAD", cwd=root).returncode:
                 head = ask("rev-parse", "--short=7", "HEAD", cwd=root).stdout.strip()
-                print(f"autoresearch: note: HEAD is detached; {branch} starts from {head}", file=sys.stderr)
-            git("worktree", "add", "-q", "-b", branch, str(self.worktree), "HEAD", cwd=root, env=self.env)
+                print(f"autoresearch: note: HEAD is detached; {self.branch} starts from {head}", file=sys.stderr)
         else:
             self.recover_locks(root, common, session.tag)
-            self.remove_worktree(common)
-            if exists:
-                git("worktree", "add", "-q", "-f", str(self.worktree), branch, cwd=root, env=self.env)
-            elif not session.history and not session.initial_commit:  # killed before its branch existed
-                git("worktree", "add", "-q", "-b", branch, str(self.worktree), "HEAD", cwd=root, env=self.env)
-            else:
-                raise UsageError(f"cannot resume {session.tag!r}: branch {branch} is gone (deleted since the "
+            if not exists and (session.history or session.initial_commit):
+                raise UsageError(f"cannot resume {session.tag!r}: branch {self.branch} is gone (deleted since the "
                                  "run started?); start a new run with --tag NAME")
-            # the branch as the ledger has it: an experiment's commit made before a kill goes
-            self.move_to(self.worktree, session.tip or "HEAD")
-        session.workdir = self.worktree
-        session.tip = git("rev-parse", "HEAD", cwd=self.worktree)
-        session.branch = branch
+        if not exists:  # a new run, or one killed before its branch existed
+            git("branch", self.branch, "HEAD", cwd=root, env=self.env)
+        if session.tip:  # the branch as the ledger has it: an experiment's commit made before a kill goes
+            git("update-ref", f"refs/heads/{self.branch}", session.tip, cwd=root, env=self.env)
+        session.tip = self.branch_at = git("rev-parse", f"refs/heads/{self.branch}", cwd=root)
+        session.branch = self.branch
+        # one worktree per worker, made anew: whatever a killed runner left in one goes with it
+        session.workdirs = [session.run_dir / ("worktree" if w == 0 else f"worktree-{w}")
+                            for w in range(session.workers)]
+        self.remove_worktrees(common, session.run_dir)
+        for work in session.workdirs:
+            git("worktree", "add", "-q", "--detach", str(work), session.tip, cwd=root, env=self.env)
+            self.at[work] = session.tip
+        session.workdir = session.workdirs[0]
 
     @staticmethod
     def exclude(git_dir: Path, names: list[str]) -> None:
@@ -118,18 +126,19 @@ class GitPlugin:
             with open(path, "a") as f:
                 f.write("".join(f"{m}\n" for m in missing))
 
-    def remove_worktree(self, common: Path) -> None:
-        """Remove the run's worktree and git's record of it, whatever state a kill left them in."""
-        assert self.worktree is not None
-        target = str((self.worktree / ".git").absolute())
+    @staticmethod
+    def remove_worktrees(common: Path, run_dir: Path) -> None:
+        """Remove the run's worktrees and git's record of them, whatever state a kill left them in."""
+        inside = str(run_dir.absolute()) + "/"
         for admin in (common / "worktrees").glob("*"):
             try:
-                points_here = (admin / "gitdir").read_text().strip() == target
+                ours = (admin / "gitdir").read_text().strip().startswith(inside)
             except OSError:
-                points_here = False
-            if points_here:
+                ours = False
+            if ours:
                 shutil.rmtree(admin, ignore_errors=True)
-        shutil.rmtree(self.worktree, ignore_errors=True)
+        for work in run_dir.glob("worktree*"):
+            shutil.rmtree(work, ignore_errors=True)
 
     def recover_locks(self, root: Path, common: Path, tag: str) -> None:
         """Remove the lock files a killed runner's git left in this run's refs.
@@ -150,25 +159,33 @@ class GitPlugin:
                 lock.unlink()
                 print(f"autoresearch: note: removed {lock}, a git lock a stopped runner left", file=sys.stderr)
 
-    def move_to(self, worktree: Path, commit: str) -> None:
-        """The worktree's branch and files at `commit`, whatever was there."""
-        git("reset", "-q", "--hard", commit, cwd=worktree, env=self.env)
+    def move_to(self, work: Path, commit: str) -> None:
+        """The worktree's files at `commit` (its HEAD is detached: the branch moves only on a keep)."""
+        if self.at.get(work) != commit:
+            git("reset", "-q", "--hard", commit, cwd=work, env=self.env)
+            self.at[work] = commit
+
+    def move_branch(self, tip: str) -> None:
+        if tip and tip != self.branch_at:
+            git("update-ref", f"refs/heads/{self.branch}", tip, cwd=self.config.rootdir, env=self.env)
+            self.branch_at = tip
 
     @hookimpl(wrapper=True)
     def autoresearch_experiment_setup(self, experiment):
         session = experiment.session
         h = experiment.hypothesis
-        if h is not None and experiment.base_commit and experiment.base_commit != session.tip:
-            self.move_to(experiment.workdir, experiment.base_commit)
+        work = experiment.workdir
+        if h is not None:
+            self.at.pop(work, None)  # whatever a patch or a kill did to the files, start clean
+            self.move_to(work, experiment.base_commit or session.tip)
         result = yield
         if h is not None:
-            work = experiment.workdir
             editable = [p for p in self.config.editable if (work / p).exists()]
             git("add", "--", *editable, cwd=work, env=self.env)
             message = (f"experiment: {h.description}\n\n{h.hypothesis}\n\n"
                        f"Hypothesis: {h.nodeid}\nHypothesis-Hash: {h.key}\n")
             git("commit", "-q", "--no-verify", "--allow-empty", "-F", "-", input=message, cwd=work, env=self.env)
-            experiment.commit = git("rev-parse", "HEAD", cwd=work)
+            experiment.commit = self.at[work] = git("rev-parse", "HEAD", cwd=work)
             # reachable from the moment it exists, whatever happens next
             git("update-ref", f"refs/autoresearch/{session.tag}/{experiment.label}", experiment.commit,
                 cwd=work, env=self.env)
@@ -176,16 +193,22 @@ class GitPlugin:
 
     @hookimpl
     def autoresearch_experiment_teardown(self, experiment, report) -> None:
-        if experiment.hypothesis is not None and experiment.commit != experiment.session.tip:
+        self.move_branch(experiment.session.tip)
+        # its worktree back at the tip, unless another experiment has the worktree by now
+        if experiment.hypothesis is not None and self.at.get(experiment.workdir) == experiment.commit:
             self.move_to(experiment.workdir, experiment.session.tip)
 
     @hookimpl
     def autoresearch_sessionfinish(self, session, exitstatus) -> None:
-        if self.worktree is not None and session.tip and (self.worktree / ".git").exists():
-            try:  # whatever stopped the session, leave the branch at the last kept commit
-                self.move_to(self.worktree, session.tip)
-            except GitError as exc:
-                print(f"autoresearch: {exc}", file=sys.stderr)
+        if not self.branch:
+            return
+        try:  # whatever stopped the session, leave the branch and the worktrees at the last kept commit
+            self.move_branch(session.tip)
+            for work in session.workdirs:
+                if (work / ".git").exists():
+                    self.move_to(work, session.tip)
+        except GitError as exc:
+            print(f"autoresearch: {exc}", file=sys.stderr)
 
 
 @hookimpl

@@ -62,10 +62,12 @@ def next_step(r: Report) -> str:
         if r.cause == Cause.NAN:
             return "Lower the learning rate or add warm-up or clipping before retrying."
         if r.cause == Cause.PATCH_FAILED:
-            return "Rewrite the patch against the current tip, or drop the idea."
+            return "Build on a baseline that ran, or on the tip (baseline = \"best\")."
         return "Fix the error if it is trivial (the seed allows two attempts); otherwise drop the idea."
     if r.is_baseline:
         return "Run the hypotheses against this baseline."
+    if any(run.cause == Cause.CONFLICT for run in r.runs):
+        return "Rewrite the patch against the current tip (a kept change touched the same lines), or drop the idea."
     if len(r.changes) == 1:
         name, old, new = r.changes[0]
         a, b = _number(old), _number(new)
@@ -107,6 +109,8 @@ def completed(r: Report) -> str:
         outcome = f"crash — {r.root_cause or 'unknown cause'} (log: {r.log_path})"
     elif r.status == "interrupted":
         outcome = f"interrupted — {r.root_cause} (log: {r.log_path})"
+    elif r.value is None:
+        outcome = f"not run — {r.reason}"
     else:
         others = ", ".join(f"{k} {v:g}" for k, v in r.metrics.items() if k != r.metric)
         vs = f" ({r.value - r.baseline_value:+.6f} against the baseline)" if r.baseline_value is not None and r.value is not None else ""
@@ -126,13 +130,14 @@ def completed(r: Report) -> str:
 class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self.last = ""  # the experiment whose entry was written last
 
-    def ends_with(self, text: str) -> bool:
+    def has(self, text: str, window: int = 1 << 18) -> bool:
+        """Whether the journal's last 256 KiB hold `text` already (written before a kill)."""
         try:
             with open(self.path, "rb") as f:
-                data = text.encode("utf-8")
-                f.seek(max(0, f.seek(0, os.SEEK_END) - len(data)))
-                return f.read() == data
+                f.seek(max(0, f.seek(0, os.SEEK_END) - window))
+                return text.encode("utf-8") in f.read()
         except OSError:
             return False
 
@@ -149,20 +154,25 @@ class Journal:
 
     @hookimpl
     def autoresearch_sessionstart(self, session) -> None:
-        if session.pending:  # a runner was killed mid-experiment: say so before it runs again
+        for entry in session.pending:  # a runner was killed mid-experiment: say so before it runs again
             self.append(f"\n> **Resumed** {dt.datetime.now():%Y-%m-%d %H:%M}: the runner stopped during "
-                        f"{session.pending['nodeid']} (experiment {session.pending['seq']}); any entry above "
-                        "for it is superseded by the one below.\n")
+                        f"{entry['nodeid']} (experiment {entry['seq']}); any entry above for it is superseded "
+                        "by the one below.\n")
 
     @hookimpl
     def autoresearch_experiment_logstart(self, experiment) -> None:
         self.append(planned(experiment, dt.datetime.now()))
+        self.last = experiment.nodeid
 
     @hookimpl
     def autoresearch_experiment_logreport(self, report: Report) -> None:
         text = completed(report)
-        if not self.ends_with(text):  # a resumed run records again what a kill left unconfirmed
-            self.append(text)
+        if self.has(text):  # a resumed run records again what a kill left unconfirmed: once is enough
+            return
+        if self.last != report.nodeid:  # another entry came in between (several workers, a resume)
+            text = f"\n### {dt.datetime.now():%Y-%m-%d %H:%M} — {report.name}, completed\n" + text
+        self.append(text)
+        self.last = report.nodeid
 
 
 @hookimpl

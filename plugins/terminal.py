@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import threading
 import time
 from typing import TextIO
 
@@ -44,9 +45,12 @@ class Terminal:
         self.tty = self.out.isatty() and os.environ.get("TERM") != "dumb"
         self.width = shutil.get_terminal_size((100, 20)).columns
         self.session = None
-        self.live = False
-        self.last_plain = 0.0
+        self.live: dict[int, tuple[str, str]] = {}  # worker -> (node id, its live line), on a terminal
+        self.drawn = 0  # live lines now on the screen
+        self.last_plain: dict[int, float] = {}  # worker -> when its last plain progress line was written
+        self.lock = threading.RLock()  # progress arrives from the workers' threads
         self.closed = False
+        self.decided = 0  # experiments recorded in this session, for [k/n]
 
     def emit(self, text: str) -> None:
         """Write and flush; when the reader has gone (``| head``), stop the run as an interrupt does."""
@@ -63,10 +67,23 @@ class Terminal:
             interrupts.interrupt(OutputClosed())
 
     def write(self, text: str = "") -> None:
-        if self.live:
-            self.live = False
-            text = "\r\033[K" + text
-        self.emit(text + "\n")
+        """A line that stays; the live lines (one per worker at work) are drawn again below it."""
+        with self.lock:
+            self.emit(self.erase() + text + "\n" + self.draw())
+
+    def erase(self) -> str:
+        text = "\r\033[K" + "\033[1A\r\033[K" * (self.drawn - 1) if self.drawn else ""
+        self.drawn = 0
+        return text
+
+    def draw(self) -> str:
+        lines = [text[: self.width - 1] for _, (_, text) in sorted(self.live.items())]
+        self.drawn = len(lines)
+        return "\n".join(lines)
+
+    def worker(self, experiment) -> str:
+        """"[w1] " before a plain line when several workers run at once."""
+        return f"[w{experiment.worker}] " if self.session is not None and self.session.workers > 1 else ""
 
     def color(self, status: str) -> str:
         return f"{COLORS.get(status, '')}{status}{RESET}" if self.tty else status
@@ -98,9 +115,9 @@ class Terminal:
 
     @hookimpl
     def autoresearch_experiment_logstart(self, experiment) -> None:
-        self.last_plain = 0.0
+        self.last_plain[experiment.worker] = 0.0
         if not self.tty and self.verbosity >= 0:
-            self.write(f"{experiment.nodeid} ... running")
+            self.write(f"{self.worker(experiment)}{experiment.nodeid} ... running")
 
     @hookimpl
     def autoresearch_experiment_progress(self, experiment, elapsed: float, line: str, loss: float | None) -> None:
@@ -111,15 +128,29 @@ class Terminal:
         if self.tty:
             frac = min(1.0, elapsed / budget)
             bar = "#" * int(20 * frac) + "-" * (20 - int(20 * frac))
-            text = f"{experiment.nodeid[:50]} [{bar}] {fmt_seconds(elapsed)}{loss_text}"
-            self.emit("\r\033[K" + text[: self.width - 1])
-            self.live = True
-        elif elapsed - self.last_plain >= PLAIN_EVERY:
-            self.last_plain = elapsed
-            self.write(f"    {experiment.nodeid} {fmt_seconds(elapsed)}{loss_text}")
+            text = f"{self.worker(experiment)}{experiment.nodeid[:50]} [{bar}] {fmt_seconds(elapsed)}{loss_text}"
+            with self.lock:
+                self.live[experiment.worker] = (experiment.nodeid, text)
+                self.emit(self.erase() + self.draw())
+        elif elapsed - self.last_plain.get(experiment.worker, 0.0) >= PLAIN_EVERY:
+            self.last_plain[experiment.worker] = elapsed
+            self.write(f"    {self.worker(experiment)}{experiment.nodeid} {fmt_seconds(elapsed)}{loss_text}")
+
+    def progress_count(self) -> str:
+        """[k/n]: experiments recorded in this session, of those it has had to run."""
+        session = self.session
+        if session is None:
+            return ""
+        done = session.done_keys()
+        left = sum(1 for h in session.items if h.key not in done) + (0 if session.baseline_done else 1)
+        return f"[{self.decided}/{self.decided + left}]"
 
     @hookimpl
     def autoresearch_experiment_logreport(self, report: Report) -> None:
+        with self.lock:
+            self.live = {w: v for w, v in self.live.items() if v[0] != report.nodeid}
+        if report.status != "interrupted":
+            self.decided += 1
         if self.verbosity < 0 and report.status != "crash":
             return
         value = f"{report.metric} {report.value:.6f}" if report.value is not None else f"{report.metric} —"
@@ -128,7 +159,7 @@ class Terminal:
             delta = f"{report.value - report.baseline_value:+.6f}"
         expect = f" ({report.expectation})" if report.expectation else ""
         self.write(f"{report.nodeid:<50} {value:<22} {delta:>10}  {self.color(report.status)}{expect}"
-                   f"  [{fmt_seconds(report.duration)}]")
+                   f"  [{fmt_seconds(report.duration)}] {self.progress_count()}")
         if report.status == "crash":
             self.write(f"    {report.root_cause}  (log: {report.log_path})")
         elif self.verbosity > 0:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from autoresearch import Verdict, hookimpl
 from autoresearch.config import not_negative, positive
-from autoresearch.reports import better, improvement
+from autoresearch.reports import Cause, better, improvement
 
 
 @hookimpl
@@ -47,8 +47,9 @@ def autoresearch_make_verdict(experiment, metrics, runs, tip) -> Verdict:
     config = experiment.session.config
     metric, direction = config.get("metric"), config.get("direction")
     failed = next((r for r in runs if not r.ok), None)
-    if failed is not None:
-        return Verdict("crash", f"crash: {failed.message or failed.cause}")
+    if failed is not None:  # a conflict with a kept change is no crash: the idea, as written, lost
+        status = "discard" if failed.cause == Cause.CONFLICT else "crash"
+        return Verdict(status, f"{status}: {failed.message or failed.cause}")
     value = metrics[metric]
     if experiment.hypothesis is None:
         return Verdict("keep", f"baseline: {metric} {value:.6f}")

@@ -64,10 +64,8 @@ class Watcher:
                 for err in errors:
                     print(f"ERROR {err}", file=sys.stderr)
                 bad = {e.path for e in errors}
-                done = session.done_keys()
-                new = [h for h in items if h.key not in done and h.path not in bad]
+                new = [h for h in items if h.key not in session.dispatched and h.path not in bad]
                 if new:
-                    session.items += new
                     return new
             time.sleep(config.get("watch_interval"))
 

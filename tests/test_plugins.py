@@ -77,7 +77,7 @@ def test_journal_entry_has_the_seed_fields_in_order():
     (Cause.OUT_OF_MEMORY, "out of memory: torch.OutOfMemoryError", "Cut memory"),
     (Cause.KILLED, "killed by SIGKILL from outside the runner", "Cut memory"),
     (Cause.NAN, "loss became NaN or exploded (the workload printed FAIL)", "Lower the learning rate"),
-    (Cause.PATCH_FAILED, "patch does not apply to the current tip", "Rewrite the patch"),
+    (Cause.PATCH_FAILED, "its baseline 'a' crashed", "Build on a baseline that ran"),
     (Cause.EXIT_CODE, "ImportError: no module named x", "Fix the error if it is trivial"),
     # the cause is data: words in the message that look like another cause change nothing
     (Cause.EXIT_CODE, "ValueError: nan in memory timeout", "Fix the error if it is trivial"),

@@ -273,18 +273,21 @@ def test_protected_file_changed_mid_run_stops_cleanly(repo, cli):
     r = cli("run", "--tag", "t1")
     assert r.rc == 4
     assert "protected file prepare.py changed since the run started" in r.err
-    assert [x["status"] for x in read_results(repo / "results.tsv")] == ["keep"]
+    # caught right after the run that changed it (the baseline's own): that result is not recorded
+    assert [x["status"] for x in read_results(repo / "results.tsv")] == []
 
 
-def test_patch_that_no_longer_applies_after_a_keep_is_a_crash(repo, cli):
+def test_patch_that_no_longer_applies_after_a_keep_is_a_discard_that_names_the_conflict(repo, cli):
     hyp(repo, "a", 'description = "a"\nhypothesis = "x"\n[[replace]]\nold = "LR = 0.01"\nnew = "LR = 0.02"\n')
     hyp(repo, "b", 'description = "b"\nhypothesis = "x"\n[[replace]]\nold = "LR = 0.01\\nDEPTH"\nnew = "LR = 0.03\\nDEPTH"\n')
     r = cli("run", "--tag", "t1")
     assert r.rc == 0
     rows = read_results(repo / "results.tsv")
-    assert [x["status"] for x in rows] == ["keep", "keep", "crash"]
-    journal = (repo / "experiments" / "journal.md").read_text()
-    assert "crash — patch does not apply to the current tip: replace: text not found in train.py" in journal
+    assert [x["status"] for x in rows] == ["keep", "keep", "discard"]
+    entry = [json.loads(x) for x in (run_dir(repo) / "results.jsonl").read_text().splitlines()][2]
+    assert entry["reason"].startswith("discard: conflicts with kept a: the patch does not apply to the current tip "
+                                      "(replace: text not found in train.py")
+    assert entry["runs"][0]["cause"] == "conflict" and entry["runs"][0]["log_path"] == ""
 
 
 def test_a_deselected_named_baseline_is_a_recorded_crash(repo, cli):

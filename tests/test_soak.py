@@ -9,7 +9,8 @@ import soak
 
 
 @pytest.mark.soak
-def test_random_stops_then_resume_keep_every_promise(tmp_path):
-    stats = soak.run(tmp_path, stops=12, per_session=6, seed=20261122, say=lambda _: None)
+@pytest.mark.parametrize("workers", [1, 2])
+def test_random_stops_then_resume_keep_every_promise(tmp_path, workers):
+    stats = soak.run(tmp_path, stops=12, per_session=6, seed=20261122 + workers, say=lambda _: None, workers=workers)
     assert sum(stats.stops.values()) >= 12 and stats.sessions >= 2, stats.table()
     assert stats.violations == [], "\n".join(stats.violations) + "\n" + stats.table()

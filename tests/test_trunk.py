@@ -137,12 +137,13 @@ def test_a_crash_cause_is_data(repo, cli, crash, cause):
     assert entry["root_cause"]  # and in words, for people
 
 
-def test_a_patch_that_no_longer_applies_is_a_patch_failed_crash(repo, cli):
-    hyp(repo, "a", 'description = "a"\nhypothesis = "x"\n[[replace]]\nold = "LR = 0.01"\nnew = "LR = 0.02"\n')
-    hyp(repo, "b", 'description = "b"\nhypothesis = "x"\n[[replace]]\nold = "LR = 0.01"\nnew = "LR = 0.03"\n')
+def test_a_baseline_that_cannot_be_built_on_is_a_patch_failed_crash(repo, cli):
+    simple(repo, "a", 'CRASH = "exit"')
+    hyp(repo, "b", 'description = "on a"\nhypothesis = "x"\nbaseline = "a"\n[set]\nDEPTH = 3\n')
     assert cli("run", "--tag", "t1").rc == 0
     entry = sidecar(repo)[2]
-    assert entry["cause"] == "patch-failed" and entry["runs"][0]["log_path"] == ""
+    assert entry["status"] == "crash" and entry["cause"] == "patch-failed" and entry["runs"][0]["log_path"] == ""
+    assert entry["root_cause"].startswith("its baseline 'a' crashed (ValueError: synthetic failure)")
 
 
 def test_one_slug_names_the_log_and_the_ref(repo, cli):
