@@ -15,6 +15,7 @@ import time
 T0 = time.time()  # start-up is measured from here, before torch is imported
 
 import math
+import os
 import resource
 import sys
 
@@ -65,6 +66,8 @@ elif torch.backends.mps.is_available():
 else:
     device = torch.device("cpu")
 CUDA = device.type == "cuda"
+if os.environ.get("AUTORESEARCH_THREADS"):  # the runner's share of the cores when workers run side by side
+    torch.set_num_threads(int(os.environ["AUTORESEARCH_THREADS"]))
 depth = DEPTH * (CUDA_DEPTH_SCALE if CUDA else 1)
 width = MODEL_DIM * (CUDA_WIDTH_SCALE if CUDA else 1)
 batch_size = BATCH_SIZE * (CUDA_BATCH_SCALE if CUDA else 1)

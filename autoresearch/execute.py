@@ -12,7 +12,6 @@ import shlex
 import signal
 import subprocess
 import sys
-import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -107,11 +106,12 @@ def progress(tail: str) -> tuple[str, float | None]:
 def run_command(cmd: list[str], cwd: Path, log_path: Path, env: dict[str, str], limit: float,
                 on_start: Callable[[int], None] | None = None,
                 on_progress: Callable[[float, str, float | None], None] | None = None,
-                stop: threading.Event | None = None) -> RunResult:
+                should_stop: Callable[[], bool] | None = None) -> RunResult:
     """Run `cmd` in a new process group, stdout and stderr to `log_path`, killed after `limit` s.
 
-    In the main thread a Ctrl-C or SIGTERM arrives as an exception; in a worker's thread the
-    session sets `stop`, and the run is killed and :class:`Stopped` raised within half a second.
+    In the main thread a Ctrl-C or SIGTERM arrives as an exception; in a worker's thread the run
+    loop asks for the stop (`should_stop`), and the run is killed and :class:`Stopped` raised
+    within half a second.
     """
     log_path.parent.mkdir(parents=True, exist_ok=True)
     start = time.monotonic()
@@ -134,7 +134,7 @@ def run_command(cmd: list[str], cwd: Path, log_path: Path, env: dict[str, str], 
                 break
             except subprocess.TimeoutExpired:
                 pass
-            if stop is not None and stop.is_set():
+            if should_stop is not None and should_stop():
                 raise Stopped()
             elapsed = time.monotonic() - start
             if elapsed > limit:
@@ -214,22 +214,31 @@ def log_tail(path: str, lines: int = 50) -> str:
     return "\n".join(read_tail(Path(path), 16384).splitlines()[-lines:])
 
 
+def run_env(experiment) -> dict[str, str]:
+    """What a run of the workload finds in its environment, beyond the runner's own: the workload
+    contract (AUTORESEARCH_SEED, _TIME_BUDGET, _TAG, _EXPERIMENT), the run's marker, the worker's
+    device or share of the cores."""
+    session = experiment.session
+    env = {"PYTHONUNBUFFERED": "1", "AUTORESEARCH_TAG": session.tag, "AUTORESEARCH_EXPERIMENT": experiment.nodeid,
+           "AUTORESEARCH_SEED": str(experiment.seed),
+           procs.MARKER: str(session.run_dir.resolve())}  # finds it, and its children, after a kill
+    env.update(worker_env(session, experiment.worker))
+    if session.config.get("budget"):
+        env["AUTORESEARCH_TIME_BUDGET"] = f"{session.config.get('budget'):g}"
+    return env
+
+
 @hookimpl(trylast=True)
 def autoresearch_experiment_run(experiment) -> RunResult:
     """The local executor: the command in the experiment's workdir, its own process group, a log."""
     session = experiment.session
     config = session.config
     seed = experiment.seed
-    env = dict(os.environ, PYTHONUNBUFFERED="1", AUTORESEARCH_TAG=session.tag,
-               AUTORESEARCH_EXPERIMENT=experiment.nodeid, AUTORESEARCH_SEED=str(seed))
-    env[procs.MARKER] = str(session.run_dir.resolve())  # finds it, and its children, after a kill
-    env.update(worker_env(session, experiment.worker))
-    if config.get("budget"):
-        env["AUTORESEARCH_TIME_BUDGET"] = f"{config.get('budget'):g}"
+    env = {**os.environ, **run_env(experiment)}
 
     def on_progress(elapsed: float, line: str, loss: float | None) -> None:
         config.hook.autoresearch_experiment_progress(experiment=experiment, elapsed=elapsed, line=line, loss=loss)
 
     result = run_command(command(config), experiment.workdir, experiment.log_path, env, timeout(config),
-                         on_start=session.record_pid, on_progress=on_progress, stop=session.stopping)
+                         on_start=session.record_pid, on_progress=on_progress, should_stop=experiment.should_stop)
     return replace(result, seed=seed)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,9 @@ class Replay:
     initial_commit: str = ""
     protected: dict[str, str | None] = field(default_factory=dict)
     unlogged: list[Report] = field(default_factory=list)  # finished, not yet recorded by every plugin
+
+
+_append = threading.Lock()  # workers' threads write "start" lines while the main thread writes "done"
 
 
 class Ledger:
@@ -56,7 +60,7 @@ class Ledger:
 
     def append(self, entry: dict[str, Any]) -> None:
         line = json.dumps(entry, default=str) + "\n"
-        with open(self.path, "a", encoding="utf-8") as f:
+        with _append, open(self.path, "a", encoding="utf-8") as f:
             f.write(line)
             f.flush()
             os.fsync(f.fileno())

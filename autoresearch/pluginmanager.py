@@ -18,8 +18,8 @@ ENTRY_POINT_GROUP = "autoresearch"
 ESSENTIAL = {name: f"autoresearch.{name}" for name in ("main", "collect", "loop", "protocol", "execute", "metrics")}
 #: Built-in plugins shipped in ``plugins/`` (installed as ``autoresearch.plugins``).
 BUILTIN = {name: f"autoresearch.plugins.{name}" for name in
-           ("git", "verdict", "expect", "exitfirst", "watch", "workers", "results_tsv", "journal", "lessons",
-            "terminal", "junitxml")}
+           ("git", "verdict", "expect", "exitfirst", "watch", "workers", "ray", "results_tsv", "journal",
+            "lessons", "terminal", "junitxml")}
 
 
 class PluginManager(pluggy.PluginManager):

@@ -56,6 +56,7 @@ class Experiment:
         self.started = time.time()
         self.runs: list[RunResult] = []  # every run of the workload so far
         self.finished = False  # True once its report is in the ledger
+        self.cancelled = threading.Event()  # set to stop its run at once (a run loop's decision)
 
     @property
     def baseline(self) -> Sample:
@@ -71,6 +72,10 @@ class Experiment:
     def metrics(self) -> dict[str, float]:
         """The experiment's metrics: the mean over its successful runs."""
         return mean_metrics(r.metrics for r in self.runs if r.ok)
+
+    def should_stop(self) -> bool:
+        """Whether its run must end now: the session is stopping, or it was cancelled."""
+        return self.session.stopping.is_set() or self.cancelled.is_set()
 
     @property
     def seed(self) -> int:

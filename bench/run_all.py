@@ -1,4 +1,7 @@
-"""Run every benchmark and print its figures: python bench/run_all.py [--skip-workload]."""
+"""Run every benchmark and print its figures: python bench/run_all.py [--skip-workload] [--skip-parallel]
+
+The long ones run on their own: python bench/soak.py (1,000 random stops).
+"""
 from __future__ import annotations
 
 import sys
@@ -7,13 +10,17 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_collect  # noqa: E402
+import bench_parallel  # noqa: E402
 import bench_runner  # noqa: E402
 import bench_startup  # noqa: E402
 import bench_workload  # noqa: E402
 
 if __name__ == "__main__":
+    flags, sys.argv = set(sys.argv[1:]), sys.argv[:1]  # the benchmarks read their own arguments
     bench_startup.main()
     bench_collect.main()
     bench_runner.main()
-    if "--skip-workload" not in sys.argv:
+    if "--skip-parallel" not in flags:
+        bench_parallel.main()
+    if "--skip-workload" not in flags:
         bench_workload.main()

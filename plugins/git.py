@@ -193,10 +193,9 @@ class GitPlugin:
 
     @hookimpl
     def autoresearch_experiment_teardown(self, experiment, report) -> None:
+        # the branch moves on a keep; a worktree is set to its next experiment's base when that
+        # one is set up (and to the tip when the session ends), not here: it may be at work already
         self.move_branch(experiment.session.tip)
-        # its worktree back at the tip, unless another experiment has the worktree by now
-        if experiment.hypothesis is not None and self.at.get(experiment.workdir) == experiment.commit:
-            self.move_to(experiment.workdir, experiment.session.tip)
 
     @hookimpl
     def autoresearch_sessionfinish(self, session, exitstatus) -> None:

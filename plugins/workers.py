@@ -3,7 +3,7 @@ device of its own, with the same results as one at a time.
 
     dispatch   in collection order, to the first free worker, built on the branch tip as it is
                then (a hypothesis naming its baseline waits until that baseline is decided)
-    measure    in the worker's thread: the workload, and its repeats
+    measure    in the worker's thread: the patch committed in its worktree, the workload, repeats
     decide     in dispatch order, whatever order they finish in; an experiment built on the tip
                ("best", the default) that was dispatched before the tip last moved is applied
                again onto the new tip and run again there first: the branch only ever moves to
@@ -43,16 +43,17 @@ class ParallelLoop:
     def run(self) -> None:
         try:
             while True:
+                self.release()
+                self.decide_ready()  # first: a stale experiment to run again has the first free worker
+                if self.session.shouldstop:  # -x: the experiments after the one that stopped it do not count
+                    self.stop(None)
+                    return
                 self.dispatch()
                 if not self.inflight:
                     if self.session.shouldstop or not self.session.more():  # more() may wait (--watch)
                         return
                     continue
                 self.wait()
-                self.decide_ready()
-                if self.session.shouldstop:  # -x: the experiments after the one that stopped it do not count
-                    self.stop(None)
-                    return
         except BaseException as exc:
             self.stop(exc)
             raise
@@ -60,27 +61,22 @@ class ParallelLoop:
             self.pool.shutdown(wait=True)
 
     def start(self, h, seq: int | None = None) -> Slot:
-        """Prepare an experiment in a free worker's worktree and measure it in the worker's thread."""
+        """Hand an experiment to a free worker: set up in its worktree and measured in its thread."""
         worker = self.free.pop(0)
         session = self.session
         exp = session.experiment(h) if seq is None else Experiment(session, seq, h)
         exp.worker, exp.workdir = worker, session.workdirs[worker]
-        slot = Slot(exp, cf.Future())
-        try:
-            ready = prepare(exp)
-        except BaseException:
-            self.free.insert(0, worker)
-            raise
-        if ready:
-            slot.future = self.pool.submit(measure, exp)
-        else:
-            slot.future.set_result(None)
-        return slot
+        return Slot(exp, self.pool.submit(self.work, exp))
+
+    def work(self, exp: Experiment) -> None:
+        if prepare(exp) and not self.session.stopping.is_set():
+            measure(exp)
 
     def dispatch(self) -> None:
         if not self.session.baseline_done and not self.inflight and self.free:  # the baseline goes first
             self.inflight.append(self.start(None))
-        while self.free and not self.session.shouldstop:
+        # at most 2N ahead of the next decision: each keep makes what was dispatched before it stale
+        while self.free and not self.session.shouldstop and len(self.inflight) < 2 * self.session.workers:
             h = self.held or self.session.next_item()
             if h is None:
                 return
@@ -98,31 +94,44 @@ class ParallelLoop:
                 self.free.append(slot.exp.worker)
 
     def wait(self) -> None:
-        """Until the experiment to decide next has finished its runs, or a worker is free again."""
+        """Until a run in flight ends (its worker is free again; it may be the next to decide)."""
+        if any(s.future.done() and not s.released for s in self.inflight):
+            return
         running = [s.future for s in self.inflight if not s.future.done()]
-        if running and not self.inflight[0].future.done():
+        if running:
             cf.wait(running, timeout=0.5, return_when=cf.FIRST_COMPLETED)
-        self.release()
 
     def stale(self, exp: Experiment) -> bool:
         h = exp.hypothesis
         return h is not None and h.baseline == "best" and exp.base_commit != self.session.tip
 
-    def decide_ready(self) -> None:
-        while self.inflight and self.inflight[0].future.done():
-            slot = self.inflight[0]
-            slot.future.result()  # a worker's error is the session's
-            if self.stale(slot.exp):  # measured on a tip that has moved: again, on the new tip
-                if not self.free:
-                    return
-                self.inflight[0] = self.start(slot.exp.hypothesis, seq=slot.exp.seq)
+    def rerun_stale(self) -> None:
+        """What was built on a tip that has moved since runs again on the new tip, in dispatch
+        order, as workers free up; a run still going on the old tip is stopped: it is wasted."""
+        for i, slot in enumerate(self.inflight):
+            if not self.stale(slot.exp):
                 continue
-            self.inflight.pop(0)
+            if not slot.future.done():
+                slot.exp.cancelled.set()
+                continue
+            self.release()
+            if not self.free:
+                return
+            self.inflight[i] = self.start(slot.exp.hypothesis, seq=slot.exp.seq)
+
+    def decide_ready(self) -> None:
+        self.rerun_stale()
+        while self.inflight and self.inflight[0].future.done() and not self.stale(self.inflight[0].exp):
+            slot = self.inflight.pop(0)
+            slot.future.result()  # a worker's error is the session's
+            tip = self.session.tip
             report = decide(slot.exp)
             if slot.exp.hypothesis is None and not baseline_decided(self.session, report):
                 return
             if self.session.shouldstop:
                 return
+            if self.session.tip != tip:  # a keep: what was dispatched on the old tip is stale now
+                self.rerun_stale()
 
     def stop(self, exc: BaseException | None) -> None:
         """Stop every worker's run at once; what was in flight is recorded as interrupted."""

@@ -1,0 +1,100 @@
+"""Workers and the Ray executor: wall time, speed-up and overhead, and the same results for any N.
+
+A fake workload that sleeps 2 s and prints a value computed from its constants; 16 hypotheses.
+Two queues: 16 discards (the common case of a research loop), and the same with 2 keeps among
+them (each keep makes the runs in flight after it stale: they run again on the new tip).
+Printed for -n 1, 2, 4 on the local executor and -n 4 on a local Ray (4 slots): wall time,
+speed-up over -n 1, runs of the workload, and the runner's overhead per experiment; and whether
+results.tsv is the same, statuses and values, for every N and both executors.
+Targets: speed-up >= 0.9 N for N <= 4 (local); Ray adds <= 0.5 s per experiment.
+
+    python bench/bench_parallel.py [--sleep 2]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+N_HYPOTHESES = 16
+
+TRAIN = '''\
+import os, time
+LR = 0.01
+DEPTH = 4
+time.sleep(float(os.environ.get("BENCH_SLEEP", "2")))
+print("---")
+print(f"val_bpb:          {1.0 + abs(LR - 0.03) * 10 + (DEPTH - 2) * 0.01:.6f}")
+'''
+
+
+def project(root: Path, keeps: int) -> Path:
+    root.mkdir(parents=True)
+    (root / "train.py").write_text(TRAIN)
+    (root / "prepare.py").write_text("TIME_BUDGET = 300\n")
+    (root / "pyproject.toml").write_text(f'[tool.autoresearch]\ncommand = ["{sys.executable}", "train.py"]\n'
+                                         "lessons_every = 1000000\n")
+    exp = root / "experiments"
+    exp.mkdir()
+    for i in range(N_HYPOTHESES):
+        # LR below the baseline's 0.01 is worse (discard); the keeps raise it toward 0.03
+        keep = keeps and i in (5, 11)[:keeps]
+        lr = 0.015 + 0.005 * (i == 11) if keep else 0.001 + i * 0.0005
+        (exp / f"h{i:02d}.toml").write_text(f'description = "LR {lr:.4f}"\nhypothesis = "bench"\n[set]\nLR = {lr}\n')
+    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.email=b@b", "-c", "user.name=b", "commit", "-qm", "init"]):
+        subprocess.run(["git", *args], cwd=root, check=True)
+    return root
+
+
+def run(root: Path, tag: str, n: int, sleep: float, executor: str = "local") -> dict:
+    start = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "autoresearch", "run", "--tag", tag, "-n", str(n), "-q",
+                        "--executor", executor], cwd=root, capture_output=True, text=True,
+                       env={**__import__("os").environ, "BENCH_SLEEP": str(sleep)})
+    wall = time.perf_counter() - start
+    assert r.returncode == 0, r.stderr[-2000:]
+    entries = [json.loads(x) for x in (root / ".autoresearch" / "runs" / tag / "results.jsonl").read_text().splitlines()]
+    ledger = (root / ".autoresearch" / "runs" / tag / "ledger.jsonl").read_text().splitlines()
+    runs = sum(1 for line in ledger if json.loads(line)["event"] == "start")  # re-runs of stale ones included
+    rows = [(e["description"], e["status"], round(e["metrics"].get("val_bpb", 0.0), 6)) for e in entries]
+    work = sum(e["duration"] for e in entries)
+    return {"wall": wall, "rows": rows, "runs": runs, "experiments": len(entries), "work": work}
+
+
+def main() -> dict:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--sleep", type=float, default=2.0, help="seconds each run of the fake workload sleeps")
+    args = ap.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="autoresearch-bench-parallel-"))
+    figures = {}
+    try:
+        for keeps in (0, 2):
+            root = project(tmp / f"k{keeps}", keeps)
+            results = {f"local -n {n}": run(root, f"n{n}", n, args.sleep) for n in (1, 2, 4)}
+            results["ray -n 4"] = run(root, "ray4", 4, args.sleep, executor="ray")
+            one = results["local -n 1"]
+            same = all(r["rows"] == one["rows"] for r in results.values())
+            print(f"{N_HYPOTHESES} hypotheses, {keeps} keeps, {args.sleep:g} s a run; the same results.tsv for "
+                  f"every N and executor: {'yes' if same else 'NO'}")
+            for name, r in results.items():
+                n = int(name.rsplit(" ", 1)[1])
+                speedup = one["wall"] / r["wall"]
+                # overhead: the wall time beyond the workload's own seconds spread over n workers
+                overhead = (r["wall"] - r["runs"] * args.sleep / n) / r["experiments"]
+                print(f"  {name:<11} {r['wall']:6.1f} s  speed-up {speedup:4.2f} ({speedup / n:.2f} N)  "
+                      f"{r['runs']:>2} runs for {r['experiments']} experiments  overhead {overhead * 1000:4.0f} ms/experiment")
+                figures[(keeps, name)] = {"wall": r["wall"], "speedup": speedup, "overhead_ms": overhead * 1000}
+            ray_extra = (results["ray -n 4"]["wall"] - results["local -n 4"]["wall"]) / one["experiments"]
+            print(f"  Ray over local at -n 4: {ray_extra:+.2f} s per experiment (its ~4 s start-up included)")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return figures
+
+
+if __name__ == "__main__":
+    main()
