@@ -73,7 +73,8 @@ width = MODEL_DIM * (CUDA_WIDTH_SCALE if CUDA else 1)
 batch_size = BATCH_SIZE * (CUDA_BATCH_SCALE if CUDA else 1)
 assert width % N_HEAD == 0 and (width // N_HEAD) % 2 == 0, "width / N_HEAD must be even"
 assert 1 <= CONTEXT <= prepare.SEQ_LEN, f"CONTEXT must be in 1..{prepare.SEQ_LEN}"
-torch.manual_seed(SEED)
+seed = SEED + int(os.environ.get("AUTORESEARCH_SEED", "0"))  # the runner's n-th run of a commit: SEED + n
+torch.manual_seed(seed)
 if CUDA:
     torch.backends.cuda.matmul.allow_tf32 = True
     torch.backends.cudnn.allow_tf32 = True
@@ -192,7 +193,7 @@ optimizer = torch.optim.AdamW([
 for group in optimizer.param_groups:
     group["initial_lr"] = group["lr"]
 train_model = torch.compile(model) if CUDA else model  # compile on CUDA only
-generator = torch.Generator().manual_seed(SEED)
+generator = torch.Generator().manual_seed(seed)
 # Training FLOPs per token: 6 per parameter plus attention (forward and backward).
 flops_per_token = 6 * num_params + 12 * depth * width * CONTEXT
 peak_flops = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}.get(

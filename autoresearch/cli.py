@@ -1,4 +1,4 @@
-"""The command line: ``autoresearch run | status | new | report``. Arguments only: ``run`` is
+"""The command line: ``autoresearch run | status | new | report | calibrate``. Arguments only: ``run`` is
 main.wrap_session's, the other commands are commands.py's, and every exit code main.exit_code's.
 
 Exit codes (autoresearch.ExitCode): 0 the session completed, whatever the verdicts;
@@ -24,6 +24,8 @@ COMMANDS = {
     "status": "a short summary of the latest run (safe to paste into an agent's context)",
     "new": "write a new TOML hypothesis file",
     "report": "Markdown tables of a run's metrics, parameters and compute, and an optional plot",
+    "calibrate": "run the unmodified code N times and print its noise, the smallest improvement the "
+                 "verdict settings can detect, and what they cost in experiments per hour",
 }
 
 
@@ -58,6 +60,10 @@ def make_parser(parser: Parser) -> tuple[ArgumentParser, dict[str, ArgumentParse
     subs["report"].add_argument("--cost-per-hour", dest="cost_per_hour", type=float, metavar="RATE", default=None,
                                 help="price of one GPU-hour for the cost table [cost_per_hour]")
     subs["report"].add_argument("-o", "--output", metavar="FILE.md", default=None, help="write the Markdown here")
+    cal = subs["calibrate"]
+    cal.add_argument("--runs", type=int, default=5, metavar="N",
+                     help="runs of the unmodified code, seeds 0 to N-1 (default: 5; at least 2)")
+    parser.populate(cal, only={"budget", "budget_steps", "timeout", "command", "noise_k", "repeats", "max_repeats"})
     new = subs["new"]
     new.add_argument("description", help="one line: the commit subject")
     new.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
@@ -110,7 +116,7 @@ def print_help(top: argparse.ArgumentParser, subs: dict[str, argparse.ArgumentPa
     for s in sorted(parser.settings.values(), key=lambda s: s.name):
         flag = f" ({s.flags[0]})" if s.flags else ""
         print(f"  {s.name}{flag} = {s.default!r}\n      {s.help}")
-    print("\nMore: autoresearch COMMAND --help (status, new, report).")
+    print("\nMore: autoresearch COMMAND --help (status, new, report, calibrate).")
 
 
 def cmd_run(config: Config) -> int:
@@ -147,5 +153,11 @@ def cmd_report(config: Config) -> int:
     return ExitCode.OK
 
 
+def cmd_calibrate(config: Config) -> int:
+    from autoresearch.commands import calibrate
+
+    return calibrate(config, print)
+
+
 COMMANDS_RUN: dict[str, Callable[[Config], int]] = {"run": cmd_run, "status": cmd_status, "new": cmd_new,
-                                                     "report": cmd_report}
+                                                     "report": cmd_report, "calibrate": cmd_calibrate}

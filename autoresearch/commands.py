@@ -1,4 +1,4 @@
-"""The commands beside ``run``: ``status``, ``new`` and ``report``."""
+"""The commands beside ``run``: ``status``, ``new``, ``report`` and ``calibrate``."""
 from __future__ import annotations
 
 import re
@@ -24,6 +24,7 @@ def status(config: Any) -> str:
     """At most ~40 lines: best so far, the last results, what is queued, the lessons' headline."""
     from autoresearch.collect import collect
     from autoresearch.reports import best_kept
+    from autoresearch.stats import floor, pooled_over
 
     tag, done = load_reports(config)
     counts = Counter(r.status for r in done)
@@ -32,13 +33,17 @@ def status(config: Any) -> str:
     best, base = best_kept(done), next((r for r in done if r.is_baseline), None)
     if best is not None:
         gain = f" ({best.value - base.value:+.6f} from the baseline {base.value:.6f})" if base and base.value is not None else ""
-        lines.append(f"best {best.metric} {best.value:.6f}{gain}: {best.description} [{best.commit[:7]}]")
+        lines.append(f"best {best.metric} {best.shown}{gain}: {best.description} [{best.commit[:7]}]")
+    if config.get("repeats") and done:
+        sigma, df = pooled_over(done, config.get("metric"))
+        lines.append(floor(sigma, df, config.get("metric"), config.get("noise_k"), config.get("repeats"),
+                           config.get("max_repeats")))
     lines.append("last results:")
     for r in done[-12:]:
-        value = f"{r.value:.6f}" if r.value is not None and r.status != "crash" else "—"
+        value = r.shown if r.value is not None and r.status != "crash" else "—"
         delta = f"{r.value - r.baseline_value:+.6f}" if r.value is not None and r.baseline_value is not None and r.status != "crash" else ""
         extra = f" — {r.root_cause[:70]}" if r.status == "crash" else ""
-        lines.append(f"  #{r.seq:<3} {r.status:<8} {value:>10} {delta:>10}  {r.description[:60]}{extra}")
+        lines.append(f"  #{r.seq:<3} {r.status:<8} {value:>24} {delta:>10}  {r.description[:50]}{extra}")
     try:
         items, errors = collect(config, [config.rootdir / p for p in config.get("paths")], config.hook)
     except UsageError as exc:
@@ -135,11 +140,17 @@ def report(config: Any) -> str:
         raise UsageError(f"run {tag!r} has no finished experiments yet")
     metric = done[0].metric
     names = sorted({k for r in done for k in r.metrics}, key=lambda k: (k != metric, k))[:6]
-    out = [f"# autoresearch report — {tag}\n", "## Metrics\n",
+    from autoresearch.stats import floor, pooled_over
+
+    sigma, df = pooled_over(done, metric)
+    noise = floor(sigma, df, metric, config.get("noise_k"), config.get("repeats"), config.get("max_repeats")) \
+        if config.get("repeats") else ""
+    out = [f"# autoresearch report — {tag}\n", *([noise[0].upper() + noise[1:] + ".\n"] if noise else []), "## Metrics\n",
            "| # | experiment | " + " | ".join(names) + " | target | expectation | status |",
            "|---|---|" + "---|" * len(names) + "---|---|---|"]
     for r in done:
-        cells = [f"{r.metrics[k]:.6g}" if k in r.metrics and r.status != "crash" else "—" for k in names]
+        cells = [(r.shown if k == metric else f"{r.metrics[k]:.6g}") if k in r.metrics and r.status != "crash" else "—"
+                 for k in names]
         if r.baseline_value is not None and r.value is not None and not r.is_baseline and r.status != "crash":
             arrow = "↓" if r.value < r.baseline_value else "↑" if r.value > r.baseline_value else "="
             cells[0] += f" {arrow}"
@@ -186,7 +197,8 @@ def report(config: Any) -> str:
 
 
 def plot(reports: list[Any], path: Path) -> None:
-    """The metric per experiment: kept green and labelled, discarded grey, crashes red, running best."""
+    """The metric per experiment: kept green and labelled, discarded grey, crashes red, running best;
+    each run a small dot, each mean with its standard error."""
     try:
         import matplotlib
 
@@ -201,6 +213,11 @@ def plot(reports: list[Any], path: Path) -> None:
         if r.status == "crash" or r.value is None:
             ax.axvline(r.seq, color="tab:red", alpha=0.3, lw=1)
             continue
+        color = "tab:green" if r.status == "keep" else "grey"
+        if len(r.values) > 1:  # every run as a small dot, the mean with its standard error
+            ax.scatter([r.seq] * len(r.values), r.values, color=color, s=8, alpha=0.4, zorder=2)
+        if r.sigma and r.values:
+            ax.errorbar(r.seq, r.value, yerr=r.sigma / len(r.values) ** 0.5, color=color, capsize=3, zorder=2)
         if r.status == "keep":
             ax.scatter(r.seq, r.value, color="tab:green", zorder=3)
             ax.annotate(r.description[:28], (r.seq, r.value), textcoords="offset points", xytext=(4, 6), fontsize=7)
@@ -215,8 +232,128 @@ def plot(reports: list[Any], path: Path) -> None:
         ax.legend()
     ax.set_xlabel("experiment")
     ax.set_ylabel(f"{metric} ({'lower' if minimize else 'higher'} is better)")
-    ax.set_title(f"{metric} per experiment (green: kept, grey: discarded, red: crash)")
+    ax.set_title(f"{metric} per experiment (green: kept, grey: discarded, red: crash; dots: runs, bars: ±1 SE)")
     ax.grid(alpha=0.3)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
     plt.close(fig)
+
+# -------------------------------------------------------------------------------------------
+
+
+def calibrate(config: Any, say: Any) -> int:
+    """Run the unmodified code (the checkout's HEAD) `--runs` times, seeds 0 to N-1, in a scratch
+    worktree, and print the noise and what the verdict settings make of it. Nothing of a run
+    (branch, ledger, results) is touched."""
+    import math
+    import os
+    import shutil
+    import subprocess
+    import time
+    from types import SimpleNamespace
+
+    from autoresearch import stats
+    from autoresearch.execute import classify, command, timeout
+    from autoresearch.reports import ExitCode
+
+    n = config.getoption("runs")
+    if n < 2:
+        raise UsageError(f"--runs {n}: calibrating needs at least 2 runs (5 or more give a usable sigma)")
+    metric, k = config.get("metric"), config.get("noise_k", 2.0)
+    repeats, max_repeats = config.get("repeats", 5), max(config.get("max_repeats", 5), config.get("repeats", 5))
+    root = config.rootdir
+    scratch = config.state_dir / "calibrate"
+    work, logs = scratch / "worktree", scratch / "logs"
+    shutil.rmtree(scratch, ignore_errors=True)
+    logs.mkdir(parents=True)
+    git = (root / ".git").exists()
+    if git:
+        from autoresearch.plugins.git import GitPlugin
+
+        common = subprocess.run(["git", "rev-parse", "--path-format=absolute", "--git-common-dir"], cwd=root,
+                                capture_output=True, text=True).stdout.strip()
+        if common:  # the state folder stays untracked, as a run keeps it
+            GitPlugin.exclude(Path(common), [config.get("state_dir")])
+        subprocess.run(["git", "worktree", "prune"], cwd=root, capture_output=True)
+        done = subprocess.run(["git", "worktree", "add", "--detach", "-q", str(work), "HEAD"], cwd=root,
+                              capture_output=True, text=True)
+        if done.returncode:
+            raise UsageError(f"cannot make a scratch worktree of HEAD: {done.stderr.strip()} (commit your code first)")
+    else:
+        state = config.state_dir.resolve()
+        shutil.copytree(root, work, symlinks=True, ignore=lambda d, names: [x for x in names if Path(d, x).resolve() == state])
+    budget, steps = config.get("budget"), config.get("budget_steps")
+    say(f"calibrate: {n} runs of the unmodified code ({'HEAD' if git else 'the project'}), seeds 0 to {n - 1}, "
+        f"budget {f'{budget:g} s' if budget else 'the workload default'}"
+        + (f", {steps} steps" if steps else "") + f"; logs in {logs}")
+    values, walls = [], []
+    stand_in = SimpleNamespace(session=SimpleNamespace(config=config), nodeid="calibrate", name="calibrate")
+    try:
+        for seed in range(n):
+            env = {**os.environ, "PYTHONUNBUFFERED": "1", "AUTORESEARCH_SEED": str(seed), "AUTORESEARCH_TAG": "calibrate",
+                   "AUTORESEARCH_EXPERIMENT": "calibrate"}
+            if budget:
+                env["AUTORESEARCH_TIME_BUDGET"] = f"{budget:g}"
+            if steps:
+                env["AUTORESEARCH_MAX_STEPS"] = str(steps)
+            log = logs / f"run-{seed}.log"
+            start = time.monotonic()
+            from autoresearch.execute import run_command
+
+            result = run_command(command(config), work, log, env, timeout(config))
+            walls.append(time.monotonic() - start)
+            found: dict[str, float] = {}
+            for part in reversed(config.hook.autoresearch_parse_metrics(experiment=stand_in, log_path=log)):
+                found.update(part or {})
+            result = classify(result.__class__(**{**result.__dict__, "metrics": found}), metric)
+            if not result.ok:
+                say(f"  run {seed + 1}/{n} (seed {seed}): crash — {result.message or result.cause} (log: {log})")
+                continue
+            values.append(result.metrics[metric])
+            say(f"  run {seed + 1}/{n} (seed {seed}): {metric} {values[-1]:.6f} in {walls[-1]:.1f} s")
+    finally:
+        if git:
+            subprocess.run(["git", "worktree", "remove", "--force", str(work)], cwd=root, capture_output=True)
+        shutil.rmtree(work, ignore_errors=True)
+    if len(values) < 2:
+        say(f"calibrate: {len(values)} of {n} runs printed {metric}: no noise to measure (see the logs above)")
+        return ExitCode.STOPPED
+    sigma, df = stats.pooled_sigma([values])
+    assert sigma is not None
+    mean = math.fsum(values) / len(values)
+    wall = math.fsum(walls) / len(walls)
+    say(f"{metric} {stats.fmt(mean, sigma, len(values))}: σ {sigma:.3g} run to run "
+        f"(range {min(values):.6f} to {max(values):.6f}); {wall:.0f} s a run")
+    say(stats.floor(sigma, df, metric, k, repeats, max_repeats))
+    say(f"with noise_k {k:g}, repeats {repeats}, max_repeats {max_repeats}: improvements of "
+        f"{stats.detectable(sigma, k, repeats, max_repeats):.2g} and more are kept about 4 times in 5")
+    say(f"the choices, on a simulated loop of 40 null changes and 10 real gains of 2 σ ({CALIBRATE_SESSIONS} sessions):")
+    say(f"  {'repeats, max_repeats':>21} {'detects':>9} {'2σ gains kept':>14} {'nulls kept':>11} "
+        f"{'runs/decision':>14} {'experiments/hour':>17}")
+    for r, m in sorted({(3, 3), (4, 5), (repeats, max_repeats), (5, 8), (8, 10)}):
+        kept, nulls, per_decision = simulated(config, r, m, k)
+        mark = "  <- these settings" if (r, m) == (repeats, max_repeats) else ""
+        say(f"  {f'{r}, {m}':>21} {stats.detectable(sigma, k, r, m):>9.2g} {kept:>14.0%} {nulls:>11.1%} "
+            f"{per_decision:>14.2f} {3600 / (max(wall, 1e-3) * per_decision):>17.1f}{mark}")
+    if sigma == 0:
+        say("the runs were identical: the plain comparison decides, and repeats cost time for nothing "
+            "(set repeats = 1)")
+    return ExitCode.OK
+
+
+CALIBRATE_SESSIONS = 40
+
+
+def simulated(config: Any, repeats: int, max_repeats: int, k: float) -> tuple[float, float, float]:
+    """(share of 2-sigma gains kept, share of null changes kept, runs a decision) of the verdict
+    plugin's rule with these settings, simulated: the rule works in units of sigma, so sigma 1."""
+    import random
+
+    from autoresearch.plugins.verdict import Rule, simulate
+
+    rule = Rule(direction="minimize", noise_k=k, repeats=repeats, max_repeats=max(max_repeats, repeats))
+    rng, effects = random.Random(0), [2.0 if i % 5 == 4 else 0.0 for i in range(50)]
+    results = [x for _ in range(CALIBRATE_SESSIONS) for x in simulate(rule, rng, effects)]
+    reals, nulls = [x for x in results if x[0]], [x for x in results if not x[0]]
+    return (sum(x[1] for x in reals) / len(reals), sum(x[1] for x in nulls) / len(nulls),
+            sum(x[2] for x in results) / len(results))

@@ -15,13 +15,15 @@ from typing import Any, Callable
 from autoresearch.errors import UsageError
 
 TYPES: dict[str, Callable[[str], Any]] = {"str": str, "int": int, "float": float, "args": shlex.split,
+                                          "amount": str,
                                           "list": lambda s: [x for x in s.split(",") if x]}
 
 
 @dataclass(frozen=True)
 class Setting:
     name: str
-    type: str  # str, int, float, bool, list (comma-separated on the command line), args (shell-style)
+    type: str  # str, int, float, bool, list (comma-separated on the command line), args (shell-style),
+    # amount (a number in the metric's units, or a percentage such as "0.1%")
     default: Any
     help: str
     flags: tuple[str, ...]
@@ -61,9 +63,12 @@ class Parser:
         """A command-line-only option (argparse's add_argument arguments)."""
         self._options.append((group, flags, kwargs))
 
-    def populate(self, argparser: argparse.ArgumentParser) -> None:
+    def populate(self, argparser: argparse.ArgumentParser, only: set[str] | None = None) -> None:
+        """Add the flags to a command's parser: all of them, or those of the settings named in `only`."""
         groups: dict[str, Any] = {}
         for group, flags, kwargs in self._options:
+            if only is not None and kwargs.get("dest") not in only:
+                continue
             if group not in groups:
                 groups[group] = argparser.add_argument_group(f"{group} options")
             groups[group].add_argument(*flags, **kwargs)
@@ -101,7 +106,8 @@ def read_ini(rootdir: Path) -> dict[str, Any]:
 
 
 def _check(setting: Setting, value: Any, where: str) -> Any:
-    want = {"str": str, "int": int, "float": (int, float), "bool": bool, "list": list, "args": list}[setting.type]
+    want = {"str": str, "int": int, "float": (int, float), "bool": bool, "list": list, "args": list,
+            "amount": (int, float, str)}[setting.type]
     if setting.type == "list" and isinstance(value, str):
         value = [value]
     if setting.type == "args" and isinstance(value, str):

@@ -37,6 +37,10 @@ def autoresearch_addoption(parser) -> None:
     parser.addsetting("budget", "--budget", type="float", default=None,
                       help="training budget in seconds, passed to the workload as "
                            "AUTORESEARCH_TIME_BUDGET; default: the workload's own (300 s)", check=positive)
+    parser.addsetting("budget_steps", "--budget-steps", type="int", default=None,
+                      help="training budget in optimizer steps, passed as AUTORESEARCH_MAX_STEPS: the same "
+                           "work every run, however busy the machine (the time budget still caps it)",
+                      check=positive)
     parser.addsetting("timeout", "--timeout", type="float", default=None,
                       help="hard limit in seconds, after which the workload's whole process group "
                            "is killed and the run is a crash; default: twice the budget, at least "
@@ -216,7 +220,7 @@ def log_tail(path: str, lines: int = 50) -> str:
 
 def run_env(experiment) -> dict[str, str]:
     """What a run of the workload finds in its environment, beyond the runner's own: the workload
-    contract (AUTORESEARCH_SEED, _TIME_BUDGET, _TAG, _EXPERIMENT), the run's marker, the worker's
+    contract (AUTORESEARCH_SEED, _TIME_BUDGET, _MAX_STEPS, _TAG, _EXPERIMENT), the run's marker, the worker's
     device or share of the cores."""
     session = experiment.session
     env = {"PYTHONUNBUFFERED": "1", "AUTORESEARCH_TAG": session.tag, "AUTORESEARCH_EXPERIMENT": experiment.nodeid,
@@ -225,6 +229,8 @@ def run_env(experiment) -> dict[str, str]:
     env.update(worker_env(session, experiment.worker))
     if session.config.get("budget"):
         env["AUTORESEARCH_TIME_BUDGET"] = f"{session.config.get('budget'):g}"
+    if session.config.get("budget_steps"):
+        env["AUTORESEARCH_MAX_STEPS"] = str(session.config.get("budget_steps"))
     return env
 
 

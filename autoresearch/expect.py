@@ -13,6 +13,7 @@ import math
 import operator
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 from autoresearch.errors import ExpectationError
 
@@ -45,16 +46,25 @@ class Expectation:
         operand = baseline * self.operand / 100 if self.percent else self.operand
         return ARITH[self.arith](baseline, operand)
 
-    def check(self, value: float | None, baseline: float | None, metric: str) -> tuple[bool, str]:
-        """(met, reason in words) for one metric's value against this expectation."""
+    def check(self, value: float | None, baseline: float | None, metric: str,
+              se: float | None = None, k: float = 2.0) -> tuple[str, str]:
+        """(confirmed | refuted | inconclusive, reason in words) for one metric's value.
+
+        `se` is the standard error of ``value - target`` (None or 0 without noise); an order
+        comparison that holds or fails by less than `k` of them is inconclusive.
+        """
         if value is None:
-            return False, f"{metric} was not printed by the run"
-        target = self.target(baseline)
+            return "refuted", f"{metric} was not printed by the run"
+        target = self.target(baseline if self.number is None else None)
         if target is None:
-            return False, f"the baseline printed no {metric} to compare with"
+            return "refuted", f"the baseline printed no {metric} to compare with"
         met = OPS[self.op](value, target) and not math.isnan(value)
         rel = f" ({self.text[len(self.op):].strip()}, baseline {baseline:.6g})" if self.arith else ""
-        return met, f"{metric} {value:.6g} {'' if met else 'not '}{self.op} {target:.6g}{rel}"
+        spread = f" ± {se:.2g}" if se else ""
+        words = f"{metric} {value:.6g}{spread} {'' if met else 'not '}{self.op} {target:.6g}{rel}"
+        if se and self.op in ("<", "<=", ">", ">=") and abs(value - target) < k * se:
+            return "inconclusive", f"{words}: within the noise"
+        return ("confirmed" if met else "refuted"), words
 
 
 def _tokens(text: str) -> list[tuple[str, str]]:
@@ -103,14 +113,25 @@ def parse_expectation(text: str) -> Expectation:
     return Expectation(op, arith=rest[0][1], operand=operand, percent=percent, text=norm)
 
 
-def evaluate(expect: tuple[tuple[str, str], ...], metrics: dict[str, float],
-             baseline: dict[str, float]) -> tuple[str | None, tuple[str, ...]]:
-    """('confirmed' | 'refuted' | None when nothing was expected, reasons one per metric)."""
+def evaluate(expect: tuple[tuple[str, str], ...], metrics: dict[str, float], baseline: dict[str, float],
+             se: Callable[[str, bool], float | None] | None = None,
+             k: float = 2.0) -> tuple[str | None, tuple[str, ...]]:
+    """(confirmed | refuted | inconclusive | None when nothing was expected, reasons one per metric).
+
+    Judged on the means; `se(metric, against_baseline)` gives the standard error of the
+    comparison. Any refuted metric refutes the hypothesis; otherwise any inconclusive one makes
+    it inconclusive (the data cannot tell).
+    """
     if not expect:
         return None, ()
-    reasons, all_met = [], True
+    reasons, outcomes = [], []
     for metric, text in expect:
-        met, why = parse_expectation(text).check(metrics.get(metric), baseline.get(metric), metric)
-        all_met &= met
+        expectation = parse_expectation(text)
+        error = se(metric, expectation.number is None) if se else None
+        outcome, why = expectation.check(metrics.get(metric), baseline.get(metric), metric, error, k)
+        outcomes.append(outcome)
         reasons.append(why)
-    return ("confirmed" if all_met else "refuted"), tuple(reasons)
+    for word in ("refuted", "inconclusive"):
+        if word in outcomes:
+            return word, tuple(reasons)
+    return "confirmed", tuple(reasons)

@@ -132,6 +132,9 @@ class Sample:
 class Verdict:
     status: str  # keep, discard or crash
     reason: str  # in words: "keep: -0.0062 val_bpb for +4 lines"
+    sigma: float | None = None  # the run-to-run noise it was judged against (pooled)
+    z: float | None = None  # its improvement over what it was compared with, in standard errors
+    beyond_noise: bool = False  # whether the decision stands beyond the noise (|z| >= noise_k)
 
 
 @dataclass(frozen=True)
@@ -168,6 +171,9 @@ class Report:
     root_cause: str = ""  # ... and in words
     log_tail: str = ""
     runs: tuple[RunResult, ...] = ()  # every run of the workload, in order
+    sigma: float | None = None  # the run-to-run noise of the metric when it was decided (pooled)
+    z: float | None = None  # its improvement in standard errors of the difference
+    beyond_noise: bool = False  # decided beyond the noise: evidence a rule may be drawn from
 
     @property
     def is_baseline(self) -> bool:
@@ -192,6 +198,13 @@ class Report:
     def values(self) -> tuple[float, ...]:
         """The metric's value in each successful run."""
         return tuple(r.metrics[self.metric] for r in self.runs if r.ok and self.metric in r.metrics)
+
+    @property
+    def shown(self) -> str:
+        """The metric as it is shown everywhere: ``3.4452 ± 0.012 (n=3)``, or ``—``."""
+        from autoresearch.stats import fmt
+
+        return fmt(self.value, self.sigma, len(self.values) or 1)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)

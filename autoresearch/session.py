@@ -204,6 +204,13 @@ class Session:
                 runs += [x.metrics for x in r.runs if x.ok] if r.runs else [r.metrics]
         return Sample(commit, tuple(runs))
 
+    def noise(self, metric: str, extra: tuple[float, ...] = ()) -> tuple[float | None, int]:
+        """(sigma, degrees of freedom) of `metric`, pooled over every commit that ran more than once
+        in this run, and `extra` (the values of an experiment still running)."""
+        from autoresearch.stats import pooled_over
+
+        return pooled_over(self.history, metric, extra)
+
     def experiment(self, hypothesis: Hypothesis | None) -> Experiment:
         return Experiment(self, self.seq_for(hypothesis.key if hypothesis else ""), hypothesis)
 

@@ -1,10 +1,13 @@
 """expect: judge each hypothesis' expectation (``[expect]``) and put the outcome in its report.
 
-Confirmed or refuted is recorded beside the verdict, never instead of it: a refuted hypothesis
-can still be kept, and a confirmed one discarded.
+Judged on the means, with their uncertainty: **confirmed** or **refuted** when the data can tell,
+**inconclusive** when the comparison holds or fails by less than ``noise_k`` standard errors
+(the noise of each metric pooled over the run), **untested** when the experiment crashed. Recorded
+beside the verdict, never instead of it: a refuted hypothesis can still be kept.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from autoresearch import hookimpl
@@ -15,7 +18,21 @@ from autoresearch.expect import evaluate
 def autoresearch_make_report(experiment, verdict):
     report = yield
     h = experiment.hypothesis
-    if h is None or not h.expect:
+    if h is None or not h.expect or report.status == "interrupted":
         return report
-    outcome, details = evaluate(h.expect, report.metrics, report.baseline_metrics)
+    if report.status == "crash" or not report.metrics:
+        return replace(report, expectation="untested",
+                       expectation_details=(f"untested: {report.root_cause or report.reason}",))
+    session = experiment.session
+    n_base = {m: len(experiment.baseline.values(m)) for m, _ in h.expect}
+
+    def se(metric: str, against_baseline: bool) -> float | None:
+        values = tuple(r.metrics[metric] for r in report.runs if r.ok and metric in r.metrics)
+        sigma, _ = session.noise(metric, values)
+        if sigma is None or not values:
+            return None
+        return sigma * math.sqrt(1 / len(values) + (1 / max(n_base[metric], 1) if against_baseline else 0.0))
+
+    outcome, details = evaluate(h.expect, report.metrics, report.baseline_metrics, se,
+                                session.config.get("noise_k", 2.0))
     return replace(report, expectation=outcome, expectation_details=details)

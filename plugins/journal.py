@@ -40,14 +40,21 @@ def learning(r: Report) -> str:
     if r.status == "crash":
         return f"This change crashed the run: {r.root_cause or 'see the log'}."
     if r.is_baseline:
-        return f"The unmodified code scores {r.metric} {r.value:.6f}; every experiment of this run is compared with it."
+        noise = f" (run-to-run noise: σ {r.sigma:.2g})" if r.sigma is not None else ""
+        return (f"The unmodified code scores {r.metric} {r.shown}{noise}; every experiment of this run is "
+                "compared with it.")
     change = ", ".join(f"{n} {o} → {v}" for n, o, v in r.changes) or r.description
     imp = r.improvement
     if imp is None:
         return f"{change} produced no comparable {r.metric}."
-    word = "improved" if imp > 0 else "worsened" if imp < 0 else "did not change"
+    runs = f"{len(r.values)} run{'s' if len(r.values) != 1 else ''}"
+    if r.beyond_noise or imp == 0:
+        word = "improved" if imp > 0 else "worsened" if imp < 0 else "did not change"
+        how = f"{word} {r.metric} by {abs(imp):.4f}" + (f" (in {runs})" if imp else "")
+    else:
+        how = f"did not move {r.metric} beyond the noise ({-imp if r.direction == 'minimize' else imp:+.4f} in {runs})"
     exp = f"; the hypothesis was {r.expectation}" if r.expectation else ""
-    return f"{change} {word} {r.metric} by {abs(imp):.4f} and was {'kept' if r.status == 'keep' else 'discarded'}{exp}."
+    return f"{change} {how} and was {'kept' if r.status == 'keep' else 'discarded'}{exp}."
 
 
 def next_step(r: Report) -> str:
@@ -68,6 +75,8 @@ def next_step(r: Report) -> str:
         return "Run the hypotheses against this baseline."
     if any(run.cause == Cause.CONFLICT for run in r.runs):
         return "Rewrite the patch against the current tip (a kept change touched the same lines), or drop the idea."
+    if r.status != "keep" and not r.beyond_noise:
+        return "Within noise: try a bolder version, or combine it with another near miss."
     if len(r.changes) == 1:
         name, old, new = r.changes[0]
         a, b = _number(old), _number(new)
@@ -78,9 +87,6 @@ def next_step(r: Report) -> str:
             return f"Try the other direction: {name} {'below' if up else 'above'} {old}."
     if r.status == "keep":
         return "Build on it: combine with the next most promising idea."
-    imp = r.improvement or 0.0
-    if abs(imp) < 0.001:
-        return "Within noise: try a bolder version, or combine it with another near miss."
     return "Drop the idea, or try a different mechanism for the same goal."
 
 
@@ -115,7 +121,7 @@ def completed(r: Report) -> str:
         others = ", ".join(f"{k} {v:g}" for k, v in r.metrics.items() if k != r.metric)
         vs = f" ({r.value - r.baseline_value:+.6f} against the baseline)" if r.baseline_value is not None and r.value is not None else ""
         verdict = "" if r.is_baseline else f"; {r.reason}"
-        outcome = f"{r.metric} {r.value:.6f}{vs}{verdict}" + (f"; {others}" if others else "")
+        outcome = f"{r.metric} {r.shown}{vs}{verdict}" + (f"; {others}" if others else "")
     if r.expectation:
         delta = f"{r.expectation} — " + "; ".join(r.expectation_details)
     elif r.is_baseline:

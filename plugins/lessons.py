@@ -72,7 +72,7 @@ def distil(reports: list[Report], today: str) -> str:
         out.append(f"### {name}\n\n| value | from | {metric} | outcome | date |\n|---|---|---|---|---|")
         best_row = None
         for r, old, new in rows:
-            value = f"{r.value:.6f}" if r.value is not None and r.status != "crash" else "—"
+            value = r.shown if r.value is not None and r.status != "crash" else "—"
             out.append(f"| {new} | {old} | {value} | {r.status}{' (' + r.expectation + ')' if r.expectation else ''} "
                        f"| {dt.date.fromtimestamp(r.started).isoformat()} |")
             if r.status == "keep" and r.value is not None and (best_row is None or better(r.value, best_row[0].value, direction)):
@@ -89,16 +89,20 @@ def distil(reports: list[Report], today: str) -> str:
         if r.status == "crash":
             lessons.append(f"- [{day}] {what}: crashed ({r.root_cause}). Source: experiment {r.nodeid}")
         elif r.improvement is not None:
-            lessons.append(f"- [{day}] {what}: {r.metric} {r.value - r.baseline_value:+.4f}, {r.status}. "
+            noise = "" if r.beyond_noise else " (within the noise)"
+            lessons.append(f"- [{day}] {what}: {r.metric} {r.value - r.baseline_value:+.4f} in {len(r.values)} "
+                           f"run{'s' if len(r.values) != 1 else ''}{noise}, {r.status}. "
                            f"Source: experiment {r.nodeid}, commit {r.commit[:7]}")
     if lessons:
         out.append("## Lessons\n\n" + "\n".join(lessons) + "\n")
-    out.append("## Rules (hard-won)\n\n" + "\n".join(rules(done, today) or ["_None yet: rules need repeated evidence._"]) + "\n")
+    out.append("## Rules (hard-won)\n\n" + "\n".join(rules(done, today) or ["_None yet: rules need repeated evidence beyond the noise._"]) + "\n")
     return "\n".join(out)
 
 
 def rules(done: list[Report], today: str) -> list[str]:
-    """ALWAYS/NEVER rules that at least two results support."""
+    """ALWAYS/NEVER rules that at least two results beyond the noise support (a crash is no noise).
+
+    A result within the noise is no evidence either way: it neither makes nor breaks a rule."""
     out = []
     crashes: dict[str, list[Report]] = defaultdict(list)
     for r in done:
@@ -110,7 +114,7 @@ def rules(done: list[Report], today: str) -> list[str]:
             out.append(f"- NEVER repeat changes like {names} because {len(rs)} of them ended in {kind}. Learned: {today}")
     moves: dict[tuple[str, bool], list[Report]] = defaultdict(list)
     for r in done:
-        if len(r.changes) == 1 and r.status != "crash" and r.improvement is not None:
+        if len(r.changes) == 1 and r.status != "crash" and r.improvement is not None and r.beyond_noise:
             name, old, new = r.changes[0]
             a, b = _num(old), _num(new)
             if a is not None and b is not None and a != b:

@@ -2,7 +2,9 @@
 
     commit  val_bpb  memory_gb  status  description
 
-The sidecar (``results.jsonl`` beside the run's copy) holds every metric, every run, durations,
+The sidecar (``results.jsonl`` beside the run's copy) holds every metric, every run (``runs``; the
+metric's value in each as ``values``, their number ``n``, ``mean``, the pooled noise ``sigma``, the
+standard error of the mean ``sem``, the improvement in standard errors ``z``), durations,
 the expectation's outcome, the hypothesis id and the log path. Both render from the session's
 history (the ledger), whole, after every experiment and when a run resumes: a runner killed
 between two writes never loses or repeats a row, and both files are replaced atomically (written
@@ -17,6 +19,7 @@ import re
 from pathlib import Path
 
 from autoresearch import hookimpl
+from autoresearch.stats import sem
 from autoresearch.reports import Report
 
 
@@ -64,6 +67,8 @@ def sidecar_entry(report: Report) -> dict:
     entry = report.to_dict()
     entry.pop("log_tail", None)
     entry["memory_gb"] = round(report.metrics.get("peak_vram_mb", 0.0) / 1024, 1)
+    values = report.values  # the metric in every successful run; its mean is the value in results.tsv
+    entry.update(values=list(values), n=len(values), mean=report.value, sem=sem(report.sigma, len(values)))
     return entry
 
 

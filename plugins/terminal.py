@@ -14,6 +14,7 @@ from autoresearch import __version__, hookimpl, interrupts
 from autoresearch.config import not_negative, positive
 from autoresearch.errors import OutputClosed
 from autoresearch.reports import Report, best_kept
+from autoresearch.stats import floor
 
 COLORS = {"keep": "\033[32m", "discard": "\033[33m", "crash": "\033[31m", "interrupted": "\033[35m"}
 RESET = "\033[0m"
@@ -153,12 +154,12 @@ class Terminal:
             self.decided += 1
         if self.verbosity < 0 and report.status != "crash":
             return
-        value = f"{report.metric} {report.value:.6f}" if report.value is not None else f"{report.metric} —"
+        value = f"{report.metric} {report.shown}" if report.value is not None else f"{report.metric} —"
         delta = ""
         if report.value is not None and report.baseline_value is not None and not report.is_baseline:
             delta = f"{report.value - report.baseline_value:+.6f}"
         expect = f" ({report.expectation})" if report.expectation else ""
-        self.write(f"{report.nodeid:<50} {value:<22} {delta:>10}  {self.color(report.status)}{expect}"
+        self.write(f"{report.nodeid:<44} {value:<30} {delta:>10}  {self.color(report.status)}{expect}"
                    f"  [{fmt_seconds(report.duration)}] {self.progress_count()}")
         if report.status == "crash":
             self.write(f"    {report.root_cause}  (log: {report.log_path})")
@@ -179,8 +180,12 @@ class Terminal:
         if best is not None:
             base = next((r for r in session.history if r.is_baseline and r.value is not None), None)
             total = f", {best.value - base.value:+.6f} from the baseline {base.value:.6f}" if base else ""
-            self.write(f"best {best.metric} {best.value:.6f}{total} — {best.description} "
+            self.write(f"best {best.metric} {best.shown}{total} — {best.description} "
                        f"(commit {best.commit[:7]}{' on ' + session.branch if session.branch else ''})")
+        c = self.config
+        if reports and c.get("repeats"):  # the verdict plugin's settings (absent when it is blocked)
+            sigma, df = session.noise(c.get("metric"))
+            self.write(floor(sigma, df, c.get("metric"), c.get("noise_k"), c.get("repeats"), c.get("max_repeats")))
         hours = sum(r.duration for r in reports) / 3600 * (self.config.get("gpus") or 1)
         rate = self.config.get("cost_per_hour")
         cost = f", ${hours * rate:.2f} at ${rate:g}/GPU-hour" if rate else ""

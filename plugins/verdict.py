@@ -1,68 +1,196 @@
-"""verdict: the seed's simplicity criterion, with its thresholds configurable, and the tip rule.
+"""verdict: keep only what beats the noise, by the seed's simplicity criterion, and the tip rule.
 
-    better by more than keep_threshold (0.005)            -> keep
-    better by min_improvement..keep_threshold (0.001)     -> keep, unless it adds max_added_lines (20)+
-    within +-min_improvement                              -> keep only if the code got simpler
-    worse                                                 -> discard
-    a keep built on another commit than the branch tip    -> discard unless it also beats the tip
+After each run of a candidate, :func:`judge` decides keep, discard, or again (another run, up to
+``max_repeats``), comparing the candidate's mean with its baseline's (every run of that commit)
+against the run-to-run noise pooled over the session (autoresearch/stats.py: the sequential
+rule). Then, on top:
 
-Complexity is the net number of lines the patch adds to the editable files. Direction-aware.
-A plugin can replace the whole rule: implement ``autoresearch_make_verdict`` with ``tryfirst=True``.
+    beyond the noise, better                    -> keep, if the simplicity criterion agrees:
+        better by more than keep_threshold (0.005)          keep whatever the added lines
+        better by less, adding max_added_lines (20)+         discard
+        better by less than min_improvement (0: off)         discard
+    within the noise, and the code got simpler  -> keep (a simplification win)
+    a keep built on another commit than the tip -> discard unless it also beats the tip
+    a keep                                      -> run until it has ``repeats`` runs (the tip's
+                                                   value is the mean of all its runs), and decide again
+
+The baseline runs ``repeats`` times (default 5): the first measure of the noise. Thresholds are
+in the metric's units, or a share of the baseline's value ("0.1%"). Complexity is the net number
+of lines the patch adds. A plugin can replace the whole rule: implement
+``autoresearch_make_verdict`` with ``tryfirst=True``.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
+
 from autoresearch import Verdict, hookimpl
-from autoresearch.config import not_negative, positive
-from autoresearch.reports import Cause, better, improvement
+from autoresearch.config import positive
+from autoresearch.reports import Cause
+from autoresearch.stats import AGAIN, DISCARD, KEEP, Evidence, amount, check_amount, evidence, sequential
 
 
 @hookimpl
 def autoresearch_addoption(parser) -> None:
-    parser.addsetting("keep_threshold", type="float", default=0.005, check=not_negative,
-                      help="an improvement above this is kept whatever the added lines")
-    parser.addsetting("min_improvement", type="float", default=0.001, check=not_negative,
-                      help="changes smaller than this are noise: kept only if they simplify the code")
+    parser.addsetting("noise_k", "--noise-k", type="float", default=2.0, check=positive,
+                      help="how far beyond the noise a decision must be, in standard errors of the difference")
+    parser.addsetting("repeats", "--repeats", type="int", default=5, check=positive,
+                      help="runs of the baseline (the first measure of the noise), and the fewest runs a keep has")
+    parser.addsetting("max_repeats", "--max-repeats", type="int", default=5, check=positive,
+                      help="the most runs a candidate in the grey zone gets before it is decided on the means")
+    parser.addsetting("keep_threshold", type="amount", default=0.005, check=check_amount,
+                      help="an improvement above this (or a share of the baseline, \"0.5%\") is kept whatever "
+                           "the added lines")
+    parser.addsetting("min_improvement", type="amount", default=0.0, check=check_amount,
+                      help="the smallest improvement worth keeping, beyond the noise (a number, or \"0.1%\"); "
+                           "0: whatever beats the noise")
     parser.addsetting("max_added_lines", type="int", default=20, check=positive,
-                      help="a small improvement that adds this many lines or more is discarded")
+                      help="an improvement below keep_threshold that adds this many lines or more is discarded")
 
 
-def decide(improvement: float, net_lines: int, *, keep_threshold: float, min_improvement: float,
-           max_added_lines: int) -> tuple[str, str]:
-    """(status, why) for an improvement (positive = better) and the net lines the patch added."""
-    if improvement > keep_threshold:
-        return "keep", "large improvement"
-    if improvement >= min_improvement:
-        if net_lines >= max_added_lines:
-            return "discard", f"small improvement for {net_lines} added lines (limit {max_added_lines})"
-        return "keep", "small improvement, small change"
-    if improvement > -min_improvement:
-        if net_lines < 0:
-            return "keep", "no change in the metric, simpler code"
-        return "discard", "within noise, no simpler"
-    return "discard", "worse"
+@dataclass(frozen=True)
+class Rule:
+    """The verdict's settings."""
+
+    direction: str = "minimize"
+    noise_k: float = 2.0
+    repeats: int = 5
+    max_repeats: int = 5
+    keep_threshold: float | str = 0.005
+    min_improvement: float | str = 0.0
+    max_added_lines: int = 20
+
+    @classmethod
+    def of(cls, config) -> Rule:
+        return cls(direction=config.get("direction"), noise_k=config.get("noise_k"), repeats=config.get("repeats"),
+                   max_repeats=max(config.get("max_repeats"), config.get("repeats")),
+                   keep_threshold=config.get("keep_threshold"), min_improvement=config.get("min_improvement"),
+                   max_added_lines=config.get("max_added_lines"))
+
+
+@dataclass(frozen=True)
+class Judgement:
+    status: str  # keep, discard or again
+    why: str
+    e: Evidence
+
+
+def judge(values, base, tip, sigma: float | None, net_lines: int, rule: Rule) -> Judgement:
+    """keep, discard or again for a candidate's values against its baseline's and the tip's.
+
+    `base` and `tip` are the values of every run of those commits (the same when it builds on
+    the tip, as by default); `sigma` the pooled noise; `net_lines` what the patch adds.
+    """
+    k = rule.noise_k
+    e = evidence(values, base, sigma, rule.direction)
+    z = e.z
+    if net_lines < 0 and z is not None and z > -k:
+        status, why = KEEP, "no worse within the noise, simpler code"
+    else:
+        status = sequential(e, k=k, max_repeats=rule.max_repeats)
+        why = {KEEP: "beyond the noise", DISCARD: "not beyond the noise", AGAIN: "in the grey zone"}[status]
+        if status == DISCARD and z is not None and z <= -k:
+            why = "worse beyond the noise"
+        if sigma == 0:  # every repeated run gave the same value: the plain comparison decides
+            why = "better; the runs show no noise" if status == KEEP else "not better; the runs show no noise"
+    if status == KEEP and why in ("beyond the noise", "better; the runs show no noise"):
+        base_mean = sum(base) / len(base)
+        if e.improvement < amount(rule.min_improvement, base_mean):
+            status, why = DISCARD, f"beyond the noise, but below min_improvement {rule.min_improvement}"
+        elif net_lines >= rule.max_added_lines and e.improvement <= amount(rule.keep_threshold, base_mean):
+            status, why = DISCARD, f"small improvement for {net_lines} added lines (limit {rule.max_added_lines})"
+    if status == KEEP and tip is not base:
+        versus_tip = sequential(evidence(values, tip, sigma, rule.direction), k=k, max_repeats=rule.max_repeats)
+        if versus_tip != KEEP:
+            status, why = (AGAIN if versus_tip == AGAIN else DISCARD), "better than its baseline, not than the branch tip"
+    if status == KEEP and e.n < rule.repeats and sigma:
+        status, why = AGAIN, "to be confirmed"  # a keep becomes the tip: it gets `repeats` runs
+    return Judgement(status, why, e)
+
+
+def values_of(runs, metric: str) -> tuple[float, ...]:
+    return tuple(r.metrics[metric] for r in runs if r.ok and metric in r.metrics)
+
+
+def judge_experiment(experiment, runs, tip, final: bool = False) -> Judgement | None:
+    """The judgement for a hypothesis' runs so far, or None when there is nothing to compare.
+
+    `final`: no more runs will come (another plugin stopped them): still in the grey zone, it
+    is decided on the means, as at ``max_repeats``."""
+    config, session = experiment.session.config, experiment.session
+    metric = config.get("metric")
+    values = values_of(runs, metric)
+    base = experiment.baseline.values(metric)
+    if not values or not base:
+        return None
+    tip_values = tip.values(metric) if tip.commit != experiment.base_commit else base
+    sigma, _ = session.noise(metric, values)
+    rule, net = Rule.of(config), experiment.lines_added - experiment.lines_removed
+    j = judge(values, base, tip_values or base, sigma, net, rule)
+    if final and j.status == AGAIN:
+        j = judge(values, base, tip_values or base, sigma, net, replace(rule, repeats=len(values), max_repeats=len(values)))
+    return j
+
+
+@hookimpl
+def autoresearch_experiment_rerun(experiment, runs):
+    if experiment.hypothesis is None:  # the baseline: `repeats` runs, the first measure of the noise
+        values = values_of(runs, experiment.session.config.get("metric"))
+        if len(values) >= 3 and len(set(values)) == 1:
+            return False  # a deterministic workload: more runs would measure nothing
+        return len(runs) < experiment.session.config.get("repeats")
+    j = judge_experiment(experiment, runs, experiment.session.sample(experiment.session.tip))
+    return j is not None and j.status == AGAIN
 
 
 @hookimpl
 def autoresearch_make_verdict(experiment, metrics, runs, tip) -> Verdict:
     config = experiment.session.config
-    metric, direction = config.get("metric"), config.get("direction")
+    metric = config.get("metric")
     failed = next((r for r in runs if not r.ok), None)
     if failed is not None:  # a conflict with a kept change is no crash: the idea, as written, lost
         status = "discard" if failed.cause == Cause.CONFLICT else "crash"
         return Verdict(status, f"{status}: {failed.message or failed.cause}")
-    value = metrics[metric]
+    sigma, _ = experiment.session.noise(metric, values_of(runs, metric))
     if experiment.hypothesis is None:
-        return Verdict("keep", f"baseline: {metric} {value:.6f}")
-    base = experiment.baseline.mean(metric)
-    if base is None:
+        return Verdict("keep", f"baseline: {metric} {metrics[metric]:.6f} in {len(runs)} runs", sigma=sigma)
+    j = judge_experiment(experiment, runs, tip, final=True)
+    if j is None:
         return Verdict("discard", f"discard: the baseline printed no {metric} to compare with")
+    status = KEEP if j.status == KEEP else DISCARD  # still grey when the runs ran out: not beyond the noise
     net = experiment.lines_added - experiment.lines_removed
-    status, why = decide(improvement(value, base, direction), net, keep_threshold=config.get("keep_threshold"),
-                         min_improvement=config.get("min_improvement"),
-                         max_added_lines=config.get("max_added_lines"))
-    tip_value = tip.mean(metric)
-    if status == "keep" and tip.commit != experiment.base_commit and tip_value is not None \
-            and not better(value, tip_value, direction):
-        return Verdict("discard", f"discard: better than its baseline {experiment.hypothesis.baseline} but not "
-                                  f"than the branch tip ({value:.6f} vs {tip_value:.6f})")
-    return Verdict(status, f"{status}: {value - base:+.4f} {metric} for {net:+d} lines ({why})")
+    delta = -j.e.improvement if config.get("direction") == "minimize" else j.e.improvement
+    spread = f" ± {j.e.se:.2g}" if j.e.se else ""
+    zs = f", {j.e.z:+.1f} SE" if j.e.z is not None and abs(j.e.z) != float("inf") else ""
+    runs_text = f"{j.e.n} run{'s' if j.e.n > 1 else ''}"
+    return Verdict(status, f"{status}: {delta:+.4f}{spread} {metric}{zs} after {runs_text}, {net:+d} lines ({j.why})",
+                   sigma=sigma, z=j.e.z, beyond_noise=j.e.z is not None and abs(j.e.z) >= config.get("noise_k"))
+
+
+def simulate(rule: Rule, rng, effects, sigma: float = 1.0, net_lines: int = 2) -> list[tuple[float, bool, int]]:
+    """One simulated session of this rule on a workload with Gaussian noise: the baseline `repeats`
+    times, then a candidate per true effect (an improvement, in the metric's units), each built on
+    the tip and run until judge() decides, as the runner would. Returns (effect, kept, runs) each.
+    bench/bench_validity.py and ``autoresearch calibrate`` measure the rule with it."""
+    from autoresearch.stats import pooled_sigma
+
+    sign = -1.0 if rule.direction == "minimize" else 1.0
+    tip_true = 0.0
+    tip = tuple(tip_true + rng.gauss(0, sigma) for _ in range(rule.repeats))
+    history, out = [tip], []
+    for effect in effects:
+        true = tip_true + sign * effect
+        values: tuple[float, ...] = ()
+        while True:
+            values += (true + rng.gauss(0, sigma),)
+            noise, _ = pooled_sigma([*history, values])
+            j = judge(values, tip, tip, noise, net_lines, rule)
+            if j.status != AGAIN:
+                break
+            if len(values) >= rule.max_repeats:  # as make_verdict: on the means
+                j = judge(values, tip, tip, noise, net_lines, replace(rule, repeats=len(values), max_repeats=len(values)))
+                break
+        history.append(values)
+        out.append((effect, j.status == KEEP, len(values)))
+        if j.status == KEEP:
+            tip_true, tip = true, values
+    return out

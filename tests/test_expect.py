@@ -26,7 +26,7 @@ from autoresearch.expect import evaluate, parse_expectation
     ("< 1e-3", 0.0001, None, True),
 ])
 def test_comparisons(text, value, baseline, met):
-    assert parse_expectation(text).check(value, baseline, "m")[0] is met
+    assert parse_expectation(text).check(value, baseline, "m")[0] == ("confirmed" if met else "refuted")
 
 
 @pytest.mark.parametrize("text, message", [
@@ -61,4 +61,33 @@ def test_evaluate_records_confirmed_refuted_and_missing_metrics():
 
 
 def test_nan_never_meets_an_expectation():
-    assert parse_expectation("!= 1").check(float("nan"), None, "m")[0] is False
+    assert parse_expectation("!= 1").check(float("nan"), None, "m")[0] == "refuted"
+
+
+@pytest.mark.parametrize("value, se, outcome", [
+    (0.990, 0.002, "confirmed"),     # 0.009 below the target: 4.5 standard errors
+    (0.996, 0.002, "inconclusive"),  # below the target by 1.5 standard errors: the data cannot tell
+    (1.001, 0.002, "inconclusive"),  # above it by 1 standard error: not refuted either
+    (1.010, 0.002, "refuted"),       # above it by 5.5 standard errors
+    (0.996, None, "confirmed"),      # no noise estimate: the plain comparison
+    (0.996, 0.0, "confirmed"),       # a workload without noise
+])
+def test_order_comparisons_within_the_noise_are_inconclusive(value, se, outcome):
+    result, words = parse_expectation("< baseline - 0.001").check(value, 1.0, "val_bpb", se, 2.0)
+    assert result == outcome
+    assert ("within the noise" in words) is (outcome == "inconclusive")
+    if se:
+        assert f"± {se:.2g}" in words
+
+
+def test_equality_is_never_inconclusive_and_one_refuted_metric_refutes():
+    assert parse_expectation("== 1").check(1.0, None, "m", 0.5, 2.0)[0] == "confirmed"
+    expect = (("val_bpb", "< baseline"), ("mfu", "> 3"))
+    se = {"val_bpb": 0.01, "mfu": 0.01}
+    outcome, _ = evaluate(expect, {"val_bpb": 0.995, "mfu": 2.0}, {"val_bpb": 1.0}, lambda m, b: se[m])
+    assert outcome == "refuted"  # mfu is 100 standard errors short: refuted whatever val_bpb says
+    outcome, _ = evaluate(expect, {"val_bpb": 0.995, "mfu": 4.0}, {"val_bpb": 1.0}, lambda m, b: se[m])
+    assert outcome == "inconclusive"  # val_bpb is 0.5 standard errors better: the data cannot tell
+    calls = []
+    evaluate(expect, {"val_bpb": 0.9, "mfu": 4.0}, {"val_bpb": 1.0}, lambda m, b: calls.append((m, b)) or 0.01)
+    assert calls == [("val_bpb", True), ("mfu", False)]  # a plain number has no baseline's noise

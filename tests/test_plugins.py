@@ -8,11 +8,11 @@ import tomllib
 import pytest
 
 from autoresearch.plugins import journal, lessons, results_tsv
-from autoresearch.plugins.verdict import decide
-from autoresearch.reports import Cause, Report
+from autoresearch.plugins.verdict import Rule, judge
+from autoresearch.reports import Cause, Report, RunResult
 from conftest import git, simple, spawn, write
 
-THRESHOLDS = dict(keep_threshold=0.005, min_improvement=0.001, max_added_lines=20)
+RULE = Rule(keep_threshold=0.005, min_improvement=0.001, max_added_lines=20, repeats=1, max_repeats=1)
 
 
 @pytest.mark.parametrize("improvement, net, status", [
@@ -20,13 +20,16 @@ THRESHOLDS = dict(keep_threshold=0.005, min_improvement=0.001, max_added_lines=2
     (0.0062, 60, "keep"),     # ... whatever the lines
     (0.003, 4, "keep"),       # 0.001-0.005 better, small change: keep
     (0.003, 20, "discard"),   # ... 20+ lines: discard
+    (0.0008, 4, "discard"),   # beyond the noise, but below min_improvement
     (0.0005, -3, "keep"),     # within noise, simpler: keep (simplification win)
     (0.0005, 0, "discard"),   # within noise, equal: discard
     (-0.0005, -3, "keep"),
-    (-0.002, -10, "discard"),  # worse: discard
+    (-0.002, -10, "discard"),  # worse beyond the noise, even simpler: discard
 ])
 def test_simplicity_criterion(improvement, net, status):
-    assert decide(improvement, net, **THRESHOLDS)[0] == status
+    """The seed's criterion on top of the noise: sigma 0.0003, one run against two (se 0.00037)."""
+    base = (1.0, 1.0)
+    assert judge((1.0 - improvement,), base, base, 0.0003, net, RULE).status == status
 
 
 def report(**kw) -> Report:
@@ -36,6 +39,8 @@ def report(**kw) -> Report:
                 baseline_metrics={"val_bpb": 0.9979, "peak_vram_mb": 45060.2}, commit="b2c3d4e5f6a7",
                 started=1_700_000_000.0, duration=312.0, log_path="/logs/001-x.log")
     base.update(kw)
+    if "runs" not in kw and base["status"] != "crash":  # one run that printed the metrics, decided beyond the noise
+        base.update(runs=(RunResult(0, base["duration"], base["log_path"], metrics=base["metrics"]),), beyond_noise=True)
     return Report(**base)
 
 
@@ -68,7 +73,7 @@ def test_journal_entry_has_the_seed_fields_in_order():
     fields = [line.split(":")[0] for line in text.strip().splitlines()]
     assert fields == ["**Status**", "**Actual outcome**", "**Delta**", "**Duration**", "**Learning**", "**Next**"]
     assert "**Duration**: 5m 12s wall, 0.087 GPU-hours" in text
-    assert "**Learning**: MATRIX_LR 0.04 → 0.06 improved val_bpb by 0.0047 and was kept; the hypothesis was confirmed." in text
+    assert "**Learning**: MATRIX_LR 0.04 → 0.06 improved val_bpb by 0.0047 (in 1 run) and was kept; the hypothesis was confirmed." in text
     assert "**Next**: Push further in the same direction: MATRIX_LR above 0.06." in text
 
 
@@ -143,12 +148,14 @@ def test_status_and_report_after_a_run(repo, cli, tmp_path):
     assert len(lines) <= 40
     assert lines[0] == "autoresearch status — tag t1 (branch autoresearch/t1): 4 experiments, 2 keep, 1 discard, 1 crash"
     assert lines[1].startswith("best val_bpb 1.120000 (-0.100000 from the baseline 1.220000): a [")
+    assert lines[2] == "noise: none (val_bpb was the same in every repeated run): the plain comparison decides"
     assert "queued (1):" in r.out and "experiments/d.toml::d" in r.out
     assert "ValueError: synthetic failure" in r.out
     plot = tmp_path / "progress.png"
     r = cli("report", "--plot", str(plot), "--cost-per-hour", "2.5")
     assert r.rc == 0, r
-    assert "| 1 | a | 1.12 ↓ |" in r.out
+    assert "| 1 | a | 1.120000 ↓ |" in r.out
+    assert "Noise: none (val_bpb was the same in every repeated run)" in r.out
     assert "| LR | 0.01 | 0.01 → **0.02** ↑ | 0.02 → **0.001** ↓ (reverted) |" in r.out
     assert "| 4 | **total** |" in r.out
     assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
@@ -165,7 +172,7 @@ def test_quiet_and_verbose_terminal(repo, cli):
     assert "experiments/a.toml::a" not in r.out and "2 keep" in r.out
     simple(repo, "b", "LR = 0.03", 'val_bpb = "< baseline"')
     r = cli("run", "--resume", "-v")
-    assert "keep: -0.1000 val_bpb for +0 lines (large improvement)" in r.out
+    assert "keep: -0.1000 val_bpb after 1 run, +0 lines (better; the runs show no noise)" in r.out
     assert "expect: val_bpb 1.02 < 1.12" in r.out
 
 

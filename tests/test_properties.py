@@ -24,8 +24,10 @@ def test_expectation_parser_raises_only_its_own_error(text):
         exp = parse_expectation(text)
     except ExpectationError:
         return
-    met, why = exp.check(1.0, 2.0, "m")
-    assert isinstance(met, bool) and why
+    outcome, why = exp.check(1.0, 2.0, "m")
+    assert outcome in ("confirmed", "refuted") and why
+    outcome, why = exp.check(1.0, 2.0, "m", se=0.1, k=2.0)
+    assert outcome in ("confirmed", "refuted", "inconclusive") and why
 
 
 SOURCE = '''"""Config."""

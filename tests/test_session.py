@@ -100,7 +100,7 @@ def test_full_session_all_artefacts(repo, cli):
     suite = ET.parse(repo / "junit.xml").getroot().find("testsuite")
     assert suite.get("tests") == "5" and suite.get("failures") == "1" and suite.get("errors") == "1"
     cases = {c.get("name"): c for c in suite.iter("testcase")}
-    assert cases["b_lr_down"].find("failure").get("message") == "discard: +0.1900 val_bpb for +0 lines (worse)"
+    assert cases["b_lr_down"].find("failure").get("message") == "discard: +0.1900 val_bpb after 1 run, +0 lines (not better; the runs show no noise)"
     assert "ValueError: synthetic failure" in cases["c_crash"].find("error").text
     assert cases["a_lr_up"].find("failure") is None and cases["a_lr_up"].find("error") is None
 
@@ -186,7 +186,7 @@ def test_higher_is_better(repo, cli):
     rows = read_results(repo / "results.tsv")
     assert rows[0]["commit"] and list(rows[0])[1] == "depth"
     assert [(x["depth"], x["status"]) for x in rows] == [("4.000000", "keep"), ("6.000000", "keep"), ("3.000000", "discard")]
-    assert "keep: +2.0000 depth for +0 lines (large improvement)" in r.out
+    assert "keep: +2.0000 depth after 1 run, +0 lines (better; the runs show no noise)" in r.out
 
 
 def test_baseline_initial_and_named(repo, cli):

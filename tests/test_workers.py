@@ -59,8 +59,9 @@ def test_workers_run_side_by_side_each_in_its_own_worktree(repo, cli):
     spans = [(e["started"], e["started"] + e["duration"]) for e in entries[1:]]
     assert any(s2 < e1 for (s1, e1), (s2, e2) in zip(spans, spans[1:]))  # a run began before the last ended
     assert sorted(p.name for p in run_dir(repo).glob("worktree*")) == ["worktree", "worktree-1"]
-    assert {e["log_path"].rsplit("/", 1)[1] for e in entries} == {
+    assert {e["runs"][0]["log_path"].rsplit("/", 1)[1] for e in entries} == {
         "000-baseline.log", "001-a.log", "002-b.log", "003-c.log", "004-d.log"}
+    assert len(entries[0]["runs"]) == 3  # the baseline: three runs alike, then no more (no noise to measure)
 
 
 def test_a_stale_experiment_runs_again_on_the_new_tip(repo, cli):
