@@ -232,13 +232,19 @@ def autoresearch_experiment_rerun(experiment: Experiment, runs: tuple[RunResult,
 
 
 @hookspec
-def autoresearch_experiment_progress(experiment: Experiment, elapsed: float, line: str, loss: float | None) -> None:
+def autoresearch_experiment_progress(experiment: Experiment, elapsed: float, line: str, loss: float | None) -> str | None:
     """Called about twice a second while the workload trains, with its latest progress line.
+
+    Return a reason (a non-empty string) to stop the run now: the executor kills the workload's
+    process group, as at a timeout, and the run ends with cause ``pruned`` and the reason as its
+    message; the default verdict makes that a discard, never a crash (the prune plugin does this
+    for runs whose learning curve stays behind the tip's).
 
     :param experiment: The running experiment.
     :param elapsed: Seconds since the workload started.
     :param line: The last complete line of its log ("" before the first).
     :param loss: The latest loss parsed from the progress lines, or None.
+    :returns: None to let it run on; a reason to stop it.
     """
 
 

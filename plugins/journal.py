@@ -39,6 +39,8 @@ def learning(r: Report) -> str:
         return "Nothing yet: the run was interrupted, and it runs again on --resume."
     if r.status == "crash":
         return f"This change crashed the run: {r.root_cause or 'see the log'}."
+    if r.cause == "pruned":
+        return f"This change fell behind the tip's learning curve and was stopped early ({r.root_cause})."
     if r.is_baseline:
         noise = f" (run-to-run noise: σ {r.sigma:.2g})" if r.sigma is not None else ""
         return (f"The unmodified code scores {r.metric} {r.shown}{noise}; every experiment of this run is "
@@ -73,6 +75,8 @@ def next_step(r: Report) -> str:
         return "Fix the error if it is trivial (the seed allows two attempts); otherwise drop the idea."
     if r.is_baseline:
         return "Run the hypotheses against this baseline."
+    if r.cause == "pruned":
+        return "Drop the idea, or try a gentler version: its loss stayed behind the tip's all along."
     if any(run.cause == Cause.CONFLICT for run in r.runs):
         return "Rewrite the patch against the current tip (a kept change touched the same lines), or drop the idea."
     if r.status != "keep" and not r.beyond_noise:
@@ -115,6 +119,8 @@ def completed(r: Report) -> str:
         outcome = f"crash — {r.root_cause or 'unknown cause'} (log: {r.log_path})"
     elif r.status == "interrupted":
         outcome = f"interrupted — {r.root_cause} (log: {r.log_path})"
+    elif r.cause == "pruned":
+        outcome = f"pruned — {r.root_cause} (log: {r.log_path})"
     elif r.value is None:
         outcome = f"not run — {r.reason}"
     else:

@@ -41,11 +41,13 @@ class LogXML:
             case = ET.SubElement(suite, "testcase", classname=path.replace("/", ".") or "autoresearch",
                                  name=_text(name or r.nodeid), time=f"{r.duration:.3f}")
             props = ET.SubElement(case, "properties")
-            for key, value in [("commit", r.commit), ("status", r.status), ("expectation", r.expectation or ""),
+            for key, value in [("commit", r.commit), ("status", "pruned" if r.cause == "pruned" else r.status),
+                               ("expectation", r.expectation or ""),
                                *((f"metric.{k}", f"{v:g}") for k, v in r.metrics.items())]:
                 ET.SubElement(props, "property", name=key, value=_text(str(value)))
             if r.status == "discard":
-                ET.SubElement(case, "failure", message=_text(r.reason)).text = _text(
+                ET.SubElement(case, "failure", message=_text(r.reason),
+                              type="pruned" if r.cause == "pruned" else "discard").text = _text(
                     "\n".join((r.reason, *r.expectation_details)))
             elif r.status == "crash":
                 ET.SubElement(case, "error", message=_text(r.root_cause or r.reason)).text = _text(r.log_tail)

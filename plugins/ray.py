@@ -114,7 +114,7 @@ class RayExecutor:
 
     @hookimpl(tryfirst=True)
     def autoresearch_experiment_run(self, experiment) -> RunResult:
-        from autoresearch.execute import command, progress, read_tail, run_env, timeout
+        from autoresearch.execute import command, progress, read_tail, run_env, stop_reason, timeout
 
         session, config, ray = experiment.session, self.config, self.ray
         commit = experiment.commit or session.tip
@@ -149,8 +149,12 @@ class RayExecutor:
                             log.write(item)
                             log.flush()
                     line, loss = progress(read_tail(log_path))
-                    config.hook.autoresearch_experiment_progress(experiment=experiment, elapsed=time.monotonic() - start,
-                                                                 line=line, loss=loss)
+                    reason = stop_reason(config.hook.autoresearch_experiment_progress(
+                        experiment=experiment, elapsed=time.monotonic() - start, line=line, loss=loss))
+                    if reason:  # pruned: the task's process group is killed, the run is a decision
+                        ray.cancel(stream)
+                        return replace(RunResult(None, time.monotonic() - start, str(log_path), cause=Cause.PRUNED,
+                                                 message=reason), seed=experiment.seed)
         except BaseException:
             ray.cancel(stream)  # the task's process group is killed on its way out
             raise

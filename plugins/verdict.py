@@ -147,8 +147,8 @@ def autoresearch_make_verdict(experiment, metrics, runs, tip) -> Verdict:
     config = experiment.session.config
     metric = config.get("metric")
     failed = next((r for r in runs if not r.ok), None)
-    if failed is not None:  # a conflict with a kept change is no crash: the idea, as written, lost
-        status = "discard" if failed.cause == Cause.CONFLICT else "crash"
+    if failed is not None:  # a conflict with a kept change, or a pruned run, is no crash: the idea lost
+        status = "discard" if failed.cause in (Cause.CONFLICT, Cause.PRUNED) else "crash"
         return Verdict(status, f"{status}: {failed.message or failed.cause}")
     sigma, _ = experiment.session.noise(metric, values_of(runs, metric))
     if experiment.hypothesis is None:
