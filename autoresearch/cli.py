@@ -146,6 +146,7 @@ def cmd_report(config: Config) -> int:
     text = report(config)
     out = config.getoption("output")
     if out:
+        Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text)
         print(f"wrote {out}")
     else:

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fnmatch
 import importlib.util
+import os
 import re
 import sys
 import tomllib
@@ -15,13 +16,20 @@ from pathlib import Path
 from typing import Any
 
 from autoresearch import hookimpl
+from autoresearch.config import positive
 from autoresearch.errors import CollectError, PatchError, UsageError
 from autoresearch.model import Hypothesis, build, from_function
 
 NORECURSE = ("__pycache__", "node_modules", "venv", "*.egg-info", "build", "dist", "tests", "test")
 NOT_HYPOTHESES = {"pyproject.toml", "conftest.py", "setup.py", "__init__.py"}
-# a Python file is imported only if it decorates something with @hypothesis (or @autoresearch.hypothesis)
-MARKER = re.compile(r"^\s*@\s*(?:autoresearch\s*\.\s*)?hypothesis\b", re.MULTILINE)
+def decorates(text: str) -> bool:
+    """Whether a Python file decorates something with autoresearch's @hypothesis, under its own
+    name or an alias (``from autoresearch import hypothesis as idea``, ``import autoresearch as ar``):
+    only such a file is imported; a helper module or a script never is."""
+    names = ["hypothesis", *re.findall(r"\bhypothesis\s+as\s+(\w+)", text)]
+    modules = ["autoresearch", *re.findall(r"^\s*import\s+autoresearch\s+as\s+(\w+)", text, re.MULTILINE)]
+    marker = (rf"^\s*@\s*(?:(?:{'|'.join(modules)})\s*\.\s*hypothesis|(?:{'|'.join(names)}))\b")
+    return re.search(marker, text, re.MULTILINE) is not None
 
 
 @hookimpl
@@ -35,6 +43,8 @@ def autoresearch_addoption(parser) -> None:
                       check=lambda v: None if v else "give at least one file")
     parser.addsetting("protected", type="list", default=["prepare.py", "pyproject.toml", "uv.lock"],
                       help="files no hypothesis may change, verified unchanged before every run")
+    parser.addsetting("max_sweep", type="int", default=1000, check=positive,
+                      help="the most hypotheses one sweep may make (a mistyped sweep can make millions)")
     parser.addsetting("python_hypotheses", "--python-hypotheses", type="bool", default=True,
                       help="collect Python hypothesis files (trusted code); turn off to accept "
                            "agent-written hypotheses as data only (TOML)")
@@ -87,27 +97,32 @@ def _locator(text: str, start: int = 0):
 def autoresearch_collect_file(file_path: Path, config) -> list[Hypothesis] | None:
     rel = relpath(file_path, config.rootdir)
     if file_path.suffix == ".toml":
-        return collect_toml(file_path, rel)
+        return collect_toml(file_path, rel, config.get("max_sweep"))
     if file_path.suffix == ".py":
         return collect_python(file_path, rel, config)
     return None
 
 
-def collect_toml(path: Path, rel: str) -> list[Hypothesis]:
+def collect_toml(path: Path, rel: str, max_sweep: int | None = None) -> list[Hypothesis]:
     try:
-        text = path.read_text(encoding="utf-8")
+        text = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
         raise CollectError(rel, 1, "not UTF-8 text (TOML files must be UTF-8)") from None
     try:
         data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
+    except RecursionError:
+        raise CollectError(rel, 1, "invalid TOML: arrays or tables nested too deep (at most a few levels "
+                                   "make sense in a hypothesis)") from None
+    except ValueError as exc:  # TOMLDecodeError, and an integer of more digits than Python converts
+        if not isinstance(exc, tomllib.TOMLDecodeError):
+            raise CollectError(rel, 1, f"invalid TOML: {str(exc)[:120]} (integers within ±2**63)") from None
         msg = str(exc)
         m = re.search(r"\(at line (\d+), column \d+\)", msg)
         line = int(m.group(1)) if m else 1
         raise CollectError(rel, line, f"invalid TOML: {msg[:m.start()].strip() if m else msg} "
                                       "(see toml.io; strings need quotes)") from None
     if "hypotheses" not in data:
-        return build(data, rel, 1, path.stem, _locator(text))
+        return build(data, rel, 1, path.stem, _locator(text), max_sweep)
     tables = data["hypotheses"]
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
         raise CollectError(rel, _locator(text)("hypotheses"), "hypotheses must be an array of tables ([[hypotheses]])")
@@ -122,13 +137,13 @@ def collect_toml(path: Path, rel: str) -> list[Hypothesis]:
         for key in ("set", "expect"):  # tables merge with the file's defaults
             if isinstance(defaults.get(key), dict) and isinstance(table.get(key), dict):
                 raw[key] = {**defaults[key], **table[key]}
-        out += build(raw, rel, start + 1, table["name"], _locator(text, start))
+        out += build(raw, rel, start + 1, table["name"], _locator(text, start), max_sweep)
     return out
 
 
 def collect_python(path: Path, rel: str, config) -> list[Hypothesis]:
     text = path.read_text(encoding="utf-8", errors="replace")
-    if not MARKER.search(text):
+    if not decorates(text):
         return []  # a helper module or a script: never imported
     if not config.get("python_hypotheses"):
         raise CollectError(rel, 1, "Python hypothesis files are turned off (python_hypotheses = false); "
@@ -153,8 +168,8 @@ def collect_python(path: Path, rel: str, config) -> list[Hypothesis]:
     functions = [v for v in vars(module).values() if callable(v) and hasattr(v, "__autoresearch_hypothesis__")
                  and getattr(v, "__module__", None) == modname]
     out = []
-    for fn in sorted(functions, key=lambda f: f.__code__.co_firstlineno):
-        out += from_function(fn, rel)
+    for fn in sorted(functions, key=lambda f: getattr(getattr(f, "__code__", None), "co_firstlineno", 0)):
+        out += from_function(fn, rel, config.get("max_sweep"))
     return out
 
 
@@ -244,7 +259,15 @@ def autoresearch_collection_modifyitems(session, config, items: list[Hypothesis]
     expr = config.getoption("keyword")
     if expr:
         match = keyword_matcher(expr)
+        named = {h.name: h for h in items}
         items[:] = [h for h in items if match(h)]
+        chosen = {h.name for h in items}
+        for h in items:
+            if h.baseline in named and h.baseline not in chosen and not config.getoption("resume"):
+                base = named[h.baseline]
+                raise UsageError(f"{h.path}:{h.line}: baseline {h.baseline!r} ({base.nodeid}) is not selected by "
+                                 f"-k {expr!r}, so {h.name} has nothing to start from (select both, or name "
+                                 "\"best\" as its baseline)")
     items[:] = order_by_baseline(items)
 
 
@@ -252,14 +275,23 @@ def autoresearch_collection_modifyitems(session, config, items: list[Hypothesis]
 
 
 def editable_texts(config, root: Path | None = None) -> dict[str, str]:
+    """The editable files' texts, every byte as it is (CRLF stays CRLF): regular UTF-8 files only."""
     root = root or config.rootdir
     texts = {}
     for name in config.editable:
         path = root / name
+        if path.is_symlink():
+            raise UsageError(f"editable file {name} is a symbolic link (to {os.readlink(path)}): a patch would "
+                             "change or read what it points to; make it a regular file, or leave it out of editable")
         if not path.is_file():
             raise UsageError(f"editable file {name} not found in {root} (set editable = [...] "
                              "in [tool.autoresearch])")
-        texts[name] = path.read_text(encoding="utf-8")
+        try:
+            texts[name] = path.read_bytes().decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = path.read_bytes()[:exc.start].count(b"\n") + 1
+            raise UsageError(f"{name}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); hypotheses "
+                             "patch text files, so save it as UTF-8") from None
     return texts
 
 
@@ -288,10 +320,33 @@ def collect(config, paths: list[Path], hook: Any) -> tuple[list[Hypothesis], lis
         except PatchError as exc:
             errors.append(CollectError(h.path, h.line, str(exc)))
     for h in items:
-        if h.baseline not in ("best", "initial") and h.baseline not in seen and not re.fullmatch(r"[0-9a-f]{7,40}", h.baseline):
+        if h.baseline in ("best", "initial") or h.baseline in seen:
+            continue
+        if not re.fullmatch(r"[0-9a-f]{7,40}", h.baseline):
             errors.append(CollectError(h.path, h.line, f"baseline {h.baseline!r} is unknown (\"best\", \"initial\", "
                                                         "a collected hypothesis' name, or a commit hash)"))
+        elif not is_commit(config.rootdir, h.baseline):
+            errors.append(CollectError(h.path, h.line, f"baseline {h.baseline!r} is not a commit of this repository "
+                                                        "(give a hash git log shows, a hypothesis' name, \"best\" or "
+                                                        "\"initial\")"))
+    for h in items:  # a hypothesis must not wait on itself through others
+        chain, name = [h.name], h.baseline
+        while name in seen and name not in chain:
+            chain.append(name)
+            name = seen[name].baseline
+        if name == h.name and len(chain) > 1:
+            errors.append(CollectError(h.path, h.line, "baseline cycle: " + " -> ".join(chain + [name])
+                                       + " (each names the next as its baseline; one must start from \"best\" or "
+                                         "\"initial\")"))
     return items, errors
+
+
+def is_commit(root: Path, rev: str) -> bool:
+    import subprocess
+
+    proc = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}"], cwd=root,
+                          capture_output=True)
+    return proc.returncode == 0
 
 
 def collect_session(session) -> list[CollectError]:

@@ -122,6 +122,18 @@ def new(config: Any) -> Path:
         raw["replace"] = [{"old": o, "new": n} for o, n in opt.replace]
     raw["expect"] = expect or {metric: "< baseline" if config.get("direction") == "minimize" else "> baseline"}
     folder = config.rootdir / opt.dir if not Path(opt.dir).is_absolute() else Path(opt.dir)
+    try:  # the file as it will be written: collection must accept it
+        build(dict(raw), "new", 1, name)
+    except CollectError as exc:
+        raise UsageError(str(exc).removeprefix("new:1: ")) from None
+    if opt.baseline not in ("best", "initial"):
+        from autoresearch.collect import collect, is_commit
+
+        names = {h.name for h in collect(config, [folder], config.hook)[0]} if folder.is_dir() else set()
+        if opt.baseline not in names and not (re.fullmatch(r"[0-9a-f]{7,40}", opt.baseline)
+                                              and is_commit(config.rootdir, opt.baseline)):
+            raise UsageError(f"--baseline {opt.baseline!r} names no hypothesis in {opt.dir} and no commit "
+                             "(\"best\", \"initial\", a hypothesis' name or a commit hash)")
     path = folder / f"{name}.toml"
     if path.exists():
         raise UsageError(f"{path} already exists (choose another name with --name)")
@@ -191,14 +203,32 @@ def report(config: Any) -> str:
             out.append("\n" + str(extra))
     plot_path = config.getoption("plot")
     if plot_path:
-        plot(done, Path(plot_path))
+        plot(done, Path(plot_path), config.state_dir / "runs" / tag / "curves")
         out.append(f"\n![{metric} per experiment]({plot_path})")
     return "\n".join(out) + "\n"
 
 
-def plot(reports: list[Any], path: Path) -> None:
+def curves_of(report: Any, folder: Path) -> list[list[tuple[float, float]]]:
+    """The learning curves the prune plugin kept for a report's runs (loss against share of budget)."""
+    out = []
+    for run in report.runs:
+        if not run.log_path:
+            continue
+        try:
+            rows = (line.split("\t") for line in (folder / f"{Path(run.log_path).stem}.tsv").read_text().splitlines())
+            curve = [(float(x), float(y)) for x, y in rows]
+        except (OSError, ValueError):
+            continue
+        if len(curve) > 1:
+            out.append(curve)
+    return out
+
+
+def plot(reports: list[Any], path: Path, curves: Path | None = None) -> None:
     """The metric per experiment: kept green and labelled, discarded grey, crashes red, running best;
-    each run a small dot, each mean with its standard error."""
+    each run a small dot, each mean with its standard error. Beside it, when the runs' learning
+    curves were kept: the kept commits' curves (the tip's is the last of them) against the
+    discarded candidates', the pruned ones ending where they were stopped."""
     try:
         import matplotlib
 
@@ -207,7 +237,28 @@ def plot(reports: list[Any], path: Path) -> None:
     except ImportError:
         raise UsageError("--plot needs matplotlib: pip install 'autoresearch[plot]'") from None
     metric, minimize = reports[0].metric, reports[0].direction == "minimize"
-    fig, ax = plt.subplots(figsize=(10, 5))
+    learned = {r.seq: curves_of(r, curves) for r in reports} if curves is not None and curves.is_dir() else {}
+    if any(learned.values()):
+        fig, (ax, lc) = plt.subplots(1, 2, figsize=(16, 5), gridspec_kw={"width_ratios": [3, 2]})
+        tip = max((r.seq for r in reports if r.status == "keep" and learned.get(r.seq)), default=None)
+        for r in reports:
+            pruned = r.cause == "pruned"
+            style = (dict(color="tab:red", ls="--", alpha=0.7) if pruned else
+                     dict(color="tab:green", alpha=0.9 if r.seq == tip else 0.35, lw=2 if r.seq == tip else 1)
+                     if r.status == "keep" else dict(color="grey", alpha=0.3, lw=0.8))
+            for i, c in enumerate(learned.get(r.seq, [])):
+                label = None
+                if i == 0 and (r.seq == tip or pruned and not any(line.get_label() == "pruned" for line in lc.lines)):
+                    label = f"tip (#{r.seq})" if r.seq == tip else "pruned"
+                lc.plot([100 * x for x, _ in c], [y for _, y in c], label=label, **style)
+        lc.set_xlabel("% of the budget")
+        lc.set_ylabel("training loss")
+        lc.set_title("learning curves (green: kept, grey: discarded, red dashed: pruned)")
+        lc.grid(alpha=0.3)
+        if lc.get_legend_handles_labels()[0]:
+            lc.legend()
+    else:
+        fig, ax = plt.subplots(figsize=(10, 5))
     best, xs, ys = None, [], []
     for r in reports:
         if r.status == "crash" or r.value is None:

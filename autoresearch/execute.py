@@ -21,7 +21,7 @@ from autoresearch import hookimpl, interrupts, procs
 from autoresearch.config import positive
 from autoresearch.errors import Stopped
 from autoresearch.metrics import NUMBER
-from autoresearch.reports import Cause, RunResult
+from autoresearch.reports import Cause, RunResult, printable
 
 LOSS = re.compile(rf"\bloss[\s:=]+({NUMBER})", re.IGNORECASE)
 EXCEPTION = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|Warning)\b.*)$")
@@ -109,7 +109,7 @@ def progress(tail: str) -> tuple[str, float | None]:
 
 def run_command(cmd: list[str], cwd: Path, log_path: Path, env: dict[str, str], limit: float,
                 on_start: Callable[[int], None] | None = None,
-                on_progress: Callable[[float, str, float | None], None] | None = None,
+                on_progress: Callable[[float, str, float | None], str | None] | None = None,
                 should_stop: Callable[[], bool] | None = None) -> RunResult:
     """Run `cmd` in a new process group, stdout and stderr to `log_path`, killed after `limit` s.
 
@@ -146,8 +146,12 @@ def run_command(cmd: list[str], cwd: Path, log_path: Path, env: dict[str, str], 
                 proc.wait()
                 return RunResult(returncode=None, duration=elapsed, log_path=str(log_path), cause=Cause.TIMEOUT,
                                  message=f"timeout: killed after {elapsed:.0f}s (limit {limit:.0f}s)")
-            if on_progress:
-                on_progress(elapsed, *progress(read_tail(log_path)))
+            reason = on_progress(elapsed, *progress(read_tail(log_path))) if on_progress else None
+            if reason:  # a plugin stopped it (pruned): killed as at a timeout, a decision rather than a crash
+                kill_group(proc.pid, proc=proc)
+                proc.wait()
+                return RunResult(returncode=None, duration=elapsed, log_path=str(log_path), cause=Cause.PRUNED,
+                                 message=reason)
     except BaseException:  # Ctrl-C, SIGTERM: never leave the workload running
         if proc is not None:
             with interrupts.deferred():  # a second Ctrl-C does not cut the kill short
@@ -210,12 +214,17 @@ def classify(result: RunResult, metric: str) -> RunResult:
         cause, message = Cause.NO_METRIC, f"exited 0 but printed no {metric} (no summary block)"
     elif not math.isfinite(result.metrics[metric]):
         cause, message = Cause.NAN, f"{metric} is {result.metrics[metric]}"
-    return replace(result, cause=cause, message=message) if cause else result
+    return replace(result, cause=cause, message=printable(message)) if cause else result
 
 
 def log_tail(path: str, lines: int = 50) -> str:
     """The last lines of a log (the seed's tail -n 50), for crash reports."""
     return "\n".join(read_tail(Path(path), 16384).splitlines()[-lines:])
+
+
+def stop_reason(answers: list) -> str | None:
+    """The first reason a progress hook gave to stop the run, if any did."""
+    return next((str(a) for a in answers if a), None)
 
 
 def run_env(experiment) -> dict[str, str]:
@@ -242,8 +251,9 @@ def autoresearch_experiment_run(experiment) -> RunResult:
     seed = experiment.seed
     env = {**os.environ, **run_env(experiment)}
 
-    def on_progress(elapsed: float, line: str, loss: float | None) -> None:
-        config.hook.autoresearch_experiment_progress(experiment=experiment, elapsed=elapsed, line=line, loss=loss)
+    def on_progress(elapsed: float, line: str, loss: float | None) -> str | None:
+        return stop_reason(config.hook.autoresearch_experiment_progress(
+            experiment=experiment, elapsed=elapsed, line=line, loss=loss))
 
     result = run_command(command(config), experiment.workdir, experiment.log_path, env, timeout(config),
                          on_start=session.record_pid, on_progress=on_progress, should_stop=experiment.should_stop)

@@ -127,6 +127,24 @@ class Lock:
         os.close(self.fd)
 
 
+def check_outputs(config: Any) -> None:
+    """The files the runner writes in the project are its own: never a link (a journal.md linked to
+    train.py would append the journal to the code), never an editable or protected file."""
+    outputs = {key: config.get(key) for key in ("results_path", "journal_path", "lessons_path")}
+    outputs["--junitxml"] = config.getoption("junitxml")
+    own = {os.path.normpath(p) for p in [*config.editable, *config.protected]}
+    for key, value in outputs.items():
+        if not value:
+            continue
+        path = config.rootdir / value
+        if os.path.normpath(os.path.relpath(path, config.rootdir)) in own:
+            raise UsageError(f"{key} = {value!r} is an editable or protected file; the runner would overwrite it "
+                             "(choose another path)")
+        if path.is_symlink():
+            raise UsageError(f"{key}: {value} is a symbolic link (to {os.readlink(path)}); the runner never writes "
+                             "through links: remove it, or choose another path")
+
+
 def wrap_session(config: Any, doit: Callable[[Any, Session], None]) -> int:
     """Run a session around `doit` (the run loop); returns the exit code."""
     interrupts.install()
@@ -157,6 +175,7 @@ def _session(config: Any, session: Session, doit: Callable[[Any, Session], None]
         print(f"no hypotheses collected from {where} (write .toml or .py hypothesis files, "
               "e.g. with autoresearch new)", file=sys.stderr)
         return ExitCode.NO_HYPOTHESES_COLLECTED
+    check_outputs(config)
     select_run(session)  # read-only: a run that cannot start leaves nothing behind, not even a lock file
     with Lock(config.state_dir / "lock", session.tag):
         open_run(session)

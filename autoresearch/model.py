@@ -26,6 +26,26 @@ FIELDS = {
     "allow_type_change": "true to let set change a constant's type",
 }
 LITERAL_TYPES = (bool, int, float, str, list, tuple, dict, type(None))
+RESERVED = {"best", "initial", "baseline"}  # names a baseline field means something else by
+MAX_DESCRIPTION = 200  # characters: a commit subject, a results.tsv cell, a terminal line
+MAX_TEXT = 20_000  # characters of hypothesis text (it goes into the commit message)
+MAX_DEPTH = 32  # nesting of lists and tables in a set value
+MAX_INT = 2 ** 63  # an integer constant beyond this is a mistake, not a hyperparameter
+MAX_SWEEP = 1000  # hypotheses one sweep may make (the max_sweep setting; see collect)
+_PLACEHOLDER = re.compile(r"\{(\w+)(?::([<>^]?[+-]?\d{0,2}(?:\.\d{1,2})?[eEfFgGd%]?))?\}")
+
+
+def unprintable(text: str, allow: str = "") -> str | None:
+    """The first character of `text` a terminal, a TSV row or a commit message would not show as
+    written (control characters, line and paragraph separators, lone surrogates), as its escape."""
+    import unicodedata
+
+    for c in text:
+        if c in allow:
+            continue
+        if unicodedata.category(c) in ("Cc", "Zl", "Zp", "Cs") or c in "\u200e\u200f\u202a\u202b\u202c\u202d\u202e":
+            return ascii(c)[1:-1]
+    return None
 
 
 @dataclass(frozen=True)
@@ -65,15 +85,51 @@ class Hypothesis:
         return hashlib.sha256(blob).hexdigest()[:16]
 
 
-def _check_literal(value: Any) -> bool:
-    """A value `set` can write as Python source: literals only, and no nan or inf (not literals)."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return False
+def literal_problem(value: Any, depth: int = 0) -> str | None:
+    """Why `set` cannot write `value` as Python source, or None: literals only, no nan or inf,
+    integers within ±2**63, strings that are Unicode text, at most 32 levels of nesting."""
+    if depth > MAX_DEPTH:
+        return f"nested more than {MAX_DEPTH} levels deep"
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return None if -MAX_INT <= value <= MAX_INT else "an integer beyond ±2**63"
+    if isinstance(value, float):
+        return None if math.isfinite(value) else f"{value} is not a finite number"
+    if isinstance(value, str):
+        return None if _encodes(value) else "a string that is not Unicode text (a lone surrogate)"
     if isinstance(value, (list, tuple)):
-        return all(_check_literal(v) for v in value)
+        return next((p for p in (literal_problem(v, depth + 1) for v in value) if p), None)
     if isinstance(value, dict):
-        return all(isinstance(k, str) and _check_literal(v) for k, v in value.items())
-    return isinstance(value, LITERAL_TYPES)
+        if not all(isinstance(k, str) for k in value):
+            return "a table whose keys are not all strings"
+        return next((p for p in (literal_problem(v, depth + 1) for v in value.values()) if p), None)
+    return f"{type(value).__name__} is not a literal"
+
+
+def _strings(value: Any, depth: int = 0):
+    """Every string in a value (keys included), to a depth that a set value may not exceed anyway."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, (list, tuple)) and depth <= MAX_DEPTH:
+        for v in value:
+            yield from _strings(v, depth + 1)
+    elif isinstance(value, dict) and depth <= MAX_DEPTH:
+        for k, v in value.items():
+            yield from _strings(k, depth + 1)
+            yield from _strings(v, depth + 1)
+
+
+def _encodes(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+        return True
+    except UnicodeEncodeError:
+        return False
+
+
+def _check_literal(value: Any) -> bool:
+    return literal_problem(value) is None
 
 
 def slug(name: str) -> str:
@@ -96,45 +152,66 @@ def parametrize(h: Hypothesis, params: tuple[tuple[str, Any], ...]) -> Hypothesi
     ``{NAME}`` placeholders in the description are filled in, or ``(NAME=value)`` is appended.
     """
     name = f"{h.name}[{'-'.join(str(v) for _, v in params)}]"
-    try:
-        formatted = h.description.format(**dict(params))
-    except (KeyError, IndexError, ValueError, AttributeError):
-        formatted = h.description
+    values = dict(params)
+
+    def fill(m: re.Match) -> str:  # {NAME} or {NAME:.3g}: widths of two digits at most, nothing else
+        if m.group(1) not in values:
+            return m.group(0)
+        try:
+            return format(values[m.group(1)], m.group(2) or "")
+        except (ValueError, TypeError):
+            return str(values[m.group(1)])
+
+    formatted = _PLACEHOLDER.sub(fill, h.description)
     if formatted == h.description:
         formatted = f"{h.description} ({', '.join(f'{k}={v}' for k, v in params)})"
     return replace(h, name=name, description=formatted, params=params)
 
 
 def build(raw: dict[str, Any], path: str, line: int, default_name: str,
-          locate: Callable[[str], int] | None = None) -> list[Hypothesis]:
+          locate: Callable[[str], int] | None = None, max_sweep: int | None = None) -> list[Hypothesis]:
     """Validate one raw hypothesis (a TOML table or the decorator's record); expand its sweep."""
     from autoresearch.expect import parse_expectation
 
     def fail(msg: str, key: str | None = None) -> CollectError:
         return CollectError(path, locate(key) if locate and key else line, msg)
 
-    unknown = sorted(set(raw) - set(FIELDS))
+    unknown = sorted(set(raw) - set(FIELDS), key=str)
     if unknown:
-        raise fail(f"unknown key {unknown[0]!r} (allowed: {', '.join(FIELDS)})", unknown[0])
+        raise fail(f"unknown key {str(unknown[0])[:40]!r} (allowed: {', '.join(FIELDS)})", str(unknown[0]))
+    for key, value in raw.items():  # every string anywhere: Unicode text, which git and files can hold
+        if not all(_encodes(text) for text in _strings(value)):
+            raise fail(f"{key}: a string that is not Unicode text (a lone surrogate; write the character itself)", key)
     name = raw.get("name", default_name)
-    if not isinstance(name, str) or not name.replace("_", "").replace("-", "").isalnum():
-        raise fail(f"name {name!r} is not valid (letters, digits, '_' and '-')", "name")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,100}", name) or not name.strip("_-"):
+        raise fail(f"name {str(name)[:40]!r} is not valid (1 to 100 letters, digits, '_' and '-')", "name")
+    if name in RESERVED:
+        raise fail(f"name {name!r} is reserved (a baseline of \"best\" or \"initial\" means the branch tip or the "
+                   "unmodified code; choose another name)", "name")
     text = raw.get("hypothesis")
     if not isinstance(text, str) or not text.strip():
         raise fail("no hypothesis text: say what you expect to happen and why "
                    "(hypothesis = \"...\"; for Python, a docstring)", "hypothesis")
+    bad = unprintable(text, "\t\n")
+    if bad or len(text) > MAX_TEXT:
+        raise fail(f"hypothesis text has a control character {bad} (plain text and newlines only)" if bad else
+                   f"hypothesis text is {len(text):,} characters (at most {MAX_TEXT:,})", "hypothesis")
     description = raw.get("description")
     if not isinstance(description, str) or not description.strip():
         raise fail("no description (description = \"one line: the commit subject\")", "description")
-    if any(c in description for c in "\t\r\n"):
-        raise fail("description must be one line without tabs (it is the commit subject)", "description")
+    problem = description_problem(description)
+    if problem:
+        raise fail(problem, "description")
     sets = raw.get("set", {})
     if not isinstance(sets, dict):
         raise fail("set must be a table of NAME = value", "set")
     for key, value in sets.items():
-        if not _check_literal(value):
-            raise fail(f"set.{key}: {type(value).__name__} is not a literal "
-                       "(allowed: finite numbers, strings, booleans, lists, tables)", key)
+        if not re.fullmatch(r"[A-Za-z_]\w{0,99}", key):
+            raise fail(f"set.{key[:40]!r}: not a Python name (a module-level constant, e.g. LR)", key)
+        problem = literal_problem(value)
+        if problem:
+            raise fail(f"set.{key}: {problem} (allowed: finite numbers, integers within ±2**63, strings, booleans, "
+                       "lists and tables of them)", key)
     replaces = raw.get("replace", [])
     if isinstance(replaces, dict):
         replaces = [replaces]
@@ -151,16 +228,22 @@ def build(raw: dict[str, Any], path: str, line: int, default_name: str,
     if not isinstance(expect, dict) or not all(isinstance(v, str) for v in expect.values()):
         raise fail('expect must be a table of metric = "comparison" strings, e.g. val_bpb = "< baseline"', "expect")
     for metric, expr in expect.items():
+        if not re.fullmatch(r"[A-Za-z_][\w.-]{0,99}", metric):
+            raise fail(f"expect.{metric[:40]!r}: not a metric name (letters, digits, '_', '.', '-', "
+                       "as the log prints it: val_bpb)", metric)
         try:
             parse_expectation(expr)
         except ExpectationError as exc:
             raise fail(f"expect.{metric}: {exc}", metric) from None
     baseline = raw.get("baseline", "best")
-    if not isinstance(baseline, str) or not baseline:
-        raise fail('baseline must be "best", "initial" or the name of another hypothesis', "baseline")
+    if not isinstance(baseline, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,100}", baseline):
+        raise fail('baseline must be "best", "initial", the name of another hypothesis or a commit hash', "baseline")
+    if baseline == name:
+        raise fail(f"baseline {baseline!r} is the hypothesis itself (name another hypothesis, \"best\" or "
+                   "\"initial\")", "baseline")
     tags = raw.get("tags", [])
-    if not isinstance(tags, list) or not all(isinstance(t, str) for t in tags):
-        raise fail("tags must be a list of strings", "tags")
+    if not isinstance(tags, list) or not all(isinstance(t, str) and re.fullmatch(r"[\w.:+-]{1,50}", t) for t in tags):
+        raise fail("tags must be a list of words (letters, digits, '_', '.', ':', '+', '-')", "tags")
     target = raw.get("file")
     if target is not None and not isinstance(target, str):
         raise fail("file must be a path string", "file")
@@ -168,8 +251,7 @@ def build(raw: dict[str, Any], path: str, line: int, default_name: str,
     if not isinstance(allow, bool):
         raise fail("allow_type_change must be true or false", "allow_type_change")
     sweep = raw.get("sweep", {})
-    if not isinstance(sweep, dict) or not all(isinstance(v, list) and v for v in sweep.values()):
-        raise fail("sweep must be a table of NAME = [value, ...] with at least one value each", "sweep")
+    check_sweep(sweep, fail, max_sweep)
 
     common = dict(hypothesis=text.strip(), path=path, line=line, file=target,
                   replace=tuple(Replace(r["old"], r["new"]) for r in replaces), diff=diff,
@@ -179,12 +261,40 @@ def build(raw: dict[str, Any], path: str, line: int, default_name: str,
         return [Hypothesis(name=name, description=description.strip(), set=tuple(sets.items()), **common)]
     out = []
     for params in combinations(sweep):
-        for k, v in params:
-            if not _check_literal(v):
-                raise fail(f"sweep.{k}: {type(v).__name__} is not a literal", k)
-        h = Hypothesis(name=name, description=description.strip(), set=tuple({**sets, **dict(params)}.items()), **common)
-        out.append(parametrize(h, params))
+        h = parametrize(Hypothesis(name=name, description=description.strip(),
+                                   set=tuple({**sets, **dict(params)}.items()), **common), params)
+        problem = description_problem(h.description)
+        if problem:
+            raise fail(f"{problem}, once the sweep's values are filled in ({h.name})", "description")
+        out.append(h)
     return out
+
+
+def description_problem(description: str) -> str | None:
+    """Why a description cannot be a commit subject and a results.tsv cell, or None."""
+    bad = unprintable(description)
+    if bad:
+        return f"description has a control character or line break {bad} (one line of plain text: the commit subject)"
+    if len(description) > MAX_DESCRIPTION:
+        return f"description is {len(description):,} characters (at most {MAX_DESCRIPTION}: the commit subject)"
+    return None
+
+
+def check_sweep(sweep: Any, fail: Callable[..., CollectError], max_sweep: int | None = None) -> None:
+    """A sweep is a table of NAME = [value, ...], each value a literal, making at most `max_sweep` hypotheses."""
+    if not isinstance(sweep, dict) or not all(isinstance(v, list) and v for v in sweep.values()):
+        raise fail("sweep must be a table of NAME = [value, ...] with at least one value each", "sweep")
+    for key, values in sweep.items():
+        if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_]\w{0,99}", key):
+            raise fail(f"sweep.{str(key)[:40]!r}: not a Python name (a module-level constant, e.g. LR)", "sweep")
+        for v in values:
+            problem = literal_problem(v)
+            if problem:
+                raise fail(f"sweep.{key}: {problem} (allowed: finite numbers, strings, booleans, lists, tables)", key)
+    count = math.prod(len(v) for v in sweep.values())
+    limit = max_sweep or MAX_SWEEP
+    if count > limit:
+        raise fail(f"sweep makes {count:,} hypotheses (at most {limit:,}: the max_sweep setting)", "sweep")
 
 
 # -------------------------------------------------------------------------------------------
@@ -231,21 +341,35 @@ def hypothesis(description: str | Callable | None = None, *, name: str | None = 
 
     def mark(fn: Callable) -> Callable:
         fn.__autoresearch_hypothesis__ = dict(  # type: ignore[attr-defined]
-            description=description, name=name or fn.__name__, expect=dict(expect or {}),
-            baseline=baseline, sweep=dict(sweep or {}), tags=list(tags), file=file,
+            description=description, name=name or getattr(fn, "__name__", None), expect=dict(expect or {}),
+            baseline=baseline, sweep=sweep if sweep is not None else {}, tags=list(tags) if isinstance(tags, (list, tuple))
+            else tags, file=file,
             allow_type_change=allow_type_change)
         return fn
 
     return mark
 
 
-def from_function(fn: Callable, path: str) -> list[Hypothesis]:
+def from_function(fn: Callable, path: str, max_sweep: int | None = None) -> list[Hypothesis]:
     """Turn a decorated function into hypotheses, calling it once per sweep combination."""
     import inspect
 
     meta = dict(fn.__autoresearch_hypothesis__)  # type: ignore[attr-defined]
-    line = fn.__code__.co_firstlineno
+    code = getattr(fn, "__code__", None)
+    line = code.co_firstlineno if code else 1
+    if code is None and inspect.isclass(fn):
+        try:
+            line = inspect.getsourcelines(fn)[1]
+        except (OSError, TypeError):
+            pass
+    what = ("a class" if inspect.isclass(fn) else "an async function" if inspect.iscoroutinefunction(fn)
+            else "a generator" if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)
+            else None if inspect.isfunction(fn) else type(fn).__name__)
+    if what:
+        raise CollectError(path, line, f"@hypothesis decorates {what} (decorate a plain function "
+                                       "def name(patch): that calls patch.set, patch.replace or patch.diff)")
     sweep = meta.pop("sweep")
+    check_sweep(sweep, lambda msg, key=None: CollectError(path, line, msg), max_sweep)
     doc = inspect.getdoc(fn) or ""
     raw = {k: v for k, v in meta.items() if v is not None}
     raw["hypothesis"] = doc
@@ -264,6 +388,11 @@ def from_function(fn: Callable, path: str) -> list[Hypothesis]:
         one = dict(raw, set={**patch.sets, **dict(params)}, replace=patch.replaces)
         if patch.diffs:
             one["diff"] = patch.diffs[0]
-        (h,) = build(one, path, line, fn.__name__)
-        out.append(parametrize(h, params) if sweep else h)
+        (h,) = build(one, path, line, fn.__name__, max_sweep=max_sweep)
+        if sweep:
+            h = parametrize(h, params)
+            problem = description_problem(h.description)
+            if problem:
+                raise CollectError(path, line, f"{problem}, once the sweep's values are filled in ({h.name})")
+        out.append(h)
     return out

@@ -161,24 +161,84 @@ def apply_replace(source: str, old: str, new: str, filename: str) -> str:
     return source.replace(old, new, 1)
 
 
-def diff_paths(text: str) -> list[str]:
-    """The files a unified diff touches, as written in its headers (a/ and b/ stripped)."""
-    paths = []
-    for line in text.splitlines():
-        if line.startswith(("--- ", "+++ ")):
-            path = line[4:].split("\t")[0].strip()
+# git's extended header lines that do more than change lines of an existing file: refused
+_REFUSED = {
+    "new file mode": "creates a file", "deleted file mode": "deletes a file", "old mode": "changes a file's mode",
+    "new mode": "changes a file's mode", "rename from": "renames a file", "rename to": "renames a file",
+    "rename old": "renames a file", "rename new": "renames a file", "copy from": "copies a file",
+    "copy to": "copies a file", "similarity index": "renames or copies a file",
+    "dissimilarity index": "rewrites a file as a new one", "GIT binary patch": "is a binary patch",
+    "Binary files": "is a binary patch", "literal ": "is a binary patch", "delta ": "is a binary patch",
+}
+_HUNK = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
+_INDEX = re.compile(r"^index [0-9a-fA-F]+\.\.[0-9a-fA-F]+(?: (\d+))?\s*$")
+
+
+def diff_files(text: str) -> list[str]:
+    """The files a unified diff changes, read from every header form, hunks skipped by their counts.
+
+    Only changes to the lines of existing regular files are allowed: a header that creates,
+    deletes, renames or copies a file, changes its mode (a symlink is mode 120000) or carries a
+    binary patch is a :class:`PatchError`, as is a ``diff --git`` line whose two paths differ.
+    """
+    paths: list[str] = []
+    lines = text.splitlines()
+    i = 0
+
+    def strip(path: str) -> str:
+        path = path.split("\t")[0].strip()
+        if len(path) > 1 and path[0] == path[-1] == '"':  # git quotes odd names: refuse rather than guess
+            raise PatchError(f"diff: a quoted file name {path} (only editable files, by their plain names, may change)")
+        return path[2:] if path[:2] in ("a/", "b/") else path
+
+    while i < len(lines):
+        line = lines[i]
+        m = _HUNK.match(line)
+        if m:  # skip the hunk's body: its counts say how many old and new lines it holds
+            old = int(m.group(1)) if m.group(1) is not None else 1
+            new = int(m.group(2)) if m.group(2) is not None else 1
+            i += 1
+            while i < len(lines) and (old > 0 or new > 0):
+                body = lines[i]
+                if body.startswith("-"):
+                    old -= 1
+                elif body.startswith("+"):
+                    new -= 1
+                elif body.startswith(" ") or body == "":
+                    old, new = old - 1, new - 1
+                elif not body.startswith("\\"):  # "\ No newline at end of file" counts for neither
+                    break  # a short hunk: what follows is headers again (git apply refuses it anyway)
+                i += 1
+            continue
+        for prefix, what in _REFUSED.items():
+            if line.startswith(prefix):
+                raise PatchError(f"diff: {line.strip()[:80]!r} {what} (a diff may only change lines of the editable "
+                                 "files: no new, deleted, renamed, copied or binary files, no mode changes)")
+        if line.startswith("diff --git "):
+            parts = line[len("diff --git "):].split(" ")
+            if len(parts) != 2 or strip(parts[0]) != strip(parts[1]):
+                raise PatchError(f"diff: {line.strip()[:80]!r} names two different files (renames are refused; "
+                                 "a diff may only change lines of the editable files)")
+            paths.append(strip(parts[0]))
+        elif line.startswith("index "):
+            m = _INDEX.match(line)
+            if m and m.group(1) and m.group(1) not in ("100644", "100755"):
+                raise PatchError(f"diff: {line.strip()!r}: mode {m.group(1)} is not a regular file "
+                                 "(symlinks and submodules are refused)")
+        elif line.startswith(("--- ", "+++ ")):
+            path = strip(line[4:])
             if path == "/dev/null":
-                continue
-            if path[:2] in ("a/", "b/"):
-                path = path[2:]
+                raise PatchError(f"diff: {line.strip()[:80]!r} {'creates' if line[0] == '-' else 'deletes'} a file "
+                                 "(a diff may only change lines of the editable files)")
             paths.append(path)
+        i += 1
     if not paths:
         raise PatchError("diff: no '--- a/FILE' / '+++ b/FILE' headers (give a unified diff, as git diff prints)")
     return paths
 
 
 def check_diff_paths(text: str, editable: list[str], protected: list[str]) -> None:
-    for path in diff_paths(text):
+    for path in diff_files(text):
         pure = PurePosixPath(path)
         if pure.is_absolute() or ".." in pure.parts or os.path.isabs(path):
             raise PatchError(f"diff: {path} is outside the repository (only {', '.join(editable)} may change)")
@@ -193,13 +253,21 @@ def apply_diff(texts: dict[str, str], diff: str) -> dict[str, str]:
     with tempfile.TemporaryDirectory(prefix="autoresearch-diff-") as tmp:
         for path, text in texts.items():
             (Path(tmp) / path).parent.mkdir(parents=True, exist_ok=True)
-            (Path(tmp) / path).write_text(text)
-        proc = subprocess.run(["git", "apply", "--whitespace=nowarn", "-"], cwd=tmp, input=diff.encode(),
+            (Path(tmp) / path).write_bytes(text.encode("utf-8"))
+        before = sorted(p.relative_to(tmp).as_posix() for p in Path(tmp).rglob("*"))
+        proc = subprocess.run(["git", "apply", "--whitespace=nowarn", "-"], cwd=tmp,
+                              input=diff.encode("utf-8"),
                               capture_output=True, env={**os.environ, "GIT_CEILING_DIRECTORIES": tmp})
         if proc.returncode:
             msg = proc.stderr.decode(errors="replace").strip().splitlines()
             raise PatchError(f"diff does not apply: {'; '.join(msg[:2]) or 'git apply failed'}")
-        return {path: (Path(tmp) / path).read_text() for path in texts}
+        # the headers were checked; this checks the result too: the same files, each a regular file
+        after = sorted(p.relative_to(tmp).as_posix() for p in Path(tmp).rglob("*"))
+        if after != before or any(not (Path(tmp) / path).is_file() or (Path(tmp) / path).is_symlink()
+                                  for path in texts):
+            raise PatchError("diff: it adds, removes or replaces a file (a diff may only change lines of the "
+                             "editable files)")
+        return {path: (Path(tmp) / path).read_bytes().decode("utf-8") for path in texts}
 
 
 def apply_patch(h: Hypothesis, texts: dict[str, str], editable: list[str], protected: list[str]) -> PatchResult:

@@ -129,7 +129,7 @@ def autoresearch_make_report(experiment, verdict: Verdict) -> Report:
     runs = tuple(exp.runs)
     last = runs[-1] if runs else RunResult(None, 0.0, "")
     failed = next((r for r in reversed(runs) if not r.ok), None)
-    ended_badly = verdict.status in ("crash", "interrupted")
+    ended_badly = verdict.status in ("crash", "interrupted") or (failed is not None and failed.cause == Cause.PRUNED)
     return Report(
         seq=exp.seq, tag=exp.session.tag, nodeid=exp.nodeid, name=exp.name, key=h.key if h else "",
         description=exp.description, hypothesis=h.hypothesis if h else "the unmodified baseline",
@@ -207,7 +207,7 @@ def autoresearch_experiment_setup(experiment) -> None:
                             f"to the current tip ({exc})") from None
     for name, text in experiment.patch.after.items():
         if text != texts[name]:
-            (experiment.workdir / name).write_text(text)
+            (experiment.workdir / name).write_bytes(text.encode())  # every byte as read
     experiment.commit = content_id(experiment.patch.after)  # the git plugin, if active, names its commit instead
 
 
@@ -217,7 +217,7 @@ def autoresearch_make_verdict(experiment, metrics: dict[str, float], runs, tip) 
     metric, direction = experiment.session.config.get("metric"), experiment.session.config.get("direction")
     failed = next((r for r in runs if not r.ok), None)
     if failed is not None:
-        status = "discard" if failed.cause == Cause.CONFLICT else "crash"
+        status = "discard" if failed.cause in (Cause.CONFLICT, Cause.PRUNED) else "crash"
         return Verdict(status, f"{status}: {failed.message or failed.cause}")
     if experiment.hypothesis is None:
         return Verdict("keep", "baseline")
@@ -232,4 +232,4 @@ def autoresearch_experiment_teardown(experiment, report: Report) -> None:
     """Without git, a discarded patch is undone by writing the files back."""
     if report.status != "keep" and experiment.patch and experiment.session.scratch:
         for name, text in experiment.patch.before.items():
-            (experiment.workdir / name).write_text(text)
+            (experiment.workdir / name).write_bytes(text.encode())  # every byte as read

@@ -32,6 +32,12 @@ class ExitCode(enum.IntEnum):
     TERMINATED = 143
 
 
+def printable(text: str) -> str:
+    """`text` with every control character written as its escape (``\\x1b``): what a workload
+    printed can be shown on a terminal, in a TSV cell or a journal without taking them over."""
+    return "".join(c if c.isprintable() or c == " " else ascii(c)[1:-1] for c in text)
+
+
 class Cause(str, enum.Enum):
     """Why a run of the workload gave no usable result: data, never a sentence to search."""
 
@@ -44,6 +50,7 @@ class Cause(str, enum.Enum):
     INTERRUPTED = "interrupted"  # Ctrl-C, SIGTERM, or a closed output stopped the runner
     PATCH_FAILED = "patch-failed"  # nothing ran: its baseline could not be built on
     CONFLICT = "conflict"  # nothing ran: the patch no longer applies to the tip kept experiments changed
+    PRUNED = "pruned"  # stopped early by a plugin (its learning curve stayed behind): a discard, no crash
 
     def __str__(self) -> str:
         return self.value

@@ -274,8 +274,8 @@ def test_collection_error_writes_nothing_and_creates_no_branch(repo, cli):
     hyp(repo, "bad", 'description = "x"\nhypothesis = "y"\n[set]\nLR = nan\n')
     r = cli("run", "--tag", "t1")
     assert r.rc == 4
-    assert ("ERROR experiments/bad.toml:4: set.LR: float is not a literal (allowed: finite numbers, strings, "
-            "booleans, lists, tables)") in r.err
+    assert ("ERROR experiments/bad.toml:4: set.LR: nan is not a finite number (allowed: finite numbers, integers "
+            "within ±2**63, strings, booleans, lists and tables of them)") in r.err
     assert not (repo / ".autoresearch").exists() and not (repo / "results.tsv").exists()
     assert git(repo, "branch", "--list", "autoresearch/*") == ""
 

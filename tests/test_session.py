@@ -290,14 +290,15 @@ def test_patch_that_no_longer_applies_after_a_keep_is_a_discard_that_names_the_c
     assert entry["runs"][0]["cause"] == "conflict" and entry["runs"][0]["log_path"] == ""
 
 
-def test_a_deselected_named_baseline_is_a_recorded_crash(repo, cli):
+def test_a_deselected_named_baseline_is_a_collection_error(repo, cli):
     simple(repo, "a", "LR = 0.02")
     hyp(repo, "b", 'description = "on a"\nhypothesis = "x"\nbaseline = "a"\n[set]\nDEPTH = 3\n')
     simple(repo, "c", "LR = 0.03")
     r = cli("run", "--tag", "t1", "-k", "not a.toml")
-    assert r.rc == 0, r
-    assert [x["status"] for x in read_results(repo / "results.tsv")] == ["keep", "crash", "keep"]
-    assert "its baseline 'a' has not run in this run (was it deselected?)" in r.out
+    assert r.rc == 4, r
+    assert "experiments/b.toml:1: baseline 'a' (experiments/a.toml::a) is not selected by -k" in r.err
+    assert not (repo / "results.tsv").exists() and not (repo / ".autoresearch").exists()
+    assert cli("run", "--tag", "t1", "-k", "not c.toml").rc == 0  # both selected: b runs after a
 
 
 def test_second_runner_is_refused_and_told_who_holds_the_lock(repo):
