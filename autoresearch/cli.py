@@ -1,4 +1,4 @@
-"""The command line: ``autoresearch run | status | new | report | calibrate``. Arguments only: ``run`` is
+"""The command line: ``autoresearch run | status | new | report | calibrate | init``. Arguments only: ``run`` is
 main.wrap_session's, the other commands are commands.py's, and every exit code main.exit_code's.
 
 Exit codes (autoresearch.ExitCode): 0 the session completed, whatever the verdicts;
@@ -26,6 +26,8 @@ COMMANDS = {
     "report": "Markdown tables of a run's metrics, parameters and compute, and an optional plot",
     "calibrate": "run the unmodified code N times and print its noise, the smallest improvement the "
                  "verdict settings can detect, and what they cost in experiments per hour",
+    "init": "set up this repository: a commented [tool.autoresearch] table with what it detects and TODOs "
+            "for the rest, experiments/ with one example, and program.md for an LLM agent (never overwrites)",
 }
 
 
@@ -54,6 +56,7 @@ def make_parser(parser: Parser) -> tuple[ArgumentParser, dict[str, ArgumentParse
     parser.populate(run)
     for name in ("status", "report"):
         subs[name].add_argument("--tag", default=None, help="the run to show (default: the latest)")
+        subs[name].add_argument("--json", action="store_true", help="print it as JSON, for agents and scripts")
     subs["report"].add_argument("--plot", metavar="FILE.png", default=None,
                                 help="also draw the metric per experiment: kept green and labelled, "
                                      "discarded grey, crashes red, with the running best")
@@ -67,14 +70,16 @@ def make_parser(parser: Parser) -> tuple[ArgumentParser, dict[str, ArgumentParse
     new = subs["new"]
     new.add_argument("description", help="one line: the commit subject")
     new.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
-                     help="a constant of train.py to assign; VALUE is a TOML value (0.06, 8, \"silu\", true)")
+                     help="a constant of the editable file to assign; VALUE is a TOML or Python value "
+                          "(0.06, 8, \"silu\", true, True, None); a bare word is a string")
     new.add_argument("--replace", nargs=2, action="append", default=[], metavar=("OLD", "NEW"),
                      help="replace exact text OLD (which must occur once) with NEW")
     new.add_argument("--expect", action="append", default=[], metavar="METRIC=EXPR",
-                     help='an expectation, e.g. --expect "val_bpb=< baseline - 0.001"')
+                     help='an expectation, e.g. --expect "val_bpb < baseline - 0.001" (or val_bpb=< ...); '
+                          'default: the metric better than its baseline')
     new.add_argument("--hypothesis", dest="text", default=None,
-                     help="what you expect and why (default: asked for in the file as a TODO that "
-                          "collection rejects until written)")
+                     help="what you expect and why (default: a sentence naming the change and the "
+                          "direction expected, marked as written by autoresearch new: replace it with your reason)")
     new.add_argument("--name", default=None, help="the hypothesis name and file stem (default: from the description)")
     new.add_argument("--dir", default="experiments", help="where to write the file (default: experiments)")
     new.add_argument("--baseline", default="best", help='"best" (default), "initial" or a hypothesis name')
@@ -100,6 +105,8 @@ def _main(argv: list[str]) -> int:
     if args.help or not args.subcommand:
         print_help(top, subs, parser)
         return ExitCode.OK if args.help else ExitCode.USAGE_ERROR
+    if args.subcommand == "init":  # before the settings are read: they may not exist yet
+        return cmd_init(rootdir)
     config = Config(rootdir, pm, parser, args)
     pm.hook.autoresearch_configure.call_historic(kwargs=dict(config=config))
     try:
@@ -116,7 +123,7 @@ def print_help(top: argparse.ArgumentParser, subs: dict[str, argparse.ArgumentPa
     for s in sorted(parser.settings.values(), key=lambda s: s.name):
         flag = f" ({s.flags[0]})" if s.flags else ""
         print(f"  {s.name}{flag} = {s.default!r}\n      {s.help}")
-    print("\nMore: autoresearch COMMAND --help (status, new, report, calibrate).")
+    print("\nMore: autoresearch COMMAND --help (status, new, report, calibrate, init).")
 
 
 def cmd_run(config: Config) -> int:
@@ -151,6 +158,17 @@ def cmd_report(config: Config) -> int:
         print(f"wrote {out}")
     else:
         print(text)
+    return ExitCode.OK
+
+
+def cmd_init(rootdir: Path) -> int:
+    from autoresearch.scaffold import init
+
+    written = init(rootdir, print)
+    if written:
+        names = " ".join(sorted({p.relative_to(rootdir).parts[0] for p in written}))
+        print(f"next: fill in the TODOs in pyproject.toml, then commit (git add {names} && git commit -m "
+              "'autoresearch init'), check with autoresearch run --collect-only, and run autoresearch run")
     return ExitCode.OK
 
 

@@ -295,8 +295,46 @@ def editable_texts(config, root: Path | None = None) -> dict[str, str]:
     return texts
 
 
-def collect(config, paths: list[Path], hook: Any) -> tuple[list[Hypothesis], list[CollectError]]:
-    """Every hypothesis under `paths`, validated; errors are gathered, not raised."""
+def key_line(config, h: Hypothesis, key: str) -> int:
+    """The line of `key` in a TOML hypothesis (its table's first line for a Python one)."""
+    if not h.path.endswith(".toml"):
+        return h.line
+    try:
+        text = (config.rootdir / h.path).read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError):
+        return h.line
+    return _locator(text, h.line - 1)(key)
+
+
+def passed_on_command_line(config, name: str) -> str | None:
+    """The command's argument that sets `name` too (``--max_iters=20`` for max_iters), if any."""
+    wanted = name.lower().replace("-", "_")
+    args = list(config.get("command") or [])
+    for i, arg in enumerate(args):
+        m = re.match(r"^--?([A-Za-z][\w.-]*)(=.*)?$", arg)
+        if m and m.group(1).lower().replace("-", "_").split(".")[-1] == wanted:
+            value = m.group(2) or (f" {args[i + 1]}" if i + 1 < len(args) else "")
+            return f"{arg.split('=')[0]}{value}"
+    return None
+
+
+def warnings_for(config, h: Hypothesis, patch: Any) -> list[str]:
+    """What collection warns about in a hypothesis that applies: patches that change nothing the run sees."""
+    out = []
+    for name, old, new in patch.changes:
+        where = f"{h.path}:{key_line(config, h, name)}: warning: set.{name}"
+        if old == new:
+            out.append(f"{where} = {new} changes nothing ({name} is already {old} in {h.file or config.editable[0]})")
+        passed = passed_on_command_line(config, name)
+        if passed:
+            out.append(f"{where}: the command also passes {passed}, which wins (the run never sees this change; "
+                       "take it out of the command, or use {budget_steps} there)")
+    return out
+
+
+def collect(config, paths: list[Path], hook: Any, warn: bool = True) -> tuple[list[Hypothesis], list[CollectError]]:
+    """Every hypothesis under `paths`, validated; errors are gathered, not raised. Warnings (a patch
+    that changes nothing, a protected file that does not exist) go to stderr when `warn`."""
     items: list[Hypothesis] = []
     errors: list[CollectError] = []
     for file in find_files(paths, config):
@@ -316,9 +354,19 @@ def collect(config, paths: list[Path], hook: Any) -> tuple[list[Hypothesis], lis
             continue
         seen[h.name] = h
         try:
-            apply_patch(h, texts, config.editable, config.protected)
+            patch = apply_patch(h, texts, config.editable, config.protected)
         except PatchError as exc:
-            errors.append(CollectError(h.path, h.line, str(exc)))
+            m = re.match(r"set\.(\w+):", str(exc))
+            errors.append(CollectError(h.path, key_line(config, h, m.group(1)) if m else h.line, str(exc)))
+            continue
+        if warn:
+            for line in warnings_for(config, h, patch):
+                print(line, file=sys.stderr)
+    if warn and items:
+        for name in config.protected:
+            if not (config.rootdir / name).exists() and name not in ("uv.lock",):
+                print(f"autoresearch: warning: protected file {name} does not exist (protected = [...] in "
+                      "[tool.autoresearch] lists it; nothing guards it)", file=sys.stderr)
     for h in items:
         if h.baseline in ("best", "initial") or h.baseline in seen:
             continue

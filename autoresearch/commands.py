@@ -20,16 +20,94 @@ def load_reports(config: Any) -> tuple[str, list[Any]]:
     return session.tag, [r for r in session.history if r.status != "interrupted"]
 
 
+def runner(config: Any) -> dict[str, Any]:
+    """Whether a runner holds the repository's lock now: its pid, tag and start, as it wrote them."""
+    import os
+
+    path = config.state_dir / "lock"
+    text = path.read_text(errors="replace").strip() if path.is_file() else ""
+    m = re.match(r"pid (\d+), tag (\S+), since (.+)", text)
+    alive = False
+    if m:
+        try:
+            os.kill(int(m.group(1)), 0)
+            alive = True
+        except (ProcessLookupError, PermissionError):
+            alive = False
+    return dict(alive=alive, pid=int(m.group(1)) if m else None, tag=m.group(2) if m else None,
+                since=m.group(3) if m else None)
+
+
+def running(session: Any, done: list[Any]) -> list[dict[str, Any]]:
+    """The experiments in flight (started in the ledger, not done), with elapsed time and an ETA from
+    the mean duration of the finished ones."""
+    import time
+
+    finished = [r.duration for r in done if r.duration and r.status in ("keep", "discard")]
+    mean = sum(finished) / len(finished) if finished else None
+    out = []
+    for entry in session.pending if session else []:
+        elapsed = max(0.0, time.time() - float(entry.get("time") or time.time()))
+        out.append(dict(seq=entry.get("seq"), nodeid=entry.get("nodeid"), elapsed_s=round(elapsed, 1),
+                        eta_s=round(max(0.0, mean - elapsed), 1) if mean is not None else None))
+    return out
+
+
+def status_data(config: Any) -> dict[str, Any]:
+    """Everything `status` shows, as data (``status --json``, for agents)."""
+    from autoresearch.collect import collect
+    from autoresearch.reports import best_kept
+    from autoresearch.session import Session
+    from autoresearch.stats import pooled_over
+
+    session = Session.open_existing(config, config.getoption("tag"))
+    done = [r for r in session.history if r.status != "interrupted"]
+    counts = Counter(r.status for r in done)
+    best = best_kept(done)
+    sigma, df = pooled_over(done, config.get("metric")) if done else (None, 0)
+    try:
+        items, errors = collect(config, [config.rootdir / p for p in config.get("paths")], config.hook, warn=False)
+    except UsageError:
+        items, errors = [], []
+    keys = {r.key for r in done}
+    run = runner(config)
+    return dict(tag=session.tag, branch=f"autoresearch/{session.tag}", metric=config.get("metric"),
+                direction=config.get("direction"), counts={s: counts[s] for s in ("keep", "discard", "crash")},
+                best=_brief(best) if best else None, noise=dict(sigma=sigma, df=df),
+                runner=run, running=running(session, done) if run["alive"] and run["tag"] == session.tag else [],
+                experiments=[_brief(r) for r in done], queued=[h.nodeid for h in items if h.key not in keys],
+                collection_errors=[str(e) for e in errors])
+
+
+def _brief(r: Any) -> dict[str, Any]:
+    return dict(seq=r.seq, nodeid=r.nodeid, description=r.description, status=r.status,
+                pruned=r.cause == "pruned", value=r.value, n=len(r.values), sigma=r.sigma,
+                baseline_value=r.baseline_value, commit=r.commit, reason=r.reason, expectation=r.expectation,
+                root_cause=r.root_cause, duration_s=round(r.duration, 3))
+
+
 def status(config: Any) -> str:
     """At most ~40 lines: best so far, the last results, what is queued, the lessons' headline."""
     from autoresearch.collect import collect
     from autoresearch.reports import best_kept
+    from autoresearch.session import Session
     from autoresearch.stats import floor, pooled_over
 
-    tag, done = load_reports(config)
+    if config.getoption("json"):
+        import json
+
+        return json.dumps(status_data(config), indent=2, default=str)
+    session = Session.open_existing(config, config.getoption("tag"))
+    tag, done = session.tag, [r for r in session.history if r.status != "interrupted"]
     counts = Counter(r.status for r in done)
+    run = runner(config)
+    alive = run["alive"] and run["tag"] == tag
     lines = [f"autoresearch status — tag {tag} (branch autoresearch/{tag}): {len(done)} experiments, "
-             + ", ".join(f"{counts[s]} {s}" for s in ("keep", "discard", "crash") if counts[s])]
+             + ", ".join(f"{counts[s]} {s}" for s in ("keep", "discard", "crash") if counts[s])
+             + (f"; runner alive (pid {run['pid']}, since {run['since']})" if alive else "; no runner at work")]
+    for r in running(session, done) if alive else []:
+        eta = f", about {fmt_s(r['eta_s'])} to go" if r["eta_s"] is not None else ""
+        lines.append(f"running: #{r['seq']} {r['nodeid']} for {fmt_s(r['elapsed_s'])}{eta}")
     best, base = best_kept(done), next((r for r in done if r.is_baseline), None)
     if best is not None:
         gain = f" ({best.value - base.value:+.6f} from the baseline {base.value:.6f})" if base and base.value is not None else ""
@@ -45,7 +123,7 @@ def status(config: Any) -> str:
         extra = f" — {r.root_cause[:70]}" if r.status == "crash" else ""
         lines.append(f"  #{r.seq:<3} {r.status:<8} {value:>24} {delta:>10}  {r.description[:50]}{extra}")
     try:
-        items, errors = collect(config, [config.rootdir / p for p in config.get("paths")], config.hook)
+        items, errors = collect(config, [config.rootdir / p for p in config.get("paths")], config.hook, warn=False)
     except UsageError as exc:
         items, errors = [], []
         lines.append(f"queued: unknown ({exc})")
@@ -68,10 +146,19 @@ def status(config: Any) -> str:
 
 
 def _toml_value(text: str) -> Any:
+    """A --set value: TOML (0.06, 8, "silu", true), else a Python literal (True, None, 1e-3, (1, 2)),
+    else the text itself as a string (a bare word such as silu)."""
+    import ast
+
     try:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
-        return text  # a bare word such as silu: a string
+        pass
+    try:
+        value = ast.literal_eval(text)
+        return list(value) if isinstance(value, tuple) else value
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
 
 
 def slug(text: str) -> str:
@@ -95,11 +182,14 @@ def new(config: Any) -> Path:
         key, value = item.split("=", 1)
         sets[key.strip()] = _toml_value(value.strip())
     expect = {}
-    for item in opt.expect:
-        if "=" not in item:
-            raise UsageError(f"--expect {item!r}: write METRIC=EXPR, e.g. --expect 'val_bpb=< baseline'")
-        key, value = item.split("=", 1)
-        expect[key.strip()] = value.strip()
+    for item in opt.expect:  # val_bpb=< baseline, or val_bpb<baseline, val_bpb <= baseline - 1%
+        m = re.match(r"\s*([A-Za-z_][\w.-]*)\s*(.*)$", item)
+        rest = m.group(2).strip() if m else ""
+        if rest.startswith("=") and not rest.startswith("=="):
+            rest = rest[1:].strip()
+        if not m or not rest:
+            raise UsageError(f"--expect {item!r}: write METRIC EXPR, e.g. --expect 'val_bpb < baseline'")
+        expect[m.group(1)] = rest
     name = opt.name or slug(opt.description)
     raw: dict[str, Any] = {"description": opt.description}
     texts = editable_texts(config)
@@ -129,7 +219,7 @@ def new(config: Any) -> Path:
     if opt.baseline not in ("best", "initial"):
         from autoresearch.collect import collect, is_commit
 
-        names = {h.name for h in collect(config, [folder], config.hook)[0]} if folder.is_dir() else set()
+        names = {h.name for h in collect(config, [folder], config.hook, warn=False)[0]} if folder.is_dir() else set()
         if opt.baseline not in names and not (re.fullmatch(r"[0-9a-f]{7,40}", opt.baseline)
                                               and is_commit(config.rootdir, opt.baseline)):
             raise UsageError(f"--baseline {opt.baseline!r} names no hypothesis in {opt.dir} and no commit "
@@ -145,11 +235,28 @@ def new(config: Any) -> Path:
 # -------------------------------------------------------------------------------------------
 
 
+def md(text: str) -> str:
+    """A Markdown table cell: a | in it would start a new cell."""
+    return str(text).replace("|", "\\|")
+
+
+def fmt_s(seconds: float) -> str:
+    return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f}m"
+
+
 def report(config: Any) -> str:
     """seed 002's tables in Markdown: metrics against targets, parameters, compute and cost."""
     tag, done = load_reports(config)
     if not done:
         raise UsageError(f"run {tag!r} has no finished experiments yet")
+    if config.getoption("json"):  # for agents: every finished experiment, whole
+        import json
+
+        from autoresearch.plugins.results_tsv import sidecar_entry
+
+        return json.dumps(dict(tag=tag, metric=config.get("metric"), direction=config.get("direction"),
+                               experiments=[sidecar_entry(r, config.get("memory_metric", "peak_vram_mb"))
+                                            for r in done]), indent=2, default=str)
     metric = done[0].metric
     names = sorted({k for r in done for k in r.metrics}, key=lambda k: (k != metric, k))[:6]
     from autoresearch.stats import floor, pooled_over
@@ -167,10 +274,15 @@ def report(config: Any) -> str:
             arrow = "↓" if r.value < r.baseline_value else "↑" if r.value > r.baseline_value else "="
             cells[0] += f" {arrow}"
         target = "; ".join(f"{m} {e}" for m, e in r.expect) or "—"
-        out.append(f"| {r.seq} | {r.description} | " + " | ".join(cells)
-                   + f" | {target} | {r.expectation or '—'} | {r.status} |")
+        out.append(f"| {r.seq} | {md(r.description)} | " + " | ".join(cells)
+                   + f" | {md(target)} | {r.expectation or '—'} | {r.status} |")
     params = sorted({n for r in done for n, _, _ in r.changes})
-    if params:
+    if params and len([r for r in done if r.changes]) > 12:  # many experiments: one row per change, not a column each
+        out += ["\n## Parameters\n", "| # | parameter | from | to | status |", "|---|---|---|---|---|"]
+        for r in done:
+            for n, o, v in r.changes:
+                out.append(f"| {r.seq} | {n} | {md(o)} | **{md(v)}** | {r.status if r.status == 'keep' else r.status + ' (reverted)'} |")
+    elif params:
         changed = [r for r in done if r.changes]
         out += ["\n## Parameters\n", "| parameter | baseline | " + " | ".join(f"#{r.seq}" for r in changed) + " |",
                 "|---|---|" + "---|" * len(changed)]
@@ -187,10 +299,13 @@ def report(config: Any) -> str:
                     arrow = " ↑" if float(v) > float(o) else " ↓" if float(v) < float(o) else ""
                 except ValueError:
                     arrow = ""
-                cells.append(f"{o} → **{v}**{arrow}" + ("" if r.status == "keep" else " (reverted)"))
-            out.append(f"| {p} | {original} | " + " | ".join(cells) + " |")
+                cells.append(f"{md(o)} → **{md(v)}**{arrow}" + ("" if r.status == "keep" else " (reverted)"))
+            out.append(f"| {p} | {md(original)} | " + " | ".join(cells) + " |")
     rate, gpus = config.get("cost_per_hour"), config.get("gpus") or 1
-    out += ["\n## Compute and cost\n", "| experiments | status | GPU-hours | cost |", "|---|---|---|---|"]
+    from autoresearch.loop import compute_unit
+
+    unit = compute_unit(config)
+    out += ["\n## Compute and cost\n", f"| experiments | status | {unit}-hours | cost |", "|---|---|---|---|"]
     total_hours = 0.0
     for s in ("keep", "discard", "crash"):
         rs = [r for r in done if r.status == s]
@@ -330,6 +445,9 @@ def calibrate(config: Any, say: Any) -> int:
                               capture_output=True, text=True)
         if done.returncode:
             raise UsageError(f"cannot make a scratch worktree of HEAD: {done.stderr.strip()} (commit your code first)")
+        from autoresearch.execute import link_into
+
+        link_into(config, work)
     else:
         state = config.state_dir.resolve()
         shutil.copytree(root, work, symlinks=True, ignore=lambda d, names: [x for x in names if Path(d, x).resolve() == state])
@@ -351,7 +469,8 @@ def calibrate(config: Any, say: Any) -> int:
             start = time.monotonic()
             from autoresearch.execute import run_command
 
-            result = run_command(command(config), work, log, env, timeout(config))
+            result = run_command(command(config, SimpleNamespace(workdir=work, seed=seed)), work, log, env,
+                                 timeout(config))
             walls.append(time.monotonic() - start)
             found: dict[str, float] = {}
             for part in reversed(config.hook.autoresearch_parse_metrics(experiment=stand_in, log_path=log)):

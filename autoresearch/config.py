@@ -120,6 +120,10 @@ def _check(setting: Setting, value: Any, where: str) -> Any:
                          f"got {value!r} ({setting.help})")
     if setting.choices and value is not None and value not in setting.choices:
         raise UsageError(f"{where}: {setting.name} = {value!r} is not allowed (allowed: {', '.join(setting.choices)})")
+    todo = next((v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)
+                 and v.lstrip().upper().startswith("TODO")), None)
+    if todo is not None:
+        raise UsageError(f"{where}: {setting.name} is still a TODO ({todo!r}); set it ({setting.help})")
     value = float(value) if setting.type == "float" and value is not None else value
     problem = setting.check(value) if setting.check and value is not None else None
     if problem:

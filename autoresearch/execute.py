@@ -33,7 +33,8 @@ TAIL_BYTES = 4096
 def autoresearch_addoption(parser) -> None:
     parser.addsetting("command", "--command", type="args", default=[],
                       help="the workload command: a list of arguments, or one string split as a shell "
-                           "would (no shell runs it); default: this Python running the first editable file")
+                           "would (no shell runs it), with the placeholders {python}, {budget}, {budget_steps}, "
+                           "{seed} and {workdir}; default: this Python running the first editable file")
     parser.addsetting("budget", "--budget", type="float", default=None,
                       help="training budget in seconds, passed to the workload as "
                            "AUTORESEARCH_TIME_BUDGET; default: the workload's own (300 s)", check=positive)
@@ -41,14 +42,60 @@ def autoresearch_addoption(parser) -> None:
                       help="training budget in optimizer steps, passed as AUTORESEARCH_MAX_STEPS: the same "
                            "work every run, however busy the machine (the time budget still caps it)",
                       check=positive)
+    parser.addsetting("link", type="list", default=[], check=check_links,
+                      help="files or folders the workload needs that git does not track (a data folder): "
+                           "linked into every worktree a run uses")
     parser.addsetting("timeout", "--timeout", type="float", default=None,
                       help="hard limit in seconds, after which the workload's whole process group "
                            "is killed and the run is a crash; default: twice the budget, at least "
                            "budget + 60 (10 minutes for 5)", check=positive)
 
 
-def command(config) -> list[str]:
-    return list(config.get("command")) or [sys.executable, config.editable[0]]
+def check_links(names: list[str]) -> str | None:
+    for name in names:
+        parts = Path(name).parts
+        if not parts or Path(name).is_absolute() or ".." in parts:
+            return f"{name!r} must be a path inside the project (data, not ../data or /data)"
+    return None
+
+
+def link_into(config, work: Path) -> None:
+    """Link the `link` files and folders of the project into a worktree (where git left them out)."""
+    for name in config.get("link") or []:
+        source, target = config.rootdir / name, work / name
+        if not os.path.lexists(source):
+            from autoresearch.errors import UsageError
+
+            raise UsageError(f"link: {name} does not exist in {config.rootdir} (list what the workload needs "
+                             "that git ignores, such as a data folder)")
+        if os.path.lexists(target):
+            continue  # tracked after all, or linked already
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to(source.resolve(), target_is_directory=source.is_dir())
+
+
+PLACEHOLDER = re.compile(r"\{(python|budget|budget_steps|seed|workdir)\}")
+
+
+def command(config, experiment=None, workdir: str | None = None) -> list[str]:
+    """The workload's arguments, placeholders filled in: {python} (the Python running autoresearch),
+    {budget} (seconds), {budget_steps}, {seed} (the run's) and {workdir} (where it runs)."""
+    args = list(config.get("command")) or [sys.executable, config.editable[0]]
+    budget, steps = config.get("budget") or 300.0, config.get("budget_steps")
+    if workdir is None:
+        workdir = str(experiment.workdir) if experiment is not None else str(config.rootdir)
+
+    def fill(m: re.Match) -> str:
+        name = m.group(1)
+        if name == "budget_steps" and steps is None:
+            from autoresearch.errors import UsageError
+
+            raise UsageError("command uses {budget_steps} but budget_steps is not set (set budget_steps = N in "
+                             "[tool.autoresearch], or --budget-steps N)")
+        return {"python": sys.executable, "budget": f"{budget:g}", "budget_steps": str(steps),
+                "seed": str(experiment.seed if experiment is not None else 0), "workdir": workdir}[name]
+
+    return [PLACEHOLDER.sub(fill, arg) for arg in args]
 
 
 def timeout(config) -> float:
@@ -207,11 +254,18 @@ def classify(result: RunResult, metric: str) -> RunResult:
             cause, message = Cause.NAN, "loss became NaN or exploded (the workload printed FAIL)"
         elif exception:
             cause, message = Cause.EXIT_CODE, exception[:300]
+            if re.search(r"FileNotFoundError|No such file or directory", exception):
+                message += (" (a file git ignores, such as a data folder, is not in the run's worktree: list it "
+                            "in link = [...] under [tool.autoresearch])")
         else:
             last = f": {lines[-1][:200]}" if lines else " and printed nothing"
             cause, message = Cause.EXIT_CODE, f"exit code {result.returncode}{last}"
     elif metric not in result.metrics:
-        cause, message = Cause.NO_METRIC, f"exited 0 but printed no {metric} (no summary block)"
+        others = ", ".join(sorted(result.metrics)[:5])
+        cause, message = Cause.NO_METRIC, (
+            f"exited 0 but printed no {metric}: print a line `{metric}: 1.234`, or set metric_pattern to a regular "
+            f"expression with a (?P<value>...) group that reads your format"
+            + (f"; it printed {others} (set metric = one of them?)" if others else ""))
     elif not math.isfinite(result.metrics[metric]):
         cause, message = Cause.NAN, f"{metric} is {result.metrics[metric]}"
     return replace(result, cause=cause, message=printable(message)) if cause else result
@@ -255,6 +309,6 @@ def autoresearch_experiment_run(experiment) -> RunResult:
         return stop_reason(config.hook.autoresearch_experiment_progress(
             experiment=experiment, elapsed=elapsed, line=line, loss=loss))
 
-    result = run_command(command(config), experiment.workdir, experiment.log_path, env, timeout(config),
+    result = run_command(command(config, experiment), experiment.workdir, experiment.log_path, env, timeout(config),
                          on_start=session.record_pid, on_progress=on_progress, should_stop=experiment.should_stop)
     return replace(result, seed=seed)

@@ -8,6 +8,7 @@ experiment a killed runner left in flight, then the collected hypotheses, then w
 """
 from __future__ import annotations
 
+import functools
 import shutil
 import subprocess
 
@@ -28,15 +29,22 @@ def autoresearch_addoption(parser) -> None:
                            "what nvidia-smi -L lists; without GPUs, the CPU cores are split between workers")
 
 
-def gpus() -> list[str]:
+def compute_unit(config) -> str:
+    """"GPU" when runs had GPUs (the devices setting, or nvidia-smi lists one), else "CPU": what
+    compute is counted in (GPU-hours, CPU-hours)."""
+    return "GPU" if config.get("devices") or gpus() else "CPU"
+
+
+@functools.lru_cache(maxsize=1)
+def gpus() -> tuple[str, ...]:
     """The GPUs nvidia-smi lists, by index; none when it is missing or fails (a CPU-only machine)."""
     if not shutil.which("nvidia-smi"):
-        return []
+        return ()
     try:
         out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
     except (OSError, subprocess.SubprocessError):
-        return []
-    return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
+        return ()
+    return tuple(str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU "))
 
 
 def resolve_workers(config) -> tuple[int, list[str]]:
@@ -44,7 +52,7 @@ def resolve_workers(config) -> tuple[int, list[str]]:
     workers = config.get("workers", "1")
     devices = list(config.get("devices") or [])
     if workers == "auto" or (int(workers) > 1 and not devices):
-        devices = devices or gpus()
+        devices = devices or list(gpus())
     n = (len(devices) or 1) if workers == "auto" else int(workers)
     return n, devices
 

@@ -25,8 +25,9 @@ def autoresearch_addoption(parser) -> None:
     parser.addsetting("direction", "--direction", default="minimize", choices=("minimize", "maximize"),
                       help="whether a lower or a higher metric is better")
     parser.addsetting("metric_pattern", type="str", default=DEFAULT_PATTERN, check=check_pattern,
-                      help="regular expression, with groups 'name' and 'value', matched against each "
-                           "log line to read metrics")
+                      help="regular expression matched against each log line to read metrics: groups "
+                           "'name' and 'value', or 'value' alone for the metric setting's value "
+                           "(e.g. 'val loss (?P<value>[-+0-9.eE]+)')")
 
 
 # The default pattern, rewritten to start with a literal newline: the regex engine then jumps
@@ -41,8 +42,8 @@ def check_pattern(pattern: str) -> str | None:
         regex = re.compile(pattern.encode(), re.MULTILINE)
     except (re.error, UnicodeEncodeError) as exc:
         return f"not a valid regular expression ({exc})"
-    if not {"name", "value"} <= set(regex.groupindex):
-        return "needs the named groups (?P<name>...) and (?P<value>...)"
+    if "value" not in regex.groupindex:
+        return "needs the named group (?P<value>...), and (?P<name>...) unless it reads the metric setting's value"
     return None
 
 
@@ -55,15 +56,16 @@ def compile_pattern(pattern: str) -> re.Pattern[bytes]:
     return re.compile(pattern.encode(), re.MULTILINE)
 
 
-def parse_text(text: str, pattern: str = DEFAULT_PATTERN) -> dict[str, float]:
+def parse_text(text: str, pattern: str = DEFAULT_PATTERN, name: str = "") -> dict[str, float]:
     """The metrics in a piece of log text (such as its tail), the last occurrence of each winning."""
     metrics: dict[str, float] = {}
     for m in compile_pattern(pattern).finditer(b"\n" + text.encode("utf-8", errors="replace") + b"\n"):
-        _store(metrics, m)
+        _store(metrics, m, name)
     return metrics
 
 
-def parse_metrics(log_path: Path, pattern: str = DEFAULT_PATTERN) -> dict[str, float]:
+def parse_metrics(log_path: Path, pattern: str = DEFAULT_PATTERN, name: str = "") -> dict[str, float]:
+    """Every metric in a log. A pattern without a ``name`` group reads one metric, called `name`."""
     regex = compile_pattern(pattern)
     metrics: dict[str, float] = {}
     carry, skipping = b"", False
@@ -81,21 +83,23 @@ def parse_metrics(log_path: Path, pattern: str = DEFAULT_PATTERN) -> dict[str, f
             if len(carry) > MAX_LINE:
                 carry, skipping = b"", True
             for m in regex.finditer(b"\n" + data):
-                _store(metrics, m)
+                _store(metrics, m, name)
         if not skipping:
             for m in regex.finditer(b"\n" + carry + b"\n"):
-                _store(metrics, m)
+                _store(metrics, m, name)
     return metrics
 
 
-def _store(metrics: dict[str, float], m: re.Match[bytes]) -> None:
+def _store(metrics: dict[str, float], m: re.Match[bytes], name: str = "") -> None:
     try:
         value = float(m.group("value"))
-    except ValueError:
+    except (ValueError, TypeError):
         return
-    metrics[m.group("name").decode("utf-8", errors="replace")] = value
+    named = m.re.groupindex.get("name") is not None and m.group("name") is not None
+    metrics[m.group("name").decode("utf-8", errors="replace") if named else name] = value
 
 
 @hookimpl(trylast=True)
 def autoresearch_parse_metrics(experiment, log_path: Path) -> dict[str, float]:
-    return parse_metrics(Path(log_path), experiment.session.config.get("metric_pattern"))
+    config = experiment.session.config
+    return parse_metrics(Path(log_path), config.get("metric_pattern"), config.get("metric"))

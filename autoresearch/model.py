@@ -24,6 +24,7 @@ FIELDS = {
     "tags": "list of strings, matched by -k",
     "file": "the editable file that set and replace change (default: the first editable file)",
     "allow_type_change": "true to let set change a constant's type",
+    "allow_new": "true to let set add a constant the file lacks (at its end)",
 }
 LITERAL_TYPES = (bool, int, float, str, list, tuple, dict, type(None))
 RESERVED = {"best", "initial", "baseline"}  # names a baseline field means something else by
@@ -71,6 +72,7 @@ class Hypothesis:
     baseline: str = "best"
     tags: tuple[str, ...] = ()
     allow_type_change: bool = False
+    allow_new: bool = False
     params: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
 
     @property
@@ -80,7 +82,8 @@ class Hypothesis:
     @property
     def key(self) -> str:
         """A hash of everything that determines the experiment: same content, same key."""
-        content = {k: v for k, v in asdict(self).items() if k not in ("path", "line", "params", "tags")}
+        content = {k: v for k, v in asdict(self).items() if k not in ("path", "line", "params", "tags")
+                   and not (k == "allow_new" and not v)}  # the same key as before allow_new existed
         blob = json.dumps(content, sort_keys=True, default=repr).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
 
@@ -250,13 +253,16 @@ def build(raw: dict[str, Any], path: str, line: int, default_name: str,
     allow = raw.get("allow_type_change", False)
     if not isinstance(allow, bool):
         raise fail("allow_type_change must be true or false", "allow_type_change")
+    allow_new = raw.get("allow_new", False)
+    if not isinstance(allow_new, bool):
+        raise fail("allow_new must be true or false", "allow_new")
     sweep = raw.get("sweep", {})
     check_sweep(sweep, fail, max_sweep)
 
     common = dict(hypothesis=text.strip(), path=path, line=line, file=target,
                   replace=tuple(Replace(r["old"], r["new"]) for r in replaces), diff=diff,
                   expect=tuple(expect.items()), baseline=baseline, tags=tuple(tags),
-                  allow_type_change=allow)
+                  allow_type_change=allow, allow_new=allow_new)
     if not sweep:
         return [Hypothesis(name=name, description=description.strip(), set=tuple(sets.items()), **common)]
     out = []
@@ -325,7 +331,7 @@ class Patch:
 def hypothesis(description: str | Callable | None = None, *, name: str | None = None,
                expect: dict[str, str] | None = None, baseline: str = "best",
                sweep: dict[str, list] | None = None, tags: tuple[str, ...] | list[str] = (),
-               file: str | None = None, allow_type_change: bool = False) -> Any:
+               file: str | None = None, allow_type_change: bool = False, allow_new: bool = False) -> Any:
     """Mark a function as a hypothesis; its docstring is the hypothesis text.
 
     The function receives a :class:`Patch` (and, for a sweep, each swept name as a keyword
@@ -344,7 +350,7 @@ def hypothesis(description: str | Callable | None = None, *, name: str | None = 
             description=description, name=name or getattr(fn, "__name__", None), expect=dict(expect or {}),
             baseline=baseline, sweep=sweep if sweep is not None else {}, tags=list(tags) if isinstance(tags, (list, tuple))
             else tags, file=file,
-            allow_type_change=allow_type_change)
+            allow_type_change=allow_type_change, allow_new=allow_new)
         return fn
 
     return mark

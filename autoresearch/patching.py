@@ -110,25 +110,46 @@ def render(new: Any, old: Any, old_src: str) -> str:
     if isinstance(old, tuple) and isinstance(new, list):
         new = tuple(new)
     text = repr(new)
+    if isinstance(new, float) and re.fullmatch(r"[-+]?[\d.]+[eE][-+]?\d+", old_src.strip()) and new != 0:
+        text = exponent(new)  # 6e-4 -> 1e-3, not 0.001: the file's style
     if isinstance(new, str) and old_src.startswith('"') and '"' not in new and "'" not in new:
         text = '"' + text[1:-1] + '"'
     return text
 
 
+def exponent(x: float) -> str:
+    """The shortest exponent form that reads back as x: 0.001 -> 1e-3, 0.00015 -> 1.5e-4."""
+    for digits in range(17):
+        mantissa, power = f"{x:.{digits}e}".split("e")
+        if float(f"{mantissa}e{power}") == x:
+            return f"{mantissa}e{int(power)}"
+    return repr(x)
+
+
 def apply_set(source: str, values: tuple[tuple[str, Any], ...], filename: str,
-              allow_type_change: bool = False) -> tuple[str, list[tuple[str, str, str]]]:
-    """Assign constants by name; returns the new source and (NAME, old source, new source)."""
+              allow_type_change: bool = False, allow_new: bool = False) -> tuple[str, list[tuple[str, str, str]]]:
+    """Assign constants by name; returns the new source and (NAME, old source, new source).
+
+    With `allow_new`, a name the file lacks is added at its end (``NAME = value``)."""
     try:
         table = assignments(source)
     except SyntaxError as exc:
         raise PatchError(f"{filename} does not parse ({exc.msg} at line {exc.lineno})") from None
     raw = source.encode()
-    edits, changes = [], []
+    edits, changes, added = [], [], []
     for name, new in values:
+        if name not in table and allow_new:
+            text = render(new, None, "")
+            added.append(f"{name} = {text}")
+            changes.append((name, "(new)", text))
+            continue
         if name not in table:
             close = difflib.get_close_matches(name, list(table), n=3, cutoff=0.6)
             close += [n for n in table if n.lower() == name.lower() and n not in close]
-            hint = f"did you mean {', '.join(close)}?" if close else f"constants: {', '.join(sorted(table)[:12])}"
+            names = sorted(table)
+            listed = ", ".join(names[:60]) + (f", and {len(names) - 60} more" if len(names) > 60 else "")
+            hint = (f"did you mean {', '.join(close)}? " if close else "") + f"constants: {listed or 'none'}; " \
+                "allow_new = true adds it"
             raise PatchError(f"set.{name}: {filename} has no module-level constant {name} ({hint})")
         if table[name] is None:
             raise PatchError(f"set.{name}: {name} is assigned more than once in {filename} (use replace)")
@@ -143,6 +164,9 @@ def apply_set(source: str, values: tuple[tuple[str, Any], ...], filename: str,
         changes.append((name, old_src, text))
     for begin, end, text in sorted(edits, reverse=True):
         raw = raw[:begin] + text + raw[end:]
+    if added:
+        newline = b"\r\n" if b"\r\n" in raw else b"\n"
+        raw += (b"" if not raw or raw.endswith(b"\n") else newline) + newline.join(a.encode() for a in added) + newline
     return raw.decode(), changes
 
 
@@ -278,7 +302,7 @@ def apply_patch(h: Hypothesis, texts: dict[str, str], editable: list[str], prote
     after = dict(texts)
     changes: list[tuple[str, str, str]] = []
     if h.set:
-        after[target], changes = apply_set(after[target], h.set, target, h.allow_type_change)
+        after[target], changes = apply_set(after[target], h.set, target, h.allow_type_change, h.allow_new)
     for r in h.replace:
         after[target] = apply_replace(after[target], r.old, r.new, target)
     if h.diff:

@@ -32,6 +32,7 @@ from pathlib import Path
 
 from autoresearch import hookimpl, interrupts, procs
 from autoresearch.errors import GitError, UsageError
+from autoresearch.execute import link_into
 
 LOCK_WAIT = 10.0  # seconds to wait for a git at work in the repository before leaving its locks alone
 IDENTITY = {"GIT_AUTHOR_NAME": "autoresearch", "GIT_AUTHOR_EMAIL": "autoresearch@localhost",
@@ -80,7 +81,8 @@ class GitPlugin:
         config = self.config
         root = config.rootdir
         common = self.check_repository(root)
-        self.exclude(common, [config.get("state_dir"), config.get("results_path") or "results.tsv"])
+        self.exclude(common, [config.get("state_dir"), config.get("results_path") or "results.tsv",
+                              *(config.get("link") or [])])  # a link in a worktree is never committed
         self.branch = f"autoresearch/{session.tag}"
         exists = ask("show-ref", "--verify", "--quiet", f"refs/heads/{self.branch}", cwd=root).returncode == 0
         if not session.resume:
@@ -112,6 +114,7 @@ class GitPlugin:
         self.remove_worktrees(common, session.run_dir)
         for work in session.workdirs:
             git("worktree", "add", "-q", "--detach", str(work), session.tip, cwd=root, env=self.env)
+            link_into(config, work)  # what the workload needs that git leaves out (a data folder)
             self.at[work] = session.tip
         session.workdir = session.workdirs[0]
 

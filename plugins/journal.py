@@ -7,6 +7,7 @@ next step the tool derives from the result.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import os
 from pathlib import Path
 
@@ -114,7 +115,7 @@ def planned(exp, now: dt.datetime) -> str:
             f"**Change**: {change}\n**Config**:\n{config}\n**Expected outcome**: {expected}\n**Baseline**: {baseline}\n")
 
 
-def completed(r: Report) -> str:
+def completed(r: Report, unit: str = "GPU") -> str:
     if r.status == "crash":
         outcome = f"crash — {r.root_cause or 'unknown cause'} (log: {r.log_path})"
     elif r.status == "interrupted":
@@ -135,7 +136,7 @@ def completed(r: Report) -> str:
     else:
         delta = "no expectation was stated"
     return (f"\n**Status**: COMPLETED\n**Actual outcome**: {outcome}\n**Delta**: {delta}\n"
-            f"**Duration**: {duration(r.duration)} wall, {r.duration / 3600:.3f} GPU-hours\n"
+            f"**Duration**: {duration(r.duration)} wall, {r.duration / 3600:.3f} {unit}-hours\n"
             f"**Learning**: {learning(r)}\n**Next**: {next_step(r)}\n")
 
 
@@ -143,6 +144,14 @@ class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.last = ""  # the experiment whose entry was written last
+        self.config = None
+
+    @functools.cached_property
+    def unit(self) -> str:
+        """GPU-hours, or CPU-hours where no GPU runs (asked once, when first needed)."""
+        from autoresearch.loop import compute_unit
+
+        return compute_unit(self.config) if self.config is not None else "GPU"
 
     def has(self, text: str, window: int = 1 << 18) -> bool:
         """Whether the journal's last 256 KiB hold `text` already (written before a kill)."""
@@ -178,7 +187,7 @@ class Journal:
 
     @hookimpl
     def autoresearch_experiment_logreport(self, report: Report) -> None:
-        text = completed(report)
+        text = completed(report, self.unit)
         if self.has(text):  # a resumed run records again what a kill left unconfirmed: once is enough
             return
         if self.last != report.nodeid:  # another entry came in between (several workers, a resume)
@@ -189,4 +198,6 @@ class Journal:
 
 @hookimpl
 def autoresearch_configure(config) -> None:
-    config.pluginmanager.register(Journal(config.rootdir / config.get("journal_path")), "journal-writer")
+    journal = Journal(config.rootdir / config.get("journal_path"))
+    journal.config = config
+    config.pluginmanager.register(journal, "journal-writer")

@@ -4,6 +4,8 @@ error carrying the log's tail.
 """
 from __future__ import annotations
 
+import datetime
+import socket
 import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -31,14 +33,17 @@ class LogXML:
         self.started = time.time()
 
     def element(self, reports: list[Report]) -> ET.Element:
-        suite = ET.Element("testsuite", name="autoresearch", timestamp=time.strftime("%Y-%m-%dT%H:%M:%S"),
+        started = datetime.datetime.fromtimestamp(self.started).astimezone()
+        suite = ET.Element("testsuite", name="autoresearch", hostname=socket.gethostname(),
+                           timestamp=started.isoformat(timespec="seconds"),
                            time=f"{time.time() - self.started:.3f}", tests=str(len(reports)),
                            failures=str(sum(r.status == "discard" for r in reports)),
                            errors=str(sum(r.status == "crash" for r in reports)),
                            skipped=str(sum(r.status == "interrupted" for r in reports)))
         for r in reports:
             path, _, name = r.nodeid.rpartition("::")
-            case = ET.SubElement(suite, "testcase", classname=path.replace("/", ".") or "autoresearch",
+            stem = path.removesuffix(".toml").removesuffix(".py")  # experiments/lr.toml -> experiments.lr
+            case = ET.SubElement(suite, "testcase", classname=stem.replace("/", ".") or "autoresearch",
                                  name=_text(name or r.nodeid), time=f"{r.duration:.3f}")
             props = ET.SubElement(case, "properties")
             for key, value in [("commit", r.commit), ("status", "pruned" if r.cause == "pruned" else r.status),

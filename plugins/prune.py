@@ -5,7 +5,8 @@ lines) is kept in ``.autoresearch/runs/<tag>/curves/<log name>.tsv``. While a ca
 past ``prune_after`` of its budget, each new point is compared with the tip's curves at the same
 point: with two or more tip runs, worse than their mean by more than ``noise_k`` times the spread
 of those curves there (sqrt(1 + 1/n) for the candidate's own noise); with one, by more than
-``prune_margin``. Worse at ``prune_patience`` points in a row: the run is stopped, as at a
+``noise_k`` times that curve's point-to-point jitter (sqrt 2: both curves are noisy), and never
+by less than ``prune_margin``. Worse at ``prune_patience`` points in a row: the run is stopped, as at a
 timeout, and the experiment is a discard whose reason says so ("pruned at 40%: loss 3.10 vs
 2.81 ± 0.03 for the tip at the same point"). The baseline is never pruned, nor is a workload
 whose output has no progress lines (the terminal says so once).
@@ -43,7 +44,8 @@ def autoresearch_addoption(parser) -> None:
     parser.addsetting("prune_patience", type="int", default=3, check=positive,
                       help="points in a row its loss must be behind the tip's before a run is pruned")
     parser.addsetting("prune_margin", type="amount", default="2%", check=check_amount,
-                      help="how far behind counts, while the tip has only one curve (a loss or a share: \"2%\")")
+                      help="while the tip has one curve: the least distance behind it that counts (a loss or a "
+                           "share: \"2%\"); its jitter times noise_k counts when larger")
     parser.addsetting("prune_pattern", default=DEFAULT_PATTERN,
                       help="regular expression for a progress line: named groups loss and (optionally) progress, "
                            "the percent of the budget done")
@@ -55,6 +57,14 @@ def at(curve: list[tuple[float, float]], x: float) -> float | None:
         if x0 <= x <= x1:
             return y0 if x1 == x0 else y0 + (y1 - y0) * (x - x0) / (x1 - x0)
     return None
+
+
+def jitter(curve: list[tuple[float, float]]) -> float:
+    """A curve's noise from one run: the spread of its second differences (6σ² for white noise on a
+    smooth trend; the trend's own bends only make it larger, and the margin more cautious)."""
+    ys = [y for _, y in curve]
+    d2 = [ys[i - 1] - 2 * ys[i] + ys[i + 1] for i in range(1, len(ys) - 1)]
+    return math.sqrt(math.fsum(d * d for d in d2) / (6 * len(d2))) if d2 else 0.0
 
 
 def read_curve(path: Path) -> list[tuple[float, float]]:
@@ -181,9 +191,13 @@ class Pruner:
             return None  # nothing to compare with at this point (a NaN loss is the workload's own FAIL)
         n = len(values)
         mean = math.fsum(values) / n
-        spread = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1)) if n > 1 else 0.0
         k = self.config.get("noise_k", 2.0)
-        margin = k * spread * math.sqrt(1 + 1 / n) if spread > 0 else amount(self.config.get("prune_margin"), mean)
+        if n > 1:  # the spread of the tip's runs at this point; the candidate's own noise on top
+            spread = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
+            margin = k * spread * math.sqrt(1 + 1 / n)
+        else:  # one curve: its point-to-point jitter, for both curves, and never less than prune_margin
+            spread = jitter(tip[0]) if tip else 0.0
+            margin = max(amount(self.config.get("prune_margin"), mean), k * spread * math.sqrt(2))
         with self.lock:
             self.strikes[key] = self.strikes.get(key, 0) + 1 if y > mean + margin else 0
             strikes = self.strikes[key]

@@ -121,7 +121,7 @@ class RayExecutor:
         archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=experiment.workdir,
                                  capture_output=True, check=True).stdout
         env = {k: v for k, v in run_env(experiment).items() if k not in ("OMP_NUM_THREADS", "AUTORESEARCH_THREADS")}
-        stream = self.task.options(num_gpus=self.gpus).remote(ray.put(archive), command(config), env)  # type: ignore[union-attr]
+        stream = self.task.options(num_gpus=self.gpus).remote(ray.put(archive), command(config, experiment, workdir="."), env)  # type: ignore[union-attr]
         log_path = experiment.log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         limit, start = timeout(config), time.monotonic()

@@ -27,6 +27,8 @@ from autoresearch.reports import Report
 def autoresearch_addoption(parser) -> None:
     parser.addsetting("results_path", default="results.tsv",
                       help="where results.tsv is kept, relative to the project root (untracked)")
+    parser.addsetting("memory_metric", default="peak_vram_mb",
+                      help="the metric, in MB, that results.tsv's memory_gb column shows (in GB)")
 
 
 # tabs, and every character that some reader treats as a line break
@@ -38,15 +40,15 @@ def clean(text: str) -> str:
     return BREAKS.sub(" ", text)
 
 
-def row(report: Report) -> str:
+def row(report: Report, memory_metric: str = "peak_vram_mb") -> str:
     crash = report.status == "crash" or report.value is None
     value = 0.0 if crash else report.value
-    memory = 0.0 if crash else round(report.metrics.get("peak_vram_mb", 0.0) / 1024, 1)
+    memory = 0.0 if crash else round(report.metrics.get(memory_metric, 0.0) / 1024, 1)
     return f"{report.commit[:7]}\t{value:.6f}\t{memory:.1f}\t{report.status}\t{clean(report.description)}"
 
 
-def render(metric: str, reports: list[Report]) -> str:
-    rows = [row(r) for r in sorted(reports, key=lambda r: r.seq) if r.status in ("keep", "discard", "crash")]
+def render(metric: str, reports: list[Report], memory_metric: str = "peak_vram_mb") -> str:
+    rows = [row(r, memory_metric) for r in sorted(reports, key=lambda r: r.seq) if r.status in ("keep", "discard", "crash")]
     return f"commit\t{metric}\tmemory_gb\tstatus\tdescription\n" + "".join(f"{r}\n" for r in rows)
 
 
@@ -63,10 +65,10 @@ def atomic_write(path: Path, text: str) -> None:
         raise
 
 
-def sidecar_entry(report: Report) -> dict:
+def sidecar_entry(report: Report, memory_metric: str = "peak_vram_mb") -> dict:
     entry = report.to_dict()
     entry.pop("log_tail", None)
-    entry["memory_gb"] = round(report.metrics.get("peak_vram_mb", 0.0) / 1024, 1)
+    entry["memory_gb"] = round(report.metrics.get(memory_metric, 0.0) / 1024, 1)
     values = report.values  # the metric in every successful run; its mean is the value in results.tsv
     entry.update(values=list(values), n=len(values), mean=report.value, sem=sem(report.sigma, len(values)))
     return entry
@@ -94,10 +96,10 @@ class ResultsTSV:
     def flush(self) -> None:
         assert self.session is not None
         reports = [r for r in self.session.history if r.status != "interrupted"]
-        run_dir = self.session.run_dir
-        atomic_write(run_dir / "results.jsonl", "".join(json.dumps(sidecar_entry(r), default=str) + "\n"
+        run_dir, memory = self.session.run_dir, self.config.get("memory_metric")
+        atomic_write(run_dir / "results.jsonl", "".join(json.dumps(sidecar_entry(r, memory), default=str) + "\n"
                                                         for r in reports))
-        text = render(self.config.get("metric"), reports)
+        text = render(self.config.get("metric"), reports, memory)
         atomic_write(run_dir / "results.tsv", text)
         atomic_write(self.mirror, text)
 

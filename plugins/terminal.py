@@ -44,6 +44,7 @@ class Terminal:
         self.out = out or sys.stdout
         self.verbosity = (config.getoption("verbose") or 0) - (config.getoption("quiet") or 0)
         self.tty = self.out.isatty() and os.environ.get("TERM") != "dumb"
+        self.colored = self.tty and not os.environ.get("NO_COLOR")  # no-color.org
         self.width = shutil.get_terminal_size((100, 20)).columns
         self.session = None
         self.live: dict[int, tuple[str, str]] = {}  # worker -> (node id, its live line), on a terminal
@@ -87,7 +88,7 @@ class Terminal:
         return f"[w{experiment.worker}] " if self.session is not None and self.session.workers > 1 else ""
 
     def color(self, status: str) -> str:
-        return f"{COLORS.get(status, '')}{status}{RESET}" if self.tty else status
+        return f"{COLORS.get(status, '')}{status}{RESET}" if self.colored else status
 
     def rule(self, title: str) -> str:
         pad = max(3, (min(self.width, 100) - len(title) - 2) // 2)
@@ -186,10 +187,13 @@ class Terminal:
         if reports and c.get("repeats"):  # the verdict plugin's settings (absent when it is blocked)
             sigma, df = session.noise(c.get("metric"))
             self.write(floor(sigma, df, c.get("metric"), c.get("noise_k"), c.get("repeats"), c.get("max_repeats")))
+        from autoresearch.loop import compute_unit
+
+        unit = compute_unit(self.config)
         hours = sum(r.duration for r in reports) / 3600 * (self.config.get("gpus") or 1)
         rate = self.config.get("cost_per_hour")
-        cost = f", ${hours * rate:.2f} at ${rate:g}/GPU-hour" if rate else ""
-        self.write(f"compute {hours:.3f} GPU-hours{cost}; results in {self.config.get('results_path', 'results.tsv')}, "
+        cost = f", ${hours * rate:.2f} at ${rate:g}/{unit}-hour" if rate else ""
+        self.write(f"compute {hours:.3f} {unit}-hours{cost}; results in {self.config.get('results_path', 'results.tsv')}, "
                    f"journal in {self.config.get('journal_path', '-')}")
 
 

@@ -123,8 +123,9 @@ def test_no_hypothesis_text(repo, cli):
 
 def test_set_unknown_constant_suggests(repo, cli):
     simple(repo, "bad", "LRR = 0.02")
-    assert error_of(cli) == ("ERROR experiments/bad.toml:1: set.LRR: train.py has no module-level constant "
-                             "LRR (did you mean LR?)")
+    assert error_of(cli) == ("ERROR experiments/bad.toml:4: set.LRR: train.py has no module-level constant "
+                             "LRR (did you mean LR? constants: ACT, CRASH, DEPTH, LR, SEED_NOISE, SLEEP, val; "
+                             "allow_new = true adds it)")
 
 
 def test_set_type_change(repo, cli):

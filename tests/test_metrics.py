@@ -36,8 +36,11 @@ def test_custom_pattern(tmp_path):
     path = tmp_path / "run.log"
     path.write_bytes(b"METRIC accuracy=0.91\nMETRIC loss=0.3\nval_bpb: 1.0\n")
     assert parse_metrics(path, r"^METRIC (?P<name>\w+)=(?P<value>[\d.]+)$") == {"accuracy": 0.91, "loss": 0.3}
-    with pytest.raises(ValueError, match="named groups"):
+    with pytest.raises(ValueError, match="named group"):
         parse_metrics(path, r"^(\w+)=")
+    # a value alone: the metric setting's value, in the script's own format
+    path.write_bytes(b"step 10: train loss 2.5, val loss 2.6\nstep 20: train loss 2.1, val loss 2.25\n")
+    assert parse_metrics(path, r"val loss (?P<value>[-+0-9.eE]+)", "val_loss") == {"val_loss": 2.25}
 
 
 def test_default_pattern_fast_path_matches_the_documented_pattern(tmp_path):

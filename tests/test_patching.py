@@ -49,7 +49,7 @@ def test_int_for_a_float_constant_stays_a_float():
 
 
 def test_unknown_name_suggests_close_matches():
-    with pytest.raises(PatchError, match=r"no module-level constant LRR \(did you mean LR\?\)"):
+    with pytest.raises(PatchError, match=r"no module-level constant LRR \(did you mean LR\? constants: "):
         apply_set(SOURCE, (("LRR", 0.1),), "t.py")
     with pytest.raises(PatchError, match="did you mean DEPTH"):
         apply_set(SOURCE, (("depth", 3),), "t.py")

@@ -131,7 +131,7 @@ def test_new_writes_a_valid_hypothesis_file(repo, cli):
 
 def test_new_refuses_what_collection_would_refuse(repo, cli):
     r = cli("new", "typo", "--set", "LRR=1")
-    assert r.rc == 4 and "no module-level constant LRR (did you mean LR?)" in r.err
+    assert r.rc == 4 and "no module-level constant LRR (did you mean LR? constants: " in r.err
     r = cli("new", "bad expectation", "--set", "LR=0.02", "--expect", "val_bpb=lower")
     assert r.rc == 4 and "does not start with a comparison" in r.err
     assert not list((repo / "experiments").glob("*.toml"))
@@ -146,7 +146,8 @@ def test_status_and_report_after_a_run(repo, cli, tmp_path):
     r = cli("status")
     lines = r.out.splitlines()
     assert len(lines) <= 40
-    assert lines[0] == "autoresearch status — tag t1 (branch autoresearch/t1): 4 experiments, 2 keep, 1 discard, 1 crash"
+    assert lines[0] == ("autoresearch status — tag t1 (branch autoresearch/t1): 4 experiments, 2 keep, 1 discard, "
+                        "1 crash; no runner at work")
     assert lines[1].startswith("best val_bpb 1.120000 (-0.100000 from the baseline 1.220000): a [")
     assert lines[2] == "noise: none (val_bpb was the same in every repeated run): the plain comparison decides"
     assert "queued (1):" in r.out and "experiments/d.toml::d" in r.out

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from autoresearch.plugins.prune import at
+from autoresearch.plugins.prune import at, jitter
 from autoresearch.plugins.results_tsv import read_results
 from conftest import git, hyp
 from test_session import run_dir
@@ -48,6 +48,15 @@ def test_interpolation_between_points():
     curve = [(0.1, 3.0), (0.5, 2.0), (1.0, 1.0)]
     assert at(curve, 0.3) == pytest.approx(2.5) and at(curve, 1.0) == 1.0
     assert at(curve, 0.05) is None and at(curve, 1.1) is None
+
+
+def test_one_curve_measures_its_own_noise():
+    import random
+
+    rng = random.Random(1)
+    noisy = [(i / 200, 3 - i / 100 + rng.gauss(0, 0.02)) for i in range(200)]
+    assert jitter(noisy) == pytest.approx(0.02, rel=0.2)
+    assert jitter([(i / 10, 3 - i / 10) for i in range(10)]) == pytest.approx(0.0, abs=1e-12)
 
 
 def test_a_run_behind_the_tips_curve_is_pruned_as_a_discard(curves, cli):

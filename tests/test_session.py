@@ -6,6 +6,7 @@ defaults (LR 0.01, DEPTH 4) the baseline scores 1.22.
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -103,6 +104,8 @@ def test_full_session_all_artefacts(repo, cli):
     assert cases["b_lr_down"].find("failure").get("message") == "discard: +0.1900 val_bpb after 1 run, +0 lines (not better; the runs show no noise)"
     assert "ValueError: synthetic failure" in cases["c_crash"].find("error").text
     assert cases["a_lr_up"].find("failure") is None and cases["a_lr_up"].find("error") is None
+    assert cases["a_lr_up"].get("classname") == "experiments.a_lr_up"  # no ".toml" for CI reporters
+    assert suite.get("hostname") and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", suite.get("timestamp"))
 
     # the sidecar has everything else
     entries = [json.loads(x) for x in (run_dir(repo) / "results.jsonl").read_text().splitlines()]
@@ -128,7 +131,8 @@ def test_workload_output_goes_to_the_log_never_the_terminal(repo, cli):
     ('"exit"', "ValueError: synthetic failure"),
     ('"nan"', "loss became NaN or exploded (the workload printed FAIL)"),
     ('"oom"', "out of memory: MemoryError: CUDA out of memory. Tried to allocate 2.00 GiB"),
-    ('"nosummary"', "exited 0 but printed no val_bpb (no summary block)"),
+    ('"nosummary"', "exited 0 but printed no val_bpb: print a line `val_bpb: 1.234`, or set metric_pattern to a "
+                    "regular expression with a (?P<value>...) group that reads your format"),
 ])
 def test_crashes_are_recorded_with_root_cause_and_the_loop_goes_on(repo, cli, crash, cause):
     simple(repo, "a_crash", f"CRASH = {crash}")

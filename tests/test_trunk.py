@@ -184,7 +184,7 @@ def test_a_git_failure_mid_run_is_a_stop_with_gits_words_not_a_usage_error(repo,
 
 @pytest.mark.parametrize("setting, message", [
     ('metric_pattern = "(unclosed"', "metric_pattern = '(unclosed': not a valid regular expression"),
-    ('metric_pattern = "^val: (\\\\d+)$"', "needs the named groups (?P<name>...) and (?P<value>...)"),
+    ('metric_pattern = "^val: (\\\\d+)$"', "needs the named group (?P<value>...)"),
     ("budget = -5", "budget = -5.0: must be more than 0"),
     ("timeout = 0", "timeout = 0.0: must be more than 0"),
     ("editable = []", "editable = []: give at least one file"),

@@ -1,0 +1,219 @@
+"""``autoresearch init``: set up an existing training repository for autoresearch.
+
+It writes what it can detect and asks, as TODOs that collection refuses until set, for what it
+cannot: a commented ``[tool.autoresearch]`` table (the candidate editable files, the command,
+the protected files that exist, git-ignored folders to link), ``experiments/`` with one example
+hypothesis, and ``program.md``, the instructions an LLM agent follows to drive the loop. It never
+overwrites a file: a ``pyproject.toml`` without the table gets it appended; one with it is left
+as it is.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any, Callable
+
+SKIP_DIRS = {".git", ".venv", "venv", "env", "node_modules", "__pycache__", "build", "dist", "tests", "test",
+             ".autoresearch", "experiments", "site-packages"}
+NOT_EDITABLE = {"setup.py", "conftest.py", "prepare.py", "__init__.py", "noxfile.py"}
+PROTECT = ("prepare.py", "pyproject.toml", "uv.lock", "requirements.txt", "poetry.lock", "environment.yml")
+LINK_SKIP = {".venv", "venv", "env", "__pycache__", ".autoresearch", ".pytest_cache", ".mypy_cache", "build", "dist",
+             ".ipynb_checkpoints", "wandb", ".hypothesis"}
+
+
+def constants(path: Path) -> dict[str, Any]:
+    """A file's module-level constants with literal values (what ``set`` can assign)."""
+    from autoresearch.patching import assignments
+
+    try:
+        table = assignments(path.read_bytes().decode("utf-8"))
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError, RecursionError):
+        return {}
+    return {name: entry[2] for name, entry in table.items() if entry is not None and entry[3]
+            and isinstance(entry[2], (int, float, str, bool)) and not name.startswith("__")}
+
+
+def candidates(root: Path) -> list[tuple[str, dict[str, Any]]]:
+    """Python files (the root and one folder down) with at least two constants, best first:
+    more constants first, a smaller file (a config file) on a tie."""
+    found = []
+    for path in sorted([*root.glob("*.py"), *root.glob("*/*.py")]):
+        rel = path.relative_to(root)
+        if rel.name in NOT_EDITABLE or rel.name.startswith(("test_", ".")) or any(
+                part in SKIP_DIRS or part.startswith(".") for part in rel.parts[:-1]):
+            continue
+        consts = constants(path)
+        if len(consts) >= 2:
+            found.append((rel.as_posix(), consts, path.stat().st_size))
+    found.sort(key=lambda item: (-len(item[1]), item[2]))
+    return [(rel, consts) for rel, consts, _ in found]
+
+
+def script(root: Path) -> str:
+    """The training script: train.py, else a train*.py, else a file with a __main__ block."""
+    for name in ("train.py", "main.py"):
+        if (root / name).is_file():
+            return name
+    for path in sorted(root.glob("*.py")):
+        if path.name.startswith("train"):
+            return path.name
+    for path in sorted(root.glob("*.py")):
+        try:
+            if "__main__" in path.read_text(encoding="utf-8", errors="replace"):
+                return path.name
+        except OSError:
+            continue
+    return "train.py"
+
+
+def ignored_folders(root: Path) -> list[str]:
+    """Top-level folders git ignores (a data folder a worktree would lack), bar tool folders."""
+    proc = subprocess.run(["git", "ls-files", "--others", "--ignored", "--exclude-standard", "--directory"],
+                          cwd=root, capture_output=True, text=True)
+    out = []
+    for line in proc.stdout.splitlines():
+        name = line.strip().rstrip("/")
+        if name and "/" not in name and (root / name).is_dir() and name not in LINK_SKIP \
+                and not name.endswith(".egg-info"):
+            out.append(name)
+    return out
+
+
+def table(root: Path) -> tuple[str, str | None, dict[str, Any]]:
+    """The commented [tool.autoresearch] table; the editable file chosen and its constants."""
+    found = candidates(root)
+    editable, consts = found[0] if found else (script(root), {})
+    train = script(root)
+    protected = [p for p in PROTECT if (root / p).is_file() and p != editable]
+    links = ignored_folders(root)
+    others = ", ".join(f"{rel} ({len(c)})" for rel, c in found[1:6])
+    shown = ", ".join(list(consts)[:8]) + (", ..." if len(consts) > 8 else "")
+    q = lambda items: "[" + ", ".join(f'"{i}"' for i in items) + "]"  # noqa: E731
+    lines = [
+        "[tool.autoresearch]",
+        "# Written by `autoresearch init`: check every line. `autoresearch run --help` explains each key;",
+        "# a run is refused while a value still starts with TODO.",
+        "",
+        f"# The files a hypothesis may change; `set` assigns their module-level constants ({shown or 'none found'}).",
+        *( [f"# Other candidates (constants): {others}"] if others else []),
+        f"editable = {q([editable])}",
+        "# Never changed by a hypothesis; verified unchanged before every run.",
+        f"protected = {q(protected)}",
+        "# The workload, run in a fresh git worktree of each experiment's commit. Placeholders: {python} (the",
+        "# Python running autoresearch), {budget} (seconds), {budget_steps}, {seed}, {workdir}.",
+        "# An iteration budget, for example: [\"{python}\", \"" + train + "\", \"--max_iters={budget_steps}\"]",
+        f'command = ["{{python}}", "{train}"]',
+        "# The metric that decides keep or discard, and whether lower or higher is better.",
+        'metric = "TODO: the name of the metric your script prints, e.g. val_loss"',
+        'direction = "minimize"',
+        "# How it is read: a line `val_loss: 2.61` works as it is. For another format, a regular expression",
+        "# with a (?P<value>...) group, e.g. for `step 60: train loss 2.5, val loss 2.6`:",
+        "# metric_pattern = 'val loss (?P<value>[-+0-9.eE]+)'",
+        "# Folders git ignores that the workload needs (data, tokenizers): linked into every worktree.",
+        f"link = {q(links)}",
+        "# A budget for every run: seconds (the workload reads AUTORESEARCH_TIME_BUDGET) or steps",
+        "# (AUTORESEARCH_MAX_STEPS, or {budget_steps} in the command).",
+        "# budget = 300",
+        "# budget_steps = 1000",
+    ]
+    return "\n".join(lines) + "\n", editable, consts
+
+
+def example(editable: str, consts: dict[str, Any]) -> str | None:
+    """One example hypothesis: a numeric constant changed, learning-rate-like names first."""
+    numeric = [(n, v) for n, v in consts.items() if isinstance(v, (int, float)) and not isinstance(v, bool) and v]
+    if not numeric:
+        return None
+    name, value = sorted(numeric, key=lambda nv: not re.search(r"(?i)lr|learning", nv[0]))[0]
+    new = value * 2 if isinstance(value, float) else value + max(1, abs(value) // 4)
+    return (f'# An example written by autoresearch init: change it, or delete it and write your own\n'
+            f'# (autoresearch new "DESCRIPTION" --set NAME=VALUE writes one for you).\n'
+            f'description = "{name} {new!r} instead of {value!r}"\n'
+            f'hypothesis = """Changing {name} in {editable} from {value!r} to {new!r}: an example to see the loop work.\n'
+            f'Say here what you expect to happen and why."""\n'
+            f"[set]\n{name} = {new!r}\n")
+
+
+PROGRAM = """\
+# program.md: how you, an LLM agent, run experiments in this repository
+
+You improve `{editable}` so that the metric named by `metric` in `pyproject.toml` (under
+`[tool.autoresearch]`) gets better, one experiment at a time. autoresearch
+runs every experiment for you the same way: the unmodified code first (the baseline, several
+times, to measure the noise), then one git commit per hypothesis, a fixed budget per run, the
+metric read from the log, and keep (the branch advances) or discard (it resets). You write
+hypotheses; you never edit the code by hand and you never run the training yourself.
+
+## The loop
+
+1. Read `autoresearch status` (a short summary: the best so far, the last results, the noise,
+   the lessons' rules) and `experiments/lessons.md`. Do not repeat what the lessons rule out.
+2. Write one to three hypothesis files in `experiments/`, TOML only:
+
+   ```toml
+   description = "lower learning rate"            # one line: the commit subject
+   hypothesis = "Why you expect it to help, and by how much."
+   [set]
+   NAME = 0.03                                    # a module-level constant of {editable}
+   [expect]
+   val_loss = "< baseline"                        # the metric's name, as in pyproject.toml
+   ```
+
+   `autoresearch new "lower learning rate" --set NAME=0.03 --hypothesis "..."` writes one for
+   you. Use `[[replace]]` tables (`old` / `new`, exact text that occurs once) for changes that
+   are not constants. Check a file with `autoresearch run experiments/FILE.toml --collect-only`:
+   an error is one line, `path:line: what is wrong (what is allowed)`.
+3. Run `autoresearch run --watch` once and leave it running: it runs every new or changed file
+   as it appears. Never start a second runner (it is refused), never edit `{editable}` or the
+   protected files, never touch `.autoresearch/`.
+4. Read the verdict of each experiment in `autoresearch status` and `experiments/journal.md`.
+   A verdict says how sure it is: *beyond the noise* means the change is real; *not beyond the
+   noise* means the runs could not tell it from chance, so do not build on it.
+
+## What to aim for
+
+- **The simplicity criterion.** A small gain that adds much code is not worth it; equal results
+  with simpler code are a win. Removing something that does not help is a fine experiment.
+- One idea per hypothesis, so that the verdict says which idea worked.
+- Gains smaller than the noise (`autoresearch status` prints the smallest it can detect) cannot
+  be seen: make changes big enough to matter.
+- A crash is a result: read its root cause in the journal; fix a trivial mistake once, and
+  otherwise drop the idea.
+"""
+
+
+def init(root: Path, say: Callable[[str], None]) -> list[Path]:
+    """Write what is missing; returns the files written (or appended to)."""
+    from autoresearch.config import read_ini
+
+    written: list[Path] = []
+    text, editable, consts = table(root)
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file() and "[tool.autoresearch]" in pyproject.read_text(encoding="utf-8", errors="replace"):
+        say(f"{pyproject.name} already has [tool.autoresearch]: left as it is")
+        settings = read_ini(root)
+        editable = (settings.get("editable") or [editable])[0]
+    else:
+        existing = pyproject.read_text(encoding="utf-8") if pyproject.is_file() else ""
+        with open(pyproject, "a", encoding="utf-8") as f:
+            f.write(("\n" if existing and not existing.endswith("\n\n") else "") + text)
+        written.append(pyproject)
+        say(f"{'appended [tool.autoresearch] to' if existing else 'wrote'} {pyproject.name}: editable {editable}"
+            + (f" ({len(consts)} constants)" if consts else ""))
+    folder = root / "experiments"
+    folder.mkdir(exist_ok=True)
+    hypothesis = example(editable, consts)
+    target = folder / "example.toml"
+    if hypothesis and not target.exists() and not any(folder.glob("*.toml")):
+        target.write_text(hypothesis, encoding="utf-8")
+        written.append(target)
+        say(f"wrote {target.relative_to(root)}: one example hypothesis")
+    program = root / "program.md"
+    if program.exists():
+        say("program.md exists: left as it is")
+    else:
+        program.write_text(PROGRAM.format(editable=editable), encoding="utf-8")
+        written.append(program)
+        say("wrote program.md: the instructions an LLM agent follows to drive the loop")
+    return written
