@@ -235,6 +235,34 @@ def new(config: Any) -> Path:
 # -------------------------------------------------------------------------------------------
 
 
+def iterations_table(config: Any, done: list[Any], names: list[str]) -> list[str]:
+    """seed 002's first table: each metric at the baseline and after each kept experiment, with
+    arrows (doubled past a 25 % change) against the previous column, and its target."""
+    targets = dict(config.get("targets") or {})
+    kept = [r for r in done if r.status == "keep"]
+    if len(kept) < 2 and not targets:
+        return []
+    metrics = list(dict.fromkeys([*names, *targets]))
+    out = ["\n## Metrics per kept iteration\n",
+           "| metric | " + " | ".join("baseline" if r.is_baseline else f"#{r.seq} {md(r.description[:24])}" for r in kept)
+           + " | target |", "|---|" + "---|" * len(kept) + "---|"]
+    for m in metrics:
+        cells, previous = [], None
+        for r in kept:
+            value = r.metrics.get(m)
+            if value is None:
+                cells.append("—")
+                continue
+            arrow = ""
+            if previous is not None and value != previous:
+                big = previous and abs(value - previous) / abs(previous) > 0.25
+                arrow = (" ↑↑" if big else " ↑") if value > previous else (" ↓↓" if big else " ↓")
+            cells.append(f"{value:.6g}{arrow}")
+            previous = value
+        out.append(f"| {m} | " + " | ".join(cells) + f" | {md(targets.get(m, '—'))} |")
+    return out
+
+
 def md(text: str) -> str:
     """A Markdown table cell: a | in it would start a new cell."""
     return str(text).replace("|", "\\|")
@@ -276,6 +304,7 @@ def report(config: Any) -> str:
         target = "; ".join(f"{m} {e}" for m, e in r.expect) or "—"
         out.append(f"| {r.seq} | {md(r.description)} | " + " | ".join(cells)
                    + f" | {md(target)} | {r.expectation or '—'} | {r.status} |")
+    out += iterations_table(config, done, names)
     params = sorted({n for r in done for n, _, _ in r.changes})
     if params and len([r for r in done if r.changes]) > 12:  # many experiments: one row per change, not a column each
         out += ["\n## Parameters\n", "| # | parameter | from | to | status |", "|---|---|---|---|---|"]
@@ -301,6 +330,10 @@ def report(config: Any) -> str:
                     arrow = ""
                 cells.append(f"{md(o)} → **{md(v)}**{arrow}" + ("" if r.status == "keep" else " (reverted)"))
             out.append(f"| {p} | {md(original)} | " + " | ".join(cells) + " |")
+        code = [", ".join(k for k in r.patch_kinds if k != "set") for r in changed]
+        if any(code):  # replace and diff changes have no name: one row for them
+            out.append("| (code: replace, diff) | | " + " | ".join(
+                (c + ("" if r.status == "keep" else " (reverted)")) if c else "" for c, r in zip(code, changed)) + " |")
     rate, gpus = config.get("cost_per_hour"), config.get("gpus") or 1
     from autoresearch.loop import compute_unit
 
@@ -375,9 +408,19 @@ def plot(reports: list[Any], path: Path, curves: Path | None = None) -> None:
     else:
         fig, ax = plt.subplots(figsize=(10, 5))
     best, xs, ys = None, [], []
+    kept_seen, discard_seen, crash_seen, pruned_seen = 0, False, False, False
+    from matplotlib.transforms import blended_transform_factory
+
+    top = blended_transform_factory(ax.transData, ax.transAxes)  # x in experiments, y in the axes' height
     for r in reports:
+        if r.cause == "pruned":  # stopped early: no value, a mark along the top
+            ax.scatter(r.seq, 0.97, transform=top, marker="x", color="tab:red", zorder=3,
+                       label="pruned" if not pruned_seen else None)
+            pruned_seen = True
+            continue
         if r.status == "crash" or r.value is None:
             ax.axvline(r.seq, color="tab:red", alpha=0.3, lw=1)
+            crash_seen = True
             continue
         color = "tab:green" if r.status == "keep" else "grey"
         if len(r.values) > 1:  # every run as a small dot, the mean with its standard error
@@ -385,20 +428,31 @@ def plot(reports: list[Any], path: Path, curves: Path | None = None) -> None:
         if r.sigma and r.values:
             ax.errorbar(r.seq, r.value, yerr=r.sigma / len(r.values) ** 0.5, color=color, capsize=3, zorder=2)
         if r.status == "keep":
-            ax.scatter(r.seq, r.value, color="tab:green", zorder=3)
-            ax.annotate(r.description[:28], (r.seq, r.value), textcoords="offset points", xytext=(4, 6), fontsize=7)
+            ax.scatter(r.seq, r.value, color="tab:green", zorder=3, label="kept" if not kept_seen else None)
+            kept_seen += 1  # labels staggered up and down, so neighbours do not overlap
+            ax.annotate(r.description[:28], (r.seq, r.value), textcoords="offset points",
+                        xytext=(4, 6 if kept_seen % 2 else -12), fontsize=7, rotation=20)
             best = r.value if best is None or (r.value < best if minimize else r.value > best) else best
         else:
-            ax.scatter(r.seq, r.value, color="grey", alpha=0.6, zorder=2)
+            ax.scatter(r.seq, r.value, color="grey", alpha=0.6, zorder=2,
+                       label="discarded" if not discard_seen else None)
+            discard_seen = True
         if best is not None:
             xs.append(r.seq)
             ys.append(best)
     if xs:
         ax.step(xs, ys, where="post", color="tab:green", alpha=0.7, label="best so far")
-        ax.legend()
+    base = next((r.value for r in reports if r.is_baseline and r.value is not None), None)
+    if base is not None and best is not None and best != base:  # as the seed's notebook: between the baseline and the best
+        pad = abs(base - best) * 0.15
+        ax.set_ylim(min(base, best) - pad, max(base, best) + pad)
+    if crash_seen:
+        ax.plot([], [], color="tab:red", alpha=0.3, label="crash")
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="best")
     ax.set_xlabel("experiment")
     ax.set_ylabel(f"{metric} ({'lower' if minimize else 'higher'} is better)")
-    ax.set_title(f"{metric} per experiment (green: kept, grey: discarded, red: crash; dots: runs, bars: ±1 SE)")
+    ax.set_title(f"{metric} per experiment (dots: runs, bars: ±1 SE; x: pruned early)")
     ax.grid(alpha=0.3)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")

@@ -23,7 +23,7 @@ TYPES: dict[str, Callable[[str], Any]] = {"str": str, "int": int, "float": float
 class Setting:
     name: str
     type: str  # str, int, float, bool, list (comma-separated on the command line), args (shell-style),
-    # amount (a number in the metric's units, or a percentage such as "0.1%")
+    # amount (a number in the metric's units, or a percentage such as "0.1%"), table (NAME = "text", ini only)
     default: Any
     help: str
     flags: tuple[str, ...]
@@ -107,7 +107,7 @@ def read_ini(rootdir: Path) -> dict[str, Any]:
 
 def _check(setting: Setting, value: Any, where: str) -> Any:
     want = {"str": str, "int": int, "float": (int, float), "bool": bool, "list": list, "args": list,
-            "amount": (int, float, str)}[setting.type]
+            "amount": (int, float, str), "table": dict}[setting.type]
     if setting.type == "list" and isinstance(value, str):
         value = [value]
     if setting.type == "args" and isinstance(value, str):
@@ -115,12 +115,17 @@ def _check(setting: Setting, value: Any, where: str) -> Any:
     ok = isinstance(value, want) and not (setting.type in ("int", "float") and isinstance(value, bool))
     if setting.type in ("list", "args") and ok:
         ok = all(isinstance(v, str) for v in value)
+    if setting.type == "table" and ok:
+        ok = all(isinstance(v, str) for v in value.values())
     if value is not None and not ok:
-        raise UsageError(f"{where}: {setting.name} must be {'a list of strings' if setting.type in ('list', 'args') else 'a ' + setting.type}, "
+        kind = {"list": "a list of strings", "args": "a list of strings", "table": "a table of strings"}.get(
+            setting.type, "a " + setting.type)
+        raise UsageError(f"{where}: {setting.name} must be {kind}, "
                          f"got {value!r} ({setting.help})")
     if setting.choices and value is not None and value not in setting.choices:
         raise UsageError(f"{where}: {setting.name} = {value!r} is not allowed (allowed: {', '.join(setting.choices)})")
-    todo = next((v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)
+    todo = next((v for v in (value if isinstance(value, list) else list(value.values()) if isinstance(value, dict)
+                             else [value]) if isinstance(v, str)
                  and v.lstrip().upper().startswith("TODO")), None)
     if todo is not None:
         raise UsageError(f"{where}: {setting.name} is still a TODO ({todo!r}); set it ({setting.help})")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import os
+import re
 from pathlib import Path
 
 from autoresearch import hookimpl
@@ -88,11 +89,26 @@ def next_step(r: Report) -> str:
         if a is not None and b is not None and a != b:
             up = b > a
             if r.status == "keep":
+                if not in_range(name, b, up):
+                    return f"{name} is at the edge of its range ({new}): build on it with another idea."
                 return f"Push further in the same direction: {name} {'above' if up else 'below'} {new}."
+            if not in_range(name, a, not up):
+                return f"Drop the idea: {name} cannot go {'below' if up else 'above'} {old}."
             return f"Try the other direction: {name} {'below' if up else 'above'} {old}."
     if r.status == "keep":
         return "Build on it: combine with the next most promising idea."
     return "Drop the idea, or try a different mechanism for the same goal."
+
+
+SHARES = re.compile(r"(?i)dropout|prob|ratio|frac|momentum|beta\d?$|(^|_)p$|top_p|keep")
+
+
+def in_range(name: str, value: float, up: bool) -> bool:
+    """Whether going further from `value` (up or down) can still be a valid setting: nothing below
+    zero that was not negative already, no share (dropout, a probability, a ratio) above 1."""
+    if not up:  # at 0 a negative count, rate or size makes no sense; at 1, zero layers or heads neither
+        return value < 0 or (value > 1 if float(value).is_integer() else value > 0)
+    return not (SHARES.search(name) and 0 <= value and value >= 1)
 
 
 def planned(exp, now: dt.datetime) -> str:

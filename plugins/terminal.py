@@ -160,8 +160,13 @@ class Terminal:
         if report.value is not None and report.baseline_value is not None and not report.is_baseline:
             delta = f"{report.value - report.baseline_value:+.6f}"
         expect = f" ({report.expectation})" if report.expectation else ""
-        self.write(f"{report.nodeid:<44} {value:<30} {delta:>10}  {self.color(report.status)}{expect}"
-                   f"  [{fmt_seconds(report.duration)}] {self.progress_count()}")
+        tail = f"{expect}  [{fmt_seconds(report.duration)}] {self.progress_count()}"
+        line = f"{report.nodeid:<32} {value:<28} {delta:>10}  {report.status}{tail}"
+        if len(line) <= min(self.width, 80):
+            self.write(line.replace(report.status + tail, self.color(report.status) + tail, 1))
+        else:  # a long node id: the verdict on its line, the numbers below, nothing past 80 columns
+            self.write(f"{report.nodeid} {self.color(report.status)}{expect} {self.progress_count()}")
+            self.write(f"    {value}  {delta}  [{fmt_seconds(report.duration)}]".rstrip())
         if report.status == "crash":
             self.write(f"    {report.root_cause}  (log: {report.log_path})")
         elif self.verbosity > 0:

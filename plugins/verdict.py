@@ -45,6 +45,38 @@ def autoresearch_addoption(parser) -> None:
                            "0: whatever beats the noise")
     parser.addsetting("max_added_lines", type="int", default=20, check=positive,
                       help="an improvement below keep_threshold that adds this many lines or more is discarded")
+    parser.addsetting("targets", type="table", default={}, check=check_targets,
+                      help="metrics a keep must also meet, as expectations: peak_vram_mb = \"<= 80000\", "
+                           "runaway_rate = \"< 0.05\" (a table; report shows each against its target)")
+
+
+def check_targets(targets: dict) -> str | None:
+    import re
+
+    from autoresearch.errors import ExpectationError
+    from autoresearch.expect import parse_expectation
+
+    for metric, expr in targets.items():
+        if not re.fullmatch(r"[A-Za-z_][\w.-]{0,99}", metric):
+            return f"{metric!r} is not a metric name"
+        try:
+            parse_expectation(expr)
+        except ExpectationError as exc:
+            return f"{metric}: {exc}"
+    return None
+
+
+def missed_targets(config, metrics: dict[str, float], baseline: dict[str, float]) -> list[str]:
+    """The targets a result misses, in words ("peak_vram_mb 81234 is not <= 80000"): a metric it did
+    not print misses its target too."""
+    from autoresearch.expect import parse_expectation
+
+    out = []
+    for metric, expr in (config.get("targets") or {}).items():
+        status, reason = parse_expectation(expr).check(metrics.get(metric), baseline.get(metric), metric)
+        if status != "confirmed":
+            out.append(reason)
+    return out
 
 
 @dataclass(frozen=True)
@@ -157,6 +189,10 @@ def autoresearch_make_verdict(experiment, metrics, runs, tip) -> Verdict:
     if j is None:
         return Verdict("discard", f"discard: the baseline printed no {metric} to compare with")
     status = KEEP if j.status == KEEP else DISCARD  # still grey when the runs ran out: not beyond the noise
+    missed = missed_targets(config, metrics, experiment.baseline.metrics) if status == KEEP else []
+    if missed:
+        status = DISCARD
+        j = replace(j, why=f"better, but misses its target: {'; '.join(missed)}")
     net = experiment.lines_added - experiment.lines_removed
     delta = -j.e.improvement if config.get("direction") == "minimize" else j.e.improvement
     spread = f" ± {j.e.se:.2g}" if j.e.se else ""

@@ -238,3 +238,23 @@ def test_report_escapes_pipes_and_counts_cpu_hours(repo, cli):
     assert "| 1 | lr \\| higher |" in text
     unit = "GPU" if shutil.which("nvidia-smi") else "CPU"
     assert f"| experiments | status | {unit}-hours | cost |" in text
+
+
+def test_targets_a_keep_must_meet_and_the_iteration_table(repo, cli):
+    (repo / "pyproject.toml").write_text((repo / "pyproject.toml").read_text()
+                                         + 'repeats = 1\n[tool.autoresearch.targets]\npeak_vram_mb = "<= 4096"\n')
+    git(repo, "commit", "-qam", "a memory target")
+    simple(repo, "a_deeper", "DEPTH = 6")  # better val_bpb? no: deeper is worse here; and misses the target
+    simple(repo, "b_lr", "LR = 0.02")  # better, memory unchanged: kept
+    simple(repo, "c_lr_deep", "LR = 0.03\nDEPTH = 5")  # best val_bpb of all, but 5120 MB: misses the target
+    r = cli("run", "--tag", "t1")
+    assert r.rc == 0, r
+    rows = read_results(repo / "results.tsv")
+    assert [(x["description"], x["status"]) for x in rows] == [
+        ("baseline", "keep"), ("a_deeper", "discard"), ("b_lr", "keep"), ("c_lr_deep", "discard")]
+    entries = [json.loads(x) for x in (repo / ".autoresearch/runs/t1/results.jsonl").read_text().splitlines()]
+    assert "misses its target: peak_vram_mb 5120 not <= 4096" in entries[3]["reason"], entries[3]["reason"]
+    text = cli("report").out
+    assert "## Metrics per kept iteration" in text
+    assert "| peak_vram_mb | 4096 | 4096 | <= 4096 |" in text
+    assert "| val_bpb | 1.22 | 1.12 ↓ | — |" in text

@@ -77,6 +77,19 @@ def test_journal_entry_has_the_seed_fields_in_order():
     assert "**Next**: Push further in the same direction: MATRIX_LR above 0.06." in text
 
 
+@pytest.mark.parametrize("name, old, new, status, advice", [
+    ("DROPOUT", "0.5", "1.0", "keep", "DROPOUT is at the edge of its range (1.0)"),
+    ("WARMUP", "10", "0", "keep", "WARMUP is at the edge of its range (0)"),
+    ("DEPTH", "1", "2", "discard", "Drop the idea: DEPTH cannot go below 1."),
+    ("LR", "0.0", "0.01", "discard", "Drop the idea: LR cannot go below 0.0."),
+    ("LR", "0.04", "0.06", "keep", "Push further in the same direction: LR above 0.06."),
+    ("DROPOUT", "0.2", "0.1", "discard", "Try the other direction: DROPOUT above 0.2."),
+])
+def test_next_steps_stay_in_a_valid_range(name, old, new, status, advice):
+    text = journal.completed(report(status=status, beyond_noise=True, changes=((name, old, new),)))
+    assert f"**Next**: {advice}" in text
+
+
 @pytest.mark.parametrize("cause, message, advice", [
     (Cause.TIMEOUT, "timeout: killed after 600s (limit 600s)", "Make each step cheaper"),
     (Cause.OUT_OF_MEMORY, "out of memory: torch.OutOfMemoryError", "Cut memory"),
