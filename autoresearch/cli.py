@@ -1,4 +1,4 @@
-"""The command line: ``autoresearch run | status | new | report | calibrate | init``. Arguments only: ``run`` is
+"""The command line: ``autoresearch run | status | new | report | calibrate | init | export | import | publish``. Arguments only: ``run`` is
 main.wrap_session's, the other commands are commands.py's, and every exit code main.exit_code's.
 
 Exit codes (autoresearch.ExitCode): 0 the session completed, whatever the verdicts;
@@ -26,6 +26,9 @@ COMMANDS = {
     "report": "Markdown tables of a run's metrics, parameters and compute, and an optional plot",
     "calibrate": "run the unmodified code N times and print its noise, the smallest improvement the "
                  "verdict settings can detect, and what they cost in experiments per hour",
+    "export": "one file holding a run: its commits (a git bundle), results, ledger, logs, journal and lessons",
+    "import": "bring a run that autoresearch export wrote into this clone (status and report then show it)",
+    "publish": "push a run's branch (with --all, every experiment's ref) and print its results in Markdown",
     "init": "set up this repository: a commented [tool.autoresearch] table with what it detects and TODOs "
             "for the rest, experiments/ with one example, and program.md for an LLM agent (never overwrites)",
 }
@@ -63,6 +66,14 @@ def make_parser(parser: Parser) -> tuple[ArgumentParser, dict[str, ArgumentParse
     subs["report"].add_argument("--cost-per-hour", dest="cost_per_hour", type=float, metavar="RATE", default=None,
                                 help="price of one GPU-hour for the cost table [cost_per_hour]")
     subs["report"].add_argument("-o", "--output", metavar="FILE.md", default=None, help="write the Markdown here")
+    subs["export"].add_argument("--tag", default=None, help="the run to export (default: the latest)")
+    subs["export"].add_argument("-o", "--output", metavar="FILE", default=None,
+                                help="where to write it (default: autoresearch-TAG.tar.gz)")
+    subs["import"].add_argument("file", metavar="FILE", help="a file autoresearch export wrote")
+    subs["publish"].add_argument("--tag", default=None, help="the run to publish (default: the latest)")
+    subs["publish"].add_argument("--remote", default="origin", help="the git remote to push to (default: origin)")
+    subs["publish"].add_argument("--all", action="store_true",
+                                 help="also push every experiment's commit, as refs/autoresearch/TAG/NNN-name")
     cal = subs["calibrate"]
     cal.add_argument("--runs", type=int, default=5, metavar="N",
                      help="runs of the unmodified code, seeds 0 to N-1 (default: 5; at least 2)")
@@ -123,7 +134,7 @@ def print_help(top: argparse.ArgumentParser, subs: dict[str, argparse.ArgumentPa
     for s in sorted(parser.settings.values(), key=lambda s: s.name):
         flag = f" ({s.flags[0]})" if s.flags else ""
         print(f"  {s.name}{flag} = {s.default!r}\n      {s.help}")
-    print("\nMore: autoresearch COMMAND --help (status, new, report, calibrate, init).")
+    print("\nMore: autoresearch COMMAND --help (status, new, report, calibrate, init, export, import, publish).")
 
 
 def cmd_run(config: Config) -> int:
@@ -172,6 +183,27 @@ def cmd_init(rootdir: Path) -> int:
     return ExitCode.OK
 
 
+def cmd_export(config: Config) -> int:
+    from autoresearch.share import export
+
+    export(config, config.getoption("output"), print)
+    return ExitCode.OK
+
+
+def cmd_import(config: Config) -> int:
+    from autoresearch.share import import_run
+
+    import_run(config, config.getoption("file"), print)
+    return ExitCode.OK
+
+
+def cmd_publish(config: Config) -> int:
+    from autoresearch.share import publish
+
+    publish(config, print)
+    return ExitCode.OK
+
+
 def cmd_calibrate(config: Config) -> int:
     from autoresearch.commands import calibrate
 
@@ -179,4 +211,5 @@ def cmd_calibrate(config: Config) -> int:
 
 
 COMMANDS_RUN: dict[str, Callable[[Config], int]] = {"run": cmd_run, "status": cmd_status, "new": cmd_new,
-                                                     "report": cmd_report, "calibrate": cmd_calibrate}
+                                                     "report": cmd_report, "calibrate": cmd_calibrate,
+                                                     "export": cmd_export, "import": cmd_import, "publish": cmd_publish}

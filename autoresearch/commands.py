@@ -136,6 +136,8 @@ def status(config: Any) -> str:
     if errors:
         lines.append(f"  {len(errors)} file(s) with errors, e.g. {errors[0]} (autoresearch run --collect-only)")
     lessons = config.rootdir / config.get("lessons_path", "experiments/lessons.md")
+    if not lessons.is_file():  # an imported run brings its lessons along
+        lessons = session.run_dir / "imported" / lessons.name
     if lessons.is_file():
         rules = [line for line in lessons.read_text().splitlines() if line.startswith(("- NEVER", "- ALWAYS"))]
         lines.append("lessons: " + (f"{len(rules)} rules, e.g. {rules[0][2:][:110]}" if rules else "no rules yet"))

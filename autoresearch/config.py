@@ -171,6 +171,10 @@ class Config:
         """
         return self._values[name] if name in self._values else default
 
+    def settings(self) -> dict[str, Any]:
+        """Every setting's value, by name (what a run ran with)."""
+        return dict(self._values)
+
     def getoption(self, name: str, default: Any = None) -> Any:
         """A command-line-only option's value."""
         return getattr(self.option, name, default)
