@@ -161,8 +161,16 @@ def cmd_new(config: Config) -> int:
 def cmd_report(config: Config) -> int:
     from autoresearch.commands import report
 
+    from autoresearch.main import check_output
+
+    out, plot = config.getoption("output"), config.getoption("plot")
+    if out:
+        check_output(config, "-o", out)
+    if plot:
+        check_output(config, "--plot", plot)
+        if Path(plot).suffix.lower() not in (".png", ".svg", ".pdf", ".jpg", ".jpeg"):
+            raise UsageError(f"--plot {plot}: give a .png, .svg, .pdf or .jpg file")
     text = report(config)
-    out = config.getoption("output")
     if out:
         Path(out).parent.mkdir(parents=True, exist_ok=True)
         Path(out).write_text(text)
@@ -184,8 +192,11 @@ def cmd_init(rootdir: Path) -> int:
 
 
 def cmd_export(config: Config) -> int:
+    from autoresearch.main import check_output
     from autoresearch.share import export
 
+    if config.getoption("output"):
+        check_output(config, "-o", config.getoption("output"))
     export(config, config.getoption("output"), print)
     return ExitCode.OK
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from autoresearch import hookimpl
-from autoresearch.config import positive
+from autoresearch.config import inside, positive
 from autoresearch.errors import CollectError, PatchError, UsageError
 from autoresearch.model import Hypothesis, build, from_function
 
@@ -40,8 +40,8 @@ def autoresearch_addoption(parser) -> None:
     parser.addoption("--collect-only", "--co", dest="collect_only", action="store_true",
                      help="list what would run and check every patch against the current files; run nothing")
     parser.addsetting("editable", type="list", default=["train.py"], help="the files hypotheses may change",
-                      check=lambda v: None if v else "give at least one file")
-    parser.addsetting("protected", type="list", default=["prepare.py", "pyproject.toml", "uv.lock"],
+                      check=lambda v: inside(v) if v else "give at least one file")
+    parser.addsetting("protected", type="list", default=["prepare.py", "pyproject.toml", "uv.lock"], check=inside,
                       help="files no hypothesis may change, verified unchanged before every run")
     parser.addsetting("max_sweep", type="int", default=1000, check=positive,
                       help="the most hypotheses one sweep may make (a mistyped sweep can make millions)")
@@ -227,7 +227,12 @@ def keyword_matcher(expr: str):
 
     if not tokens:
         raise UsageError("-k needs an expression")
-    matcher = parse_or()
+    if len(tokens) > 500:
+        raise UsageError(f"-k: an expression of {len(tokens)} words and parentheses (at most 500)")
+    try:
+        matcher = parse_or()
+    except RecursionError:
+        raise UsageError("-k: the expression is nested too deep") from None
     if pos != len(tokens):
         raise UsageError(f"-k {expr!r}: unexpected {tokens[pos]!r}")
     return lambda h: matcher((h.nodeid + " " + " ".join(h.tags)).lower())

@@ -140,7 +140,7 @@ def status(config: Any) -> str:
         lessons = session.run_dir / "imported" / lessons.name
     if lessons.is_file():
         rules = [line for line in lessons.read_text().splitlines() if line.startswith(("- NEVER", "- ALWAYS"))]
-        lines.append("lessons: " + (f"{len(rules)} rules, e.g. {rules[0][2:][:110]}" if rules else "no rules yet"))
+        lines.append("lessons: " + (f"{len(rules)} rule{'s' if len(rules) != 1 else ''}, e.g. {rules[0][2:][:110]}" if rules else "no rules yet"))
     return "\n".join(lines[:STATUS_LINES])
 
 
@@ -156,6 +156,9 @@ def _toml_value(text: str) -> Any:
         return tomllib.loads(f"v = {text}")["v"]
     except tomllib.TOMLDecodeError:
         pass
+    except (ValueError, RecursionError):  # an integer of thousands of digits, brackets hundreds deep
+        raise UsageError(f"--set value {text[:40]!r}...: too large or nested too deep (integers within ±2**63, "
+                         "a few levels of lists)") from None
     try:
         value = ast.literal_eval(text)
         return list(value) if isinstance(value, tuple) else value
@@ -213,7 +216,14 @@ def new(config: Any) -> Path:
     if opt.replace:
         raw["replace"] = [{"old": o, "new": n} for o, n in opt.replace]
     raw["expect"] = expect or {metric: "< baseline" if config.get("direction") == "minimize" else "> baseline"}
-    folder = config.rootdir / opt.dir if not Path(opt.dir).is_absolute() else Path(opt.dir)
+    from autoresearch.config import inside
+
+    problem = inside(opt.dir)
+    if problem:
+        raise UsageError(f"--dir {problem}")
+    folder = config.rootdir / opt.dir
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--dir {opt.dir}: not a folder")
     try:  # the file as it will be written: collection must accept it
         build(dict(raw), "new", 1, name)
     except CollectError as exc:
@@ -452,6 +462,9 @@ def plot(reports: list[Any], path: Path, curves: Path | None = None) -> None:
         ax.plot([], [], color="tab:red", alpha=0.3, label="crash")
     if ax.get_legend_handles_labels()[0]:
         ax.legend(loc="best")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # experiments are numbered, never 2.5
     ax.set_xlabel("experiment")
     ax.set_ylabel(f"{metric} ({'lower' if minimize else 'higher'} is better)")
     ax.set_title(f"{metric} per experiment (dots: runs, bars: ±1 SE; x: pruned early)")

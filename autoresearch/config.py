@@ -6,6 +6,7 @@ ini key and as a flag, is listed by ``--help``, and is type-checked where it is 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import tomllib
 from dataclasses import dataclass
@@ -74,6 +75,15 @@ class Parser:
             groups[group].add_argument(*flags, **kwargs)
 
 
+def inside(value: Any) -> str | None:
+    """A `check` for paths in the project: relative, below its root, never into .git."""
+    for path in (value if isinstance(value, list) else [value]):
+        parts = Path(path).parts
+        if not path or "\0" in path or Path(path).is_absolute() or ".." in parts or (parts and parts[0] == ".git"):
+            return f"{path!r} must be a path inside the project (relative, no .., not in .git)"
+    return None
+
+
 def positive(value: Any) -> str | None:
     """A `check` for settings that must be more than zero (a budget, a timeout, a count)."""
     return None if value > 0 else "must be more than 0"
@@ -106,12 +116,23 @@ def read_ini(rootdir: Path) -> dict[str, Any]:
 
 
 def _check(setting: Setting, value: Any, where: str) -> Any:
+    todo = next((v for v in (value if isinstance(value, list) else list(value.values()) if isinstance(value, dict)
+                             else [value]) if isinstance(v, str)
+                 and v.lstrip().upper().startswith("TODO")), None)
+    if todo is not None:
+        raise UsageError(f"{where}: {setting.name} is still a TODO ({todo!r}); set it ({setting.help})")
     want = {"str": str, "int": int, "float": (int, float), "bool": bool, "list": list, "args": list,
             "amount": (int, float, str), "table": dict}[setting.type]
     if setting.type == "list" and isinstance(value, str):
         value = [value]
     if setting.type == "args" and isinstance(value, str):
-        value = shlex.split(value)
+        try:
+            value = shlex.split(value)
+        except ValueError as exc:  # an unclosed quote
+            raise UsageError(f"{where}: {setting.name} = {value!r}: {exc} (a list of arguments, or one string "
+                             "quoted as a shell would)") from None
+    if setting.type == "args" and isinstance(value, list) and any(isinstance(v, str) and "\0" in v for v in value):
+        raise UsageError(f"{where}: {setting.name} has a NUL byte in an argument (no program can receive it)")
     ok = isinstance(value, want) and not (setting.type in ("int", "float") and isinstance(value, bool))
     if setting.type in ("list", "args") and ok:
         ok = all(isinstance(v, str) for v in value)
@@ -124,11 +145,6 @@ def _check(setting: Setting, value: Any, where: str) -> Any:
                          f"got {value!r} ({setting.help})")
     if setting.choices and value is not None and value not in setting.choices:
         raise UsageError(f"{where}: {setting.name} = {value!r} is not allowed (allowed: {', '.join(setting.choices)})")
-    todo = next((v for v in (value if isinstance(value, list) else list(value.values()) if isinstance(value, dict)
-                             else [value]) if isinstance(v, str)
-                 and v.lstrip().upper().startswith("TODO")), None)
-    if todo is not None:
-        raise UsageError(f"{where}: {setting.name} is still a TODO ({todo!r}); set it ({setting.help})")
     value = float(value) if setting.type == "float" and value is not None else value
     problem = setting.check(value) if setting.check and value is not None else None
     if problem:
@@ -151,7 +167,8 @@ class Config:
             raise UsageError(f"{rootdir / 'pyproject.toml'}: [tool.autoresearch] has unknown key {unknown[0]!r} "
                              f"(allowed: {', '.join(sorted(self._settings))})")
         self._values = {name: self._resolve(s) for name, s in self._settings.items()}
-        both = sorted(set(self._values.get("editable") or ()) & set(self._values.get("protected") or ()))
+        norm = lambda names: {os.path.normpath(n) for n in names or ()}  # noqa: E731  ./train.py is train.py
+        both = sorted(norm(self._values.get("editable")) & norm(self._values.get("protected")))
         if both:
             raise UsageError(f"{rootdir / 'pyproject.toml'} [tool.autoresearch]: {both[0]} is both editable and "
                              "protected (a file hypotheses may change cannot also be one they must never change)")

@@ -66,8 +66,8 @@ def link_into(config, work: Path) -> None:
         if not os.path.lexists(source):
             from autoresearch.errors import UsageError
 
-            raise UsageError(f"link: {name} does not exist in {config.rootdir} (list what the workload needs "
-                             "that git ignores, such as a data folder)")
+            raise UsageError(f"link: {name} does not exist in {config.rootdir}: create it first (run your data "
+                             "preparation), or take it out of link")
         if os.path.lexists(target):
             continue  # tracked after all, or linked already
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -228,7 +228,7 @@ def worker_env(session, worker: int) -> dict[str, str]:
     return {"OMP_NUM_THREADS": threads, "AUTORESEARCH_THREADS": threads}
 
 
-def classify(result: RunResult, metric: str) -> RunResult:
+def classify(result: RunResult, metric: str, pattern: str | None = None) -> RunResult:
     """The run with its cause filled in when it gave no usable result: data, and one line for people.
 
     How the process ended decides first (a timeout or an interrupt is already set by whoever
@@ -260,6 +260,9 @@ def classify(result: RunResult, metric: str) -> RunResult:
         else:
             last = f": {lines[-1][:200]}" if lines else " and printed nothing"
             cause, message = Cause.EXIT_CODE, f"exit code {result.returncode}{last}"
+    elif metric not in result.metrics and pattern:
+        cause, message = Cause.NO_METRIC, (f"exited 0 but no line matched metric_pattern {pattern!r}: check it "
+                                           f"against the log (it must read {metric} from what the script prints)")
     elif metric not in result.metrics:
         others = ", ".join(sorted(result.metrics)[:5])
         cause, message = Cause.NO_METRIC, (

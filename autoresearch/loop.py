@@ -16,7 +16,9 @@ from autoresearch import hookimpl
 
 
 def check_workers(value: str) -> str | None:
-    return None if value == "auto" or (value.isdigit() and int(value) >= 1) else "give a number of 1 or more, or auto"
+    if value == "auto" or (value.isdigit() and 1 <= int(value) <= 256):
+        return None
+    return "give a number from 1 to 256, or auto"
 
 
 @hookimpl

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from autoresearch import hookimpl, interrupts
+from autoresearch.config import inside
 from autoresearch.errors import GitError, OutputClosed, Terminated, UsageError
 from autoresearch.reports import ExitCode
 from autoresearch.session import Session, check_tag, default_tag
@@ -33,7 +34,7 @@ def autoresearch_addoption(parser) -> None:
                                                   f"{default_tag()})")
     parser.addoption("--resume", action="store_true", help="continue the run of an existing tag (--tag, default "
                                                          "the latest run) instead of starting a new one")
-    parser.addsetting("state_dir", default=".autoresearch",
+    parser.addsetting("state_dir", default=".autoresearch", check=inside,
                       help="folder (relative to the project root) for the run's worktree, logs and state; "
                            "git-ignored through .git/info/exclude")
 
@@ -130,19 +131,35 @@ class Lock:
 def check_outputs(config: Any) -> None:
     """The files the runner writes in the project are its own: never a link (a journal.md linked to
     train.py would append the journal to the code), never an editable or protected file."""
+    for name in config.get("link") or []:  # what the workload needs that git ignores: there before a branch is
+        if not os.path.lexists(config.rootdir / name):
+            raise UsageError(f"link: {name} does not exist in {config.rootdir}: create it first (run your data "
+                             "preparation), or take it out of link")
+    from autoresearch.execute import command
+
+    command(config)  # its placeholders can be filled ({budget_steps} needs budget_steps)
     outputs = {key: config.get(key) for key in ("results_path", "journal_path", "lessons_path")}
     outputs["--junitxml"] = config.getoption("junitxml")
-    own = {os.path.normpath(p) for p in [*config.editable, *config.protected]}
     for key, value in outputs.items():
-        if not value:
-            continue
-        path = config.rootdir / value
-        if os.path.normpath(os.path.relpath(path, config.rootdir)) in own:
-            raise UsageError(f"{key} = {value!r} is an editable or protected file; the runner would overwrite it "
-                             "(choose another path)")
-        if path.is_symlink():
-            raise UsageError(f"{key}: {value} is a symbolic link (to {os.readlink(path)}); the runner never writes "
-                             "through links: remove it, or choose another path")
+        if value:
+            check_output(config, key, value)
+
+
+def check_output(config: Any, key: str, value: str) -> Path:
+    """A file the runner (or a command) writes: never a link, a folder, a file of .git, an editable or
+    protected file, nor a hypothesis file (.py, .toml). Returns its path."""
+    own = {os.path.normpath(p) for p in [*config.editable, *config.protected]}
+    path = Path(value) if Path(value).is_absolute() else config.rootdir / value
+    rel = os.path.normpath(os.path.relpath(path, config.rootdir))
+    if rel in own or path.suffix in (".py", ".toml") or rel.split(os.sep)[0] == ".git":
+        raise UsageError(f"{key} = {value!r} is the project's code, its settings, a hypothesis file or part of "
+                         ".git; writing it would overwrite what it holds (choose another path)")
+    if path.is_symlink():
+        raise UsageError(f"{key}: {value} is a symbolic link (to {os.readlink(path)}); the runner never writes "
+                         "through links: remove it, or choose another path")
+    if path.is_dir():
+        raise UsageError(f"{key}: {value} is a folder (give a file's path)")
+    return path
 
 
 def wrap_session(config: Any, doit: Callable[[Any, Session], None]) -> int:

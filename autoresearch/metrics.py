@@ -21,7 +21,9 @@ MAX_LINE = 1 << 16
 
 @hookimpl
 def autoresearch_addoption(parser) -> None:
-    parser.addsetting("metric", "--metric", default="val_bpb", help="the metric that decides keep or discard")
+    parser.addsetting("metric", "--metric", default="val_bpb", help="the metric that decides keep or discard",
+                      check=lambda v: None if re.fullmatch(r"[A-Za-z_][\w.-]{0,99}", v) else
+                      "must be a metric's name as the log prints it (letters, digits, '_', '.', '-')")
     parser.addsetting("direction", "--direction", default="minimize", choices=("minimize", "maximize"),
                       help="whether a lower or a higher metric is better")
     parser.addsetting("metric_pattern", type="str", default=DEFAULT_PATTERN, check=check_pattern,

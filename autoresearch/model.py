@@ -44,7 +44,9 @@ def unprintable(text: str, allow: str = "") -> str | None:
     for c in text:
         if c in allow:
             continue
-        if unicodedata.category(c) in ("Cc", "Zl", "Zp", "Cs") or c in "\u200e\u200f\u202a\u202b\u202c\u202d\u202e":
+        # controls, line breaks, lone surrogates, and invisible format characters (bidi overrides and
+        # isolates, zero-width spaces) that make text read otherwise than it is; a zero-width joiner stays
+        if unicodedata.category(c) in ("Cc", "Zl", "Zp", "Cs") or (unicodedata.category(c) == "Cf" and c not in "\u200d\u00ad"):
             return ascii(c)[1:-1]
     return None
 
@@ -209,7 +211,8 @@ def build(raw: dict[str, Any], path: str, line: int, default_name: str,
     if not isinstance(sets, dict):
         raise fail("set must be a table of NAME = value", "set")
     for key, value in sets.items():
-        if not re.fullmatch(r"[A-Za-z_]\w{0,99}", key):
+        if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_]\w{0,99}", key):
+            key = str(key)
             raise fail(f"set.{key[:40]!r}: not a Python name (a module-level constant, e.g. LR)", key)
         problem = literal_problem(value)
         if problem:
@@ -231,7 +234,8 @@ def build(raw: dict[str, Any], path: str, line: int, default_name: str,
     if not isinstance(expect, dict) or not all(isinstance(v, str) for v in expect.values()):
         raise fail('expect must be a table of metric = "comparison" strings, e.g. val_bpb = "< baseline"', "expect")
     for metric, expr in expect.items():
-        if not re.fullmatch(r"[A-Za-z_][\w.-]{0,99}", metric):
+        if not isinstance(metric, str) or not re.fullmatch(r"[A-Za-z_][\w.-]{0,99}", metric):
+            metric = str(metric)
             raise fail(f"expect.{metric[:40]!r}: not a metric name (letters, digits, '_', '.', '-', "
                        "as the log prints it: val_bpb)", metric)
         try:
@@ -271,7 +275,9 @@ def build(raw: dict[str, Any], path: str, line: int, default_name: str,
                                    set=tuple({**sets, **dict(params)}.items()), **common), params)
         problem = description_problem(h.description)
         if problem:
-            raise fail(f"{problem}, once the sweep's values are filled in ({h.name})", "description")
+            raise fail(f"{problem}, once the sweep's values are filled in ({h.name[:60]})", "description")
+        if len(h.name) > 200:
+            raise fail(f"the sweep makes a name of {len(h.name)} characters (at most 200): shorter values", "sweep")
         out.append(h)
     return out
 
@@ -297,6 +303,11 @@ def check_sweep(sweep: Any, fail: Callable[..., CollectError], max_sweep: int | 
             problem = literal_problem(v)
             if problem:
                 raise fail(f"sweep.{key}: {problem} (allowed: finite numbers, strings, booleans, lists, tables)", key)
+            bad = unprintable(str(v)) if isinstance(v, (str, list, dict)) else None
+            if bad or len(str(v)) > 100:  # a sweep value names the hypothesis: one short line of text
+                raise fail(f"sweep.{key}: a value with a control character or line break {bad} (plain text)" if bad
+                           else f"sweep.{key}: a value of {len(str(v))} characters (at most 100: it names the "
+                           "hypothesis)", key)
     count = math.prod(len(v) for v in sweep.values())
     limit = max_sweep or MAX_SWEEP
     if count > limit:
@@ -356,8 +367,32 @@ def hypothesis(description: str | Callable | None = None, *, name: str | None = 
     return mark
 
 
+def safe_text(exc: BaseException) -> str:
+    """An exception's message as one printable line of at most 300 characters, whatever it holds."""
+    from autoresearch.reports import printable
+
+    try:
+        text = str(exc)
+    except Exception:  # a __str__ that raises
+        text = "(its message could not be read)"
+    return printable(text.replace("\n", " "))[:300]
+
+
 def from_function(fn: Callable, path: str, max_sweep: int | None = None) -> list[Hypothesis]:
-    """Turn a decorated function into hypotheses, calling it once per sweep combination."""
+    """Turn a decorated function into hypotheses, calling it once per sweep combination; whatever
+    the function or its decorator's arguments do wrong is a :class:`CollectError` at its line."""
+    line = getattr(getattr(fn, "__code__", None), "co_firstlineno", 1)
+    try:
+        return _from_function(fn, path, max_sweep)
+    except CollectError:
+        raise
+    except (Exception, SystemExit, GeneratorExit) as exc:  # the user's code, or arguments of the wrong kind
+        name = getattr(fn, "__name__", "the function")
+        raise CollectError(path, line, f"@hypothesis {name}: {type(exc).__name__}: {safe_text(exc)} (decorate a "
+                                       "plain function def name(patch): with data arguments)") from None
+
+
+def _from_function(fn: Callable, path: str, max_sweep: int | None = None) -> list[Hypothesis]:
     import inspect
 
     meta = dict(fn.__autoresearch_hypothesis__)  # type: ignore[attr-defined]
@@ -387,8 +422,11 @@ def from_function(fn: Callable, path: str, max_sweep: int | None = None) -> list
         patch = Patch()
         try:
             fn(patch, **{k: v for k, v in params if k in accepted})
-        except Exception as exc:  # the user's code: report where, not a traceback
-            raise CollectError(path, line, f"{fn.__name__}() raised {type(exc).__name__}: {exc}") from None
+        except (Exception, SystemExit, GeneratorExit) as exc:  # the user's code: report where, not a traceback
+            raise CollectError(path, line, f"{fn.__name__}() raised {type(exc).__name__}: {safe_text(exc)}") from None
+        if not isinstance(patch.sets, dict) or not isinstance(patch.replaces, list) or not isinstance(patch.diffs, list):
+            raise CollectError(path, line, f"{fn.__name__}() replaced the patch's own records (call patch.set, "
+                                           "patch.replace and patch.diff; do not assign to them)")
         if len(patch.diffs) > 1:
             raise CollectError(path, line, "call patch.diff() at most once (one unified diff per hypothesis)")
         one = dict(raw, set={**patch.sets, **dict(params)}, replace=patch.replaces)

@@ -194,8 +194,8 @@ _REFUSED = {
     "dissimilarity index": "rewrites a file as a new one", "GIT binary patch": "is a binary patch",
     "Binary files": "is a binary patch", "literal ": "is a binary patch", "delta ": "is a binary patch",
 }
-_HUNK = re.compile(r"^@@ -\d+(?:,(\d+))? \+\d+(?:,(\d+))? @@")
-_INDEX = re.compile(r"^index [0-9a-fA-F]+\.\.[0-9a-fA-F]+(?: (\d+))?\s*$")
+_HUNK = re.compile(r"^@@ -[0-9]+(?:,([0-9]+))? \+[0-9]+(?:,([0-9]+))? @@")
+_INDEX = re.compile(r"^index [0-9a-fA-F]+\.\.[0-9a-fA-F]+(?:\s+(\S+))?\s*$")
 
 
 def diff_files(text: str) -> list[str]:
@@ -244,11 +244,11 @@ def diff_files(text: str) -> list[str]:
                 raise PatchError(f"diff: {line.strip()[:80]!r} names two different files (renames are refused; "
                                  "a diff may only change lines of the editable files)")
             paths.append(strip(parts[0]))
-        elif line.startswith("index "):
+        elif re.match(r"index\s", line):
             m = _INDEX.match(line)
-            if m and m.group(1) and m.group(1) not in ("100644", "100755"):
-                raise PatchError(f"diff: {line.strip()!r}: mode {m.group(1)} is not a regular file "
-                                 "(symlinks and submodules are refused)")
+            if not m or (m.group(1) and m.group(1) not in ("100644", "100755")):
+                mode = f"mode {m.group(1)} is not a regular file" if m else "not an index line git writes"
+                raise PatchError(f"diff: {line.strip()[:80]!r}: {mode} (symlinks and submodules are refused)")
         elif line.startswith(("--- ", "+++ ")):
             path = strip(line[4:])
             if path == "/dev/null":

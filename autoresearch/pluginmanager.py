@@ -4,6 +4,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,9 @@ class PluginManager(pluggy.PluginManager):
         self.set_blocked(name)
 
     def import_plugin(self, name: str, modname: str | None = None) -> None:
+        if not re.fullmatch(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*", name or ""):
+            raise UsageError(f"-p {name!r}: not a module name (a dotted Python name, e.g. -p myplugin or "
+                             "-p package.plugin; -p no:NAME blocks one)")
         if self.is_blocked(name) or self.get_plugin(name) is not None:
             return
         modname = modname or name

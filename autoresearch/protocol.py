@@ -101,7 +101,12 @@ def call(exp) -> RunResult:
     metrics: dict[str, float] = {}
     for found in reversed(hook.autoresearch_parse_metrics(experiment=exp, log_path=Path(result.log_path))):
         metrics.update(found or {})
-    return classify(replace(result, metrics=metrics), exp.session.config.get("metric"))
+    from autoresearch.metrics import DEFAULT_PATTERN
+
+    config = exp.session.config
+    pattern = config.get("metric_pattern")
+    return classify(replace(result, metrics=metrics), config.get("metric"),
+                    pattern if pattern and pattern != DEFAULT_PATTERN else None)
 
 
 def finish(exp, verdict: Verdict) -> Report:

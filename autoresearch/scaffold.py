@@ -80,12 +80,43 @@ def ignored_folders(root: Path) -> list[str]:
     return out
 
 
+ITERATIONS = re.compile(r"(?i)^(max_?iters?|num_?iters?|n_?iters?|iters|iterations|max_?steps|num_?steps|n_?steps|"
+                        r"steps|train_?steps|total_?steps)$")
+
+
+def iteration_flag(root: Path, train: str, consts: dict[str, Any]) -> tuple[str, Any] | None:
+    """A command-line flag of the script that sets its iteration count (``--max_iters``), and the
+    count it runs by default when known: the budget can then reach it as {budget_steps}."""
+    try:
+        text = (root / train).read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return None
+    for m in re.finditer(r"""["'](--[A-Za-z][\w-]*)["']""", text):  # argparse: add_argument("--max_iters", ...)
+        name = m.group(1)[2:]
+        if ITERATIONS.match(name.replace("-", "_")):
+            value = next((v for k, v in consts.items() if k.lower() == name.replace("-", "_").lower()), None)
+            return m.group(1), value
+    if "sys.argv" in text:  # --key=value overrides of the config's globals, as nanoGPT's configurator does
+        for name, value in consts.items():
+            if ITERATIONS.match(name) and isinstance(value, int) and not isinstance(value, bool):
+                return f"--{name}", value
+    return None
+
+
 def table(root: Path) -> tuple[str, str | None, dict[str, Any]]:
     """The commented [tool.autoresearch] table; the editable file chosen and its constants."""
     found = candidates(root)
     editable, consts = found[0] if found else (script(root), {})
     train = script(root)
-    protected = [p for p in PROTECT if (root / p).is_file() and p != editable]
+    protected = [p for p in PROTECT if (p == "pyproject.toml" or (root / p).is_file()) and p != editable]
+    flag = iteration_flag(root, train, consts)
+    command = ["{python}", train] + ([f"{flag[0]}={{budget_steps}}"] if flag else [])
+    if flag and isinstance(flag[1], int):
+        steps = [f"budget_steps = {flag[1]}  # what {flag[0]} ran by default; the same work every run"]
+    elif flag:
+        steps = [f'budget_steps = "TODO: iterations per run, passed as {flag[0]}"']
+    else:
+        steps = ["# budget_steps = 1000"]
     links = ignored_folders(root)
     others = ", ".join(f"{rel} ({len(c)})" for rel, c in found[1:6])
     shown = ", ".join(list(consts)[:8]) + (", ..." if len(consts) > 8 else "")
@@ -102,8 +133,9 @@ def table(root: Path) -> tuple[str, str | None, dict[str, Any]]:
         f"protected = {q(protected)}",
         "# The workload, run in a fresh git worktree of each experiment's commit. Placeholders: {python} (the",
         "# Python running autoresearch), {budget} (seconds), {budget_steps}, {seed}, {workdir}.",
-        "# An iteration budget, for example: [\"{python}\", \"" + train + "\", \"--max_iters={budget_steps}\"]",
-        f'command = ["{{python}}", "{train}"]',
+        *([] if flag else ["# An iteration budget, for example: [\"{python}\", \"" + train
+                           + "\", \"--max_iters={budget_steps}\"]"]),
+        f"command = {q(command)}",
         "# The metric that decides keep or discard, and whether lower or higher is better.",
         'metric = "TODO: the name of the metric your script prints, e.g. val_loss"',
         'direction = "minimize"',
@@ -115,7 +147,7 @@ def table(root: Path) -> tuple[str, str | None, dict[str, Any]]:
         "# A budget for every run: seconds (the workload reads AUTORESEARCH_TIME_BUDGET) or steps",
         "# (AUTORESEARCH_MAX_STEPS, or {budget_steps} in the command).",
         "# budget = 300",
-        "# budget_steps = 1000",
+        *steps,
     ]
     return "\n".join(lines) + "\n", editable, consts
 

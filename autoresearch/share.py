@@ -89,13 +89,14 @@ def import_run(config: Any, file: str, say: Callable[[str], None]) -> str:
             manifest = json.loads((Path(tmp) / "manifest.json").read_text())
         except (tarfile.TarError, OSError, ValueError, KeyError) as exc:
             raise UsageError(f"{file}: not an autoresearch export ({exc})") from None
-        if manifest.get("format") != FORMAT:
-            raise UsageError(f"{file}: export format {manifest.get('format')!r} (this autoresearch reads {FORMAT})")
+        check_export(Path(tmp), manifest, file)
         tag = check_tag(str(manifest["tag"]))
         run_dir = config.state_dir / "runs" / tag
         if run_dir.exists() or _git(root, "for-each-ref", f"refs/heads/autoresearch/{tag}").strip():
             raise UsageError(f"run {tag!r} exists here already (its folder or its branch): nothing imported")
-        refs = [r for r in manifest["refs"] if r.startswith((f"refs/heads/autoresearch/{tag}", f"refs/autoresearch/{tag}/"))]
+        refs = [r for r in manifest["refs"] if r == f"refs/heads/autoresearch/{tag}" or
+                (r.startswith(f"refs/autoresearch/{tag}/") and ".." not in r and ":" not in r and "*" not in r)]
+        _git(root, "bundle", "verify", "--quiet", str(Path(tmp) / "run.bundle"))
         _git(root, "fetch", "--quiet", "--no-tags", str(Path(tmp) / "run.bundle"), *(f"{r}:{r}" for r in refs))
         common = _git(root, "rev-parse", "--path-format=absolute", "--git-common-dir").strip()
         GitPlugin.exclude(Path(common), [config.get("state_dir")])
@@ -112,6 +113,29 @@ def import_run(config: Any, file: str, say: Callable[[str], None]) -> str:
     return tag
 
 
+def check_export(folder: Path, manifest: Any, file: str) -> None:
+    """Everything an import needs, checked before anything is fetched or copied."""
+    def bad(what: str) -> UsageError:
+        return UsageError(f"{file}: not an autoresearch export ({what})")
+
+    if not isinstance(manifest, dict):
+        raise bad("its manifest is not a table")
+    if manifest.get("format") != FORMAT:
+        raise UsageError(f"{file}: export format {manifest.get('format')!r} (this autoresearch reads {FORMAT})")
+    if not isinstance(manifest.get("tag"), str) or not isinstance(manifest.get("run_dir"), str):
+        raise bad("its manifest names no tag or run folder")
+    refs = manifest.get("refs")
+    if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs) or \
+            f"refs/heads/autoresearch/{manifest['tag']}" not in refs:
+        raise bad("its manifest lists no branch of the run")
+    if not (folder / "run.bundle").is_file() or not (folder / "run").is_dir():
+        raise bad("no run.bundle or run/ in it")
+    try:
+        (folder / "run" / "ledger.jsonl").read_bytes().decode("utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise bad(f"its ledger cannot be read: {exc}") from None
+
+
 def publish(config: Any, say: Callable[[str], None]) -> str:
     """Push the run's branch (and with --all every experiment's ref) and print the results as a
     Markdown table for a pull request."""
@@ -121,6 +145,9 @@ def publish(config: Any, say: Callable[[str], None]) -> str:
     session = Session.open_existing(config, config.getoption("tag"))
     tag, root, remote = session.tag, config.rootdir, config.getoption("remote") or "origin"
     refs = run_refs(root, tag)
+    if subprocess.run(["git", "remote", "get-url", remote], cwd=root, capture_output=True).returncode:
+        raise UsageError(f"no git remote named {remote!r}: add one (git remote add {remote} URL) or name another "
+                         "with --remote")
     push = [f"refs/heads/autoresearch/{tag}:refs/heads/autoresearch/{tag}"]
     if config.getoption("all"):
         push += [f"{r}:{r}" for r in refs if r.startswith("refs/autoresearch/")]

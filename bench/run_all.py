@@ -1,6 +1,8 @@
-"""Run every benchmark and print its figures: python bench/run_all.py [--skip-workload] [--skip-parallel]
+"""Run every benchmark and print its figures:
+python bench/run_all.py [--skip-workload] [--skip-parallel] [--skip-prune]
 
-The long ones run on their own: python bench/soak.py (1,000 random stops).
+The long ones run on their own: python bench/soak.py (1,000 random stops), python
+bench/bench_validity.py (the verdict's error rates, simulated).
 """
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_collect  # noqa: E402
 import bench_parallel  # noqa: E402
+import bench_prune  # noqa: E402
 import bench_runner  # noqa: E402
 import bench_startup  # noqa: E402
 import bench_workload  # noqa: E402
@@ -22,5 +25,7 @@ if __name__ == "__main__":
     bench_runner.main()
     if "--skip-parallel" not in flags:
         bench_parallel.main()
+    if "--skip-prune" not in flags:
+        bench_prune.main()
     if "--skip-workload" not in flags:
         bench_workload.main()

@@ -40,8 +40,10 @@ IDENTITY = {"GIT_AUTHOR_NAME": "autoresearch", "GIT_AUTHOR_EMAIL": "autoresearch
 
 
 def ask(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """A question to git that writes nothing: its exit code and output, whatever they are."""
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True)
+    """A question to git that writes nothing: its exit code and output, whatever they are. Without
+    optional locks: `git status` would otherwise refresh the index under .git/index.lock, which a
+    SIGKILL at that instant leaves behind in the user's repository."""
+    return subprocess.run(["git", "--no-optional-locks", *args], cwd=cwd, capture_output=True, text=True)
 
 
 def git(*args: str, cwd: Path, input: str | None = None, env: dict[str, str] | None = None) -> str:

@@ -13,12 +13,13 @@ import re
 from pathlib import Path
 
 from autoresearch import hookimpl
+from autoresearch.config import inside
 from autoresearch.reports import Cause, Report
 
 
 @hookimpl
 def autoresearch_addoption(parser) -> None:
-    parser.addsetting("journal_path", default="experiments/journal.md",
+    parser.addsetting("journal_path", check=inside, default="experiments/journal.md",
                       help="the experiment journal, relative to the project root (append-only)")
 
 

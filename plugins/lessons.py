@@ -10,7 +10,7 @@ from collections import Counter, defaultdict
 from pathlib import Path
 
 from autoresearch import hookimpl
-from autoresearch.config import positive
+from autoresearch.config import inside, positive
 from autoresearch.reports import Cause, Report, best_kept, better
 
 BEGIN = "<!-- autoresearch:lessons:begin (generated; edit outside these markers) -->"
@@ -21,7 +21,7 @@ HEAD = ("# Lessons\n\n## Notes\n\nWrite your own notes here, outside the generat
 
 @hookimpl
 def autoresearch_addoption(parser) -> None:
-    parser.addsetting("lessons_path", default="experiments/lessons.md",
+    parser.addsetting("lessons_path", check=inside, default="experiments/lessons.md",
                       help="the distilled lessons, relative to the project root")
     parser.addsetting("lessons_every", type="int", default=4, check=positive,
                       help="distil lessons after every N experiments (3-5 is the seed's advice) and at the end")

@@ -58,6 +58,13 @@ class MLflowLogger:
         if self.uri.startswith("sqlite:///"):
             Path(self.uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
         self.client = MlflowClient(tracking_uri=self.uri)
+        if config.get("mlflow_tracking_uri"):  # a store that cannot be reached is one line, before anything runs
+            try:
+                self.client.search_experiments(max_results=1)
+            except Exception as exc:
+                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+                raise UsageError(f"mlflow_tracking_uri {self.uri!r}: {first} (check the URI, or that the server "
+                                 "is up)") from None
         self.lock = threading.Lock()
         self.session = None
         self.parent: str | None = None
@@ -94,7 +101,10 @@ class MLflowLogger:
             return
         name = self.config.get("mlflow_experiment")
         found = self.client.get_experiment_by_name(name)
-        experiment_id = found.experiment_id if found else self.client.create_experiment(name)
+        local = not self.uri.startswith(("http://", "https://", "databricks"))
+        artifacts = (self.config.state_dir / "mlartifacts").resolve().as_uri() if local else None
+        experiment_id = found.experiment_id if found else self.client.create_experiment(
+            name, artifact_location=artifacts)  # a local store's artifacts stay in the ignored state folder
         run = self.client.create_run(experiment_id, run_name=session.tag, tags={
             "autoresearch.tag": session.tag, "autoresearch.branch": session.branch or "",
             "autoresearch.initial_commit": session.initial_commit or session.tip or ""})

@@ -46,9 +46,17 @@ def autoresearch_addoption(parser) -> None:
     parser.addsetting("prune_margin", type="amount", default="2%", check=check_amount,
                       help="while the tip has one curve: the least distance behind it that counts (a loss or a "
                            "share: \"2%\"); its jitter times noise_k counts when larger")
-    parser.addsetting("prune_pattern", default=DEFAULT_PATTERN,
+    parser.addsetting("prune_pattern", default=DEFAULT_PATTERN, check=check_pattern,
                       help="regular expression for a progress line: named groups loss and (optionally) progress, "
                            "the percent of the budget done")
+
+
+def check_pattern(pattern: str) -> str | None:
+    try:
+        regex = re.compile(pattern)
+    except re.error as exc:
+        return f"not a valid regular expression ({exc})"
+    return None if "loss" in regex.groupindex else "needs the named group (?P<loss>...)"
 
 
 def at(curve: list[tuple[float, float]], x: float) -> float | None:

@@ -19,13 +19,14 @@ import re
 from pathlib import Path
 
 from autoresearch import hookimpl
+from autoresearch.config import inside
 from autoresearch.stats import sem
 from autoresearch.reports import Report
 
 
 @hookimpl
 def autoresearch_addoption(parser) -> None:
-    parser.addsetting("results_path", default="results.tsv",
+    parser.addsetting("results_path", check=inside, default="results.tsv",
                       help="where results.tsv is kept, relative to the project root (untracked)")
     parser.addsetting("memory_metric", default="peak_vram_mb",
                       help="the metric, in MB, that results.tsv's memory_gb column shows (in GB)")

@@ -105,8 +105,10 @@ class Terminal:
         budget = c.get("budget")
         self.write(self.rule("autoresearch session starts"))
         self.write(f"autoresearch {__version__}, python {sys.version.split()[0]} — root {c.rootdir}")
+        steps = c.get("budget_steps")
         self.write(f"tag {session.tag} · branch {session.branch or '(no git)'} · budget "
-                   f"{f'{budget:g}s' if budget else 'the workload default'} (timeout {timeout(c):g}s) · "
+                   f"{f'{budget:g}s' if budget else 'the workload default'}{f', {steps} steps' if steps else ''} "
+                   f"(timeout {timeout(c):g}s) · "
                    f"metric {c.get('metric')} ({c.get('direction')})")
         if self.verbosity > 0:
             self.write(f"command: {' '.join(command(c))} in {session.workdir}")
@@ -180,6 +182,8 @@ class Terminal:
         counts = {s: sum(1 for r in reports if r.status == s) for s in ("keep", "discard", "crash", "interrupted")}
         parts = [f"{n} {s}" for s, n in counts.items() if n]
         wall = time.time() - session.started
+        if not reports and int(exitstatus) == 4:  # refused at start-up: the error says why, nothing to sum up
+            return
         self.write()
         self.write(self.rule(f"{', '.join(parts) or 'nothing ran'} in {fmt_seconds(wall)}"))
         best = best_kept(reports)

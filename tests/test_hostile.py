@@ -194,7 +194,89 @@ def test_outputs_are_never_written_through_a_symlink(repo, cli, output):
 
 def test_an_output_path_that_is_the_code_is_refused(repo, cli):
     simple(repo, "a", "LR = 0.02")
-    assert_refused(repo, cli, "--junitxml", "train.py", says="editable or protected file")
+    assert_refused(repo, cli, "--junitxml", "train.py", says="the project's code")
+    assert_refused(repo, cli, "--junitxml", ".git/config", says="part of .git")
+    assert_refused(repo, cli, "--junitxml", "experiments", says="is a folder")
+
+
+SETTINGS_CASES = {
+    'editable = ["../outside.py"]': "must be a path inside the project",
+    'editable = ["/etc/hostname"]': "must be a path inside the project",
+    'editable = ["./train.py"]\nprotected = ["train.py"]': "both editable and protected",
+    'results_path = ".git/config"': "not in .git",
+    'results_path = ""': "must be a path inside the project",
+    'journal_path = "experiments"': "is a folder",
+    'journal_path = "experiments/a.toml"': "a hypothesis file",
+    'lessons_path = "../lessons.md"': "must be a path inside the project",
+    'state_dir = "/tmp/elsewhere"': "must be a path inside the project",
+    'command = "python \'train.py"': "No closing quotation",
+    'command = ["python", "tra\\u0000in.py"]': "NUL byte",
+    'command = ["python", "train.py", "--steps={budget_steps}"]': "budget_steps is not set",
+    'prune_pattern = "(("': "not a valid regular expression",
+    'metric = ""': "must be a metric's name",
+    'workers = "100000"': "from 1 to 256",
+}
+
+
+@pytest.mark.parametrize("setting", list(SETTINGS_CASES))
+def test_bad_settings_are_one_line_before_anything_is_written(repo, cli, setting):
+    text = (repo / "pyproject.toml").read_text()
+    if setting.startswith("command"):  # the fixture's command is replaced, not repeated
+        text = "\n".join(line for line in text.splitlines() if not line.startswith("command")) + "\n"
+    (repo / "pyproject.toml").write_text(text + setting + "\n")
+    git(repo, "commit", "-qam", "a setting")
+    simple(repo, "a", "LR = 0.02")
+    assert_refused(repo, cli, says=re.escape(SETTINGS_CASES[setting]))
+
+
+@pytest.mark.parametrize("args, says", [
+    (["-k", "(" * 3000 + "a" + ")" * 3000], "at most 500"),
+    (["-k", "(" * 240 + "a" + ")" * 240], "nested too deep"),
+    (["-k", "not " * 2000 + "a"], "at most 500"),
+    (["-p", ""], "not a module name"),
+    (["-p", "../x"], "not a module name"),
+])
+def test_bad_arguments_are_one_line(repo, cli, args, says):
+    simple(repo, "a", "LR = 0.02")
+    assert_refused(repo, cli, *args, says=re.escape(says))
+
+
+def test_commands_never_write_onto_the_code_or_into_git(repo, cli):
+    simple(repo, "a", "LR = 0.02")
+    assert cli("run", "--tag", "t1", "--repeats", "1").rc == 0
+    before = (repo / "train.py").read_bytes(), (repo / ".git" / "config").read_bytes()
+    for args, says in [(["report", "-o", "train.py"], "the project's code"), (["report", "-o", ".git/config"], ".git"),
+                       (["report", "--plot", "x.txt"], "give a .png"), (["export", "-o", "train.py"], "the project's code"),
+                       (["new", "x", "--set", "LR=0.5", "--dir", "../elsewhere"], "inside the project"),
+                       (["new", "x", "--set", "LR=0.5", "--dir", ".git"], "inside the project"),
+                       (["new", "x", "--set", "DEPTH=" + "9" * 5000], "too large"),
+                       (["new", "x", "--set", "LR=" + "[" * 2000 + "]" * 2000], "nested too deep")]:
+        r = cli(*args)
+        assert r.rc == 4 and says in r.err and "Traceback" not in r.err, (args, r)
+    assert ((repo / "train.py").read_bytes(), (repo / ".git" / "config").read_bytes()) == before
+    assert not (repo.parent / "elsewhere").exists()
+
+
+DOC = "    '''doc'''\n"
+MISBEHAVING = {
+    "expect with a number as a key": "@hypothesis(expect={1: '< 1'})\ndef lr(patch):\n" + DOC + "    patch.set(LR=0.02)\n",
+    "sys.exit inside": "@hypothesis\ndef lr(patch):\n" + DOC + "    import sys; sys.exit(0)\n",
+    "GeneratorExit": "@hypothesis\ndef lr(patch):\n" + DOC + "    raise GeneratorExit\n",
+    "an exception whose str raises": "class E(Exception):\n    def __str__(self):\n        raise ValueError\n\n"
+                                     "@hypothesis\ndef lr(patch):\n" + DOC + "    raise E()\n",
+    "an escape in an exception": "@hypothesis\ndef lr(patch):\n" + DOC + "    raise ValueError('\\x1b[2J' * 50000)\n",
+    "assigning the patch's records": "@hypothesis\ndef lr(patch):\n" + DOC + "    patch.sets = 5\n",
+    "a broken signature": "@hypothesis\ndef lr(patch):\n" + DOC + "    patch.set(LR=0.02)\nlr.__signature__ = 5\n",
+    "a sweep value that breaks lines": "@hypothesis(description='act {ACT:.0}', sweep={'ACT': ['relu\\nSigned-off-by: M']})\n"
+                                       "def lr(patch, ACT):\n" + DOC,
+}
+
+
+@pytest.mark.parametrize("case", list(MISBEHAVING))
+def test_python_hypotheses_that_misbehave_are_one_line(repo, cli, case):
+    write(repo / "experiments" / "bad.py", "from autoresearch import hypothesis\n\n" + MISBEHAVING[case])
+    err = assert_refused(repo, cli, says=r"ERROR experiments/bad\.py:\d+: ")
+    assert "\x1b" not in err and all(len(line) < 1200 for line in err.splitlines()), err
 
 
 # -------------------------------------------------------------------------------------------
@@ -213,7 +295,7 @@ TOML_CASES = {
     "a sweep of a million": ("[sweep]\nLR = [" + ", ".join(str(i / 1e4) for i in range(1000)) + "]\nDEPTH = ["
                              + ", ".join(str(i) for i in range(1000)) + "]\n", "1,000,000 hypotheses"),
     "a sweep value that forges a trailer": ('description = "lr {ACT}"\n[sweep]\nACT = ["relu\\nSigned-off-by: Mallory"]\n',
-                                            "once the sweep's values are filled in"),
+                                            "control character or line break"),
     "a sweep format width": ('description = "lr {LR:>20000000}"\n[sweep]\nLR = [0.02]\n', ""),
     "a metric name with an escape": ('[expect]\n"val\\u001b[31m" = "< 1"\n', "not a metric name"),
     "an empty sweep list": ("[sweep]\nLR = []\n", "at least one value"),

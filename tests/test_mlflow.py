@@ -65,6 +65,7 @@ def test_a_session_and_its_experiments_in_a_local_store(repo, tmp_path):
     diff = Path(mlflow.artifacts.download_artifacts(run_id=a.info.run_id, artifact_path="experiment.diff",
                                                     tracking_uri=uri, dst_path=str(tmp_path / "dl"))).read_text()
     assert "-LR = 0.01" in diff and "+LR = 0.02" in diff
+    assert not (repo / "mlruns").exists() and (repo / ".autoresearch" / "mlartifacts").is_dir()  # nothing untracked
 
 
 def test_a_killed_session_resumes_the_same_run_and_leaves_nothing_running(repo, tmp_path):

@@ -66,7 +66,8 @@ def test_init_then_new_then_run_on_someone_elses_code(project, cli):
     assert r.rc == 0, r
     table = (root / "pyproject.toml").read_text()
     assert 'editable = ["config.py"]' in table and 'link = ["data"]' in table
-    assert 'command = ["{python}", "train.py"]' in table and "TODO" in table
+    assert 'command = ["{python}", "train.py", "--max_iters={budget_steps}"]' in table and "TODO" in table
+    assert "budget_steps = 400" in table and 'protected = ["pyproject.toml"]' in table
     assert (root / "program.md").read_text().startswith("# program.md")
     assert (root / "experiments" / "example.toml").is_file()
     git(root, "add", "-A")
@@ -79,9 +80,7 @@ def test_init_then_new_then_run_on_someone_elses_code(project, cli):
     table = table.replace('metric = "TODO: the name of the metric your script prints, e.g. val_loss"',
                           'metric = "val_loss"')
     table = table.replace("# metric_pattern = ", "metric_pattern = ")
-    table = table.replace('command = ["{python}", "train.py"]',
-                          'command = ["{python}", "train.py", "--max_iters={budget_steps}"]')
-    table = table.replace("# budget_steps = 1000", "budget_steps = 40\nrepeats = 2\nmax_repeats = 2")
+    table = table.replace("budget_steps = 400", "budget_steps = 40\nrepeats = 2\nmax_repeats = 2")
     (root / "pyproject.toml").write_text(table)
     (root / "experiments" / "example.toml").unlink()
     git(root, "add", "-A")
@@ -258,3 +257,19 @@ def test_targets_a_keep_must_meet_and_the_iteration_table(repo, cli):
     assert "## Metrics per kept iteration" in text
     assert "| peak_vram_mb | 4096 | 4096 | <= 4096 |" in text
     assert "| val_bpb | 1.22 | 1.12 ↓ | — |" in text
+
+
+def test_a_link_that_does_not_exist_is_refused_before_anything_is_written(project, cli):
+    import shutil
+
+    (project / "pyproject.toml").write_text(
+        '[tool.autoresearch]\neditable = ["config.py"]\nrepeats = 1\nmetric = "val_loss"\nlink = ["data"]\n'
+        'command = ["{python}", "train.py"]\n' "metric_pattern = 'val loss (?P<value>[-+0-9.eE]+)'\n")
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "link")
+    shutil.rmtree(project / "data")
+    simple(project, "a", "learning_rate = 0.1")
+    r = cli("run", "--tag", "t1")
+    assert r.rc == 4 and "link: data does not exist" in r.err and "create it first" in r.err, r
+    assert not (project / ".autoresearch").exists() and "autoresearch/t1" not in git(project, "branch")
+    assert "nothing ran" not in r.out

@@ -71,4 +71,4 @@ def test_publish_pushes_the_branch_and_prints_markdown(repo, cli, tmp_path):
     assert git(remote, "rev-parse", "refs/autoresearch/t1/002-b_worse") == git(repo, "rev-parse",
                                                                               "refs/autoresearch/t1/002-b_worse")
     r = cli("publish", "--remote", "nowhere")
-    assert r.rc == 4 and "git push nowhere" in r.err
+    assert r.rc == 4 and "no git remote named 'nowhere'" in r.err

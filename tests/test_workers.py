@@ -113,7 +113,7 @@ def test_workers_auto_without_gpus_is_one(repo, cli):
     r = cli("run", "--tag", "t1", "-n", "auto", "-v")
     assert r.rc == 0 and sorted(p.name for p in run_dir(repo).glob("worktree*")) == ["worktree"]
     r = cli("run", "--tag", "t2", "-n", "0")
-    assert r.rc == 4 and "workers = '0': give a number of 1 or more, or auto" in r.err
+    assert r.rc == 4 and "workers = '0': give a number from 1 to 256, or auto" in r.err
 
 
 def test_ctrl_c_stops_every_worker_and_resume_runs_what_was_in_flight(repo):
