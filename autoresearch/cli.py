@@ -165,15 +165,15 @@ def cmd_report(config: Config) -> int:
 
     out, plot = config.getoption("output"), config.getoption("plot")
     if out:
-        check_output(config, "-o", out)
+        out = check_output(config, "-o", out)  # the very path that is written, checked
     if plot:
-        check_output(config, "--plot", plot)
         if Path(plot).suffix.lower() not in (".png", ".svg", ".pdf", ".jpg", ".jpeg"):
             raise UsageError(f"--plot {plot}: give a .png, .svg, .pdf or .jpg file")
+        check_output(config, "--plot", plot)  # relative to the current folder, as report writes it
     text = report(config)
     if out:
-        Path(out).parent.mkdir(parents=True, exist_ok=True)
-        Path(out).write_text(text)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(text)
         print(f"wrote {out}")
     else:
         print(text)
@@ -195,9 +195,8 @@ def cmd_export(config: Config) -> int:
     from autoresearch.main import check_output
     from autoresearch.share import export
 
-    if config.getoption("output"):
-        check_output(config, "-o", config.getoption("output"))
-    export(config, config.getoption("output"), print)
+    out = config.getoption("output")
+    export(config, str(check_output(config, "-o", out)) if out else None, print)
     return ExitCode.OK
 
 

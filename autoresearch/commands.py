@@ -22,18 +22,22 @@ def load_reports(config: Any) -> tuple[str, list[Any]]:
 
 def runner(config: Any) -> dict[str, Any]:
     """Whether a runner holds the repository's lock now: its pid, tag and start, as it wrote them."""
+    import fcntl
     import os
 
     path = config.state_dir / "lock"
     text = path.read_text(errors="replace").strip() if path.is_file() else ""
     m = re.match(r"pid (\d+), tag (\S+), since (.+)", text)
     alive = False
-    if m:
+    if path.is_file():  # held means a runner is at work: the kernel releases it with its holder, however it died
+        fd = os.open(path, os.O_RDONLY)
         try:
-            os.kill(int(m.group(1)), 0)
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            fcntl.flock(fd, fcntl.LOCK_UN)
+        except BlockingIOError:
             alive = True
-        except (ProcessLookupError, PermissionError):
-            alive = False
+        finally:
+            os.close(fd)
     return dict(alive=alive, pid=int(m.group(1)) if m else None, tag=m.group(2) if m else None,
                 since=m.group(3) if m else None)
 

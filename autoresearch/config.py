@@ -118,7 +118,7 @@ def read_ini(rootdir: Path) -> dict[str, Any]:
 def _check(setting: Setting, value: Any, where: str) -> Any:
     todo = next((v for v in (value if isinstance(value, list) else list(value.values()) if isinstance(value, dict)
                              else [value]) if isinstance(v, str)
-                 and v.lstrip().upper().startswith("TODO")), None)
+                 and v.lstrip().startswith("TODO:")), None)  # as autoresearch init writes them
     if todo is not None:
         raise UsageError(f"{where}: {setting.name} is still a TODO ({todo!r}); set it ({setting.help})")
     want = {"str": str, "int": int, "float": (int, float), "bool": bool, "list": list, "args": list,

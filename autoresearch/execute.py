@@ -52,10 +52,11 @@ def autoresearch_addoption(parser) -> None:
 
 
 def check_links(names: list[str]) -> str | None:
+    from autoresearch.config import inside
+
     for name in names:
-        parts = Path(name).parts
-        if not parts or Path(name).is_absolute() or ".." in parts:
-            return f"{name!r} must be a path inside the project (data, not ../data or /data)"
+        if inside(name) or any(not c.isprintable() for c in name) or any(c in name for c in "*?[]!#"):
+            return f"{name!r} must be a plain path inside the project (data, not ../data, /data or a pattern)"
     return None
 
 

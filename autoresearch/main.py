@@ -138,18 +138,20 @@ def check_outputs(config: Any) -> None:
     from autoresearch.execute import command
 
     command(config)  # its placeholders can be filled ({budget_steps} needs budget_steps)
-    outputs = {key: config.get(key) for key in ("results_path", "journal_path", "lessons_path")}
-    outputs["--junitxml"] = config.getoption("junitxml")
-    for key, value in outputs.items():
-        if value:
-            check_output(config, key, value)
+    for key in ("results_path", "journal_path", "lessons_path"):  # settings: relative to the project's root
+        if config.get(key):
+            check_output(config, key, config.get(key), config.rootdir)
+    if config.getoption("junitxml"):  # a path on the command line: relative to where it was typed
+        check_output(config, "--junitxml", config.getoption("junitxml"))
 
 
-def check_output(config: Any, key: str, value: str) -> Path:
+def check_output(config: Any, key: str, value: str, base: Path | None = None) -> Path:
     """A file the runner (or a command) writes: never a link, a folder, a file of .git, an editable or
-    protected file, nor a hypothesis file (.py, .toml). Returns its path."""
+    protected file, nor a hypothesis file (.py, .toml). `value` is relative to `base` (default: the
+    current folder, as for a path typed on the command line); returns the absolute path to write."""
     own = {os.path.normpath(p) for p in [*config.editable, *config.protected]}
-    path = Path(value) if Path(value).is_absolute() else config.rootdir / value
+    path = Path(value) if Path(value).is_absolute() else (base or Path.cwd()) / value
+    path = Path(os.path.abspath(path))
     rel = os.path.normpath(os.path.relpath(path, config.rootdir))
     if rel in own or path.suffix in (".py", ".toml") or rel.split(os.sep)[0] == ".git":
         raise UsageError(f"{key} = {value!r} is the project's code, its settings, a hypothesis file or part of "

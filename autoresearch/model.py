@@ -167,7 +167,17 @@ def parametrize(h: Hypothesis, params: tuple[tuple[str, Any], ...]) -> Hypothesi
         except (ValueError, TypeError):
             return str(values[m.group(1)])
 
-    formatted = _PLACEHOLDER.sub(fill, h.description)
+    import string
+
+    try:  # str.format, as always (the same descriptions, the same hypothesis keys), unless a width is a bomb
+        specs = [spec for _, field, spec, _ in string.Formatter().parse(h.description) if field is not None]
+        if any(int(w) > 99 for spec in specs for w in re.findall(r"\d+", spec or "")):
+            raise ValueError("a width of more than two digits")
+        formatted = h.description.format(**values)
+    except ValueError:
+        formatted = _PLACEHOLDER.sub(fill, h.description)
+    except (KeyError, IndexError, AttributeError, TypeError):
+        formatted = h.description
     if formatted == h.description:
         formatted = f"{h.description} ({', '.join(f'{k}={v}' for k, v in params)})"
     return replace(h, name=name, description=formatted, params=params)

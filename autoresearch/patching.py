@@ -206,7 +206,7 @@ def diff_files(text: str) -> list[str]:
     binary patch is a :class:`PatchError`, as is a ``diff --git`` line whose two paths differ.
     """
     paths: list[str] = []
-    lines = text.splitlines()
+    lines = text.split("\n")  # as git reads a patch: \x0c, \x1c or \x85 break no line
     i = 0
 
     def strip(path: str) -> str:

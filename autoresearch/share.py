@@ -104,13 +104,31 @@ def import_run(config: Any, file: str, say: Callable[[str], None]) -> str:
         shutil.copytree(Path(tmp) / "run", run_dir)
         if (Path(tmp) / "project").is_dir():
             shutil.copytree(Path(tmp) / "project", run_dir / "imported")
-        ledger = run_dir / "ledger.jsonl"  # the logs' paths, as they are here now
-        old, new = json.dumps(manifest["run_dir"])[1:-1], json.dumps(str(run_dir))[1:-1]
-        ledger.write_text(ledger.read_text().replace(old, new))
+        moved(run_dir / "ledger.jsonl", manifest["run_dir"], str(run_dir))
         (config.state_dir / "current").write_text(tag + "\n")
     say(f"imported run {tag}: branch autoresearch/{tag}, {len(refs) - 1} experiment refs, its results in "
         f"{run_dir} (the journal and lessons in {run_dir / 'imported'}); autoresearch status shows it")
     return tag
+
+
+def moved(ledger: Path, old: str, new: str) -> None:
+    """The ledger's log paths, from where the run ran to where it is now (each entry parsed: only
+    `log_path` values under the old run folder change)."""
+    def fix(value: Any) -> Any:
+        if isinstance(value, dict):
+            return {k: (new + v[len(old):] if k == "log_path" and isinstance(v, str) and v.startswith(old + "/")
+                        else fix(v)) for k, v in value.items()}
+        if isinstance(value, list):
+            return [fix(v) for v in value]
+        return value
+
+    lines = []
+    for line in ledger.read_text(encoding="utf-8").splitlines():
+        try:
+            lines.append(json.dumps(fix(json.loads(line))))
+        except ValueError:
+            lines.append(line)  # a torn last line stays as it was: the ledger's reader skips it
+    ledger.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
 
 
 def check_export(folder: Path, manifest: Any, file: str) -> None:
@@ -122,8 +140,10 @@ def check_export(folder: Path, manifest: Any, file: str) -> None:
         raise bad("its manifest is not a table")
     if manifest.get("format") != FORMAT:
         raise UsageError(f"{file}: export format {manifest.get('format')!r} (this autoresearch reads {FORMAT})")
-    if not isinstance(manifest.get("tag"), str) or not isinstance(manifest.get("run_dir"), str):
-        raise bad("its manifest names no tag or run folder")
+    if not isinstance(manifest.get("tag"), str) or not isinstance(manifest.get("run_dir"), str) or \
+            not Path(manifest["run_dir"]).is_absolute() or \
+            Path(manifest["run_dir"]).parts[-2:] != ("runs", manifest["tag"]):
+        raise bad("its manifest names no tag, or no run folder .../runs/<tag>")
     refs = manifest.get("refs")
     if not isinstance(refs, list) or not all(isinstance(r, str) for r in refs) or \
             f"refs/heads/autoresearch/{manifest['tag']}" not in refs:

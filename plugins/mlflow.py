@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -82,9 +83,22 @@ class MLflowLogger:
         tmp.write_text(json.dumps({"parent": self.parent, "runs": self.runs, "uri": self.uri}))
         os.replace(tmp, path)
 
+    def warn(self, exc: Exception, doing: str) -> None:
+        """MLflow is a record beside the run, never its master: a failure is a warning, and the run goes on."""
+        first = (str(exc).strip().splitlines() or [""])[0][:200]
+        print(f"autoresearch: warning: mlflow: {doing} failed ({type(exc).__name__}: {first}); the run goes on, "
+              "its MLflow record is incomplete", file=sys.stderr)
+
     @hookimpl(trylast=True)
     def autoresearch_sessionstart(self, session) -> None:
         self.session = session
+        try:
+            self.open_session(session)
+        except Exception as exc:
+            self.parent = None
+            self.warn(exc, "opening the session's run")
+
+    def open_session(self, session) -> None:
         state = {}
         if self.state_path().is_file():
             try:
@@ -122,7 +136,10 @@ class MLflowLogger:
         if self.parent is None:
             return
         status = {0: "FINISHED", 130: "KILLED", 143: "KILLED", 141: "KILLED"}.get(int(exitstatus), "FAILED")
-        self.client.set_terminated(self.parent, status=status)
+        try:
+            self.client.set_terminated(self.parent, status=status)
+        except Exception as exc:
+            self.warn(exc, "ending the session's run")
 
     # -- one nested run per experiment --------------------------------------------------------
 
@@ -130,7 +147,10 @@ class MLflowLogger:
     def autoresearch_experiment_logstart(self, experiment) -> None:
         if self.parent is not None:
             with self.lock:  # workers log from their threads: one at a time
-                self.start(experiment)
+                try:
+                    self.start(experiment)
+                except Exception as exc:
+                    self.warn(exc, f"starting the run of {experiment.nodeid}")
 
     def start(self, experiment) -> None:
         h = experiment.hypothesis
@@ -149,7 +169,10 @@ class MLflowLogger:
     def autoresearch_experiment_logreport(self, report) -> None:
         if self.parent is not None:
             with self.lock:
-                self.finish(report)
+                try:
+                    self.finish(report)
+                except Exception as exc:
+                    self.warn(exc, f"logging {report.nodeid}")
 
     def finish(self, report) -> None:
         from mlflow.entities import Metric, Param, RunTag

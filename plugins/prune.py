@@ -5,8 +5,8 @@ lines) is kept in ``.autoresearch/runs/<tag>/curves/<log name>.tsv``. While a ca
 past ``prune_after`` of its budget, each new point is compared with the tip's curves at the same
 point: with two or more tip runs, worse than their mean by more than ``noise_k`` times the spread
 of those curves there (sqrt(1 + 1/n) for the candidate's own noise); with one, by more than
-``noise_k`` times that curve's point-to-point jitter (sqrt 2: both curves are noisy), and never
-by less than ``prune_margin``. Worse at ``prune_patience`` points in a row: the run is stopped, as at a
+``noise_k`` times that curve's point-to-point jitter (sqrt 2: both curves are noisy); and never
+by less than ``prune_margin`` (runs that ignore their seed are all alike, and have no spread). Worse at ``prune_patience`` points in a row: the run is stopped, as at a
 timeout, and the experiment is a discard whose reason says so ("pruned at 40%: loss 3.10 vs
 2.81 ± 0.03 for the tip at the same point"). The baseline is never pruned, nor is a workload
 whose output has no progress lines (the terminal says so once).
@@ -44,8 +44,8 @@ def autoresearch_addoption(parser) -> None:
     parser.addsetting("prune_patience", type="int", default=3, check=positive,
                       help="points in a row its loss must be behind the tip's before a run is pruned")
     parser.addsetting("prune_margin", type="amount", default="2%", check=check_amount,
-                      help="while the tip has one curve: the least distance behind it that counts (a loss or a "
-                           "share: \"2%\"); its jitter times noise_k counts when larger")
+                      help="the least distance behind the tip's curve that counts (a loss or a share: \"2%\"); "
+                           "the noise of its curves, times noise_k, counts when larger")
     parser.addsetting("prune_pattern", default=DEFAULT_PATTERN, check=check_pattern,
                       help="regular expression for a progress line: named groups loss and (optionally) progress, "
                            "the percent of the budget done")
@@ -94,7 +94,7 @@ class Pruner:
         self.curves: dict[str, list[tuple[float, float]]] = {}  # log path -> its points so far
         self.offsets: dict[str, int] = {}  # log path -> bytes of it read
         self.strikes: dict[str, int] = {}
-        self.elapsed: float | None = None  # for a pattern without a progress group: elapsed / budget
+        self.elapsed: dict[str, float] = {}  # log path -> seconds into its run (the share, without a progress group)
         self.warned = False
         self.tip_cache: tuple = (None, [])
 
@@ -120,17 +120,29 @@ class Pruner:
             self.tip_cache = (key, out)
         return out
 
-    def read(self, experiment, log_path: Path) -> list[tuple[float, float]]:
+    def forget(self, key: str) -> None:
+        """A log that starts again (an experiment run anew, with the same number): a new curve."""
+        for table in (self.offsets, self.curves, self.strikes, self.elapsed):
+            table.pop(key, None)
+
+    def read(self, experiment, log_path: Path, elapsed: float | None = None) -> list[tuple[float, float]]:
         """The progress lines the log gained since the last look, as new points of its curve
-        (written to the curve's file as they come)."""
+        (written to the curve's file as they come). `elapsed`: seconds into the run, when it runs."""
         key = str(log_path)
         with self.lock:
+            if elapsed is not None:
+                if elapsed < self.elapsed.get(key, 0.0):  # its clock went back: another run of the same log
+                    self.forget(key)
+                self.elapsed[key] = elapsed
             offset = self.offsets.get(key, 0)
             points = self.curves.setdefault(key, [])
             first, new = not points and offset == 0, []
             try:
                 with open(log_path, "rb") as f:
                     size = os.fstat(f.fileno()).st_size
+                    if size < offset:  # truncated: a new run writes it
+                        self.forget(key)
+                        offset, points, first = 0, self.curves.setdefault(key, []), True
                     while offset < size:  # in bounded chunks: a workload may print gigabytes
                         resync = size - offset > BEHIND
                         if resync:  # far behind: jump to the tail, and on from the next whole line
@@ -143,8 +155,8 @@ class Pruner:
                             if len(chunk) < CHUNK:
                                 break  # the rest of a line still being written
                             end = start = len(chunk)  # a line longer than a chunk: not a progress line
-                        for line in chunk[start:end].decode("utf-8", errors="replace").splitlines():
-                            point = self.point(line)
+                        for line in chunk[start:end].decode("utf-8", errors="replace").split("\n"):
+                            point = self.point(line, self.elapsed.get(key))
                             if point is not None and (not points or point[0] > points[-1][0]):
                                 points.append(point)
                                 new.append(point)
@@ -159,7 +171,7 @@ class Pruner:
                 f.write("".join(f"{x:.6g}\t{y:.6g}\n" for x, y in new))
         return new
 
-    def point(self, line: str) -> tuple[float, float] | None:
+    def point(self, line: str, elapsed: float | None = None) -> tuple[float, float] | None:
         m = self.pattern.search(line)
         if not m:
             return None
@@ -167,15 +179,14 @@ class Pruner:
             y = float(m.group("loss"))
             if "progress" in self.pattern.groupindex and m.group("progress") is not None:
                 return float(m.group("progress")) / 100, y
-            return (self.elapsed or 0.0) / (self.config.get("budget") or 300.0), y
+            return (elapsed or 0.0) / (self.config.get("budget") or 300.0), y
         except (IndexError, ValueError):
             return None
 
     @hookimpl
     def autoresearch_experiment_progress(self, experiment, elapsed: float, line: str, loss) -> str | None:
-        self.elapsed = elapsed
         log_path = experiment.log_path
-        new = self.read(experiment, log_path)
+        new = self.read(experiment, log_path, elapsed)
         if not new or experiment.hypothesis is None or not self.config.get("prune"):
             return None
         tip = self.tip_curves(experiment.session)
@@ -202,10 +213,12 @@ class Pruner:
         k = self.config.get("noise_k", 2.0)
         if n > 1:  # the spread of the tip's runs at this point; the candidate's own noise on top
             spread = math.sqrt(math.fsum((v - mean) ** 2 for v in values) / (n - 1))
-            margin = k * spread * math.sqrt(1 + 1 / n)
-        else:  # one curve: its point-to-point jitter, for both curves, and never less than prune_margin
+            noise = k * spread * math.sqrt(1 + 1 / n)
+        else:  # one curve: its point-to-point jitter, for both curves
             spread = jitter(tip[0]) if tip else 0.0
-            margin = max(amount(self.config.get("prune_margin"), mean), k * spread * math.sqrt(2))
+            noise = k * spread * math.sqrt(2)
+        # never less than prune_margin: identical runs (a script that ignores the seed) have no spread
+        margin = max(amount(self.config.get("prune_margin"), mean), noise)
         with self.lock:
             self.strikes[key] = self.strikes.get(key, 0) + 1 if y > mean + margin else 0
             strikes = self.strikes[key]

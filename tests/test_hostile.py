@@ -527,3 +527,24 @@ def test_control_characters_a_workload_prints_are_shown_escaped(repo, cli):
     assert "\x1b" not in r.out and "error: \\x1b[2J\\x1b[31mscreen wiped" in r.out
     for output in ("results.tsv", "experiments/journal.md"):
         assert "\x1b" not in (repo / output).read_text()
+
+
+def test_sweep_descriptions_keep_their_old_text_and_keys(repo, cli):
+    from autoresearch.model import Hypothesis, parametrize
+
+    h = Hypothesis(name="bs", description="batch {BS:,} at {LR!r} {{literal}}", hypothesis="h", path="x.toml")
+    assert parametrize(h, (("BS", 65536), ("LR", 0.02))).description == "batch 65,536 at 0.02 {literal}"
+    other = Hypothesis(name="bs", description="batch {BS} and {OTHER}", hypothesis="h", path="x.toml")
+    assert parametrize(other, (("BS", 8),)).description == "batch {BS} and {OTHER} (BS=8)"  # as before
+    bomb = Hypothesis(name="bs", description="lr {LR:>999999999}", hypothesis="h", path="x.toml")
+    assert parametrize(bomb, (("LR", 0.02),)).description == "lr {LR:>999999999} (LR=0.02)"  # a width bomb: not filled
+
+
+def test_the_diff_header_check_splits_lines_as_git_does(repo, cli):
+    from autoresearch.errors import PatchError
+    from autoresearch.patching import check_diff_paths
+
+    sneaky = ("--- a/train.py\n+++ b/train.py\n@@ -1 +1 @@\n-LR = 0.01\n+LR = 0.02\n"
+              "junk\x0c@@ -0,0 +1,2 @@\n--- /dev/null\n+++ b/evil.txt\n@@ -0,0 +1 @@\n+x\n")
+    with pytest.raises(PatchError, match="creates a file"):
+        check_diff_paths(sneaky, ["train.py"], [])

@@ -149,3 +149,22 @@ def test_dash_p_mlflow_logs_to_a_store_in_the_state_folder(repo, cli):
     db = repo / ".autoresearch" / "mlflow.db"
     parents, children = runs_of(MlflowClient(tracking_uri=f"sqlite:///{db}"))
     assert [p.info.run_name for p in parents] == ["t1"] and len(children) == 2
+
+
+def test_an_mlflow_failure_mid_run_is_a_warning_and_the_run_goes_on(repo, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with_uri(repo, uri)
+    (repo / "conftest.py").write_text(  # the store fails when an experiment is logged, as a server going down
+        "from autoresearch import hookimpl\n\n"
+        "@hookimpl(tryfirst=True)\ndef autoresearch_experiment_logreport(report):\n"
+        "    from mlflow.tracking import MlflowClient\n"
+        "    def down(*a, **k):\n        raise ConnectionError('server went away')\n"
+        "    MlflowClient.log_batch = down\n")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "a flaky store")
+    simple(repo, "a_lr", "LR = 0.02")
+    r = run_subprocess(repo, "run", "--tag", "t1")
+    assert r.returncode == 0, r.stderr
+    assert "warning: mlflow: logging baseline failed (ConnectionError: server went away)" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert (repo / "results.tsv").read_text().count("\n") == 3  # header, baseline, a_lr: recorded as ever

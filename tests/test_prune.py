@@ -114,3 +114,25 @@ def test_a_workload_without_progress_lines_is_never_pruned_and_says_so_once(repo
     r = cli("run", "--tag", "t1")
     assert r.rc == 0, r
     assert r.out.count("no run will be pruned") == 1
+
+
+def test_a_log_written_again_starts_a_new_curve(tmp_path):
+    from types import SimpleNamespace
+
+    from autoresearch.plugins.prune import DEFAULT_PATTERN, Pruner
+
+    settings = dict(prune_pattern=DEFAULT_PATTERN, prune=True, prune_after=0.25, prune_patience=3,
+                    prune_margin="2%", noise_k=2.0, budget=None)
+    pruner = Pruner(SimpleNamespace(get=lambda k, d=None: settings.get(k, d)))
+    session = SimpleNamespace(run_dir=tmp_path, tip="t", history=[])
+    log = tmp_path / "logs" / "003-x.log"
+    log.parent.mkdir()
+    experiment = SimpleNamespace(session=session, hypothesis=object(), log_path=log)
+    line = lambda pct, loss: f"step 00001 ({pct:.1f}%) | loss {loss:.6f} | remaining 0s\n"  # noqa: E731
+    log.write_text("".join(line(p, 9.0) for p in (10, 30, 50, 60)))
+    pruner.autoresearch_experiment_progress(experiment, elapsed=6.0, line="", loss=None)
+    # the experiment runs anew (the tip moved): the same log, written from the start
+    log.write_text("".join(line(p, 3.0) for p in (10, 20, 30, 40, 50, 60, 70, 80)))
+    pruner.autoresearch_experiment_progress(experiment, elapsed=1.0, line="", loss=None)
+    curve = (tmp_path / "curves" / "003-x.tsv").read_text().splitlines()
+    assert curve == [f"{p / 100:g}\t3" for p in (10, 20, 30, 40, 50, 60, 70, 80)]
