@@ -109,7 +109,8 @@ def read_ini(rootdir: Path) -> dict[str, Any]:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise UsageError(f"{path}: not valid TOML: {exc}") from None
-    table = data.get("tool", {}).get("autoresearch", {})
+    tool = data.get("tool", {})
+    table = tool.get("autoresearch", {}) if isinstance(tool, dict) else None
     if not isinstance(table, dict):
         raise UsageError(f"{path}: [tool.autoresearch] must be a table")
     return table

@@ -115,6 +115,16 @@ def autoresearch_collection_finish(session: Session) -> None:
 
 
 @hookspec
+def autoresearch_preflight(config: Config) -> None:
+    """Called by ``run`` after collection, before anything is written (no branch, no lock file, no
+    results): check what the plugin needs (a server it logs to, a file it writes) and raise
+    :class:`autoresearch.UsageError` with one line to refuse the run.
+
+    :param config: The run's settings.
+    """
+
+
+@hookspec
 def autoresearch_sessionstart(session: Session) -> None:
     """Called after collection, before the first experiment: prepare the workspace.
 

@@ -141,6 +141,19 @@ def check_outputs(config: Any) -> None:
     for key in ("results_path", "journal_path", "lessons_path"):  # settings: relative to the project's root
         if config.get(key):
             check_output(config, key, config.get(key), config.rootdir)
+    check_state_dir(config)
+    config.hook.autoresearch_preflight(config=config)
+
+
+def check_state_dir(config: Any) -> None:
+    """The state folder, through any link: inside the project, never in .git, a folder."""
+    state = os.path.realpath(config.state_dir)
+    root = os.path.realpath(config.rootdir)
+    if os.path.commonpath([state, root]) != root or os.path.relpath(state, root).split(os.sep)[0] in (".git", "."):
+        raise UsageError(f"state_dir {config.get('state_dir')!r} leads to {state}, outside the project or into .git "
+                         "(through a link?): give a folder inside the project")
+    if os.path.exists(state) and not os.path.isdir(state):
+        raise UsageError(f"state_dir {config.get('state_dir')!r} is a file, not a folder")
     if config.getoption("junitxml"):  # a path on the command line: relative to where it was typed
         check_output(config, "--junitxml", config.getoption("junitxml"))
 
@@ -150,9 +163,14 @@ def check_output(config: Any, key: str, value: str, base: Path | None = None) ->
     protected file, nor a hypothesis file (.py, .toml). `value` is relative to `base` (default: the
     current folder, as for a path typed on the command line); returns the absolute path to write."""
     own = {os.path.normpath(p) for p in [*config.editable, *config.protected]}
+    if not key.endswith("_path"):  # a command's output never lands on the runner's own records either
+        own |= {os.path.normpath(config.get(k)) for k in ("results_path", "journal_path", "lessons_path")
+                if config.get(k)}
     path = Path(value) if Path(value).is_absolute() else (base or Path.cwd()) / value
     path = Path(os.path.abspath(path))
-    rel = os.path.normpath(os.path.relpath(path, config.rootdir))
+    root = os.path.realpath(config.rootdir)  # folders on the way may be links: judge where it really lands
+    real = os.path.join(os.path.realpath(path.parent), path.name)
+    rel = os.path.normpath(os.path.relpath(real, root))
     if rel in own or path.suffix in (".py", ".toml") or rel.split(os.sep)[0] == ".git":
         raise UsageError(f"{key} = {value!r} is the project's code, its settings, a hypothesis file or part of "
                          ".git; writing it would overwrite what it holds (choose another path)")

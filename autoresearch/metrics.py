@@ -42,8 +42,8 @@ def check_pattern(pattern: str) -> str | None:
     """What is wrong with a metric_pattern, or None."""
     try:
         regex = re.compile(pattern.encode(), re.MULTILINE)
-    except (re.error, UnicodeEncodeError) as exc:
-        return f"not a valid regular expression ({exc})"
+    except (re.error, UnicodeEncodeError, OverflowError, RecursionError, MemoryError) as exc:
+        return f"not a valid regular expression ({type(exc).__name__}: {str(exc)[:80]})"
     if "value" not in regex.groupindex:
         return "needs the named group (?P<value>...), and (?P<name>...) unless it reads the metric setting's value"
     return None

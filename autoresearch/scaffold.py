@@ -9,6 +9,8 @@ as it is.
 """
 from __future__ import annotations
 
+import json
+import os
 import re
 import subprocess
 from pathlib import Path
@@ -27,8 +29,10 @@ def constants(path: Path) -> dict[str, Any]:
     from autoresearch.patching import assignments
 
     try:
+        if not path.is_file() or path.is_symlink() or path.stat().st_size > 1 << 20:
+            return {}  # a FIFO, a device, a link, or no config file at 1 MiB: not read
         table = assignments(path.read_bytes().decode("utf-8"))
-    except (OSError, UnicodeDecodeError, SyntaxError, ValueError, RecursionError):
+    except (OSError, UnicodeDecodeError, SyntaxError, ValueError, RecursionError, MemoryError):
         return {}
     return {name: entry[2] for name, entry in table.items() if entry is not None and entry[3]
             and isinstance(entry[2], (int, float, str, bool)) and not name.startswith("__")}
@@ -120,7 +124,7 @@ def table(root: Path) -> tuple[str, str | None, dict[str, Any]]:
     links = ignored_folders(root)
     others = ", ".join(f"{rel} ({len(c)})" for rel, c in found[1:6])
     shown = ", ".join(list(consts)[:8]) + (", ..." if len(consts) > 8 else "")
-    q = lambda items: "[" + ", ".join(f'"{i}"' for i in items) + "]"  # noqa: E731
+    q = lambda items: "[" + ", ".join(json.dumps(i) for i in items) + "]"  # noqa: E731  TOML-safe quoting
     lines = [
         "[tool.autoresearch]",
         "# Written by `autoresearch init`: check every line. `autoresearch run --help` explains each key;",
@@ -219,15 +223,29 @@ def init(root: Path, say: Callable[[str], None]) -> list[Path]:
     """Write what is missing; returns the files written (or appended to)."""
     from autoresearch.config import read_ini
 
+    from autoresearch.errors import UsageError
+
     written: list[Path] = []
+    for name in ("pyproject.toml", "program.md", "experiments", "experiments/example.toml"):
+        path = root / name  # init writes only regular files and folders of the project, never through a link
+        if path.is_symlink():
+            raise UsageError(f"init: {name} is a symbolic link (to {os.readlink(path)}); init writes no file through "
+                             "a link: replace it with a regular file, or remove it")
+    if (root / "experiments").exists() and not (root / "experiments").is_dir():
+        raise UsageError("init: experiments is a file; hypotheses go in a folder experiments/ (rename the file)")
+    if (root / "pyproject.toml").exists() and not (root / "pyproject.toml").is_file():
+        raise UsageError("init: pyproject.toml is not a file")
     text, editable, consts = table(root)
     pyproject = root / "pyproject.toml"
     if pyproject.is_file() and "[tool.autoresearch]" in pyproject.read_text(encoding="utf-8", errors="replace"):
         say(f"{pyproject.name} already has [tool.autoresearch]: left as it is")
-        settings = read_ini(root)
-        editable = (settings.get("editable") or [editable])[0]
+        listed = read_ini(root).get("editable")
+        editable = listed[0] if isinstance(listed, list) and listed and isinstance(listed[0], str) else editable
     else:
-        existing = pyproject.read_text(encoding="utf-8") if pyproject.is_file() else ""
+        try:
+            existing = pyproject.read_text(encoding="utf-8") if pyproject.is_file() else ""
+        except UnicodeDecodeError:
+            raise UsageError("init: pyproject.toml is not UTF-8 text (TOML files must be): nothing written") from None
         with open(pyproject, "a", encoding="utf-8") as f:
             f.write(("\n" if existing and not existing.endswith("\n\n") else "") + text)
         written.append(pyproject)
@@ -242,7 +260,7 @@ def init(root: Path, say: Callable[[str], None]) -> list[Path]:
         written.append(target)
         say(f"wrote {target.relative_to(root)}: one example hypothesis")
     program = root / "program.md"
-    if program.exists():
+    if os.path.lexists(program):
         say("program.md exists: left as it is")
     else:
         program.write_text(PROGRAM.format(editable=editable), encoding="utf-8")

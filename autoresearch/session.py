@@ -126,14 +126,18 @@ class Session:
     def open_existing(cls, config: Any, tag: str | None = None) -> Session:
         """A finished or stopped run (default: the latest), read from its ledger: for status, report."""
         current = config.state_dir / "current"
-        tag = tag or (current.read_text().strip() if current.is_file() else None)
+        tag = tag or (current.read_text(errors="replace").strip() if current.is_file() else None)
         if not tag:
             raise UsageError(f"no runs yet in {config.state_dir} (start one with autoresearch run)")
         session = cls(config)
         session.tag = check_tag(tag)
         if not session.ledger.exists():
             raise UsageError(f"no run tagged {tag!r} in {config.state_dir}")
-        session.load()
+        try:
+            session.load()
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+            raise UsageError(f"{session.ledger.path}: an entry autoresearch did not write ({type(exc).__name__}: "
+                             f"{str(exc)[:80]}); the run's record is damaged") from None
         return session
 
     # -- state on disk ---------------------------------------------------------------------

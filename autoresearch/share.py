@@ -87,10 +87,15 @@ def import_run(config: Any, file: str, say: Callable[[str], None]) -> str:
                         raise UsageError(f"{file}: {member.name} is not something an export holds (refused)")
                 tar.extractall(tmp, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
             manifest = json.loads((Path(tmp) / "manifest.json").read_text())
-        except (tarfile.TarError, OSError, ValueError, KeyError) as exc:
-            raise UsageError(f"{file}: not an autoresearch export ({exc})") from None
+        except (tarfile.TarError, OSError, ValueError, KeyError, EOFError, RecursionError) as exc:
+            raise UsageError(f"{file}: not an autoresearch export ({type(exc).__name__}: {str(exc)[:120]})") from None
         check_export(Path(tmp), manifest, file)
         tag = check_tag(str(manifest["tag"]))
+        from autoresearch.main import check_state_dir
+
+        check_state_dir(config)
+        if (config.state_dir / "current").exists() and not (config.state_dir / "current").is_file():
+            raise UsageError(f"{config.state_dir / 'current'} is not a file: nothing imported")
         run_dir = config.state_dir / "runs" / tag
         if run_dir.exists() or _git(root, "for-each-ref", f"refs/heads/autoresearch/{tag}").strip():
             raise UsageError(f"run {tag!r} exists here already (its folder or its branch): nothing imported")
@@ -151,9 +156,15 @@ def check_export(folder: Path, manifest: Any, file: str) -> None:
     if not (folder / "run.bundle").is_file() or not (folder / "run").is_dir():
         raise bad("no run.bundle or run/ in it")
     try:
-        (folder / "run" / "ledger.jsonl").read_bytes().decode("utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise bad(f"its ledger cannot be read: {exc}") from None
+        for line in (folder / "run" / "ledger.jsonl").read_bytes().decode("utf-8").splitlines():
+            try:
+                entry = json.loads(line)
+            except ValueError:
+                continue  # a torn line, as a killed runner leaves one: the ledger's reader skips it
+            if not isinstance(entry, dict):
+                raise bad("its ledger holds something other than entries")
+    except (OSError, UnicodeDecodeError, RecursionError) as exc:
+        raise bad(f"its ledger cannot be read: {type(exc).__name__}") from None
 
 
 def publish(config: Any, say: Callable[[str], None]) -> str:
@@ -174,7 +185,10 @@ def publish(config: Any, say: Callable[[str], None]) -> str:
     proc = subprocess.run(["git", "push", "--quiet", remote, *push], cwd=root, capture_output=True, text=True)
     if proc.returncode:
         raise UsageError(f"git push {remote}: {proc.stderr.strip() or 'failed'} (check the remote with git remote -v)")
-    rows = read_results(session.run_dir / "results.tsv") if (session.run_dir / "results.tsv").is_file() else []
+    try:
+        rows = read_results(session.run_dir / "results.tsv") if (session.run_dir / "results.tsv").is_file() else []
+    except (OSError, UnicodeDecodeError):
+        rows = []
     metric = config.get("metric")
     kept = sum(r["status"] == "keep" for r in rows)
     lines = [f"**autoresearch run `{tag}`**: {len(rows)} experiments, {kept} kept, on branch "

@@ -56,16 +56,10 @@ class MLflowLogger:
                              "'autoresearch[mlflow]' (or unset it)") from None
         self.config = config
         self.uri = config.get("mlflow_tracking_uri") or f"sqlite:///{config.state_dir / 'mlflow.db'}"
-        if self.uri.startswith("sqlite:///"):
-            Path(self.uri[len("sqlite:///"):]).parent.mkdir(parents=True, exist_ok=True)
-        self.client = MlflowClient(tracking_uri=self.uri)
-        if config.get("mlflow_tracking_uri"):  # a store that cannot be reached is one line, before anything runs
-            try:
-                self.client.search_experiments(max_results=1)
-            except Exception as exc:
-                first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
-                raise UsageError(f"mlflow_tracking_uri {self.uri!r}: {first} (check the URI, or that the server "
-                                 "is up)") from None
+        self.client_class = MlflowClient
+        self.client: Any = None  # made in preflight, once collection has passed: nothing is written before
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "2")  # a server that is down: an answer in
+        os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "20")  # seconds, not minutes of backoff
         self.lock = threading.Lock()
         self.session = None
         self.parent: str | None = None
@@ -83,6 +77,28 @@ class MLflowLogger:
         tmp.write_text(json.dumps({"parent": self.parent, "runs": self.runs, "uri": self.uri}))
         os.replace(tmp, path)
 
+    @hookimpl
+    def autoresearch_preflight(self, config) -> None:
+        """The store, reached once before anything runs: a wrong URI is one line, not a failed run."""
+        from autoresearch.errors import UsageError
+
+        if self.uri.startswith("sqlite:///"):
+            path = Path(self.uri[len("sqlite:///"):])
+            real = os.path.realpath(path if path.is_absolute() else Path.cwd() / path)
+            git_dir = os.path.realpath(config.rootdir / ".git")
+            if real == git_dir or real.startswith(git_dir + os.sep) or os.path.isdir(real):
+                raise UsageError(f"mlflow_tracking_uri {self.uri!r}: a database file there would be inside .git or "
+                                 "is a folder (give a file's path)")
+            Path(real).parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.client = self.client_class(tracking_uri=self.uri)
+            self.client.search_experiments(max_results=1)
+        except Exception as exc:
+            self.client = None
+            first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+            raise UsageError(f"mlflow_tracking_uri {self.uri!r}: {first} (check the URI, or that the server "
+                             "is up)") from None
+
     def warn(self, exc: Exception, doing: str) -> None:
         """MLflow is a record beside the run, never its master: a failure is a warning, and the run goes on."""
         first = (str(exc).strip().splitlines() or [""])[0][:200]
@@ -92,6 +108,8 @@ class MLflowLogger:
     @hookimpl(trylast=True)
     def autoresearch_sessionstart(self, session) -> None:
         self.session = session
+        if self.client is None:  # no preflight (a plugin replaced the session's start): nothing to log to
+            return
         try:
             self.open_session(session)
         except Exception as exc:

@@ -54,8 +54,8 @@ def autoresearch_addoption(parser) -> None:
 def check_pattern(pattern: str) -> str | None:
     try:
         regex = re.compile(pattern)
-    except re.error as exc:
-        return f"not a valid regular expression ({exc})"
+    except (re.error, OverflowError, RecursionError, MemoryError) as exc:
+        return f"not a valid regular expression ({type(exc).__name__}: {str(exc)[:80]})"
     return None if "loss" in regex.groupindex else "needs the named group (?P<loss>...)"
 
 

@@ -548,3 +548,51 @@ def test_the_diff_header_check_splits_lines_as_git_does(repo, cli):
               "junk\x0c@@ -0,0 +1,2 @@\n--- /dev/null\n+++ b/evil.txt\n@@ -0,0 +1 @@\n+x\n")
     with pytest.raises(PatchError, match="creates a file"):
         check_diff_paths(sneaky, ["train.py"], [])
+
+
+def test_init_and_imports_refuse_what_would_write_through_links_or_damage(repo, cli, tmp_path):
+    (repo / "pyproject.toml").unlink()
+    (repo / "pyproject.toml").symlink_to(repo / "train.py")
+    before = (repo / "train.py").read_bytes()
+    r = cli("init")
+    assert r.rc == 4 and "pyproject.toml is a symbolic link" in r.err, r
+    assert (repo / "train.py").read_bytes() == before and not (repo / "program.md").exists()
+    (repo / "pyproject.toml").unlink()
+    (repo / "program.md").symlink_to(repo / ".git" / "hooks" / "post-commit")
+    assert cli("init").rc == 4 and not (repo / ".git" / "hooks" / "post-commit").exists()
+    # a truncated export, and one whose ledger is nested thousands deep: one line, nothing fetched
+    (repo / "program.md").unlink()
+    (repo / "pyproject.toml").write_text('[tool.autoresearch]\nrepeats = 1\ncommand = ["python", "train.py"]\n')
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "settings")
+    (tmp_path / "short.tar.gz").write_bytes(b"\x1f\x8b\x08\x00" + b"\x00" * 20)
+    r = cli("import", str(tmp_path / "short.tar.gz"))
+    assert r.rc == 4 and "not an autoresearch export" in r.err and "Traceback" not in r.err, r
+    assert "autoresearch/" not in git(repo, "for-each-ref")
+
+
+def test_a_damaged_ledger_is_one_line(repo, cli):
+    simple(repo, "a", "LR = 0.02")
+    assert cli("run", "--tag", "t1", "--repeats", "1").rc == 0
+    ledger = repo / ".autoresearch" / "runs" / "t1" / "ledger.jsonl"
+    ledger.write_text(ledger.read_text() + '{"event": "start"}\n')
+    for command in ("status", "report"):
+        r = cli(command)
+        assert r.rc == 4 and "the run's record is damaged" in r.err and "Traceback" not in r.err, r
+
+
+def test_settings_that_reach_into_git_or_through_links(repo, cli):
+    (repo / "gl").symlink_to(repo / ".git")
+    git(repo, "add", "gl")
+    git(repo, "commit", "-qm", "a link to .git")
+    simple(repo, "a", "LR = 0.02")
+    assert_refused(repo, cli, "--junitxml", "gl/hooks/pre-commit", says="part of .git")
+    text = (repo / "pyproject.toml").read_text()
+    (repo / "pyproject.toml").write_text(text + 'state_dir = "gl/state"\n')
+    git(repo, "commit", "-qam", "state through the link")
+    r = cli("run", "--tag", "t1")
+    assert r.rc == 4 and "outside the project or into .git" in r.err, r
+    assert not (repo / ".git" / "state").exists()
+    (repo / "pyproject.toml").write_text(text.replace("[tool.autoresearch]", "tool = 5\n[x]"))  # tool not a table
+    r = cli("run", "--tag", "t1")
+    assert r.rc == 4 and "Traceback" not in r.err, r

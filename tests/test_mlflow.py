@@ -168,3 +168,26 @@ def test_an_mlflow_failure_mid_run_is_a_warning_and_the_run_goes_on(repo, tmp_pa
     assert "warning: mlflow: logging baseline failed (ConnectionError: server went away)" in r.stderr
     assert "Traceback" not in r.stderr
     assert (repo / "results.tsv").read_text().count("\n") == 3  # header, baseline, a_lr: recorded as ever
+
+
+@pytest.mark.parametrize("uri, says", [
+    ("sqlite:///.git/x.db", "inside .git"),
+    ("http://127.0.0.1:1", "check the URI, or that the server is up"),
+    ("bogus://x", "check the URI"),
+])
+def test_a_store_that_cannot_be_used_is_one_line_before_anything_is_written(repo, cli, uri, says):
+    with_uri(repo, uri)
+    simple(repo, "a_lr", "LR = 0.02")
+    started = time.monotonic()
+    r = cli("run", "--tag", "t1")
+    assert r.rc == 4 and says in r.err and "Traceback" not in r.err, r
+    assert time.monotonic() - started < 120  # bounded retries, not minutes of backoff
+    assert not (repo / ".autoresearch").exists() and "autoresearch/" not in git(repo, "for-each-ref")
+    assert not list((repo / ".git").glob("*.db"))
+
+
+def test_collect_only_creates_no_store(repo, cli, tmp_path):
+    with_uri(repo, f"sqlite:///{tmp_path / 'never.db'}")
+    simple(repo, "a_lr", "LR = 0.02")
+    assert cli("run", "--collect-only").rc == 0
+    assert not (tmp_path / "never.db").exists()
