@@ -374,18 +374,10 @@ def report(config: Any) -> str:
 
 def curves_of(report: Any, folder: Path) -> list[list[tuple[float, float]]]:
     """The learning curves the prune plugin kept for a report's runs (loss against share of budget)."""
-    out = []
-    for run in report.runs:
-        if not run.log_path:
-            continue
-        try:
-            rows = (line.split("\t") for line in (folder / f"{Path(run.log_path).stem}.tsv").read_text().splitlines())
-            curve = [(float(x), float(y)) for x, y in rows]
-        except (OSError, ValueError):
-            continue
-        if len(curve) > 1:
-            out.append(curve)
-    return out
+    from autoresearch.plugins.prune import read_curve
+
+    curves = (read_curve(folder / f"{Path(run.log_path).stem}.tsv") for run in report.runs if run.log_path)
+    return [curve for curve in curves if len(curve) > 1]
 
 
 def plot(reports: list[Any], path: Path, curves: Path | None = None) -> None:

@@ -133,10 +133,6 @@ def _encodes(text: str) -> bool:
         return False
 
 
-def _check_literal(value: Any) -> bool:
-    return literal_problem(value) is None
-
-
 def slug(name: str) -> str:
     """A name as it appears in file names and git refs: letters, digits, '_' and '-' (``lr[0.02]`` -> ``lr-0-02``).
 

@@ -230,11 +230,9 @@ class MLflowLogger:
         """The run's learning curve as the prune plugin kept it (share of the budget, loss)."""
         if not log_path or self.session is None:
             return []
-        path = self.session.run_dir / "curves" / f"{Path(log_path).stem}.tsv"
-        try:
-            return [(float(x), float(y)) for x, y in (line.split("\t") for line in path.read_text().splitlines())]
-        except (OSError, ValueError):
-            return []
+        from autoresearch.plugins.prune import read_curve
+
+        return read_curve(self.session.run_dir / "curves" / f"{Path(log_path).stem}.tsv")
 
     def diff(self, report) -> str:
         if not report.commit or not report.baseline_commit or report.commit == report.baseline_commit:
