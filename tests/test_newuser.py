@@ -60,6 +60,13 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return root
 
 
+def configure(project: Path, settings: str) -> None:
+    """The project's [tool.autoresearch] table is `settings`, committed."""
+    (project / "pyproject.toml").write_text("[tool.autoresearch]\n" + settings)
+    git(project, "add", "-A")
+    git(project, "commit", "-qm", "settings")
+
+
 def test_init_then_new_then_run_on_someone_elses_code(project, cli):
     root = project
     r = cli("init")
@@ -106,32 +113,24 @@ def test_init_then_new_then_run_on_someone_elses_code(project, cli):
 
 
 def test_command_placeholders(project, cli):
-    write(root_file := project / "show.py", "import sys, os\nprint('args', sys.argv[1:], os.getcwd())\n"
-                                            "print('---')\nprint('val_loss: 1.0')\n")
-    (project / "pyproject.toml").write_text(
-        '[tool.autoresearch]\neditable = ["config.py"]\nlink = ["data"]\nrepeats = 1\n'
-        'command = ["{python}", "show.py", "--b={budget}", "--s={budget_steps}", "--seed={seed}", "--w={workdir}"]\n'
-        'metric = "val_loss"\nbudget = 30\nbudget_steps = 7\n')
-    git(project, "add", "-A")
-    git(project, "commit", "-qm", "placeholders")
+    write(project / "show.py", "import sys, os\nprint('args', sys.argv[1:], os.getcwd())\n"
+                               "print('---')\nprint('val_loss: 1.0')\n")
+    configure(project, 'editable = ["config.py"]\nlink = ["data"]\nrepeats = 1\n'
+                       'command = ["{python}", "show.py", "--b={budget}", "--s={budget_steps}", "--seed={seed}", "--w={workdir}"]\n'
+                       'metric = "val_loss"\nbudget = 30\nbudget_steps = 7\n')
     simple(project, "a", "learning_rate = 0.1")
     assert cli("run", "--tag", "t1").rc == 0
     log = (project / ".autoresearch/runs/t1/logs/000-baseline.log").read_text()
     work = project / ".autoresearch/runs/t1/worktree"
-    assert f"args ['--b=30', '--s=7', '--seed=0', '--w={work}']" in log and str(root_file) != ""
-    (project / "pyproject.toml").write_text(
-        '[tool.autoresearch]\neditable = ["config.py"]\ncommand = ["{python}", "show.py", "--s={budget_steps}"]\n')
-    git(project, "commit", "-qam", "no steps")
+    assert f"args ['--b=30', '--s=7', '--seed=0', '--w={work}'] {work}\n" in log  # and it ran in {workdir}
+    configure(project, 'editable = ["config.py"]\ncommand = ["{python}", "show.py", "--s={budget_steps}"]\n')
     r = cli("run", "--tag", "t2")
     assert r.rc == 4 and "{budget_steps}" in r.err and "budget_steps is not set" in r.err, r
 
 
 def test_a_missing_ignored_file_gets_a_hint_naming_link(project, cli):
-    (project / "pyproject.toml").write_text(
-        '[tool.autoresearch]\neditable = ["config.py"]\nrepeats = 1\nmetric = "val_loss"\n'
-        'command = ["{python}", "train.py"]\n' "metric_pattern = 'val loss (?P<value>[-+0-9.eE]+)'\n")
-    git(project, "add", "-A")
-    git(project, "commit", "-qm", "no link")
+    configure(project, 'editable = ["config.py"]\nrepeats = 1\nmetric = "val_loss"\n'
+                       'command = ["{python}", "train.py"]\n' "metric_pattern = 'val loss (?P<value>[-+0-9.eE]+)'\n")
     simple(project, "a", "learning_rate = 0.1")
     r = cli("run", "--tag", "t1")
     assert r.rc == 1, r  # the baseline crashed: the run stops
@@ -139,12 +138,9 @@ def test_a_missing_ignored_file_gets_a_hint_naming_link(project, cli):
 
 
 def test_collection_warns_about_dead_and_empty_patches(project, cli):
-    (project / "pyproject.toml").write_text(
-        '[tool.autoresearch]\neditable = ["config.py"]\nprotected = ["prepare.py"]\n'
-        'command = ["{python}", "train.py", "--max_iters=20"]\nmetric = "val_loss"\n'
-        "metric_pattern = 'val loss (?P<value>[-+0-9.eE]+)'\n")
-    git(project, "add", "-A")
-    git(project, "commit", "-qm", "settings")
+    configure(project, 'editable = ["config.py"]\nprotected = ["prepare.py"]\n'
+                       'command = ["{python}", "train.py", "--max_iters=20"]\nmetric = "val_loss"\n'
+                       "metric_pattern = 'val loss (?P<value>[-+0-9.eE]+)'\n")
     simple(project, "same", "learning_rate = 0.05")
     simple(project, "dead", "max_iters = 100")
     r = cli("run", "--collect-only")
@@ -156,11 +152,8 @@ def test_collection_warns_about_dead_and_empty_patches(project, cli):
 
 
 def test_no_metric_says_what_would_fix_it(project, cli):
-    (project / "pyproject.toml").write_text(
-        '[tool.autoresearch]\neditable = ["config.py"]\nrepeats = 1\nmetric = "val_loss"\nlink = ["data"]\n'
-        'command = ["{python}", "train.py"]\n')
-    git(project, "add", "-A")
-    git(project, "commit", "-qm", "no pattern")
+    configure(project, 'editable = ["config.py"]\nrepeats = 1\nmetric = "val_loss"\nlink = ["data"]\n'
+                       'command = ["{python}", "train.py"]\n')
     simple(project, "a", "learning_rate = 0.1")
     r = cli("run", "--tag", "t1")
     assert r.rc == 1, r
@@ -262,11 +255,8 @@ def test_targets_a_keep_must_meet_and_the_iteration_table(repo, cli):
 def test_a_link_that_does_not_exist_is_refused_before_anything_is_written(project, cli):
     import shutil
 
-    (project / "pyproject.toml").write_text(
-        '[tool.autoresearch]\neditable = ["config.py"]\nrepeats = 1\nmetric = "val_loss"\nlink = ["data"]\n'
-        'command = ["{python}", "train.py"]\n' "metric_pattern = 'val loss (?P<value>[-+0-9.eE]+)'\n")
-    git(project, "add", "-A")
-    git(project, "commit", "-qm", "link")
+    configure(project, 'editable = ["config.py"]\nrepeats = 1\nmetric = "val_loss"\nlink = ["data"]\n'
+                       'command = ["{python}", "train.py"]\n' "metric_pattern = 'val loss (?P<value>[-+0-9.eE]+)'\n")
     shutil.rmtree(project / "data")
     simple(project, "a", "learning_rate = 0.1")
     r = cli("run", "--tag", "t1")
