@@ -222,8 +222,97 @@ def evaluate_bpb(model, val_data, device, batch_size: int = 32) -> float:
 
 
 # ---------------------------------------------------------------------------------------------
+# The protected evaluator (autoresearch's evaluate setting): the candidate's code never runs here.
+
+LOGITS_ENV = "AUTORESEARCH_LOGITS"  # "INPUTS:OUTPUTS": train.py writes its model's logits and exits
+CAUSAL_WINDOWS = 2                  # windows checked for causality, each with its later bytes changed
+
+
+def evaluate(output: Path, timeout: float = 900.0) -> int:
+    """Score the model a run left in `output` (model.pt, written by train.py), as evaluate_bpb does,
+    without running the candidate's code in this process: a separate process (the candidate's
+    train.py, in the sandbox autoresearch hands over in AUTORESEARCH_SANDBOX) only turns byte
+    windows into logits; this process holds the data and computes the bits per byte itself, and
+    checks on a few windows that the logits at position t do not change when the bytes after t do
+    (a model that peeks at the next byte fails)."""
+    import json
+    import subprocess
+    import tempfile
+
+    import torch
+    import torch.nn.functional as F
+
+    if not (output / "model.pt").is_file():
+        print(f"error: {output}/model.pt is missing: the run saved no model (train.py writes it at the end)")
+        return 1
+    val = load_split("val")
+    n = min(EVAL_BYTES, len(val) - 1) // SEQ_LEN * SEQ_LEN
+    x, y = val[:n].long().view(-1, SEQ_LEN), val[1:n + 1].long().view(-1, SEQ_LEN)
+    g = torch.Generator().manual_seed(0)
+    t = SEQ_LEN // 2
+    probes = x[:CAUSAL_WINDOWS].clone()
+    probes[:, t + 1:] = torch.randint(0, VOCAB_SIZE, (CAUSAL_WINDOWS, SEQ_LEN - t - 1), generator=g)
+    inputs = torch.cat([x, probes])
+    prefix = json.loads(os.environ.get("AUTORESEARCH_SANDBOX") or "[]")
+    # the exchange with the candidate's process: in the folder its sandbox may write (autoresearch's
+    # AUTORESEARCH_SCRATCH), never a path of ours it could otherwise not reach
+    with tempfile.TemporaryDirectory(prefix="evaluate-", dir=os.environ.get("AUTORESEARCH_SCRATCH")) as scratch:
+        inp, out = Path(scratch, "inputs.pt"), Path(scratch, "logits.pt")
+        torch.save(inputs, inp)
+        env = {**os.environ, LOGITS_ENV: f"{inp}:{out}"}
+        env.pop("AUTORESEARCH_SANDBOX", None)
+        cmd = [*prefix, sys.executable, str(output / "train.py")]
+        try:
+            proc = subprocess.run(cmd, cwd=output, env=env, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            print(f"error: the model gave no logits within {timeout:.0f}s")
+            return 1
+        if proc.returncode or not out.is_file():
+            tail = (proc.stdout + proc.stderr).strip().splitlines()[-3:]
+            print(f"error: the model gave no logits (exit code {proc.returncode}): {' | '.join(tail)[:300]}")
+            return 1
+        logits = torch.load(out, weights_only=True)
+    if not isinstance(logits, torch.Tensor) or tuple(logits.shape) != (len(inputs), SEQ_LEN, VOCAB_SIZE):
+        print(f"error: logits of shape {getattr(logits, 'shape', type(logits).__name__)}, expected "
+              f"{(len(inputs), SEQ_LEN, VOCAB_SIZE)}")
+        return 1
+    logits = logits.float()
+    same = logits[:CAUSAL_WINDOWS, :t + 1]
+    changed = logits[len(x):, :t + 1]
+    if not torch.isfinite(logits).all():
+        print("error: the logits are not all finite")
+        return 1
+    if (same - changed).abs().max().item() > 1e-3 * max(1.0, same.abs().max().item()):
+        print(f"error: not causal: the logits at positions up to {t} change when only the bytes after {t} do")
+        return 1
+    nats = F.cross_entropy(logits[:len(x)].reshape(-1, VOCAB_SIZE), y.reshape(-1), reduction="sum").item()
+    print("---")
+    print(f"val_bpb:          {nats / (math.log(2) * n):.6f}")
+    print(f"eval_bytes:       {n}")
+    return 0
+
+
+def serve_logits(model, device, spec: str, batch_size: int = 32) -> None:
+    """train.py's side of the evaluator: read byte windows, write the model's logits (float16)."""
+    import torch
+
+    inputs, outputs = spec.split(":", 1)
+    x_all = torch.load(inputs, weights_only=True)
+    model.eval()
+    chunks = []
+    with torch.no_grad():
+        for i in range(0, len(x_all), batch_size):
+            chunks.append(model(x_all[i:i + batch_size].to(device)).float().cpu().half())
+    torch.save(torch.cat(chunks), outputs)
+
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["evaluate"]:
+        if len(argv) != 2:
+            print("usage: prepare.py evaluate OUTPUT_FOLDER", file=sys.stderr)
+            return 2
+        return evaluate(Path(argv[1]))
     ap = argparse.ArgumentParser(description="Build the byte corpus for train.py (offline).")
     ap.add_argument("--source", nargs="+", type=Path, metavar="PATH",
                     help="local files or folders to use instead of the standard library's sources")

@@ -180,9 +180,14 @@ def lr_multiplier(progress):
 # ---------------------------------------------------------------------------------------------
 # Setup
 
+model = GPT(depth, width, N_HEAD).to(device)
+if os.environ.get(prepare.LOGITS_ENV):  # the protected evaluator asks for this model's logits, nothing more
+    model.load_state_dict(torch.load("model.pt", map_location=device, weights_only=True))
+    with autocast:
+        prepare.serve_logits(model, device, os.environ[prepare.LOGITS_ENV])
+    sys.exit(0)
 train_data, val_data = prepare.load_split("train"), prepare.load_split("val")
 budget, step_budget = prepare.time_budget(), prepare.max_steps()
-model = GPT(depth, width, N_HEAD).to(device)
 num_params = sum(p.numel() for p in model.parameters())
 matrices = [p for n, p in model.blocks.named_parameters() if p.dim() == 2]
 optimizer = torch.optim.AdamW([
@@ -248,6 +253,7 @@ if step == 0:
 # Evaluation and summary
 
 val_bpb = prepare.evaluate_bpb(model, val_data, device)
+torch.save(model.state_dict(), "model.pt")  # what the protected evaluator scores (prepare.py evaluate)
 if not math.isfinite(val_bpb):
     print("FAIL")
     sys.exit(1)

@@ -17,6 +17,7 @@ last line (a kill mid-write) is cut off when the run resumes, so the experiment 
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import threading
@@ -24,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from autoresearch.errors import UsageError
 from autoresearch.reports import Report
 
 
@@ -37,9 +39,34 @@ class Replay:
     initial_commit: str = ""
     protected: dict[str, str | None] = field(default_factory=dict)
     unlogged: list[Report] = field(default_factory=list)  # finished, not yet recorded by every plugin
+    pinned: dict[str, str | None] = field(default_factory=dict)  # the files the last session pinned
 
 
 _append = threading.Lock()  # workers' threads write "start" lines while the main thread writes "done"
+_last: dict[Path, tuple[int, str]] = {}  # each ledger's size and the hash of its last line, as last written
+
+
+def line_hash(line: bytes) -> str:
+    return hashlib.sha256(line).hexdigest() if line else ""
+
+
+def last_line(path: Path, size: int) -> bytes:
+    """The last complete line of the first `size` bytes of a file (without its newline)."""
+    with open(path, "rb") as f:
+        end, chunk = size, b""
+        while end > 0:
+            start = max(0, end - 65536)
+            f.seek(start)
+            chunk = f.read(end - start) + chunk
+            cut = chunk.rstrip(b"\n").rfind(b"\n")
+            if cut >= 0:
+                return chunk.rstrip(b"\n")[cut + 1:]
+            end = start
+        return chunk.rstrip(b"\n")
+
+
+class BrokenChain(UsageError):
+    """A ledger line that does not follow from the one before it: written outside autoresearch."""
 
 
 class Ledger:
@@ -59,23 +86,38 @@ class Ledger:
                 os.fsync(f.fileno())
 
     def append(self, entry: dict[str, Any]) -> None:
-        line = json.dumps(entry, default=str) + "\n"
-        with _append, open(self.path, "a", encoding="utf-8") as f:
-            f.write(line)
+        """One line, chained to the one before it (``prev``: the SHA-256 of that line's bytes)."""
+        with _append, open(self.path, "ab") as f:
+            size = f.tell()
+            cached = _last.get(self.path)
+            prev = cached[1] if cached and cached[0] == size else line_hash(last_line(self.path, size))
+            data = (json.dumps({**entry, "prev": prev}, default=str) + "\n").encode()
+            f.write(data)
             f.flush()
             os.fsync(f.fileno())
+            _last[self.path] = (size + len(data), line_hash(data[:-1]))
 
     def replay(self) -> Replay:
         state = Replay()
         started: dict[int, dict[str, Any]] = {}
         by_seq: dict[int, Report] = {}
         logged: set[int] | None = None  # None for a ledger written before "logged" events existed
-        for line in self.path.read_text(encoding="utf-8", errors="replace").splitlines():
+        lines = self.path.read_bytes().split(b"\n")
+        prev, chained = "", False
+        for number, raw in enumerate(lines, 1):
             try:
-                entry = json.loads(line)
+                entry = json.loads(raw.decode("utf-8", errors="replace"))
                 event = entry["event"]
             except (json.JSONDecodeError, KeyError, TypeError):
+                if raw.strip() and number < len(lines) - 1:  # only the last line may be torn (by a kill)
+                    raise BrokenChain(f"{self.path}:{number}: not a ledger entry (the record was edited "
+                                      "outside autoresearch)") from None
                 continue  # a torn last line from a kill: that experiment runs again
+            chained = chained or "prev" in entry
+            if chained and entry.get("prev") != prev:
+                raise BrokenChain(f"{self.path}:{number}: the hash chain breaks here (a line was changed, "
+                                  "inserted or removed outside autoresearch): the record cannot be trusted")
+            prev = line_hash(raw)
             if event == "start":
                 started[entry["seq"]] = entry
             elif event == "done":
@@ -88,6 +130,8 @@ class Ledger:
             elif event == "logged":
                 if logged is not None:
                     logged.add(entry["seq"])
+            elif event == "pins":
+                state.pinned = entry.get("files", {})
             elif event == "session":
                 logged = set() if entry.get("format", 1) >= 2 else None
                 state.initial_commit = entry.get("initial_commit", "")

@@ -66,8 +66,10 @@ def parse_text(text: str, pattern: str = DEFAULT_PATTERN, name: str = "") -> dic
     return metrics
 
 
-def parse_metrics(log_path: Path, pattern: str = DEFAULT_PATTERN, name: str = "") -> dict[str, float]:
-    """Every metric in a log. A pattern without a ``name`` group reads one metric, called `name`."""
+def parse_metrics(log_path: Path, pattern: str = DEFAULT_PATTERN, name: str = "",
+                  counts: dict[str, int] | None = None) -> dict[str, float]:
+    """Every metric in a log. A pattern without a ``name`` group reads one metric, called `name`.
+    With `counts`, how many times each metric was printed is counted into it."""
     regex = compile_pattern(pattern)
     metrics: dict[str, float] = {}
     carry, skipping = b"", False
@@ -85,20 +87,23 @@ def parse_metrics(log_path: Path, pattern: str = DEFAULT_PATTERN, name: str = ""
             if len(carry) > MAX_LINE:
                 carry, skipping = b"", True
             for m in regex.finditer(b"\n" + data):
-                _store(metrics, m, name)
+                _store(metrics, m, name, counts)
         if not skipping:
             for m in regex.finditer(b"\n" + carry + b"\n"):
-                _store(metrics, m, name)
+                _store(metrics, m, name, counts)
     return metrics
 
 
-def _store(metrics: dict[str, float], m: re.Match[bytes], name: str = "") -> None:
+def _store(metrics: dict[str, float], m: re.Match[bytes], name: str = "", counts: dict[str, int] | None = None) -> None:
     try:
         value = float(m.group("value"))
     except (ValueError, TypeError):
         return
     named = m.re.groupindex.get("name") is not None and m.group("name") is not None
-    metrics[m.group("name").decode("utf-8", errors="replace") if named else name] = value
+    key = m.group("name").decode("utf-8", errors="replace") if named else name
+    metrics[key] = value
+    if counts is not None:
+        counts[key] = counts.get(key, 0) + 1
 
 
 @hookimpl(trylast=True)

@@ -101,6 +101,13 @@ def call(exp) -> RunResult:
     metrics: dict[str, float] = {}
     for found in reversed(hook.autoresearch_parse_metrics(experiment=exp, log_path=Path(result.log_path))):
         metrics.update(found or {})
+    if result.evaluated is not None:  # a protected evaluator measured the run: its numbers replace the
+        for name, value in result.evaluated.items():  # workload's (kept as reported.NAME), the metric too
+            if name in metrics:
+                metrics[f"reported.{name}"] = metrics[name]
+            metrics[name] = value
+        if exp.session.config.get("metric") not in result.evaluated:
+            metrics.pop(exp.session.config.get("metric"), None)
     from autoresearch.metrics import DEFAULT_PATTERN
 
     config = exp.session.config

@@ -51,6 +51,8 @@ class Cause(str, enum.Enum):
     PATCH_FAILED = "patch-failed"  # nothing ran: its baseline could not be built on
     CONFLICT = "conflict"  # nothing ran: the patch no longer applies to the tip kept experiments changed
     PRUNED = "pruned"  # stopped early by a plugin (its learning curve stayed behind): a discard, no crash
+    FORGED = "forged"  # the log holds the metric more than once: a forged or repeated summary
+    EVALUATOR = "evaluator"  # the protected evaluator failed or printed no metric for this run
 
     def __str__(self) -> str:
         return self.value
@@ -96,6 +98,8 @@ class RunResult:
     cause: str = ""  # a Cause when the run gave no usable result, "" when it ended well
     message: str = ""  # the cause in one line, for people: "timeout: killed after 600s (limit 600s)"
     signal: int | None = None  # the signal that killed it, when one from outside did
+    evaluated: dict[str, float] | None = None  # what the protected evaluator measured (the evaluate setting)
+    overrun: float = 0.0  # seconds it ran past its budget and the slack (0: within them)
 
     @property
     def ok(self) -> bool:

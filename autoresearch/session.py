@@ -54,6 +54,9 @@ class Experiment:
         self.commit = self.base_commit
         self.patch: Any = None  # the PatchResult, once setup applied it
         self.started = time.time()
+        self.sandbox: Any = None  # the isolation.Level every run of the workload gets (set at sessionstart)
+        self.evaluator: Path | None = None  # the protected evaluator's files, with the evaluate setting
+        self.pins: dict[str, str | None] = {}  # the files this session pinned (isolation.pinned_files)
         self.runs: list[RunResult] = []  # every run of the workload so far
         self.finished = False  # True once its report is in the ledger
         self.cancelled = threading.Event()  # set to stop its run at once (a run loop's decision)

@@ -23,37 +23,75 @@ in the repository.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 from autoresearch import hookimpl, interrupts, procs
 from autoresearch.errors import GitError, UsageError
 from autoresearch.execute import link_into
+from autoresearch.gitcmd import SAFE, ask, git  # noqa: F401 (SAFE: for plugins that run git themselves)
 
 LOCK_WAIT = 10.0  # seconds to wait for a git at work in the repository before leaving its locks alone
 IDENTITY = {"GIT_AUTHOR_NAME": "autoresearch", "GIT_AUTHOR_EMAIL": "autoresearch@localhost",
             "GIT_COMMITTER_NAME": "autoresearch", "GIT_COMMITTER_EMAIL": "autoresearch@localhost"}
 
 
-def ask(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    """A question to git that writes nothing: its exit code and output, whatever they are. Without
-    optional locks: `git status` would otherwise refresh the index under .git/index.lock, which a
-    SIGKILL at that instant leaves behind in the user's repository."""
-    return subprocess.run(["git", "--no-optional-locks", *args], cwd=cwd, capture_output=True, text=True)
+class Guard:
+    """What no run may change in the repository: every branch and tag, the run's refs, HEAD, the
+    config, the hooks and the attributes. Taken when the session starts and after each of the
+    runner's own writes; compared after every run of the workload."""
+
+    FILES = ("config", "config.worktree", "HEAD", "info/attributes", "commondir", "packed-refs")
+
+    def __init__(self, root: Path, common: Path, tag: str) -> None:
+        self.root, self.common, self.tag = root, common, tag
+        self.lock = threading.RLock()
+        self.known: dict[str, str] = {}
+
+    def snapshot(self) -> dict[str, str]:
+        state = {}
+        refs = ask("for-each-ref", "--format=%(refname) %(objectname)", "refs/heads", "refs/tags",
+                   f"refs/autoresearch/{self.tag}", cwd=self.root).stdout
+        for line in refs.splitlines():
+            name, _, sha = line.partition(" ")
+            state[name] = sha
+        for name in self.FILES:
+            state[f".git/{name}"] = digest(self.common / name)
+        hooks = self.common / "hooks"
+        for path in sorted(hooks.rglob("*")) if hooks.is_dir() else []:
+            state[f".git/hooks/{path.relative_to(hooks)}"] = digest(path)
+        return state
+
+    def refresh(self) -> None:
+        with self.lock:
+            self.known = self.snapshot()
+
+    def verify(self, label: str) -> None:
+        """One line naming what changed since the runner last looked, if anything did."""
+        with self.lock:
+            now = self.snapshot()
+            changed = sorted(k for k in set(now) | set(self.known) if now.get(k) != self.known.get(k))
+        if changed:
+            what = changed[0]
+            before, after = self.known.get(what, "absent"), now.get(what, "absent")
+            raise UsageError(f"the repository changed while {label} ran: {what} ({before[:10]} -> {after[:10]})"
+                             + (f" and {len(changed) - 1} more" if len(changed) > 1 else "")
+                             + "; a run must never change it. Undo the change (or, if you made it yourself, "
+                               "leave it), then continue with --resume")
 
 
-def git(*args: str, cwd: Path, input: str | None = None, env: dict[str, str] | None = None) -> str:
-    """One git command, to completion: a stop that arrives meanwhile waits until git is done."""
-    with interrupts.critical():
-        proc = subprocess.run(["git", "-c", "gc.auto=0", "-c", "maintenance.auto=false", *args], cwd=cwd,
-                              capture_output=True, text=True, input=input, env=env, start_new_session=True)
-    if proc.returncode:
-        raise GitError(args, cwd, proc.stderr.strip() or proc.stdout.strip() or f"exit code {proc.returncode}")
-    return proc.stdout.strip()
+def digest(path: Path) -> str:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else \
+            ("link:" + os.readlink(path) if path.is_symlink() else "absent")
+    except OSError:
+        return "unreadable"
 
 
 class GitPlugin:
@@ -63,6 +101,23 @@ class GitPlugin:
         self.branch = ""  # autoresearch/TAG
         self.branch_at = ""  # the commit this process last set the branch to
         self.at: dict[Path, str] = {}  # the commit each worktree's files are at
+        self.guard: Guard | None = None
+
+    def write(self, *args: str, cwd: Path) -> str:
+        """A write of the runner's own to the repository's refs: the guard learns of it at once."""
+        assert self.guard is not None
+        with self.guard.lock:
+            out = git(*args, cwd=cwd, env=self.env)
+            self.guard.refresh()
+        return out
+
+    @hookimpl(wrapper=True)
+    def autoresearch_experiment_run(self, experiment):
+        """After every run: the repository as the runner left it, or a stop that names the change."""
+        result = yield
+        if self.guard is not None:
+            self.guard.verify(experiment.label)
+        return result
 
     def check_repository(self, root: Path) -> Path:
         """The repository's common git folder; one clear line when `root` is no repository or has
@@ -104,6 +159,7 @@ class GitPlugin:
             if not exists and (session.history or session.initial_commit):
                 raise UsageError(f"cannot resume {session.tag!r}: branch {self.branch} is gone (deleted since the "
                                  "run started?); start a new run with --tag NAME")
+        self.guard = Guard(root, common, session.tag)
         if not exists:  # a new run, or one killed before its branch existed
             git("branch", self.branch, "HEAD", cwd=root, env=self.env)
         if session.tip:  # the branch as the ledger has it: an experiment's commit made before a kill goes
@@ -119,6 +175,7 @@ class GitPlugin:
             link_into(config, work)  # what the workload needs that git leaves out (a data folder)
             self.at[work] = session.tip
         session.workdir = session.workdirs[0]
+        self.guard.refresh()
 
     @staticmethod
     def exclude(git_dir: Path, names: list[str]) -> None:
@@ -172,7 +229,7 @@ class GitPlugin:
 
     def move_branch(self, tip: str) -> None:
         if tip and tip != self.branch_at:
-            git("update-ref", f"refs/heads/{self.branch}", tip, cwd=self.config.rootdir, env=self.env)
+            self.write("update-ref", f"refs/heads/{self.branch}", tip, cwd=self.config.rootdir)
             self.branch_at = tip
 
     @hookimpl(wrapper=True)
@@ -192,8 +249,8 @@ class GitPlugin:
             git("commit", "-q", "--no-verify", "--allow-empty", "-F", "-", input=message, cwd=work, env=self.env)
             experiment.commit = self.at[work] = git("rev-parse", "HEAD", cwd=work)
             # reachable from the moment it exists, whatever happens next
-            git("update-ref", f"refs/autoresearch/{session.tag}/{experiment.label}", experiment.commit,
-                cwd=work, env=self.env)
+            self.write("update-ref", f"refs/autoresearch/{session.tag}/{experiment.label}", experiment.commit,
+                       cwd=work)
         return result
 
     @hookimpl

@@ -20,10 +20,12 @@ import signal
 import subprocess
 import time
 from dataclasses import replace
+from pathlib import Path
 
 from autoresearch import hookimpl
-from autoresearch.errors import Stopped, UsageError
-from autoresearch.reports import Cause, RunResult
+from autoresearch.errors import UsageError
+from autoresearch.gitcmd import SAFE
+from autoresearch.reports import RunResult
 
 CHUNK_SECONDS = 0.2  # how often a task sends its new output back
 
@@ -37,25 +39,30 @@ def autoresearch_addoption(parser) -> None:
                            "started for the session)")
 
 
-def workload(archive: bytes, cmd: list[str], env: dict[str, str]):
-    """The Ray task: unpack the commit, run the command in its own process group, stream its output.
+def workload(archive: bytes, cmd: list[str], env: dict[str, str], spec: dict, passed: list[str]):
+    """The Ray task: unpack the commit into a fresh folder, run the command there in the sandbox
+    `spec` describes (as the local executor does), with a clean environment, and stream its output.
 
     Yields chunks of output (bytes), then ``("exit", returncode)``. Cancelling the task raises in
     it within CHUNK_SECONDS, and the process group is killed on the way out.
     """
     import io
     import select
-    import shutil
     import tarfile
     import tempfile
 
-    folder = tempfile.mkdtemp(prefix="autoresearch-ray-")
+    from autoresearch import isolation
+
+    folder = Path(tempfile.mkdtemp(prefix="autoresearch-ray-"))
     proc = None
     try:
         with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
             tar.extractall(folder, filter="data")
-        proc = subprocess.Popen(cmd, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, env={**os.environ, **env}, start_new_session=True)
+        argv = isolation.launcher_argv({**spec, "cwd": str(folder), "writable": [str(folder)],
+                                        "readonly": []}, [a.replace("{workdir}", str(folder)) for a in cmd])
+        proc = subprocess.Popen(argv, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, env=isolation.clean_env(env, str(folder), passed),
+                                start_new_session=True)
         fd = proc.stdout.fileno()  # type: ignore[union-attr]
         while True:
             ready, _, _ = select.select([fd], [], [], CHUNK_SECONDS)
@@ -77,7 +84,35 @@ def workload(archive: bytes, cmd: list[str], env: dict[str, str]):
                     break
                 time.sleep(0.5 if sig == signal.SIGTERM else 0)
             proc.wait()
-        shutil.rmtree(folder, ignore_errors=True)
+        isolation.remove(folder)
+
+
+class RayRun:
+    """A run as a Ray task, for :func:`autoresearch.execute.supervise`: its output is pulled into the
+    log while waiting; killing it cancels the task (whose process group is killed on its node)."""
+
+    def __init__(self, ray, stream, log) -> None:
+        self.ray, self.stream, self.log = ray, stream, log
+
+    def wait(self, seconds: float) -> int | None:
+        ready, _ = self.ray.wait([self.stream], timeout=seconds)
+        if not ready:
+            return None
+        try:
+            item = self.ray.get(next(self.stream))
+        except StopIteration:
+            return -1
+        if isinstance(item, tuple):
+            return item[1]
+        self.log.write(item)
+        self.log.flush()
+        return None
+
+    def kill(self, grace: float = 2.0) -> None:
+        self.ray.cancel(self.stream)
+
+    def close(self) -> None:
+        pass
 
 
 class RayExecutor:
@@ -114,52 +149,29 @@ class RayExecutor:
 
     @hookimpl(tryfirst=True)
     def autoresearch_experiment_run(self, experiment) -> RunResult:
-        from autoresearch.execute import command, progress, read_tail, run_env, stop_reason, timeout
+        from autoresearch import isolation
+        from autoresearch.execute import command, overrun, run_env, stop_reason, supervise, timeout
 
         session, config, ray = experiment.session, self.config, self.ray
         commit = experiment.commit or session.tip
-        archive = subprocess.run(["git", "archive", "--format=tar", commit], cwd=experiment.workdir,
+        archive = subprocess.run(["git", *SAFE, "archive", "--format=tar", commit], cwd=experiment.workdir,
                                  capture_output=True, check=True).stdout
         env = {k: v for k, v in run_env(experiment).items() if k not in ("OMP_NUM_THREADS", "AUTORESEARCH_THREADS")}
-        stream = self.task.options(num_gpus=self.gpus).remote(ray.put(archive), command(config, experiment, workdir="."), env)  # type: ignore[union-attr]
+        spec = isolation.spec(session.sandbox, config, Path("."))  # the task fills in its own folder
+        stream = self.task.options(num_gpus=self.gpus).remote(  # type: ignore[union-attr]
+            ray.put(archive), command(config, experiment, workdir="{workdir}"), env, spec,
+            list(config.get("pass_env") or []))
         log_path = experiment.log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        limit, start = timeout(config), time.monotonic()
-        returncode: int | None = None
-        try:
-            with open(log_path, "wb") as log:
-                while returncode is None:
-                    elapsed = time.monotonic() - start
-                    if elapsed > limit:
-                        ray.cancel(stream)
-                        return RunResult(None, elapsed, str(log_path), cause=Cause.TIMEOUT,
-                                         message=f"timeout: killed after {elapsed:.0f}s (limit {limit:.0f}s)")
-                    if experiment.should_stop():
-                        raise Stopped()
-                    ready, _ = ray.wait([stream], timeout=0.5)
-                    if ready:
-                        try:
-                            item = ray.get(next(stream))
-                        except StopIteration:
-                            returncode = -1
-                            break
-                        if isinstance(item, tuple):
-                            returncode = item[1]
-                        else:
-                            log.write(item)
-                            log.flush()
-                    line, loss = progress(read_tail(log_path))
-                    reason = stop_reason(config.hook.autoresearch_experiment_progress(
-                        experiment=experiment, elapsed=time.monotonic() - start, line=line, loss=loss))
-                    if reason:  # pruned: the task's process group is killed, the run is a decision
-                        ray.cancel(stream)
-                        return replace(RunResult(None, time.monotonic() - start, str(log_path), cause=Cause.PRUNED,
-                                                 message=reason), seed=experiment.seed)
-        except BaseException:
-            ray.cancel(stream)  # the task's process group is killed on its way out
-            raise
-        return replace(RunResult(returncode, time.monotonic() - start, str(log_path),
-                                 signal=-returncode if returncode < 0 else None), seed=experiment.seed)
+
+        def on_progress(elapsed: float, line: str, loss: float | None) -> str | None:
+            return stop_reason(config.hook.autoresearch_experiment_progress(
+                experiment=experiment, elapsed=elapsed, line=line, loss=loss))
+
+        with open(log_path, "wb") as log:
+            result = supervise(RayRun(ray, stream, log), log_path, timeout(config), on_progress,
+                               experiment.should_stop)
+        return replace(result, seed=experiment.seed, overrun=overrun(config, result.duration))
 
 
 @hookimpl

@@ -7,6 +7,8 @@ an iteration budget given on the command line, and a data folder that git ignore
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 import time
@@ -121,8 +123,10 @@ def test_command_placeholders(project, cli):
     simple(project, "a", "learning_rate = 0.1")
     assert cli("run", "--tag", "t1").rc == 0
     log = (project / ".autoresearch/runs/t1/logs/000-baseline.log").read_text()
-    work = project / ".autoresearch/runs/t1/worktree"
-    assert f"args ['--b=30', '--s=7', '--seed=0', '--w={work}'] {work}\n" in log  # and it ran in {workdir}
+    # {workdir} is the run's own folder, outside the project, and the workload ran in it
+    m = re.search(r"args \['--b=30', '--s=7', '--seed=0', '--w=(?P<work>[^']+)'\] (?P<cwd>\S+)\n", log)
+    assert m and m["work"] == m["cwd"] and not m["work"].startswith(str(project)), log
+    assert not os.path.exists(m["work"])  # removed once the run was over
     configure(project, 'editable = ["config.py"]\ncommand = ["{python}", "show.py", "--s={budget_steps}"]\n')
     r = cli("run", "--tag", "t2")
     assert r.rc == 4 and "{budget_steps}" in r.err and "budget_steps is not set" in r.err, r

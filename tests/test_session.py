@@ -6,6 +6,7 @@ defaults (LR 0.01, DEPTH 4) the baseline scores 1.22.
 from __future__ import annotations
 
 import json
+import os
 import re
 import signal
 import subprocess
@@ -146,20 +147,32 @@ def test_crashes_are_recorded_with_root_cause_and_the_loop_goes_on(repo, cli, cr
     assert cause in (repo / "experiments" / "journal.md").read_text()
 
 
-def test_timeout_kills_the_whole_process_group(repo, cli, tmp_path):
-    pidfile = tmp_path / "grandchild.pid"
+@pytest.mark.parametrize("sandbox", ["auto", "off"])
+def test_timeout_kills_the_whole_process_group(repo, cli, sandbox):
+    marker = f"{300 + os.getpid() % 1000}.{len(sandbox)}"  # a grandchild found by its arguments
     (repo / "train.py").write_text((repo / "train.py").read_text().replace(
-        'if CRASH == "hang":', f'if CRASH == "hang":\n    import subprocess\n    p = subprocess.Popen(["sleep", "300"])\n'
-                               f'    open("{pidfile}", "w").write(str(p.pid))'))
+        'if CRASH == "hang":', f'if CRASH == "hang":\n    import subprocess\n    p = subprocess.Popen(["sleep", "{marker}"])'))
     git(repo, "commit", "-qam", "grandchild")
     simple(repo, "hang", 'CRASH = "hang"')
     start = time.monotonic()
-    r = cli("run", "--tag", "t1", "--timeout", "2")
+    r = cli("run", "--tag", "t1", "--timeout", "2", "--sandbox", sandbox)
     assert time.monotonic() - start < 30
     assert r.rc == 0
     assert [x["status"] for x in read_results(repo / "results.tsv")] == ["keep", "crash"]
     assert "timeout: killed after 2s (limit 2s)" in (repo / "experiments" / "journal.md").read_text()
-    assert not alive(int(pidfile.read_text()))
+    assert not processes_with_argument(marker)
+
+
+def processes_with_argument(arg: str) -> list[int]:
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if arg.encode() in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0") and \
+                    Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+                found.append(int(pid))
+        except OSError:
+            pass
+    return found
 
 
 def test_exitfirst_stops_at_the_first_crash(repo, cli):
@@ -272,11 +285,11 @@ def test_without_git_experiments_run_in_a_scratch_copy(tmp_path, monkeypatch, cl
 def test_protected_file_changed_mid_run_stops_cleanly(repo, cli):
     simple(repo, "a", "LR = 0.02")
     (repo / "train.py").write_text((repo / "train.py").read_text().replace(
-        'val = 1.0', 'open("prepare.py", "a").write("# tampered\\n")\nval = 1.0'))
+        'val = 1.0', f'open("{repo / "prepare.py"}", "a").write("# tampered\\n")\nval = 1.0'))
     git(repo, "commit", "-qam", "tamper")
-    r = cli("run", "--tag", "t1")
+    r = cli("run", "--tag", "t1", "--sandbox", "off")  # in the sandbox the write would fail: a crash
     assert r.rc == 4
-    assert "protected file prepare.py changed since the run started" in r.err
+    assert "prepare.py in your checkout changed while 000-baseline ran" in r.err
     # caught right after the run that changed it (the baseline's own): that result is not recorded
     assert [x["status"] for x in read_results(repo / "results.tsv")] == []
 

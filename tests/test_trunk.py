@@ -177,7 +177,9 @@ def test_a_git_failure_mid_run_is_a_stop_with_gits_words_not_a_usage_error(repo,
     (repo / ".git/refs/autoresearch/t1/002-b.lock").unlink()
     (repo / "conftest.py").unlink()
     commit_all(repo, "lock gone")
-    r = cli("run", "--resume")
+    r = cli("run", "--resume")  # conftest.py is pinned for the run: a change is refused unless meant
+    assert r.rc == 4 and "conftest.py changed since the run started" in r.err and "--accept-changes" in r.err, r
+    r = cli("run", "--resume", "--accept-changes")
     assert r.rc == 0, r
     assert [x["description"] for x in read_results(repo / "results.tsv")] == ["baseline", "a", "b"]
 
@@ -208,9 +210,9 @@ def test_a_negative_budget_on_the_command_line(repo, cli):
 
 def test_a_crashed_baseline_runs_again_on_resume_until_it_succeeds_then_never_again(repo):
     simple(repo, "a", "LR = 0.02")
-    first = run_subprocess(repo, "run", "--tag", "t1", env={"FAKE_FAIL": "1"})
+    first = run_subprocess(repo, "run", "--tag", "t1", "--pass-env", "FAKE_FAIL", env={"FAKE_FAIL": "1"})
     assert first.returncode == ExitCode.STOPPED and "the baseline crashed (error: no prepared data" in first.stderr
-    again = run_subprocess(repo, "run", "--resume", env={"FAKE_FAIL": "1"})  # not fixed yet: crashes again
+    again = run_subprocess(repo, "run", "--resume", "--pass-env", "FAKE_FAIL", env={"FAKE_FAIL": "1"})  # not fixed yet: crashes again
     assert again.returncode == ExitCode.STOPPED
     fixed = run_subprocess(repo, "run", "--resume")
     assert fixed.returncode == 0, fixed.stderr

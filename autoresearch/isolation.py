@@ -1,0 +1,296 @@
+"""The trust boundary, runner side: where a run of the candidate's code happens, with what.
+
+The runner, its records and the user's repository are trusted; the candidate's code (the patched
+workload, written by an agent nobody reviewed) is not. Every run gets:
+
+- a **run folder** of its own, outside the project: a fresh copy of the experiment's files
+  without ``.git`` (so no hook, config or ref of the repository is within reach), removed once
+  the run is over; nothing of one run is visible to the next;
+- the **sandbox** (:mod:`autoresearch.sandbox`): ``namespaces`` where the platform has them (the
+  filesystem read-only but the run folder, private ``/tmp``, no network, every process ended
+  with the run), else ``subreaper`` (every process ended with the run, the filesystem not
+  protected), chosen by the ``sandbox`` setting;
+- a **clean environment**: an allow-list of variables, ``HOME`` in the run folder, nothing of the
+  runner's credentials;
+- **limits**: the log capped (its head and tail kept), files it writes capped in size.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from autoresearch import hookimpl
+from autoresearch.errors import UsageError
+
+LAUNCHER = str(Path(__file__).resolve().with_name("sandbox.py"))  # run as a script: stdlib only
+
+# What a run finds in its environment, of the runner's: the system's basics, locale and time, the
+# accelerators' and math libraries' settings, and data caches (never tokens or keys).
+ALLOWED = {"PATH", "LANG", "LANGUAGE", "TZ", "TERM", "USER", "LOGNAME", "SHELL", "PYTHONUNBUFFERED",
+           "PYTHONHASHSEED", "PYTHONDONTWRITEBYTECODE", "OMP_NUM_THREADS", "MKL_NUM_THREADS",
+           "OPENBLAS_NUM_THREADS", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "NUMEXPR_NUM_THREADS",
+           "LD_LIBRARY_PATH", "XDG_CACHE_HOME", "HF_HOME", "HF_DATASETS_CACHE", "TORCH_HOME",
+           "TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR", "NCCL_DEBUG", "NCCL_P2P_DISABLE", "NCCL_IB_DISABLE",
+           "AUTORESEARCH_CACHE", "AUTORESEARCH_THREADS"}
+ALLOWED_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "ROCR_", "HIP_", "HSA_", "CUBLAS_", "CUDNN_", "PYTORCH_")
+# Covered in every sandbox: where credentials usually live (the hide setting adds more)
+HIDDEN = ("~/.ssh", "~/.aws", "~/.azure", "~/.config/gcloud", "~/.config/gh", "~/.kube", "~/.docker",
+          "~/.gnupg", "~/.netrc", "~/.git-credentials", "~/.pypirc", "~/.huggingface/token",
+          "~/.cache/huggingface/token", "~/.config/autoresearch", "~/.mlflow")
+# names that look like secrets are never passed by prefix, whatever their prefix
+SECRET_WORDS = ("TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL", "API_KEY", "ACCESS_KEY", "PRIVATE")
+
+
+@hookimpl
+def autoresearch_addoption(parser) -> None:
+    parser.addsetting("sandbox", "--sandbox", default="auto", choices=("auto", "strict", "off"),
+                      help="how each run of the candidate's code is confined: auto (namespaces where the "
+                           "platform allows them, else a subreaper that ends every process of the run), strict "
+                           "(namespaces or refuse to run), off (the run folder and clean environment only)")
+    parser.addoption("--accept-changes", action="store_true",
+                     help="with --resume: your settings, conftest.py, protected or editable files changed since "
+                          "the run started, on purpose; continue with them as they are now")
+    parser.addsetting("sandbox_network", type="bool", default=False,
+                      help="let runs reach the network (sandbox namespaces cut it off by default)")
+    parser.addsetting("pass_env", "--pass-env", type="list", default=[],
+                      help="environment variables passed to runs beyond the allow-list (PATH, locale, "
+                           "CUDA_*, thread settings, data caches, AUTORESEARCH_*): e.g. [\"WANDB_MODE\"]")
+    parser.addsetting("hide", type="list", default=[],
+                      help="paths the candidate's runs must not read (covered inside the sandbox; ~ is "
+                           "your home), e.g. a held-out data file that only the evaluator reads")
+    parser.addsetting("max_log_mb", type="float", default=100.0,
+                      check=lambda v: None if 0.01 <= v <= 1e6 else "give a size in MiB from 0.01 to 1e6",
+                      help="a run's log is capped at this size in MiB: its first half and its latest output "
+                           "are kept, what lies between is dropped with a note")
+    parser.addsetting("max_file_mb", type="float", default=65536.0,
+                      check=lambda v: None if 1 <= v <= 1e9 else "give a size in MiB from 1 to 1e9",
+                      help="the largest file a run may write, in MiB (RLIMIT_FSIZE)")
+
+
+@dataclass(frozen=True)
+class Level:
+    name: str  # namespaces, subreaper or none
+    why: str  # one line for the session header
+
+    @property
+    def confined(self) -> bool:
+        return self.name == "namespaces"
+
+
+@functools.lru_cache(maxsize=4)
+def probe(network: bool) -> tuple[bool, str]:
+    """Whether namespaces work here: the launcher runs `true` in them once (about 30 ms)."""
+    if not sys.platform.startswith("linux"):
+        return False, f"no namespaces on {sys.platform}"
+    work = tempfile.mkdtemp(prefix="autoresearch-probe-")
+    try:
+        proc = subprocess.run(launcher_argv({"level": "namespaces", "writable": [work], "network": network},
+                                            ["/bin/sh", "-c", "echo ok > probe"]),
+                              cwd=work, capture_output=True, text=True, timeout=30, env=clean_env({}, work))
+        ok = proc.returncode == 0 and Path(work, "probe").is_file()
+        reason = (proc.stderr.strip().splitlines() or [f"exit code {proc.returncode}"])[-1]
+        return ok, "" if ok else reason.removeprefix("autoresearch: sandbox: ")
+    except (OSError, subprocess.SubprocessError) as exc:
+        return False, str(exc)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def choose(config) -> Level:
+    """The sandbox level the session uses, per the sandbox setting; strict without namespaces refuses."""
+    mode = config.get("sandbox") or "auto"
+    if mode == "off":
+        return Level("none", "sandbox: off (each run in a fresh folder without .git, a clean environment; "
+                             "its code can still read and write whatever your user can)")
+    ok, reason = probe(bool(config.get("sandbox_network")))
+    if ok:
+        net = "network allowed" if config.get("sandbox_network") else "no network"
+        return Level("namespaces", f"sandbox: namespaces (filesystem read-only but the run's folder, private "
+                                   f"/tmp, {net}, every process ended with the run)")
+    if mode == "strict":
+        raise UsageError(f"sandbox = \"strict\" but namespaces are not available here ({reason}); use "
+                         "sandbox = \"auto\" to run with the subreaper only, or run on a machine that allows "
+                         "unprivileged user namespaces")
+    return Level("subreaper", f"sandbox: subreaper only (namespaces unavailable: {reason}); every process of a "
+                              "run is ended with it, but its code can read and write whatever your user can")
+
+
+def check_links(names: list[str]) -> str | None:
+    from autoresearch.config import inside
+
+    for name in names:
+        if inside(name) or any(not c.isprintable() for c in name) or any(c in name for c in "*?[]!#"):
+            return f"{name!r} must be a plain path inside the project (data, not ../data, /data or a pattern)"
+    return None
+
+
+def link_into(config, work: Path) -> None:
+    """Link the `link` files and folders of the project into a worktree (where git left them out)."""
+    for name in config.get("link") or []:
+        source, target = config.rootdir / name, work / name
+        if not os.path.lexists(source):
+            from autoresearch.errors import UsageError
+
+            raise UsageError(f"link: {name} does not exist in {config.rootdir}: create it first (run your data "
+                             "preparation), or take it out of link")
+        if os.path.lexists(target):
+            continue  # tracked after all, or linked already
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.symlink_to(source.resolve(), target_is_directory=source.is_dir())
+
+
+def launcher_argv(spec: dict, command: list[str]) -> list[str]:
+    return [sys.executable, "-I", "-S", LAUNCHER, json.dumps(spec), "--", *command]
+
+
+def clean_env(extra: dict[str, str], home: str, passed: list[str] | tuple[str, ...] = ()) -> dict[str, str]:
+    """The allow-listed part of the runner's environment, `passed` names, `extra`, HOME = `home`."""
+    env = {}
+    for name, value in os.environ.items():
+        secret = any(word in name.upper() for word in SECRET_WORDS)
+        if name in ALLOWED or name in passed or (name.startswith(ALLOWED_PREFIXES) and not secret):
+            env[name] = value
+    env.setdefault("PATH", os.defpath)
+    env.setdefault("AUTORESEARCH_CACHE", str(Path.home() / ".cache" / "autoresearch"))  # the reference data
+    env.update(extra)
+    env["HOME"] = home
+    return env
+
+
+def make_run_folder(source: Path, label: str) -> Path:
+    """A fresh folder outside the project holding a copy of `source` (a worktree at the experiment's
+    commit), without .git; links (the `link` setting's data) are kept as links."""
+    folder = Path(tempfile.mkdtemp(prefix=f"autoresearch-{label}-"))
+    shutil.copytree(source, folder, symlinks=True, dirs_exist_ok=True,
+                    ignore=lambda d, names: [n for n in names if n == ".git"])
+    return folder
+
+
+def remove(folder: Path) -> None:
+    """Remove a run folder, whatever its code made of it (read-only folders included)."""
+    def onerror(func, path, exc_info) -> None:
+        try:
+            os.chmod(os.path.dirname(path), 0o700)
+            os.chmod(path, 0o700)
+            func(path)
+        except OSError:
+            pass
+
+    shutil.rmtree(folder, onerror=onerror)
+
+
+def spec(level: Level, config, cwd: Path, writable: list[Path] | tuple = (),
+         readonly: list[Path] | tuple = ()) -> dict:
+    """What the launcher is told: the level, where the command starts, which folders it may write
+    (only these, and a private /tmp), which are read-only even inside them, what is hidden."""
+    out: dict = {"level": level.name, "cwd": str(cwd)}
+    if cwd not in writable and cwd not in readonly:
+        readonly = [*readonly, cwd]  # the folder it starts in is there, under the private /tmp too
+    if level.name != "none":
+        links = [str((config.rootdir / name).resolve()) for name in config.get("link") or []]
+        out.update(writable=[str(p) for p in writable], readonly=[str(p) for p in readonly],
+                   expose=[sys.prefix, sys.base_prefix, str(Path(sys.executable).resolve().parent),
+                           str(config.rootdir), *links],
+                   hide=[os.path.expanduser(p) for p in (*HIDDEN, str(config.state_dir.resolve()),
+                                                         *(config.get("hide") or []))],
+                   network=bool(config.get("sandbox_network")))
+    out["limits"] = {"fsize": int((config.get("max_file_mb") or 65536.0) * 2**20)}
+    return out
+
+
+def wrap(level: Level, config, command: list[str], cwd: Path, writable: list[Path] | tuple = (),
+         readonly: list[Path] | tuple = ()) -> list[str]:
+    """The argv that runs `command` in `cwd` at `level` (see :func:`spec`)."""
+    return launcher_argv(spec(level, config, cwd, writable, readonly), command)
+
+
+def pinned_files(config) -> dict[str, str | None]:
+    """The files a session pins, in your checkout: the settings (pyproject.toml), conftest.py (the
+    runner imports it), the protected and the editable files. Their SHA-256, None where missing."""
+    out: dict[str, str | None] = {}
+    for name in dict.fromkeys(["pyproject.toml", "conftest.py", *config.protected, *config.editable]):
+        path = config.rootdir / name
+        try:
+            out[name] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+        except OSError:
+            out[name] = "unreadable"
+    return out
+
+
+def changed(before: dict[str, str | None], now: dict[str, str | None]) -> list[str]:
+    return [name for name in before if name in now and before[name] != now[name]]
+
+
+def check_pins(session) -> None:
+    """On resume: the pinned files as the run left them, unless --accept-changes says they changed
+    on purpose; then (and for a new run) the pins of this session go in the ledger."""
+    config = session.config
+    now = pinned_files(config)
+    if session.ledger.exists():
+        before = session.ledger.replay().pinned
+        moved = changed(before, now)
+        if moved and not config.getoption("accept_changes"):
+            raise UsageError(f"{moved[0]} changed since the run started{' (and ' + ', '.join(moved[1:]) + ')' if moved[1:] else ''}: "
+                             "a run continues with the settings and files it started with. If you changed it on "
+                             "purpose, resume with --accept-changes; otherwise restore it (git diff shows it)")
+    session.pins = now
+    session.ledger.append({"event": "pins", "files": now})
+
+
+@hookimpl(wrapper=True)
+def autoresearch_experiment_run(experiment):
+    """After every run: your settings, conftest.py, protected and editable files as they were, or a
+    stop that names the one that changed."""
+    result = yield
+    session = experiment.session
+    if getattr(session, "pins", None):
+        moved = changed(session.pins, pinned_files(session.config))
+        if moved:
+            raise UsageError(f"{moved[0]} in your checkout changed while {experiment.label} ran: a run must never "
+                             "change it. Restore it (git diff shows it), or if you changed it yourself, continue "
+                             "with --resume --accept-changes")
+    return result
+
+
+@hookimpl(trylast=True)
+def autoresearch_sessionstart(session) -> None:
+    """Choose the sandbox level, pin the settings and protected files, and set the protected
+    evaluator's files aside: the baseline's, as of the run's first commit, in a folder of their own
+    outside the project."""
+    config = session.config
+    session.sandbox = choose(config)
+    if config.get("evaluate") and config.get("executor", "local") != "local":
+        raise UsageError(f"evaluate runs with the local executor only (executor = {config.get('executor')!r}): "
+                         "the evaluator reads the run's folder, which stays on the node that ran it")
+    check_pins(session)
+    if config.get("evaluate"):
+        folder = Path(tempfile.mkdtemp(prefix=f"autoresearch-evaluator-{session.tag}-"))
+        commit = session.initial_commit or session.tip
+        if session.scratch or not commit:
+            shutil.copytree(session.workdir, folder, symlinks=True, dirs_exist_ok=True,
+                            ignore=lambda d, names: [n for n in names if n == ".git"])
+        else:
+            import tarfile
+
+            archive = subprocess.run(["git", "-c", "core.hooksPath=/dev/null", "archive", "--format=tar", commit],
+                                     cwd=config.rootdir, capture_output=True, check=True).stdout
+            import io
+
+            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+                tar.extractall(folder, filter="data")
+            link_into(config, folder)
+        session.evaluator = folder
+
+
+@hookimpl
+def autoresearch_sessionfinish(session, exitstatus) -> None:
+    if getattr(session, "evaluator", None):
+        remove(session.evaluator)

@@ -1,0 +1,290 @@
+"""The sandbox every run of the candidate's code goes through: a launcher, standard library only.
+
+The runner starts a run as ``python -I sandbox.py SPEC -- COMMAND...`` (see :func:`wrap`). The
+launcher is the runner's own code; what it starts is not. Two levels:
+
+``namespaces`` (Linux, where unprivileged user namespaces work)
+    A new user, mount, PID and (unless the network is allowed) network namespace. Inside, the
+    whole filesystem is read-only but for the run's own folder (and the folders SPEC lists as
+    writable), ``/tmp`` and ``/dev/shm`` are private and empty, the paths SPEC hides are covered
+    (an empty folder, or /dev/null for a file), ``/proc`` shows only the run's processes, and
+    the command runs under a user id other than root, so it holds no capability: it cannot undo
+    a mount, trace the launcher, or reach outside. The launcher is the namespace's init: when the
+    command exits, it exits, and the kernel ends every process left in the namespace (a
+    double-forked daemon included). GPUs work as outside: device files are untouched.
+
+``subreaper`` (anywhere else, or where namespaces are refused: macOS, locked-down containers,
+Ubuntu's AppArmor restriction of unprivileged user namespaces)
+    The launcher makes itself a child subreaper (``PR_SET_CHILD_SUBREAPER``, Linux), so whatever
+    the command leaves behind, however detached, becomes the launcher's child, and is killed
+    when the command exits. The filesystem is not protected: the run folder is still a fresh
+    copy without ``.git``, and the runner checks its records and the repository after every run.
+
+The launcher's exit status is the command's (128 + n for a signal, as a shell reports it).
+"""
+from __future__ import annotations
+
+import ctypes
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+
+# clone flags, mount flags, prctl options (linux/sched.h, linux/mount.h, linux/prctl.h)
+CLONE_NEWNS, CLONE_NEWUSER, CLONE_NEWPID, CLONE_NEWNET = 0x00020000, 0x10000000, 0x20000000, 0x40000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_NOEXEC, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 8, 4096, 16384, 1 << 18
+MOUNT_ATTR_RDONLY, AT_RECURSIVE, SYS_MOUNT_SETATTR = 0x1, 0x8000, 442
+PR_SET_CHILD_SUBREAPER, PR_SET_DUMPABLE, PR_SET_PDEATHSIG = 36, 4, 1
+SIOCSIFFLAGS, IFF_UP, IFF_LOOPBACK, IFF_RUNNING = 0x8914, 0x1, 0x8, 0x40
+UNPRIVILEGED_UID = 65000  # the command's user id inside the namespace: not root, so no capabilities
+
+LEVELS = ("namespaces", "subreaper", "none")
+
+
+class SandboxError(Exception):
+    pass
+
+
+def _libc():
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc
+
+
+def _check(ret: int, what: str) -> None:
+    if ret != 0:
+        err = ctypes.get_errno()
+        raise SandboxError(f"{what}: {os.strerror(err)} (errno {err})")
+
+
+def _mount(libc, source: str | None, target: str, fstype: str | None, flags: int, data: str | None = None) -> None:
+    _check(libc.mount(source.encode() if source else None, target.encode(), fstype.encode() if fstype else None,
+                      ctypes.c_ulong(flags), data.encode() if data else None), f"mount {target}")
+
+
+def _setattr(libc, path: str, set_: int, clear: int, recursive: bool) -> None:
+    attr = struct.pack("QQQQ", set_, clear, 0, 0)
+    buf = ctypes.create_string_buffer(attr, len(attr))
+    _check(libc.syscall(SYS_MOUNT_SETATTR, -100, path.encode(), AT_RECURSIVE if recursive else 0, buf,
+                        ctypes.c_size_t(len(attr))), f"mount_setattr {path}")
+
+
+def _write(path: str, text: str) -> None:
+    with open(path, "w") as f:
+        f.write(text)
+
+
+def _enter_namespaces(libc, network: bool) -> None:
+    """A new user namespace (uid_map: UNPRIVILEGED_UID inside is us outside), mount, PID and net."""
+    uid, gid = os.geteuid(), os.getegid()
+    flags = CLONE_NEWUSER | CLONE_NEWNS | CLONE_NEWPID | (0 if network else CLONE_NEWNET)
+    _check(libc.unshare(ctypes.c_int(flags)), "unshare")
+    _write("/proc/self/setgroups", "deny")
+    _write("/proc/self/uid_map", f"{UNPRIVILEGED_UID} {uid} 1\n")
+    _write("/proc/self/gid_map", f"{UNPRIVILEGED_UID} {gid} 1\n")
+
+
+def _loopback_up() -> None:
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            import fcntl
+
+            fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", IFF_UP | IFF_LOOPBACK | IFF_RUNNING))
+    except OSError:
+        pass  # no loopback: nothing that needs one will work, and nothing else is lost
+
+
+def _filesystem(libc, spec: dict) -> None:
+    """Inside the new mount namespace (as its init, holding its capabilities): everything read-only
+    but the writable folders, private /tmp and /dev/shm, hidden paths covered, a /proc of our own.
+
+    The writable and read-only folders are opened first and mounted from those handles, so a
+    folder inside /tmp (where run folders usually are) is found again under the private /tmp."""
+    _mount(libc, None, "/", None, MS_REC | MS_PRIVATE)
+    binds = [(os.path.realpath(p), False) for p in spec.get("writable", [])]
+    binds += [(os.path.realpath(p), True) for p in spec.get("readonly", [])]
+    covered = [p for p in ("/tmp", "/dev/shm", "/var/tmp") if os.path.isdir(p) and not os.path.islink(p)]
+    for path in spec.get("expose", []):  # what the run needs from a folder the private ones cover (a venv)
+        path = os.path.realpath(path)
+        if os.path.exists(path) and any(path == c or path.startswith(c + "/") for c in covered):
+            binds.append((path, True))
+    binds.sort(key=lambda b: b[0].count("/"))  # a folder before the folders inside it
+    binds = [b for i, b in enumerate(binds) if b[0] not in [x[0] for x in binds[:i]]]
+    handles = [(path, readonly, os.open(path, os.O_PATH)) for path, readonly in binds]
+    _setattr(libc, "/", MOUNT_ATTR_RDONLY, 0, recursive=True)
+    for path in covered:
+        _mount(libc, "tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777,size=50%")
+    for path, readonly, fd in handles:
+        try:  # under a private /tmp: the mount point, made anew
+            if os.path.isdir(f"/proc/self/fd/{fd}"):
+                os.makedirs(path, exist_ok=True)
+            elif not os.path.exists(path):
+                os.makedirs(os.path.dirname(path), exist_ok=True)
+                open(path, "a").close()
+        except OSError:
+            pass
+        _mount(libc, f"/proc/self/fd/{fd}", path, None, MS_BIND | MS_REC)
+        _setattr(libc, path, MOUNT_ATTR_RDONLY if readonly else 0, 0 if readonly else MOUNT_ATTR_RDONLY,
+                 recursive=True)
+        os.close(fd)
+    for path in spec.get("hide", []):
+        path = os.path.realpath(os.path.expanduser(path))
+        if os.path.isdir(path):
+            _mount(libc, "tmpfs", path, "tmpfs", MS_NOSUID | MS_NODEV | MS_RDONLY, "size=4k,mode=555")
+        elif os.path.exists(path):
+            _mount(libc, "/dev/null", path, None, MS_BIND)
+    try:  # a /proc that shows the namespace's processes only (refused where /proc is partly covered)
+        _mount(libc, "proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC)
+    except SandboxError:
+        pass
+
+
+def _exit_status(status: int) -> int:
+    if os.WIFSIGNALED(status):
+        return 128 + os.WTERMSIG(status)
+    return os.WEXITSTATUS(status)
+
+
+def _supervise(libc, command: list[str], env: dict[str, str], cwd: str, limits: dict) -> int:
+    """Start the command, forward stops to it, reap whatever ends, and when the command itself has
+    ended, kill everything it left (orphans are ours: we are init, or a subreaper)."""
+    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # the command cannot trace us or read our memory
+    pid = os.fork()
+    if pid == 0:
+        try:  # in the launcher's process group: the runner's kill of the group reaches it directly
+            os.chdir(cwd)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            if limits.get("fsize"):
+                import resource
+
+                resource.setrlimit(resource.RLIMIT_FSIZE, (int(limits["fsize"]),) * 2)
+            os.execvpe(command[0], command, env)
+        except BaseException as exc:  # noqa: BLE001 - nothing may escape the child
+            try:
+                os.write(2, f"autoresearch: cannot start {command[0]}: {exc}\n".encode())
+            finally:
+                os._exit(127)
+
+    def forward(signum, frame) -> None:
+        for target in (-pid, pid):
+            try:
+                os.kill(target, signum)
+            except OSError:
+                pass
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
+    status = 0
+    while True:
+        try:
+            done, st = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        except InterruptedError:
+            continue
+        if done == pid:
+            status = _exit_status(st)
+            break
+    _kill_children()
+    return status
+
+
+def _children() -> list[int]:
+    me = str(os.getpid())
+    found = []
+    for name in os.listdir("/proc") if os.path.isdir("/proc") else []:
+        if name.isdigit():
+            try:
+                with open(f"/proc/{name}/stat") as f:
+                    fields = f.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if fields[1] == me and fields[0] != "Z":
+                found.append(int(name))
+    return found
+
+
+def _kill_children() -> None:
+    """Everything the command left behind (reparented to us): killed and reaped, until none is left."""
+    for _ in range(100):
+        pids = _children()
+        for pid in pids:
+            try:
+                os.killpg(pid, signal.SIGKILL)
+            except OSError:
+                pass
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        while True:
+            try:
+                if os.waitpid(-1, os.WNOHANG)[0] == 0:
+                    break
+            except ChildProcessError:
+                break
+        if not pids:
+            return
+
+
+def launch(spec: dict, command: list[str]) -> int:
+    """The launcher's work (runs in its own process): enter the sandbox, run the command."""
+    libc = _libc()
+    env = spec.get("env", os.environ.copy())
+    cwd = spec.get("cwd", os.getcwd())
+    limits = spec.get("limits", {})
+    if spec.get("level") == "namespaces":
+        _enter_namespaces(libc, bool(spec.get("network")))
+        init = os.fork()  # the first child is the PID namespace's init
+        if init:
+            def forward(signum, frame) -> None:
+                try:
+                    os.kill(init, signum)
+                except OSError:
+                    pass
+
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                signal.signal(sig, forward)
+            while True:
+                try:
+                    _, st = os.waitpid(init, 0)
+                    return _exit_status(st)
+                except InterruptedError:
+                    continue
+        try:
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)  # the launcher gone: so are we
+            _filesystem(libc, spec)
+            if not spec.get("network"):
+                _loopback_up()
+        except (SandboxError, OSError) as exc:
+            os.write(2, f"autoresearch: sandbox: {exc}\n".encode())
+            os._exit(125)
+        os._exit(_supervise(libc, command, env, cwd, limits))
+    if spec.get("level") == "subreaper":
+        libc.prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
+    return _supervise(libc, command, env, cwd, limits)
+
+
+def end_as(status: int) -> int:
+    """End the launcher as the command ended: killed by the same signal, so the runner reads a run
+    killed from outside (the kernel's out-of-memory killer) as such; else its exit code."""
+    if 128 < status <= 128 + 64 and status - 128 in signal.valid_signals():
+        try:
+            signal.signal(status - 128, signal.SIG_DFL)
+        except (OSError, ValueError):
+            pass
+        os.kill(os.getpid(), status - 128)
+    return status
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 3 or argv[1] != "--":
+        print("usage: sandbox.py SPEC -- COMMAND [ARGS...]   (SPEC: a JSON object)", file=sys.stderr)
+        return 2
+    return end_as(launch(json.loads(argv[0]), argv[2:]))
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
