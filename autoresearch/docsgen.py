@@ -96,7 +96,7 @@ def code(text: str) -> str:
 
 
 def invocation(action: argparse.Action) -> str:
-    """How an option is written: ``-k EXPR``, ``--prune / --no-prune``, ``--replace OLD NEW``."""
+    """How an option is written: ``-k EXPR``, ``--prune, --no-prune``, ``--replace OLD NEW``."""
     if not action.option_strings:
         metavar = action.metavar or action.dest
         return f"{metavar} ..." if action.nargs in ("*", "+") else str(metavar)
@@ -146,7 +146,7 @@ def options_section(parser: Parser, subs: dict[str, argparse.ArgumentParser]) ->
            "A flag that sets a setting overrides the value in pyproject.toml; the others exist only "
            "on the command line."]
     for command, sub in subs.items():
-        out += ["", f"### `autoresearch {command}`", "", sentence(cli.COMMANDS.get(command, "")), ""]
+        out += ["", f"### `autoresearch {command}`", "", sentence(sub.description or ""), ""]
         actions = [a for a in sub._actions if not isinstance(a, argparse._HelpAction)]
         if not actions:
             out.append("No options.")
@@ -167,9 +167,9 @@ def configuration_page() -> str:
              "no plugin declares, a value of the wrong type, or one its plugin's check refuses is one line at "
              "start-up, before anything runs. `autoresearch --help` prints the same list; a `conftest.py` or "
              "an installed plugin may declare more.", "",
-             "Every setting is declared once, by the module that reads it (`parser.addsetting`, in its "
-             "`autoresearch_addoption` hook: see [plugins](plugins.md)); that declaration is the only "
-             "source of this page.", "", "Types:", "", *types, "",
+             "Every setting is declared once, by one module (`parser.addsetting`, in its "
+             "`autoresearch_addoption` hook: see [plugins](plugins.md)), named below; that declaration "
+             "is the only source of this page.", "", "Types:", "", *types, "",
              *settings_section(parser), "", *options_section(parser, subs)]
     return "\n".join(lines) + "\n"
 
