@@ -293,6 +293,17 @@ for path in glob.glob("@TMP@/autoresearch-evaluator-*/evaluate.py"):
 ''', xfail_off="with the sandbox off the workload rewrites the evaluator's copy of the baseline "
                "(TMPDIR/autoresearch-evaluator-TAG-*/evaluate.py), which the session reuses for every run: "
                "the forged val_bpb 0.5 is kept as measured"),
+    "python-startup-files-for-the-evaluator": Attack(f'''
+import sysconfig
+forge = 'print("{FORGE_LINE}")\\nimport os\\nos._exit(0)\\n'
+user_site = os.path.expanduser("~/.local/lib/python%d.%d/site-packages" % sys.version_info[:2])
+os.makedirs(user_site, exist_ok=True)
+for path in ("sitecustomize.py", "usercustomize.py", "evaluate.py", user_site + "/usercustomize.py"):
+    with open(path, "w") as f:
+        f.write(forge)
+with open(user_site + "/forge.pth", "w") as f:
+    f.write("import os; print('{FORGE_LINE}'); os._exit(0)\\n")
+'''),
     "evaluator-replaced-in-checkout": Attack(f'''
 try:
     with open("@REPO@/evaluate.py", "w") as f:
@@ -373,6 +384,14 @@ for gitfile in glob.glob("@REPO@/.autoresearch/runs/t1/worktree*/.git"):
                  "absolute path) to a git folder of its own whose config names a filter; the guard watches only the "
                  "repository's own .git, so the session goes on and the runner's next git in the worktree "
                  "(sessionfinish's reset --hard) runs the planted program"),
+    "runners-global-gitconfig": Attack(PLANT + '''
+plant("@TMP@/filter.sh", SCRIPT, executable=True)
+plant("@HOME@/.gitconfig", "[filter \\"x\\"]\\n\\tsmudge = @TMP@/filter.sh\\n\\tclean = @TMP@/filter.sh\\n")
+plant("@HOME@/.config/git/attributes", "* filter=x\\n")
+''', xfail_off="with the sandbox off a run writes the runner's ~/.gitconfig and ~/.config/git/attributes "
+                 "(a filter driver for every file); the guard watches only the repository's .git and gitcmd.SAFE "
+                 "leaves filters on, so the runner's next git in the worktree (sessionfinish's reset --hard) runs "
+                 "the planted program"),
     "move-main-and-add-a-tag": Attack('''
 import subprocess
 subprocess.run(["git", "-C", "@REPO@", "update-ref", "refs/heads/main", "refs/autoresearch/t1/001-a_attack"],
@@ -410,6 +429,25 @@ except (OSError, StopIteration):
     pass
 '''
 RECORD_ATTACKS = {
+    "results-tsv-rewritten": Attack('''
+for path in ("@REPO@/results.tsv", "@REPO@/.autoresearch/runs/t1/results.tsv"):
+    try:
+        text = open(path).read()
+        with open(path, "w") as f:
+            f.write(text.replace("1.200000", "0.500000"))
+    except OSError:
+        pass
+'''),
+    "journal-rewritten": Attack('''
+try:
+    text = open("@REPO@/experiments/journal.md").read()
+    with open("@REPO@/experiments/journal.md", "w") as f:
+        f.write(text.replace("1.200000", "0.500000"))
+except OSError:
+    pass
+''', xfail_off="with the sandbox off a run rewrites experiments/journal.md, which the runner only appends "
+                 "to (neither pinned, chained nor rendered again from the ledger): the baseline's val_bpb 1.2 "
+                 "reads 0.5 there for good"),
     "ledger-line-appended": Attack("CHAINED = False\n" + FORGE_LEDGER, off="chain"),
     "ledger-line-appended-with-its-hash": Attack(
         "CHAINED = True\n" + FORGE_LEDGER, off="chain",
@@ -642,3 +680,33 @@ def test_an_overrun_is_marked_in_the_record(world, monkeypatch, mode):
     attacked = next(d for d in done if d["name"] == "a_attack")
     assert attacked["runs"][0]["overrun"] > 0, attacked
     assert attacked["metrics"]["val_bpb"] == measured(ATTACK_LR)
+
+
+def test_no_network_in_the_sandbox(world, monkeypatch):
+    """With namespaces (sandbox_network false, the default) a run reaches no socket outside it: not
+    even one on the machine's loopback."""
+    import socket
+
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(8)
+        listener.settimeout(0.1)
+        port = listener.getsockname()[1]
+        code = ("import socket\ntry:\n    socket.create_connection(('127.0.0.1', %d), timeout=2).sendall(b'out')\n"
+                "    print('CONNECTED')\nexcept OSError as exc:\n    print('no network:', exc)\n" % port)
+        make_project(world.root)
+        hypothesis(world.root, "a_attack", ATTACK_LR, code)
+        r = world.cli("run", "--tag", "t1", "--sandbox", "auto")
+        assert r.rc == 0 and world.levels[-1].name == "namespaces", r
+        try:
+            conn, _ = listener.accept()
+            conn.close()
+            reached = True
+        except OSError:
+            reached = False
+        assert not reached, "a run inside the sandbox connected to the machine's loopback"
+        log = (world.root / ".autoresearch" / "runs" / "t1" / "logs" / "001-a_attack.log").read_text()
+        assert "no network:" in log and "CONNECTED" not in log, log
+    finally:
+        listener.close()
