@@ -278,10 +278,6 @@ def forge():
                 pass
 atexit.register(forge)
 '''),
-    "evaluator-replaced-in-run-folder": Attack(f'''
-with open("evaluate.py", "w") as f:
-    f.write('print("{FORGE_LINE}")\\n')
-'''),
     "evaluator-replaced-in-its-folder": Attack(f'''
 import glob
 for path in glob.glob("@TMP@/autoresearch-evaluator-*/evaluate.py"):
@@ -486,7 +482,10 @@ try:
         f.write("open(%r, 'a').write('ran')\\n" % "@RAN@")
 except OSError:
     pass
-''', off="stop", names="conftest.py"),
+''', off="stop", names="conftest.py",
+        xfail_off="the project's conftest.py is imported (pluginmanager.load_conftest, at configure) before the "
+                  "pins are checked (isolation.check_pins, at sessionstart): a conftest.py a run dropped with the "
+                  "sandbox off runs in the runner on --resume, before the refusal"),
 }
 
 
@@ -496,18 +495,7 @@ def test_the_users_checkout_is_out_of_reach(world, monkeypatch, name, mode, atta
     if mode == "off":  # what was changed on the way out is refused on the way back in
         r = world.cli("run", "--resume", "--tag", "t1", "--sandbox", mode)
         assert r.rc != 0 and attack.names in r.err.strip().splitlines()[-1], r
-
-
-@pytest.mark.xfail(strict=True, reason="the project's conftest.py is imported (pluginmanager.load_conftest, at "
-                                       "configure) before the pins are checked (isolation.check_pins, at "
-                                       "sessionstart): a conftest.py a run dropped with the sandbox off runs in the "
-                                       "runner on --resume, before the refusal")
-def test_a_dropped_conftest_never_runs_on_resume(world, monkeypatch):
-    r, _, _ = run_attack(world, CHECKOUT_ATTACKS["conftest-py-dropped"], "off", monkeypatch)
-    assert r.rc != 0 and "conftest.py" in r.err, r
-    r = world.cli("run", "--resume", "--tag", "t1", "--sandbox", "off")
-    assert r.rc != 0 and "conftest.py" in r.err, r
-    assert not world.ran.exists(), "--resume imported the conftest.py a run planted"
+        assert not world.ran.exists(), "--resume imported the conftest.py a run planted"
 
 
 # ----------------------------------------------------------------------------------------------
@@ -679,6 +667,12 @@ def test_an_overrun_is_marked_in_the_record(world, monkeypatch, mode):
             if '"event": "done"' in line]
     attacked = next(d for d in done if d["name"] == "a_attack")
     assert attacked["runs"][0]["overrun"] > 0, attacked
+    # and every record says so: the reason (ledger, results.jsonl, journal)
+    assert "overran its time budget" in attacked["reason"], attacked
+    sidecar = [json.loads(line) for line in
+               (world.root / ".autoresearch" / "runs" / "t1" / "results.jsonl").read_text().splitlines()]
+    assert ["overran its time budget" in row["reason"] for row in sidecar if row["name"] == "a_attack"] == [True]
+    assert "overran its time budget" in (world.root / "experiments" / "journal.md").read_text()
     assert attacked["metrics"]["val_bpb"] == measured(ATTACK_LR)
 
 
