@@ -40,7 +40,11 @@ ALLOWED = {"PATH", "LANG", "LANGUAGE", "TZ", "TERM", "USER", "LOGNAME", "SHELL",
            "LD_LIBRARY_PATH", "XDG_CACHE_HOME", "HF_HOME", "HF_DATASETS_CACHE", "TORCH_HOME",
            "TORCHINDUCTOR_CACHE_DIR", "TRITON_CACHE_DIR", "NCCL_DEBUG", "NCCL_P2P_DISABLE", "NCCL_IB_DISABLE",
            "AUTORESEARCH_CACHE", "AUTORESEARCH_THREADS"}
-ALLOWED_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "ROCR_", "HIP_", "HSA_", "CUBLAS_", "CUDNN_", "PYTORCH_")
+ALLOWED_PREFIXES = ("LC_", "CUDA_", "NVIDIA_", "ROCR_", "HIP_", "HSA_", "CUBLAS_", "CUDNN_", "PYTORCH_",
+                    "AUTORESEARCH_")
+# Folders of data that runs read, named by the environment: visible (read-only) even where they lie
+# in a folder the sandbox makes private (/tmp)
+DATA_VARS = ("AUTORESEARCH_CACHE", "XDG_CACHE_HOME", "HF_HOME", "HF_DATASETS_CACHE", "TORCH_HOME")
 # Covered in every sandbox: where credentials usually live (the hide setting adds more)
 HIDDEN = ("~/.ssh", "~/.aws", "~/.azure", "~/.config/gcloud", "~/.config/gh", "~/.kube", "~/.docker",
           "~/.gnupg", "~/.netrc", "~/.git-credentials", "~/.pypirc", "~/.huggingface/token",
@@ -111,6 +115,10 @@ def choose(config) -> Level:
         return Level("none", "sandbox: off (each run in a fresh folder without .git, a clean environment; "
                              "its code can still read and write whatever your user can)")
     ok, reason = probe(bool(config.get("sandbox_network")))
+    if not ok and mode != "strict" and not sys.platform.startswith("linux"):
+        return Level("none", f"sandbox: none available on {sys.platform} (no namespaces, no subreaper): each run "
+                             "in a fresh folder without .git, a clean environment; its code can still read and "
+                             "write whatever your user can, and a process it detaches may outlive it")
     if ok:
         net = "network allowed" if config.get("sandbox_network") else "no network"
         return Level("namespaces", f"sandbox: namespaces (filesystem read-only but the run's folder, private "
@@ -196,6 +204,7 @@ def spec(level: Level, config, cwd: Path, writable: list[Path] | tuple = (),
         readonly = [*readonly, cwd]  # the folder it starts in is there, under the private /tmp too
     if level.name != "none":
         links = [str((config.rootdir / name).resolve()) for name in config.get("link") or []]
+        links += [os.environ[v] for v in DATA_VARS if os.environ.get(v)]  # data caches, read-only
         out.update(writable=[str(p) for p in writable], readonly=[str(p) for p in readonly],
                    expose=[sys.prefix, sys.base_prefix, str(Path(sys.executable).resolve().parent),
                            str(config.rootdir), *links],

@@ -145,7 +145,7 @@ def autoresearch_make_report(experiment, verdict: Verdict) -> Report:
     return Report(
         seq=exp.seq, tag=exp.session.tag, nodeid=exp.nodeid, name=exp.name, key=h.key if h else "",
         description=exp.description, hypothesis=h.hypothesis if h else "the unmodified baseline",
-        status=verdict.status, reason=verdict.reason, metric=config.get("metric"), direction=config.get("direction"),
+        status=verdict.status, reason=verdict.reason + overran(runs), metric=config.get("metric"), direction=config.get("direction"),
         metrics=exp.metrics, baseline_metrics=exp.baseline_metrics, expect=h.expect if h else (),
         changes=tuple(exp.patch.changes) if exp.patch else (),
         patch_kinds=tuple(k for k, v in (("set", h.set), ("replace", h.replace), ("diff", h.diff)) if v) if h else (),
@@ -156,6 +156,13 @@ def autoresearch_make_report(experiment, verdict: Verdict) -> Report:
         root_cause=((failed.message if failed else verdict.reason) if ended_badly else ""),
         log_tail=log_tail(last.log_path) if ended_badly and last.log_path else "", runs=runs,
         sigma=verdict.sigma, z=verdict.z, beyond_noise=verdict.beyond_noise)
+
+
+def overran(runs) -> str:
+    """A note for the reason when a run took longer than its budget and the slack (every record
+    carries the reason; each run's own ``overrun`` is in the ledger)."""
+    worst = max((r.overrun for r in runs), default=0.0)
+    return f" (a run overran its time budget by {worst:.0f}s)" if worst > 0 else ""
 
 
 # -------------------------------------------------------------------------------------------

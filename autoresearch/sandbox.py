@@ -149,7 +149,8 @@ def _exit_status(status: int) -> int:
 def _supervise(libc, command: list[str], env: dict[str, str], cwd: str, limits: dict) -> int:
     """Start the command, forward stops to it, reap whatever ends, and when the command itself has
     ended, kill everything it left (orphans are ours: we are init, or a subreaper)."""
-    libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)  # the command cannot trace us or read our memory
+    if hasattr(libc, "prctl"):  # Linux: the command cannot trace us or read our memory
+        libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     pid = os.fork()
     if pid == 0:
         try:  # in the launcher's process group: the runner's kill of the group reaches it directly

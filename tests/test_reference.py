@@ -45,3 +45,38 @@ def test_reference_workload_end_to_end(tmp_path):
     journal = (project / "experiments" / "journal.md").read_text()
     assert "ValueError: unknown ACTIVATION 'nope' (relu2, gelu or silu)" in journal
     assert "torch" not in r.stdout.lower()  # workload output stays in its log
+
+
+def test_the_protected_evaluator_scores_the_reference_model_and_catches_a_peeking_one(tmp_path):
+    """evaluate = prepare.py's evaluator: it scores the model train.py saved, from logits that the
+    candidate's code computes in a sandbox of its own, with the baseline's data and code; the
+    workload's own val_bpb is kept as reported.val_bpb. A model that attends to later bytes (not
+    causal) learns to copy the next byte: its own number looks excellent, the evaluator refuses it."""
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("train.py", "prepare.py"):
+        shutil.copy(ROOT / name, project)
+    (project / "pyproject.toml").write_text(
+        '[tool.autoresearch]\nrepeats = 1\nmax_repeats = 1\nbudget_steps = 8\n'
+        'evaluate = ["{python}", "prepare.py", "evaluate", "{output}"]\n')
+    (project / "experiments").mkdir()
+    (project / "experiments" / "peek.toml").write_text(
+        'description = "attention that sees the future"\nhypothesis = "a forged gain"\n'
+        '[[replace]]\nold = "is_causal=True"\nnew = "is_causal=False"\n')
+    git(project, "init", "-q")
+    git(project, "add", "-A")
+    git(project, "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init")
+    cache = tmp_path / "cache"
+    assert run_prepare(cache, "--source", str(make_corpus(tmp_path / "src", files=40))).returncode == 0
+    env = {**os.environ, "AUTORESEARCH_CACHE": str(cache)}
+    r = subprocess.run([sys.executable, "-m", "autoresearch", "run", "--budget", "30", "--tag", "ev"], cwd=project,
+                       capture_output=True, text=True, env=env, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    import json
+
+    entries = [json.loads(x) for x in (project / ".autoresearch/runs/ev/results.jsonl").read_text().splitlines()]
+    base, peek = entries
+    assert base["status"] == "keep"
+    # the evaluator's number decides; the workload's own is kept beside it, and they agree (float16 logits)
+    assert abs(base["metrics"]["val_bpb"] - base["metrics"]["reported.val_bpb"]) < 2e-3
+    assert peek["status"] == "crash" and "not causal" in peek["root_cause"], peek["root_cause"]
