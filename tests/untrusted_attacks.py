@@ -158,7 +158,7 @@ def records(root: Path, own: str, upto: int | None = None) -> dict:
     sections = text.split("\n### ")
     for section in sections[1:] if upto is None else sections[1:upto + 1]:
         if section.splitlines()[0].endswith(f"— {own}"):
-            section = "\n".join(line for line in section.splitlines() if line.startswith("**Status**"))
+            section = "\n".join(["OWN", *(line for line in section.splitlines() if line.startswith("**Status**"))])
         out["journal"].append(section)
     for log in sorted((run / "logs").glob("*.log")):
         seq = int(log.name[:3])
