@@ -26,13 +26,12 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-from autoresearch import hookimpl, interrupts, procs
+from autoresearch import hookimpl, procs
 from autoresearch.errors import GitError, UsageError
 from autoresearch.execute import link_into
 from autoresearch.gitcmd import SAFE, ask, git  # noqa: F401 (SAFE: for plugins that run git themselves)
