@@ -19,7 +19,7 @@ ENTRY_POINT_GROUP = "autoresearch"
 ESSENTIAL = {name: f"autoresearch.{name}" for name in ("main", "collect", "loop", "protocol", "execute", "isolation", "metrics")}
 #: Built-in plugins shipped in ``plugins/`` (installed as ``autoresearch.plugins``).
 BUILTIN = {name: f"autoresearch.plugins.{name}" for name in
-           ("git", "verdict", "expect", "exitfirst", "watch", "workers", "ray", "results_tsv", "journal",
+           ("git", "device", "verdict", "expect", "exitfirst", "watch", "workers", "ray", "results_tsv", "journal",
             "lessons", "terminal", "junitxml", "prune", "mlflow")}
 
 

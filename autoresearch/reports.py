@@ -53,6 +53,7 @@ class Cause(str, enum.Enum):
     PRUNED = "pruned"  # stopped early by a plugin (its learning curve stayed behind): a discard, no crash
     FORGED = "forged"  # the log holds the metric more than once: a forged or repeated summary
     EVALUATOR = "evaluator"  # the protected evaluator failed or printed no metric for this run
+    DEVICE = "device"  # it trained on another device than require_device names (a CPU fallback)
 
     def __str__(self) -> str:
         return self.value

@@ -133,6 +133,9 @@ def summary(stdout: str) -> dict[str, float]:
     block = stdout.split("\n---\n", 1)[1].strip().splitlines()
     parsed = {}
     for line in block:
+        if line.startswith("device:"):  # the device it trained on: a word, not a number
+            assert re.fullmatch(r"device:\s+(cpu|cuda|mps)", line), line
+            continue
         m = re.fullmatch(r"(\w+):\s+(-?\d+(?:\.\d+)?)", line)
         assert m, f"summary line does not parse: {line!r}"
         parsed[m.group(1)] = float(m.group(2))
