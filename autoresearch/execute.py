@@ -221,7 +221,7 @@ def autoresearch_experiment_run(experiment) -> RunResult:
     config = session.config
     level = session.sandbox
     seed = experiment.seed
-    folder = isolation.make_run_folder(experiment.workdir, experiment.label)
+    folder = isolation.make_run_folder(config, tree(experiment), experiment.label)
     try:
         env = isolation.clean_env(run_env(experiment), str(folder), config.get("pass_env") or ())
 
@@ -241,6 +241,20 @@ def autoresearch_experiment_run(experiment) -> RunResult:
         isolation.remove(folder)
 
 
+def tree(experiment) -> bytes:
+    """The files of the experiment's commit (a tar), kept for the commit's next runs."""
+    session = experiment.session
+    commit = "" if session.scratch else (experiment.commit or session.tip)
+    if not commit or commit not in session.trees:
+        data = isolation.archive(session.config, commit, experiment.workdir)
+        if not commit:
+            return data
+        while len(session.trees) >= 4:
+            session.trees.pop(next(iter(session.trees)))
+        session.trees[commit] = data
+    return session.trees[commit]
+
+
 def evaluated(experiment, result: RunResult, folder: Path) -> RunResult:
     """The protected evaluator on a finished run: the baseline's own files, run in a sandbox of its
     own with the run's folder read-only. Only what it prints decides; a failure is the run's crash."""
@@ -249,6 +263,7 @@ def evaluated(experiment, result: RunResult, folder: Path) -> RunResult:
     session, config = experiment.session, experiment.session.config
     scratch = Path(tempfile.mkdtemp(prefix=f"autoresearch-eval-{experiment.label}-"))
     log_path = Path(str(experiment.log_path)[:-len(".log")] + ".eval.log")
+    files = isolation.make_run_folder(config, session.evaluator, f"evaluator-{experiment.label}")  # made anew
     try:
         # how the evaluator runs the candidate's code (its model) in a sandbox of its own: this
         # argv, then the command; only the scratch folder is writable there
@@ -257,12 +272,13 @@ def evaluated(experiment, result: RunResult, folder: Path) -> RunResult:
                                    "AUTORESEARCH_SANDBOX": json.dumps(candidate),
                                    "AUTORESEARCH_SCRATCH": str(scratch)}, str(scratch),
                                   config.get("pass_env") or ())
-        argv = isolation.wrap(session.sandbox, config, evaluate_command(config, experiment, folder, session.evaluator),
-                              session.evaluator, readonly=[folder], writable=[scratch])
-        ran = run_command(argv, session.evaluator, log_path, env, timeout(config), should_stop=experiment.should_stop,
+        argv = isolation.wrap(session.sandbox, config, evaluate_command(config, experiment, folder, files),
+                              files, readonly=[folder], writable=[scratch])
+        ran = run_command(argv, files, log_path, env, timeout(config), should_stop=experiment.should_stop,
                           max_log=int(config.get("max_log_mb") * 2**20))
     finally:
         isolation.remove(scratch)
+        isolation.remove(files)
     if ran.cause or ran.returncode:
         why = ran.message or f"exit code {ran.returncode}: {log_tail(str(log_path), 1)[:200]}"
         return replace(result, cause=Cause.EVALUATOR, message=printable(f"the evaluator failed ({why}); see {log_path}"))

@@ -15,7 +15,7 @@ from autoresearch.errors import GitError
 # Every git command the runner runs has git's config-driven programs turned off: hooks, the
 # file-system monitor, external diff and text conversion, signing, pagers. A repository's config
 # can name programs to run; whoever changed it, the runner's git never runs them.
-SAFE = ("-c", "core.hooksPath=/dev/null", "-c", "core.fsmonitor=false", "-c", "core.untrackedCache=false",
+SAFE = ("-c", "core.hooksPath=/dev/null", "-c", "core.attributesFile=/dev/null", "-c", "core.fsmonitor=false", "-c", "core.untrackedCache=false",
         "-c", "diff.external=", "-c", "core.pager=cat", "-c", "commit.gpgSign=false", "-c", "tag.gpgSign=false",
         "-c", "gc.auto=0", "-c", "maintenance.auto=false")
 

@@ -18,11 +18,13 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -173,21 +175,40 @@ def clean_env(extra: dict[str, str], home: str, passed: list[str] | tuple[str, .
     return env
 
 
-def make_run_folder(source: Path, label: str) -> Path:
-    """A fresh folder outside the project holding a copy of `source` (a worktree at the experiment's
-    commit), without .git; links (the `link` setting's data) are kept as links."""
+def archive(config, commit: str | None, source: Path | None = None) -> bytes:
+    """The files of `commit` as a tar, from git's object store (never the worktree's files, which a
+    run may have touched, nor anything git does not track); without git, `source` minus .git."""
+    if commit:
+        from autoresearch.gitcmd import SAFE
+
+        return subprocess.run(["git", *SAFE, "archive", "--format=tar", commit], cwd=config.rootdir,
+                              capture_output=True, check=True).stdout
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for path in sorted(source.iterdir()):
+            if path.name != ".git":
+                tar.add(path, arcname=path.name, filter=lambda t: None if t.name.split("/")[-1] == ".git" else t)
+    return buf.getvalue()
+
+
+def make_run_folder(config, tree: bytes, label: str) -> Path:
+    """A fresh folder outside the project holding `tree` (:func:`archive`), without .git, with the
+    `link` setting's data linked in: nothing of an earlier run is in it."""
     folder = Path(tempfile.mkdtemp(prefix=f"autoresearch-{label}-"))
-    shutil.copytree(source, folder, symlinks=True, dirs_exist_ok=True,
-                    ignore=lambda d, names: [n for n in names if n == ".git"])
+    with tarfile.open(fileobj=io.BytesIO(tree)) as tar:
+        tar.extractall(folder, filter="data")
+    link_into(config, folder)
     return folder
 
 
 def remove(folder: Path) -> None:
     """Remove a run folder, whatever its code made of it (read-only folders included)."""
     def onerror(func, path, exc_info) -> None:
-        try:
-            os.chmod(os.path.dirname(path), 0o700)
-            os.chmod(path, 0o700)
+        try:  # a folder the run made unwritable; never through a link (its target is not ours)
+            if not os.path.islink(os.path.dirname(path)):
+                os.chmod(os.path.dirname(path), 0o700)
+            if not os.path.islink(path):
+                os.chmod(path, 0o700)
             func(path)
         except OSError:
             pass
@@ -280,26 +301,8 @@ def autoresearch_sessionstart(session) -> None:
         raise UsageError(f"evaluate runs with the local executor only (executor = {config.get('executor')!r}): "
                          "the evaluator reads the run's folder, which stays on the node that ran it")
     check_pins(session)
-    if config.get("evaluate"):
-        folder = Path(tempfile.mkdtemp(prefix=f"autoresearch-evaluator-{session.tag}-"))
-        commit = session.initial_commit or session.tip
-        if session.scratch or not commit:
-            shutil.copytree(session.workdir, folder, symlinks=True, dirs_exist_ok=True,
-                            ignore=lambda d, names: [n for n in names if n == ".git"])
-        else:
-            import tarfile
-
-            archive = subprocess.run(["git", "-c", "core.hooksPath=/dev/null", "archive", "--format=tar", commit],
-                                     cwd=config.rootdir, capture_output=True, check=True).stdout
-            import io
-
-            with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-                tar.extractall(folder, filter="data")
-            link_into(config, folder)
-        session.evaluator = folder
+    if config.get("evaluate"):  # the evaluator's files: made anew from this for every evaluation
+        commit = "" if session.scratch else (session.initial_commit or session.tip)
+        session.evaluator = archive(config, commit, session.workdir)
 
 
-@hookimpl
-def autoresearch_sessionfinish(session, exitstatus) -> None:
-    if getattr(session, "evaluator", None):
-        remove(session.evaluator)

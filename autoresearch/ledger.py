@@ -78,6 +78,7 @@ class Ledger:
 
     def repair(self) -> None:
         """Cut off a torn last line (a kill mid-write), so the next line starts on its own."""
+        _last.pop(self.path, None)
         with open(self.path, "rb+") as f:
             data = f.read()
             if data and not data.endswith(b"\n"):
@@ -90,7 +91,10 @@ class Ledger:
         with _append, open(self.path, "ab") as f:
             size = f.tell()
             cached = _last.get(self.path)
-            prev = cached[1] if cached and cached[0] == size else line_hash(last_line(self.path, size))
+            if cached and cached[0] != size:  # this process wrote the last line: someone else wrote since
+                raise BrokenChain(f"{self.path}: changed outside autoresearch since its last entry "
+                                  f"({cached[0]} bytes then, {size} now): the record cannot be trusted")
+            prev = cached[1] if cached else line_hash(last_line(self.path, size))
             data = (json.dumps({**entry, "prev": prev}, default=str) + "\n").encode()
             f.write(data)
             f.flush()
@@ -102,7 +106,8 @@ class Ledger:
         started: dict[int, dict[str, Any]] = {}
         by_seq: dict[int, Report] = {}
         logged: set[int] | None = None  # None for a ledger written before "logged" events existed
-        lines = self.path.read_bytes().split(b"\n")
+        data = self.path.read_bytes()
+        lines = data.split(b"\n")
         prev, chained = "", False
         for number, raw in enumerate(lines, 1):
             try:
@@ -137,6 +142,11 @@ class Ledger:
                 state.initial_commit = entry.get("initial_commit", "")
                 state.protected = entry.get("protected", {})
                 state.tip = state.tip or state.initial_commit
+        with _append:  # verified as it stands: the next append follows from it, or from nothing else
+            if data.endswith(b"\n"):
+                _last[self.path] = (len(data), prev)
+            else:
+                _last.pop(self.path, None)
         state.history = [by_seq[k] for k in sorted(by_seq)]
         if logged is not None:
             state.unlogged = [r for r in state.history if r.seq not in logged]

@@ -54,9 +54,6 @@ class Experiment:
         self.commit = self.base_commit
         self.patch: Any = None  # the PatchResult, once setup applied it
         self.started = time.time()
-        self.sandbox: Any = None  # the isolation.Level every run of the workload gets (set at sessionstart)
-        self.evaluator: Path | None = None  # the protected evaluator's files, with the evaluate setting
-        self.pins: dict[str, str | None] = {}  # the files this session pinned (isolation.pinned_files)
         self.runs: list[RunResult] = []  # every run of the workload so far
         self.finished = False  # True once its report is in the ledger
         self.cancelled = threading.Event()  # set to stop its run at once (a run loop's decision)
@@ -124,6 +121,10 @@ class Session:
         self.dispatched: set[str] = set()  # hypothesis keys handed to the loop in this process
         self.numbered: set[int] = set()  # experiment numbers given out in this process
         self.started = time.time()
+        self.sandbox: Any = None  # the isolation.Level every run of the workload gets (set at sessionstart)
+        self.evaluator: bytes | None = None  # the protected evaluator's files (a tar), with the evaluate setting
+        self.trees: dict[str, bytes] = {}  # the files of recent commits (a tar each), for the runs' folders
+        self.pins: dict[str, str | None] = {}  # the files this session pinned (isolation.pinned_files)
 
     @classmethod
     def open_existing(cls, config: Any, tag: str | None = None) -> Session:

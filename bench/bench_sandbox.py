@@ -50,6 +50,7 @@ def main() -> dict[str, float]:
     ok, why = isolation.probe(False)
     levels = ["off", "subreaper"] + (["namespaces", "evaluator"] if ok else [])
     cmd = [sys.executable, "train.py"]
+    tree = isolation.archive(config("off"), "", source)  # the runner keeps a commit's files so, in memory
     times: dict[str, list[float]] = {name: [] for name in ["bare", *levels, "evaluator-bare"]}
     try:
         for i in range(N):  # interleaved, so the machine's load falls on every variant alike
@@ -62,7 +63,7 @@ def main() -> dict[str, float]:
                                         {"off": "none"}.get(name, name), "")
 
                 def one() -> None:
-                    folder = isolation.make_run_folder(source, "bench")
+                    folder = isolation.make_run_folder(config(name), tree, "bench")
                     try:
                         env = isolation.clean_env({}, str(folder))
                         run_command(isolation.wrap(level, config(name), cmd, folder, [folder]), folder, log, env, 60)

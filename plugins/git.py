@@ -47,11 +47,15 @@ class Guard:
     runner's own writes; compared after every run of the workload."""
 
     FILES = ("config", "config.worktree", "HEAD", "info/attributes", "commondir", "packed-refs")
+    # git reads these too, whoever runs it: the user's own configuration and attributes
+    GLOBAL = ("~/.gitconfig", "~/.config/git/config", "~/.config/git/attributes")
 
     def __init__(self, root: Path, common: Path, tag: str) -> None:
         self.root, self.common, self.tag = root, common, tag
         self.lock = threading.RLock()
         self.known: dict[str, str] = {}
+        self.worktrees: list[Path] = []  # the run's worktrees: their .git file and git's record of them
+        self.tripped = False  # a change was found: no more git in the worktrees (it could run a filter)
 
     def snapshot(self) -> dict[str, str]:
         state = {}
@@ -65,6 +69,13 @@ class Guard:
         hooks = self.common / "hooks"
         for path in sorted(hooks.rglob("*")) if hooks.is_dir() else []:
             state[f".git/hooks/{path.relative_to(hooks)}"] = digest(path)
+        for name in self.GLOBAL:
+            state[name] = digest(Path(os.path.expanduser(name)))
+        for work in self.worktrees:
+            state[f"{work.name}/.git"] = digest(work / ".git")
+        for admin in sorted((self.common / "worktrees").glob("*")):
+            for name in ("config.worktree", "commondir", "gitdir"):
+                state[f".git/worktrees/{admin.name}/{name}"] = digest(admin / name)
         return state
 
     def refresh(self) -> None:
@@ -77,6 +88,7 @@ class Guard:
             now = self.snapshot()
             changed = sorted(k for k in set(now) | set(self.known) if now.get(k) != self.known.get(k))
         if changed:
+            self.tripped = True
             what = changed[0]
             before, after = self.known.get(what, "absent"), now.get(what, "absent")
             raise UsageError(f"the repository changed while {label} ran: {what} ({before[:10]} -> {after[:10]})"
@@ -174,6 +186,7 @@ class GitPlugin:
             link_into(config, work)  # what the workload needs that git leaves out (a data folder)
             self.at[work] = session.tip
         session.workdir = session.workdirs[0]
+        self.guard.worktrees = list(session.workdirs)
         self.guard.refresh()
 
     @staticmethod
@@ -262,6 +275,8 @@ class GitPlugin:
     def autoresearch_sessionfinish(self, session, exitstatus) -> None:
         if not self.branch:
             return
+        if self.guard is not None and self.guard.tripped:
+            return  # the repository was changed under the runner: no git in it, nothing it could run
         try:  # whatever stopped the session, leave the branch and the worktrees at the last kept commit
             self.move_branch(session.tip)
             for work in session.workdirs:

@@ -277,17 +277,34 @@ def soak_session(project: Path, expected: list, duration: float, stops: int, rng
             break  # the run is done
         phase = phase_at(phases, proc.pid, stopped_at)
         stats.stops[(kind, phase)] += 1
-        allowed = EXPECTED_RC[kind] | {0} | (INTERPRETER_RC.get(kind, set()) if phase == "interpreter" else set())
+        # a graceful stop is 130 or 143 from the first instruction of ours to the last; 0 only once the
+        # session is finishing (the run was done before the signal came)
+        allowed = EXPECTED_RC[kind] | ({0} if phase == "finish" or kind.startswith("sigkill") else set()) | (
+            INTERPRETER_RC.get(kind, set()) if phase == "interpreter" else set())
         if rc not in allowed:
             stats.violations.append(f"{project.name}: {kind} in {phase}: exit {rc}: {err.strip()[-600:]}")
         elif "Traceback" in err and phase != "interpreter":
             stats.violations.append(f"{project.name}: {kind} in {phase}: a traceback: {err.strip()[-600:]}")
+        if not kind.startswith("sigkill"):  # a graceful stop leaves the tree as a resume expects it
+            dirty = dirty_worktrees(project)
+            if dirty:
+                stats.violations.append(f"{project.name}: {kind} in {phase}: a dirty worktree after the stop: {dirty}")
         if rc == 0:  # the run is done
             break
     else:
         stats.violations.append(f"{project.name}: never finished")
     stats.violations += [f"{project.name}: {v}" for v in check(project, expected, initial_head)]
     return stats
+
+
+def dirty_worktrees(project: Path) -> str:
+    run_dir = project / ".autoresearch" / "runs" / TAG
+    for work in sorted(run_dir.glob("worktree*")) if run_dir.is_dir() else []:
+        if (work / ".git").exists():
+            status = subprocess.run(["git", "status", "--porcelain"], cwd=work, capture_output=True, text=True).stdout
+            if status.strip():
+                return f"{work.name}: {status.strip()}"
+    return ""
 
 
 def check(project: Path, expected: list, initial_head: str) -> list[str]:
@@ -346,6 +363,9 @@ def check(project: Path, expected: list, initial_head: str) -> list[str]:
                  if not part.lstrip().startswith("**Actual outcome**: interrupted")]
     if len(completed) != len(expected):
         bad.append(f"the journal has {len(completed)} COMPLETED entries for {len(expected)} experiments")
+    planned, ended = journal.count("**Status**: PLANNED"), journal.count("**Status**: COMPLETED")
+    if planned != ended:  # every PLANNED entry has its COMPLETED (or interrupted) one, never an orphan
+        bad.append(f"the journal has {planned} PLANNED entries but {ended} COMPLETED or interrupted ones")
     return bad
 
 

@@ -301,9 +301,7 @@ for path in glob.glob("@TMP@/autoresearch-evaluator-*/evaluate.py"):
             f.write('print("{FORGE_LINE}")\\n')
     except OSError:
         pass
-''', xfail_off="with the sandbox off the workload rewrites the evaluator's copy of the baseline "
-               "(TMPDIR/autoresearch-evaluator-TAG-*/evaluate.py), which the session reuses for every run: "
-               "the forged val_bpb 0.5 is kept as measured"),
+'''),
     "python-startup-files-for-the-evaluator": Attack(f'''
 import sysconfig
 forge = 'print("{FORGE_LINE}")\\nimport os\\nos._exit(0)\\n'
@@ -372,10 +370,7 @@ plant("@REPO@/.git/config", "[core]\\n\\tfsmonitor = @TMP@/fsmonitor.sh\\n\\thoo
 plant("@TMP@/filter.sh", SCRIPT, executable=True)
 plant("@REPO@/.git/config", "[filter \\"x\\"]\\n\\tsmudge = @TMP@/filter.sh\\n\\tclean = @TMP@/filter.sh\\n")
 plant("@REPO@/.git/info/attributes", "* filter=x\\n")
-''', off="stop", names=".git/config",
-        xfail_off="the runner's git leaves filter drivers on (gitcmd.SAFE has no filter.*): the guard stops "
-                  "the session, but the runner's own git in the worktree afterwards (sessionfinish's reset --hard "
-                  "to the tip) still runs the planted filter.x.smudge/clean program"),
+''', off="stop", names=".git/config"),
     "worktree-gitfile-redirected": Attack(PLANT + '''
 import glob, subprocess
 evil = "@TMP@/evil"
@@ -391,18 +386,12 @@ for gitfile in glob.glob("@REPO@/.autoresearch/runs/t1/worktree*/.git"):
             f.write("gitdir: " + evil + "/.git\\n")
     except OSError:
         pass
-''', xfail_off="with the sandbox off a run rewrites its worktree's .git file (under the state folder, by its "
-                 "absolute path) to a git folder of its own whose config names a filter; the guard watches only the "
-                 "repository's own .git, so the session goes on and the runner's next git in the worktree "
-                 "(sessionfinish's reset --hard) runs the planted program"),
+''', off="stop", names="worktree/.git"),
     "runners-global-gitconfig": Attack(PLANT + '''
 plant("@TMP@/filter.sh", SCRIPT, executable=True)
 plant("@HOME@/.gitconfig", "[filter \\"x\\"]\\n\\tsmudge = @TMP@/filter.sh\\n\\tclean = @TMP@/filter.sh\\n")
 plant("@HOME@/.config/git/attributes", "* filter=x\\n")
-''', xfail_off="with the sandbox off a run writes the runner's ~/.gitconfig and ~/.config/git/attributes "
-                 "(a filter driver for every file); the guard watches only the repository's .git and gitcmd.SAFE "
-                 "leaves filters on, so the runner's next git in the worktree (sessionfinish's reset --hard) runs "
-                 "the planted program"),
+''', off="stop", names="~/.config/git/attributes"),
     "move-main-and-add-a-tag": Attack('''
 import subprocess
 subprocess.run(["git", "-C", "@REPO@", "update-ref", "refs/heads/main", "refs/autoresearch/t1/001-a_attack"],
@@ -461,11 +450,7 @@ except OSError:
                  "reads 0.5 there for good"),
     "ledger-line-appended": Attack("CHAINED = False\n" + FORGE_LEDGER, off="chain"),
     "ledger-line-appended-with-its-hash": Attack(
-        "CHAINED = True\n" + FORGE_LEDGER, off="chain",
-        xfail_off="with the sandbox off a line appended with the SHA-256 of the one before it is accepted by "
-                  "status and --resume (the chain has no key, as docs/security.md says); yet the runner could tell: "
-                  "it finds the ledger longer than it left it and chains its own next line onto the forged one "
-                  "(ledger.Ledger.append recomputes prev instead of refusing)"),
+        "CHAINED = True\n" + FORGE_LEDGER, off="stop", names="ledger.jsonl: changed outside autoresearch"),  # its hash passes the chain; the runner still finds the ledger longer than it left it
 }
 
 
@@ -532,11 +517,7 @@ for work in glob.glob("@REPO@/.autoresearch/runs/t1/worktree*"):
             f.write("{LEFTOVER}")
     except OSError:
         pass
-''', with_next=True,
-        xfail_off="with the sandbox off a run writes random.py into the git worktree under the state folder "
-                  "(its absolute path); the next run's folder is copied from that worktree (isolation."
-                  "make_run_folder copies untracked files; git reset --hard keeps them), so the next candidate "
-                  "imports it and its measurement changes"),
+''', with_next=True),
     "random-py-in-the-runners-tmp": Attack(f'''
 for folder in ("@TMP@",):
     try:
