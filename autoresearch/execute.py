@@ -263,7 +263,7 @@ def evaluated(experiment, result: RunResult, folder: Path) -> RunResult:
     session, config = experiment.session, experiment.session.config
     scratch = Path(tempfile.mkdtemp(prefix=f"autoresearch-eval-{experiment.label}-"))
     log_path = Path(str(experiment.log_path)[:-len(".log")] + ".eval.log")
-    files = isolation.make_run_folder(config, session.evaluator, f"evaluator-{experiment.label}")  # made anew
+    files = isolation.make_run_folder(config, isolation.evaluator_files(session), f"evaluator-{experiment.label}")
     try:
         # how the evaluator runs the candidate's code (its model) in a sandbox of its own: this
         # argv, then the command; only the scratch folder is writable there

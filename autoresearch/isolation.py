@@ -290,19 +290,23 @@ def autoresearch_experiment_run(experiment):
     return result
 
 
-@hookimpl(trylast=True)
+@hookimpl(tryfirst=True)
 def autoresearch_sessionstart(session) -> None:
-    """Choose the sandbox level, pin the settings and protected files, and set the protected
-    evaluator's files aside: the baseline's, as of the run's first commit, in a folder of their own
-    outside the project."""
+    """Choose the sandbox level (before the session's header, which says it) and pin the settings
+    and protected files."""
     config = session.config
     session.sandbox = choose(config)
     if config.get("evaluate") and config.get("executor", "local") != "local":
         raise UsageError(f"evaluate runs with the local executor only (executor = {config.get('executor')!r}): "
                          "the evaluator reads the run's folder, which stays on the node that ran it")
     check_pins(session)
-    if config.get("evaluate"):  # the evaluator's files: made anew from this for every evaluation
+
+
+def evaluator_files(session) -> bytes:
+    """The protected evaluator's files: the run's first commit, read from git's object store once
+    per session (without git: the unmodified files, as the baseline runs them) and unpacked anew
+    for every evaluation, so nothing a run does to them lasts."""
+    if session.evaluator is None:
         commit = "" if session.scratch else (session.initial_commit or session.tip)
-        session.evaluator = archive(config, commit, session.workdir)
-
-
+        session.evaluator = archive(session.config, commit, session.workdir)
+    return session.evaluator

@@ -110,6 +110,8 @@ class Terminal:
                    f"{f'{budget:g}s' if budget else 'the workload default'}{f', {steps} steps' if steps else ''} "
                    f"(timeout {timeout(c):g}s) · "
                    f"metric {c.get('metric')} ({c.get('direction')})")
+        if session.sandbox is not None:
+            self.write(session.sandbox.why)
         if self.verbosity > 0:
             self.write(f"command: {' '.join(command(c))} in {session.workdir}")
         done = len(session.history)
