@@ -93,7 +93,7 @@ class Ledger:
             cached = _last.get(self.path)
             if cached and cached[0] != size:  # this process wrote the last line: someone else wrote since
                 raise BrokenChain(f"{self.path}: changed outside autoresearch since its last entry "
-                                  f"({cached[0]} bytes then, {size} now): the record cannot be trusted")
+                                  f"({cached[0]} bytes then, {size} now): the run's record is damaged and cannot be trusted")
             prev = cached[1] if cached else line_hash(last_line(self.path, size))
             data = (json.dumps({**entry, "prev": prev}, default=str) + "\n").encode()
             f.write(data)
@@ -116,12 +116,12 @@ class Ledger:
             except (json.JSONDecodeError, KeyError, TypeError):
                 if raw.strip() and number < len(lines) - 1:  # only the last line may be torn (by a kill)
                     raise BrokenChain(f"{self.path}:{number}: not a ledger entry (the record was edited "
-                                      "outside autoresearch)") from None
+                                      "outside autoresearch): the run's record is damaged") from None
                 continue  # a torn last line from a kill: that experiment runs again
             chained = chained or "prev" in entry
             if chained and entry.get("prev") != prev:
                 raise BrokenChain(f"{self.path}:{number}: the hash chain breaks here (a line was changed, "
-                                  "inserted or removed outside autoresearch): the record cannot be trusted")
+                                  "inserted or removed outside autoresearch): the run's record is damaged and cannot be trusted")
             prev = line_hash(raw)
             if event == "start":
                 started[entry["seq"]] = entry
