@@ -79,9 +79,9 @@ def _clash(x: tuple[str, str, str, tuple[str, ...]], y: tuple[str, str, str, tup
 
 def check_layout(config: Any) -> None:
     """`paths` inside the project, and no two path settings on one place (see ROLES for which may nest)."""
-    for value in config.get("paths") or []:
-        wrong = inside(value)
-        if wrong or _real(config, value, config.rootdir) is None:
+    root = os.path.realpath(config.rootdir)
+    for value in config.get("paths") or []:  # read through any link, the last one included
+        if inside(value) or os.path.commonpath([root, os.path.realpath(config.rootdir / value)]) != root:
             raise UsageError(f"paths: {shown(value)} leads outside the project (to "
                              f"{os.path.realpath(config.rootdir / value)}): a Python hypothesis file there would be "
                              "imported and run; give it on the command line (autoresearch run PATH) to collect it "
@@ -143,17 +143,22 @@ def check_output(config: Any, key: str, value: str, base: Path | None = None) ->
     an editable or protected file, nor a hypothesis file (.py, .toml). `value` is relative to `base`
     (default: the current folder, as for a path typed on the command line); returns the absolute path."""
     code = [*config.editable, *config.protected]
-    own = {os.path.normpath(p) for p in code}
+    own = {os.path.normpath(p): f"the project's code ({'editable' if p in config.editable else 'protected'} = "
+                                f"{shown(p)})" for p in code}
     if not key.endswith("_path"):  # a command's output never lands on the runner's own records either
-        own |= {os.path.normpath(config.get(k)) for k in OWN_OUTPUTS if config.get(k)}
+        own.update({os.path.normpath(config.get(k)): f"the runner's own record ({k} = {shown(config.get(k))})"
+                    for k in OWN_OUTPUTS if config.get(k)})
     path = Path(value) if Path(value).is_absolute() else (base or Path.cwd()) / value
     path = Path(os.path.abspath(path))
     root = os.path.realpath(config.rootdir)  # folders on the way may be links: judge where it really lands
     real = os.path.join(os.path.realpath(path.parent), path.name)
     rel = os.path.normpath(os.path.relpath(real, root))
-    if rel in own or path.suffix in (".py", ".toml") or rel.split(os.sep)[0] == ".git":
-        raise UsageError(f"{key} = {shown(value)} is the project's code, its settings, a hypothesis file or part of "
-                         ".git; writing it would overwrite what it holds (choose another path)")
+    what = own.get(rel) or ("part of .git" if rel.split(os.sep)[0] == ".git" else
+                            "the project's code, its settings or a hypothesis file (.py, .toml)"
+                            if path.suffix in (".py", ".toml") else None)
+    if what:
+        raise UsageError(f"{key} = {shown(value)} is {what}; writing it would overwrite what it holds (choose "
+                         "another path)")
     if path.is_symlink():
         raise UsageError(f"{key}: {shown(value)} is a symbolic link (to {os.readlink(path)}); the runner never "
                          "writes through links: remove it, or choose another path")
