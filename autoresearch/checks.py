@@ -1,16 +1,16 @@
 """Start-up checks of the places settings name: each path setting on its own, and every pair of them.
 
 Every check here runs before anything is written (no branch, no ref, no run folder, no lock file)
-and refuses a bad setting with one line. Two places:
+and refuses a bad setting with one line:
 
-    check_layout    (when the settings are read, before collection: a state_dir that would hide the
-                     hypotheses must be refused before they are looked for)
-      paths         inside the project, through any link: a Python file found there is imported
-      every pair    of path settings (ROLES): never the same place; nested only where harmless
-      check_output  each file the runner writes: not code, not .git, not a link (symbolic or hard)
-    check_outputs   (after collection, before the lock)
-      check_state_dir  inside the project, a folder, holding no tracked file
-      preflight     plugins' own (the MLflow store: check_store)
+    check_layout      as the settings are read (config.Config), before collection: a state_dir that
+                      would hide the hypotheses must be refused before they are looked for
+      paths           inside the project, through any link: a Python file found there is imported
+      check_output    each file the runner writes: not code, not .git, not a link (symbolic or hard)
+      every pair      of path settings (ROLES): never one place; nested only where harmless
+    check_state_dir   after collection, before the lock (main.check_outputs; import): inside the
+                      project, a folder, holding no file git tracks
+    check_store       a plugin's own database (the MLflow store, in its preflight)
 """
 from __future__ import annotations
 
@@ -19,8 +19,23 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
-from autoresearch.config import inside, shown
 from autoresearch.errors import UsageError
+
+
+def inside(value: Any) -> str | None:
+    """A `check` for paths in the project: relative, below its root, never into .git."""
+    for path in (value if isinstance(value, list) else [value]):
+        parts = Path(path).parts
+        if not path or "\0" in path or Path(path).is_absolute() or ".." in parts or (parts and parts[0] == ".git"):
+            return f"{shown(path)} must be a path inside the project (relative, no .., not in .git)"
+    return None
+
+
+def shown(value: Any, width: int = 80) -> str:
+    """A value as an error line shows it: repr (so escapes and control characters are visible), cut short."""
+    text = repr(value)
+    return text if len(text) <= width else text[:width - 1] + "…"
+
 
 # What each path setting is, which decides which pairs may nest. A new path setting (one checked with
 # config.inside) must be given a role here: tests/test_settings.py fails until it is.
@@ -97,20 +112,6 @@ def check_layout(config: Any) -> None:
             for a, b in ((x, y), (y, x)):
                 if a[3][:len(b[3])] == b[3] and (why := _clash(a, b)):
                     raise UsageError(f"{a[0]} = {shown(a[2])} and {b[0]} = {shown(b[2])}: {why}")
-
-
-def check_outputs(config: Any) -> None:
-    """What a run needs before it writes anything: the linked data exists, the command's placeholders can
-    be filled, the state folder is one of its own, and every plugin's preflight (its own checks)."""
-    for name in config.get("link") or []:  # what the workload needs that git ignores: there before a branch is
-        if not os.path.lexists(config.rootdir / name):
-            raise UsageError(f"link: {name} does not exist in {config.rootdir}: create it first (run your data "
-                             "preparation), or take it out of link")
-    from autoresearch.execute import command
-
-    command(config)  # its placeholders can be filled ({budget_steps} needs budget_steps)
-    check_state_dir(config)
-    config.hook.autoresearch_preflight(config=config)
 
 
 def check_state_dir(config: Any) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
+from autoresearch.checks import check_layout, inside, shown  # noqa: F401 (inside: path settings' check)
 from autoresearch.errors import UsageError
 
 TYPES: dict[str, Callable[[str], Any]] = {"str": str, "int": int, "float": float, "args": shlex.split,
@@ -93,15 +94,6 @@ class Parser:
             groups[group].add_argument(*flags, **kwargs)
 
 
-def inside(value: Any) -> str | None:
-    """A `check` for paths in the project: relative, below its root, never into .git."""
-    for path in (value if isinstance(value, list) else [value]):
-        parts = Path(path).parts
-        if not path or "\0" in path or Path(path).is_absolute() or ".." in parts or (parts and parts[0] == ".git"):
-            return f"{path!r} must be a path inside the project (relative, no .., not in .git)"
-    return None
-
-
 def positive(value: Any) -> str | None:
     """A `check` for settings that must be more than zero (a budget, a timeout, a count)."""
     return None if value > 0 else "must be more than 0"
@@ -139,12 +131,6 @@ def _number(x: float) -> str:
     return f"{int(x):,}" if float(x).is_integer() else f"{x:g}"
 
 
-def shown(value: Any, width: int = 80) -> str:
-    """A value as an error line shows it: repr (so escapes and control characters are visible), cut short."""
-    text = repr(value)
-    return text if len(text) <= width else text[:width - 1] + "…"
-
-
 def _strings(value: Any) -> list[str]:
     if isinstance(value, str):
         return [value]
@@ -174,8 +160,9 @@ def _text_problem(setting: Setting, value: Any) -> str | None:
     return None
 
 
-def _number_problem(setting: Setting, value: Any) -> str | None:
-    """A number (an amount: its number, a percentage's too) that is not finite or out of its range."""
+def _number_problem(setting: Setting, value: Any, finite_only: bool) -> str | None:
+    """A number (an amount: its number, a percentage's too) that is not finite, or (unless `finite_only`)
+    out of its range."""
     number = value
     if setting.type == "amount" and isinstance(value, str):
         try:
@@ -187,7 +174,7 @@ def _number_problem(setting: Setting, value: Any) -> str | None:
     low, high = setting.range
     if isinstance(number, float) and not math.isfinite(number):
         return f"must be a finite number, from {_number(low)} to {_number(high)}"
-    if not low <= number <= high:
+    if not finite_only and not low <= number <= high:
         return f"is out of range (from {_number(low)} to {_number(high)})"
     return None
 
@@ -222,14 +209,19 @@ def _check(setting: Setting, value: Any, where: str) -> Any:
     if setting.choices and value is not None and value not in setting.choices:
         raise UsageError(f"{where}: {setting.name} = {shown(value)} is not allowed (allowed: "
                          f"{', '.join(setting.choices)})")
-    problem = _number_problem(setting, value) if value is not None else None
+    if value is None:
+        return None
+    problem = _number_problem(setting, value, finite_only=True)  # no check ever sees an inf or a nan
     if problem:
         raise UsageError(f"{where}: {setting.name} = {shown(value)} {problem}")
-    value = float(value) if setting.type == "float" and value is not None else value
-    problem = setting.check(value) if setting.check and value is not None else None
+    value = float(value) if setting.type == "float" else value
+    problem = setting.check(value) if setting.check else None  # its own words first ("must be more than 0")
     if problem:
         problem = problem if len(problem) <= 300 else problem[:299] + "…"
         raise UsageError(f"{where}: {setting.name} = {shown(value)}: {problem} ({setting.help})")
+    problem = _number_problem(setting, value, finite_only=False)
+    if problem:
+        raise UsageError(f"{where}: {setting.name} = {shown(value)} {problem}")
     return value
 
 
@@ -253,8 +245,6 @@ class Config:
         if both:
             raise UsageError(f"{rootdir / 'pyproject.toml'} [tool.autoresearch]: {both[0]} is both editable and "
                              "protected (a file hypotheses may change cannot also be one they must never change)")
-        from autoresearch.checks import check_layout
-
         check_layout(self)  # no two path settings on one place: before collection, which a state_dir could hide
 
     def _resolve(self, s: Setting) -> Any:

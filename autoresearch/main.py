@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from autoresearch import hookimpl, interrupts
-from autoresearch.checks import check_output, check_outputs, check_state_dir  # noqa: F401 (cli.py, share.py)
+from autoresearch.checks import check_output, check_state_dir  # noqa: F401 (check_output: cli.py's)
 from autoresearch.config import inside
 from autoresearch.errors import GitError, OutputClosed, Terminated, UsageError
 from autoresearch.reports import ExitCode
@@ -127,6 +127,21 @@ class Lock:
     def __exit__(self, *exc: object) -> None:
         os.ftruncate(self.fd, 0)
         os.close(self.fd)
+
+
+def check_outputs(config: Any) -> None:
+    """What a run needs before it writes anything (the settings' places were checked as they were read,
+    checks.check_layout): the linked data exists, the command's placeholders can be filled, the state
+    folder is one of its own, and every plugin's preflight."""
+    for name in config.get("link") or []:  # what the workload needs that git ignores: there before a branch is
+        if not os.path.lexists(config.rootdir / name):
+            raise UsageError(f"link: {name} does not exist in {config.rootdir}: create it first (run your data "
+                             "preparation), or take it out of link")
+    from autoresearch.execute import command
+
+    command(config)  # its placeholders can be filled ({budget_steps} needs budget_steps)
+    check_state_dir(config)
+    config.hook.autoresearch_preflight(config=config)
 
 
 def wrap_session(config: Any, doit: Callable[[Any, Session], None]) -> int:
