@@ -94,6 +94,11 @@ class MLflowLogger:
                                  "is a folder (give a file's path)")
             # not code, a hypothesis, a tracked file, an output, nor any place a path setting names
             check_store(config, f"mlflow_tracking_uri {self.uri!r}", path)
+            if os.path.isfile(real):  # sqlite would make any empty file a database, and an empty file is data too
+                with open(real, "rb") as f:
+                    if f.read(16) != b"SQLite format 3\0":
+                        raise UsageError(f"mlflow_tracking_uri {self.uri!r}: {real} exists and is not an SQLite "
+                                         "database; a database there would overwrite it (choose another path)")
             Path(real).parent.mkdir(parents=True, exist_ok=True)
         try:
             self.client = self.client_class(tracking_uri=self.uri)

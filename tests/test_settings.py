@@ -292,6 +292,7 @@ def test_an_mlflow_store_on_any_path_setting_is_one_line(project, capsys, monkey
     ('lessons_path = "results.tsv/lessons.md"\n', [], "inside a file the runner writes"),
     ('mlflow_tracking_uri = "sqlite:///conftest.py"\n', [], "hypothesis file"),
     ('mlflow_tracking_uri = "sqlite:///README.md"\n', [], "a file git tracks"),
+    ('mlflow_tracking_uri = "sqlite:///../elsewhere/empty.db"\n', [], "is not an SQLite database"),
     ('paths = ["../elsewhere"]\n', [], "leads outside the project"),
     ('paths = ["outside"]\n', [], "leads outside the project"),
 ])
@@ -299,6 +300,7 @@ def test_places_that_collide_are_one_line_before_anything_runs(project, capsys, 
     elsewhere = project.parent / "elsewhere"
     elsewhere.mkdir(exist_ok=True)
     (elsewhere / "evil.py").write_text(f"open({str(elsewhere / 'ran')!r}, 'w').close()\n")
+    (elsewhere / "empty.db").write_bytes(b"")
 
     def places() -> None:
         (project / "notes").mkdir()
@@ -309,7 +311,7 @@ def test_places_that_collide_are_one_line_before_anything_runs(project, capsys, 
     rc, err, wrote = start(project, table, *args, capsys=capsys, monkeypatch=monkeypatch, setup=places)
     assert rc == 4 and says in err, (table, err)
     assert_one_line(rc, err, wrote, project)
-    assert not (elsewhere / "ran").exists()
+    assert not (elsewhere / "ran").exists() and (elsewhere / "empty.db").read_bytes() == b""
 
 
 def test_a_path_outside_the_project_on_the_command_line_is_collected_on_purpose(project, capsys, monkeypatch):
