@@ -96,7 +96,10 @@ def check_layout(config: Any) -> None:
     """`paths` inside the project, and no two path settings on one place (see ROLES for which may nest)."""
     root = os.path.realpath(config.rootdir)
     for value in config.get("paths") or []:  # read through any link, the last one included
-        if inside(value) or os.path.commonpath([root, os.path.realpath(config.rootdir / value)]) != root:
+        if inside(value):
+            raise UsageError(f"paths: {inside(value)}: a Python hypothesis file elsewhere would be imported and "
+                             "run; give it on the command line (autoresearch run PATH) to collect it on purpose")
+        if os.path.commonpath([root, os.path.realpath(config.rootdir / value)]) != root:
             raise UsageError(f"paths: {shown(value)} leads outside the project (to "
                              f"{os.path.realpath(config.rootdir / value)}): a Python hypothesis file there would be "
                              "imported and run; give it on the command line (autoresearch run PATH) to collect it "
