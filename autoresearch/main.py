@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from autoresearch import hookimpl, interrupts
+from autoresearch.checks import check_output, check_state_dir  # noqa: F401 (check_output: cli.py's)
 from autoresearch.config import inside
 from autoresearch.errors import GitError, OutputClosed, Terminated, UsageError
 from autoresearch.reports import ExitCode
@@ -129,8 +130,9 @@ class Lock:
 
 
 def check_outputs(config: Any) -> None:
-    """The files the runner writes in the project are its own: never a link (a journal.md linked to
-    train.py would append the journal to the code), never an editable or protected file."""
+    """What a run needs before it writes anything (the settings' places were checked as they were read,
+    checks.check_layout): the linked data exists, the command's placeholders can be filled, the state
+    folder is one of its own, and every plugin's preflight."""
     for name in config.get("link") or []:  # what the workload needs that git ignores: there before a branch is
         if not os.path.lexists(config.rootdir / name):
             raise UsageError(f"link: {name} does not exist in {config.rootdir}: create it first (run your data "
@@ -138,48 +140,8 @@ def check_outputs(config: Any) -> None:
     from autoresearch.execute import command
 
     command(config)  # its placeholders can be filled ({budget_steps} needs budget_steps)
-    for key in ("results_path", "journal_path", "lessons_path"):  # settings: relative to the project's root
-        if config.get(key):
-            check_output(config, key, config.get(key), config.rootdir)
     check_state_dir(config)
     config.hook.autoresearch_preflight(config=config)
-
-
-def check_state_dir(config: Any) -> None:
-    """The state folder, through any link: inside the project, never in .git, a folder."""
-    state = os.path.realpath(config.state_dir)
-    root = os.path.realpath(config.rootdir)
-    if os.path.commonpath([state, root]) != root or os.path.relpath(state, root).split(os.sep)[0] in (".git", "."):
-        raise UsageError(f"state_dir {config.get('state_dir')!r} leads to {state}, outside the project or into .git "
-                         "(through a link?): give a folder inside the project")
-    if os.path.exists(state) and not os.path.isdir(state):
-        raise UsageError(f"state_dir {config.get('state_dir')!r} is a file, not a folder")
-    if config.getoption("junitxml"):  # a path on the command line: relative to where it was typed
-        check_output(config, "--junitxml", config.getoption("junitxml"))
-
-
-def check_output(config: Any, key: str, value: str, base: Path | None = None) -> Path:
-    """A file the runner (or a command) writes: never a link, a folder, a file of .git, an editable or
-    protected file, nor a hypothesis file (.py, .toml). `value` is relative to `base` (default: the
-    current folder, as for a path typed on the command line); returns the absolute path to write."""
-    own = {os.path.normpath(p) for p in [*config.editable, *config.protected]}
-    if not key.endswith("_path"):  # a command's output never lands on the runner's own records either
-        own |= {os.path.normpath(config.get(k)) for k in ("results_path", "journal_path", "lessons_path")
-                if config.get(k)}
-    path = Path(value) if Path(value).is_absolute() else (base or Path.cwd()) / value
-    path = Path(os.path.abspath(path))
-    root = os.path.realpath(config.rootdir)  # folders on the way may be links: judge where it really lands
-    real = os.path.join(os.path.realpath(path.parent), path.name)
-    rel = os.path.normpath(os.path.relpath(real, root))
-    if rel in own or path.suffix in (".py", ".toml") or rel.split(os.sep)[0] == ".git":
-        raise UsageError(f"{key} = {value!r} is the project's code, its settings, a hypothesis file or part of "
-                         ".git; writing it would overwrite what it holds (choose another path)")
-    if path.is_symlink():
-        raise UsageError(f"{key}: {value} is a symbolic link (to {os.readlink(path)}); the runner never writes "
-                         "through links: remove it, or choose another path")
-    if path.is_dir():
-        raise UsageError(f"{key}: {value} is a folder (give a file's path)")
-    return path
 
 
 def wrap_session(config: Any, doit: Callable[[Any, Session], None]) -> int:

@@ -83,12 +83,22 @@ class MLflowLogger:
         from autoresearch.errors import UsageError
 
         if self.uri.startswith("sqlite:///"):
-            path = Path(self.uri[len("sqlite:///"):])
-            real = os.path.realpath(path if path.is_absolute() else Path.cwd() / path)
+            from autoresearch.checks import check_store
+
+            path = Path(self.uri[len("sqlite:///"):].split("?")[0])
+            path = path if path.is_absolute() else Path.cwd() / path
+            real = os.path.realpath(path)
             git_dir = os.path.realpath(config.rootdir / ".git")
             if real == git_dir or real.startswith(git_dir + os.sep) or os.path.isdir(real):
                 raise UsageError(f"mlflow_tracking_uri {self.uri!r}: a database file there would be inside .git or "
                                  "is a folder (give a file's path)")
+            # not code, a hypothesis, a tracked file, an output, nor any place a path setting names
+            check_store(config, f"mlflow_tracking_uri {self.uri!r}", path)
+            if os.path.isfile(real):  # sqlite would make any empty file a database, and an empty file is data too
+                with open(real, "rb") as f:
+                    if f.read(16) != b"SQLite format 3\0":
+                        raise UsageError(f"mlflow_tracking_uri {self.uri!r}: {real} exists and is not an SQLite "
+                                         "database; a database there would overwrite it (choose another path)")
             Path(real).parent.mkdir(parents=True, exist_ok=True)
         try:
             self.client = self.client_class(tracking_uri=self.uri)

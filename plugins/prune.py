@@ -40,7 +40,7 @@ def autoresearch_addoption(parser) -> None:
                       help="stop a run whose loss curve stays behind the tip's (a discard, never a crash)")
     parser.addsetting("prune_after", type="float", default=0.25, check=lambda v: None if 0 <= v < 1 else
                       "must be a share of the budget, from 0 up to (not including) 1",
-                      help="the share of the budget a run always gets before it may be pruned")
+                      help="the share of the budget a run always gets before it may be pruned", range=(0, 1))
     parser.addsetting("prune_patience", type="int", default=3, check=positive,
                       help="points in a row its loss must be behind the tip's before a run is pruned")
     parser.addsetting("prune_margin", type="amount", default="2%", check=check_amount,

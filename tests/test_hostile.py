@@ -215,6 +215,18 @@ SETTINGS_CASES = {
     'prune_pattern = "(("': "not a valid regular expression",
     'metric = ""': "must be a metric's name",
     'workers = "100000"': "from 1 to 256",
+    'state_dir = "experiments"': "state_dir",
+    'state_dir = "experiments/state"': "where hypotheses are collected",
+    'results_path = "experiments/journal.md"': "one place for both",
+    'paths = ["../elsewhere"]': "on the command line",
+    'budget = inf': "must be a finite number",
+    'budget = 1e308': "out of range",
+    'noise_k = nan': "must be a finite number",
+    'cost_per_hour = 1e300': "out of range",
+    'keep_threshold = "1e999%"': "must be a finite number",
+    'mlflow_tracking_uri = "sqlite:///a\\u0000b.db"': "NUL byte",
+    'metric_pattern = "\\u001b]52;c;ZXZpbA==\\u0007"': "control character",
+    'mlflow_tracking_uri = "sqlite:///conftest.py"': "hypothesis file",
 }
 
 
