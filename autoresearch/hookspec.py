@@ -6,12 +6,13 @@ results.tsv, the verdict, expectations, the journal, the lessons, the terminal, 
 installed plugin would. The trunk, as pytest's::
 
     autoresearch_sessionstart
-    autoresearch_runloop                       the baseline, then the queue
-        autoresearch_experiment_protocol       per experiment:
+    autoresearch_runloop                       the baseline, then the queue; per experiment:
+        autoresearch_experiment_measure        (on a worker's thread with -n > 1)
             autoresearch_experiment_setup
             autoresearch_experiment_logstart
             autoresearch_experiment_run        } once, then again while
             autoresearch_parse_metrics         } autoresearch_experiment_rerun says so
+        autoresearch_experiment_decide         (on the main thread, in dispatch order)
             autoresearch_make_verdict
             autoresearch_make_report
             autoresearch_experiment_logreport
@@ -148,10 +149,12 @@ def autoresearch_sessionfinish(session: Session, exitstatus: int) -> None:
 def autoresearch_runloop(session: Session) -> object | None:
     """Run the session's experiments: the baseline first, then ``session.queue()``.
 
-    The default runs one experiment at a time, calling ``autoresearch_experiment_protocol`` for
-    each and stopping early when ``session.shouldstop`` is set. Replace it to run experiments
-    differently (several workers, another order); ``autoresearch.loop.run_baseline`` runs the
-    baseline the way the default does.
+    The default runs one experiment at a time through ``autoresearch.protocol.runprotocol`` (the
+    measure hook, then the decide hook) and stops early when ``session.shouldstop`` is set.
+    Replace it to run experiments differently (several workers, another order), calling the two
+    protocol hooks, or ``runprotocol`` for one experiment start to end, so that a plugin of the
+    protocol works the same in every loop; ``autoresearch.loop.run_baseline`` runs the baseline
+    the way the default does.
 
     Stops at first non-None result.
 
@@ -175,20 +178,46 @@ def autoresearch_queue_empty(session: Session) -> list[Hypothesis] | None:
 
 
 # -------------------------------------------------------------------------------------------
-# One experiment: setup -> run -> parse metrics -> verdict -> report -> log -> teardown
+# One experiment: measure (setup -> run -> parse metrics), then decide (verdict -> report -> log
+# -> teardown)
 
 
 @hookspec(firstresult=True)
-def autoresearch_experiment_protocol(experiment: Experiment) -> Report | None:
-    """Run one experiment through every phase, and return its report.
+def autoresearch_experiment_measure(experiment: Experiment) -> bool | None:
+    """Measure one experiment: set it up, log it as planned, and run the workload (again while
+    ``autoresearch_experiment_rerun`` says so), leaving its runs in ``experiment.runs``.
 
-    The default (``autoresearch.protocol.runprotocol``) calls the hooks below in order, writes
-    the ledger's "done" line (the commit point: a stop after it never runs the experiment again)
-    and leaves the branch at the tip. Implement it to change how one experiment runs.
+    The first half of the protocol, for one worker or many: with several workers (``-n``) it runs
+    on the experiment's worker's thread, side by side with others, so it touches nothing shared
+    but through the session's own thread-safe calls. A run that gave no result is recorded as a
+    run (a ``cause``), not raised. Wrap it (``wrapper=True``) to act around every measurement, or
+    implement it with ``tryfirst=True`` to measure differently; the default
+    (``autoresearch.protocol``) records the start in the ledger and calls the hooks below, up to
+    ``autoresearch_parse_metrics``. A stop (Ctrl-C, SIGTERM) raises through it; the run loop
+    records the experiment as interrupted.
 
     Stops at first non-None result.
 
     :param experiment: The experiment; the baseline experiment has ``hypothesis`` None.
+    :returns: True once it is measured.
+    """
+
+
+@hookspec(firstresult=True)
+def autoresearch_experiment_decide(experiment: Experiment) -> Report | None:
+    """Decide a measured experiment and record it: the verdict against the branch tip as it is
+    now, the report, the ledger's "done" line (the commit point: a stop after it never runs the
+    experiment again), the logreport and teardown hooks, the branch left at the tip.
+
+    The second half of the protocol, for one worker or many: always on the main thread, in the
+    order experiments were dispatched, whatever order they finished in. Wrap it to act on every
+    decision, or implement it with ``tryfirst=True`` to decide differently; an implementation
+    that decides itself calls ``autoresearch.protocol.finish(experiment, verdict)``, which makes
+    the commit point, so every output records the experiment.
+
+    Stops at first non-None result.
+
+    :param experiment: The measured experiment; ``experiment.runs`` holds its runs.
     :returns: The experiment's :class:`autoresearch.Report`.
     """
 
