@@ -53,6 +53,8 @@ def test_a_protocol_plugin_works_the_same_for_one_worker_and_three(repo, cli):
     outcomes = {}
     for n in (1, 3):
         tag = f"n{n}"
+        journal_path = repo / "experiments" / "journal.md"
+        before = len(journal_path.read_text()) if journal_path.exists() else 0
         assert cli("run", "--tag", tag, "-n", str(n)).rc == 0
         rows = [(x["description"], x["status"], x["val_bpb"]) for x in read_results(Path("results.tsv"))]
         entries = [json.loads(x) for x in (run_dir(repo, tag) / "results.jsonl").read_text().splitlines()]
@@ -67,6 +69,8 @@ def test_a_protocol_plugin_works_the_same_for_one_worker_and_three(repo, cli):
         assert {thread for what, _, thread in lab if what == "decided"} == {"MainThread"}
         measured_on = {thread.startswith("autoresearch-worker") for what, _, thread in lab if what.startswith("measured")}
         assert measured_on == {n > 1}  # with several workers, the measurement ran on the workers' threads
+        journal = journal_path.read_text()[before:]  # this run's entries: one COMPLETED for every PLANNED
+        assert journal.count("**Status**: PLANNED") == journal.count("**Status**: COMPLETED") == len(names)
         tree = git(repo, "rev-parse", f"autoresearch/{tag}^{{tree}}")
         log = git(repo, "log", "--format=%s", f"autoresearch/{tag}").splitlines()
         outcomes[n] = (rows, tree, log)
