@@ -21,7 +21,7 @@ from pathlib import Path
 from autoresearch import hookimpl
 from autoresearch.config import inside
 from autoresearch.stats import sem
-from autoresearch.reports import Report
+from autoresearch.reports import DECIDED, Report, Status, results
 
 
 @hookimpl
@@ -42,14 +42,14 @@ def clean(text: str) -> str:
 
 
 def row(report: Report, memory_metric: str = "peak_vram_mb") -> str:
-    crash = report.status == "crash" or report.value is None
+    crash = report.status == Status.CRASH or report.value is None
     value = 0.0 if crash else report.value
     memory = 0.0 if crash else round(report.metrics.get(memory_metric, 0.0) / 1024, 1)
     return f"{report.commit[:7]}\t{value:.6f}\t{memory:.1f}\t{report.status}\t{clean(report.description)}"
 
 
 def render(metric: str, reports: list[Report], memory_metric: str = "peak_vram_mb") -> str:
-    rows = [row(r, memory_metric) for r in sorted(reports, key=lambda r: r.seq) if r.status in ("keep", "discard", "crash")]
+    rows = [row(r, memory_metric) for r in sorted(reports, key=lambda r: r.seq) if r.status in DECIDED]
     return f"commit\t{metric}\tmemory_gb\tstatus\tdescription\n" + "".join(f"{r}\n" for r in rows)
 
 
@@ -91,12 +91,12 @@ class ResultsTSV:
 
     @hookimpl
     def autoresearch_experiment_logreport(self, report: Report) -> None:
-        if report.status != "interrupted":  # not a result: the hypothesis runs again on resume
+        if report.status != Status.INTERRUPTED:  # not a result: the hypothesis runs again on resume
             self.flush()
 
     def flush(self) -> None:
         assert self.session is not None
-        reports = [r for r in self.session.history if r.status != "interrupted"]
+        reports = results(self.session.history)
         run_dir, memory = self.session.run_dir, self.config.get("memory_metric")
         atomic_write(run_dir / "results.jsonl", "".join(json.dumps(sidecar_entry(r, memory), default=str) + "\n"
                                                         for r in reports))
