@@ -64,3 +64,44 @@ def test_rules_are_data_drawn_from_the_reports_and_crashes_are_told_apart_by_the
     assert rules[0].text == "NEVER repeat changes like e1, e2 because 2 of them ended in errors (a non-zero exit)"
     assert lessons.rules(errors + worse, "2026-12-03") == [f"- {r.text}. Learned: 2026-12-03" for r in rules]
     assert len(derive(errors[:1] + interrupted)) == 1  # two crashes of one cause, whatever their messages
+
+
+# -------------------------------------------------------------------------------------------
+# No status (or direction) literal outside reports.py: each is compared through Status and sign()
+
+WORDS = {"keep", "discard", "crash", "interrupted", "minimize", "maximize"}
+#: modules other engineers own, with literals left for them to replace (remove each when it is done)
+NOT_YET = {"autoresearch/commands.py", "autoresearch/share.py"}
+
+
+def literal_comparisons(path) -> list[int]:
+    """Lines where a status or direction word is compared (==, !=, in) or used as a dict key."""
+    import ast
+
+    def words(node) -> bool:
+        if isinstance(node, ast.Constant):
+            return node.value in WORDS
+        return isinstance(node, (ast.Tuple, ast.List, ast.Set)) and any(words(e) for e in node.elts)
+
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Compare) and any(words(x) for x in (node.left, *node.comparators)):
+            out.append(node.lineno)
+        elif isinstance(node, ast.Dict) and any(k is not None and words(k) for k in node.keys):
+            out.append(node.lineno)
+    return out
+
+
+def test_no_status_literal_is_compared_outside_the_module_that_defines_it():
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    found = {}
+    for path in sorted([*root.glob("autoresearch/*.py"), *root.glob("plugins/*.py")]):
+        name = path.relative_to(root).as_posix()
+        if name in NOT_YET | {"autoresearch/reports.py"}:
+            continue
+        lines = literal_comparisons(path)
+        if lines:
+            found[name] = lines
+    assert found == {}
