@@ -149,12 +149,10 @@ def autoresearch_sessionfinish(session: Session, exitstatus: int) -> None:
 def autoresearch_runloop(session: Session) -> object | None:
     """Run the session's experiments: the baseline first, then ``session.queue()``.
 
-    The default runs one experiment at a time through ``autoresearch.protocol.runprotocol`` (the
-    measure hook, then the decide hook) and stops early when ``session.shouldstop`` is set.
-    Replace it to run experiments differently (several workers, another order), calling the two
-    protocol hooks, or ``runprotocol`` for one experiment start to end, so that a plugin of the
-    protocol works the same in every loop; ``autoresearch.loop.run_baseline`` runs the baseline
-    the way the default does.
+    The default runs one experiment at a time, ``autoresearch.protocol.runprotocol`` (the
+    measure, then the decide hook) for each, stopping early when ``session.shouldstop`` is set.
+    Replace it to run experiments differently (several workers, another order), through those
+    two hooks; ``autoresearch.loop.run_baseline`` runs the baseline the way the default does.
 
     Stops at first non-None result.
 
@@ -184,17 +182,14 @@ def autoresearch_queue_empty(session: Session) -> list[Hypothesis] | None:
 
 @hookspec(firstresult=True)
 def autoresearch_experiment_measure(experiment: Experiment) -> bool | None:
-    """Measure one experiment: set it up, log it as planned, and run the workload (again while
-    ``autoresearch_experiment_rerun`` says so), leaving its runs in ``experiment.runs``.
+    """Measure one experiment: set it up, log it as planned, run the workload (again while
+    ``autoresearch_experiment_rerun`` says so); its runs are left in ``experiment.runs``.
 
-    The first half of the protocol, for one worker or many: with several workers (``-n``) it runs
-    on the experiment's worker's thread, side by side with others, so it touches nothing shared
-    but through the session's own thread-safe calls. A run that gave no result is recorded as a
-    run (a ``cause``), not raised. Wrap it (``wrapper=True``) to act around every measurement, or
-    implement it with ``tryfirst=True`` to measure differently; the default
-    (``autoresearch.protocol``) records the start in the ledger and calls the hooks below, up to
-    ``autoresearch_parse_metrics``. A stop (Ctrl-C, SIGTERM) raises through it; the run loop
-    records the experiment as interrupted.
+    The protocol's first half, for any number of workers: with ``-n N`` it runs on the
+    experiment's worker's thread, beside others. A run without a result is recorded as a run
+    with a ``cause``, not raised; a stop (Ctrl-C, SIGTERM) raises through it. Wrap it
+    (``wrapper=True``) to act around every measurement, or implement it with ``tryfirst=True``
+    to measure differently.
 
     Stops at first non-None result.
 
@@ -205,15 +200,13 @@ def autoresearch_experiment_measure(experiment: Experiment) -> bool | None:
 
 @hookspec(firstresult=True)
 def autoresearch_experiment_decide(experiment: Experiment) -> Report | None:
-    """Decide a measured experiment and record it: the verdict against the branch tip as it is
-    now, the report, the ledger's "done" line (the commit point: a stop after it never runs the
-    experiment again), the logreport and teardown hooks, the branch left at the tip.
+    """Decide a measured experiment against the branch tip as it is now, and record it: verdict,
+    report, the ledger's "done" line (the commit point), logreport, teardown.
 
-    The second half of the protocol, for one worker or many: always on the main thread, in the
-    order experiments were dispatched, whatever order they finished in. Wrap it to act on every
-    decision, or implement it with ``tryfirst=True`` to decide differently; an implementation
-    that decides itself calls ``autoresearch.protocol.finish(experiment, verdict)``, which makes
-    the commit point, so every output records the experiment.
+    The protocol's second half, for any number of workers: on the main thread, in dispatch
+    order. Wrap it to act on every decision, or implement it with ``tryfirst=True`` to decide
+    differently, ending with ``autoresearch.protocol.finish(experiment, verdict)``, which makes
+    the commit point and calls the hooks that record it.
 
     Stops at first non-None result.
 
