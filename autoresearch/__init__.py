@@ -18,6 +18,7 @@ _PUBLIC = {
     "Hypothesis": "autoresearch.model", "Patch": "autoresearch.model", "hypothesis": "autoresearch.model",
     "ExitCode": "autoresearch.reports", "Report": "autoresearch.reports", "RunResult": "autoresearch.reports",
     "Sample": "autoresearch.reports", "Verdict": "autoresearch.reports", "Cause": "autoresearch.reports",
+    "Status": "autoresearch.reports",
 }
 
 __all__ = sorted([*_PUBLIC, "__version__", "hookimpl"])

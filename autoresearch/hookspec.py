@@ -6,12 +6,13 @@ results.tsv, the verdict, expectations, the journal, the lessons, the terminal, 
 installed plugin would. The trunk, as pytest's::
 
     autoresearch_sessionstart
-    autoresearch_runloop                       the baseline, then the queue
-        autoresearch_experiment_protocol       per experiment:
+    autoresearch_runloop                       the baseline, then the queue; per experiment:
+        autoresearch_experiment_measure        (on a worker's thread with -n > 1)
             autoresearch_experiment_setup
             autoresearch_experiment_logstart
             autoresearch_experiment_run        } once, then again while
             autoresearch_parse_metrics         } autoresearch_experiment_rerun says so
+        autoresearch_experiment_decide         (on the main thread, in dispatch order)
             autoresearch_make_verdict
             autoresearch_make_report
             autoresearch_experiment_logreport
@@ -148,10 +149,10 @@ def autoresearch_sessionfinish(session: Session, exitstatus: int) -> None:
 def autoresearch_runloop(session: Session) -> object | None:
     """Run the session's experiments: the baseline first, then ``session.queue()``.
 
-    The default runs one experiment at a time, calling ``autoresearch_experiment_protocol`` for
-    each and stopping early when ``session.shouldstop`` is set. Replace it to run experiments
-    differently (several workers, another order); ``autoresearch.loop.run_baseline`` runs the
-    baseline the way the default does.
+    The default runs one experiment at a time, ``autoresearch.protocol.runprotocol`` (the
+    measure, then the decide hook) for each, stopping early when ``session.shouldstop`` is set.
+    Replace it to run experiments differently (several workers, another order), through those
+    two hooks; ``autoresearch.loop.run_baseline`` runs the baseline the way the default does.
 
     Stops at first non-None result.
 
@@ -175,20 +176,41 @@ def autoresearch_queue_empty(session: Session) -> list[Hypothesis] | None:
 
 
 # -------------------------------------------------------------------------------------------
-# One experiment: setup -> run -> parse metrics -> verdict -> report -> log -> teardown
+# One experiment: measure (setup -> run -> parse metrics), then decide (verdict -> report -> log
+# -> teardown)
 
 
 @hookspec(firstresult=True)
-def autoresearch_experiment_protocol(experiment: Experiment) -> Report | None:
-    """Run one experiment through every phase, and return its report.
+def autoresearch_experiment_measure(experiment: Experiment) -> bool | None:
+    """Measure one experiment: set it up, log it as planned, run the workload (again while
+    ``autoresearch_experiment_rerun`` says so); its runs are left in ``experiment.runs``.
 
-    The default (``autoresearch.protocol.runprotocol``) calls the hooks below in order, writes
-    the ledger's "done" line (the commit point: a stop after it never runs the experiment again)
-    and leaves the branch at the tip. Implement it to change how one experiment runs.
+    The protocol's first half, for any number of workers: with ``-n N`` it runs on the
+    experiment's worker's thread, beside others. A run without a result is recorded as a run
+    with a ``cause``, not raised; a stop (Ctrl-C, SIGTERM) raises through it. Wrap it
+    (``wrapper=True``) to act around every measurement, or implement it with ``tryfirst=True``
+    to measure differently.
 
     Stops at first non-None result.
 
     :param experiment: The experiment; the baseline experiment has ``hypothesis`` None.
+    :returns: True once it is measured.
+    """
+
+
+@hookspec(firstresult=True)
+def autoresearch_experiment_decide(experiment: Experiment) -> Report | None:
+    """Decide a measured experiment against the branch tip as it is now, and record it: verdict,
+    report, the ledger's "done" line (the commit point), logreport, teardown.
+
+    The protocol's second half, for any number of workers: on the main thread, in dispatch
+    order. Wrap it to act on every decision, or implement it with ``tryfirst=True`` to decide
+    differently, ending with ``autoresearch.protocol.finish(experiment, verdict)``, which makes
+    the commit point and calls the hooks that record it.
+
+    Stops at first non-None result.
+
+    :param experiment: The measured experiment; ``experiment.runs`` holds its runs.
     :returns: The experiment's :class:`autoresearch.Report`.
     """
 

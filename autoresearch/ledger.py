@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from autoresearch.errors import UsageError
-from autoresearch.reports import Report
+from autoresearch.reports import Report, Status
 
 
 @dataclass
@@ -153,10 +153,11 @@ class Ledger:
         # in flight when the last runner stopped: killed (a start with no done) or interrupted
         # (done as such); either runs again under its own number, so the rows keep their order
         for r in state.history:
-            if r.status == "interrupted" and r.seq not in started:
+            if r.status == Status.INTERRUPTED and r.seq not in started:
                 started[r.seq] = {"seq": r.seq, "key": r.key, "nodeid": r.nodeid}
         # ... unless it has finished since (under another number): the baseline once kept, a
         # hypothesis once kept, discarded or crashed
-        finished = {r.key for r in state.history if r.status == "keep" or (r.key and r.status in ("discard", "crash"))}
+        finished = {r.key for r in state.history
+                    if r.status == Status.KEEP or (r.key and r.status in (Status.DISCARD, Status.CRASH))}
         state.pending = [started[k] for k in sorted(started) if started[k]["key"] not in finished]
         return state

@@ -1,7 +1,8 @@
 """The default run loop: the baseline first, then the queue, one experiment at a time.
 
 A plugin replaces it by implementing ``autoresearch_runloop`` (firstresult), as pytest-xdist
-replaces ``pytest_runtestloop``. What the queue holds is the session's (``session.queue()``: the
+replaces ``pytest_runtestloop``; each experiment goes through ``protocol.runprotocol`` (the
+measure hook, then the decide hook), the same two hooks plugins/workers.py calls with -n > 1. What the queue holds is the session's (``session.queue()``: the
 experiment a killed runner left in flight, then the collected hypotheses, then whatever
 ``autoresearch_queue_empty`` hands over, as ``--watch`` does); when to stop early is
 ``session.shouldstop``, which plugins set (``-x``).
@@ -13,6 +14,8 @@ import shutil
 import subprocess
 
 from autoresearch import hookimpl
+from autoresearch.protocol import runprotocol
+from autoresearch.reports import Status
 
 
 def check_workers(value: str) -> str | None:
@@ -63,13 +66,12 @@ def run_baseline(session) -> bool:
     """Run the unmodified code until it has succeeded once in this run; False if it crashed."""
     if session.baseline_done:
         return True
-    hook = session.config.hook
-    return baseline_decided(session, hook.autoresearch_experiment_protocol(experiment=session.experiment(None)))
+    return baseline_decided(session, runprotocol(session.experiment(None)))
 
 
 def baseline_decided(session, report) -> bool:
     """True for a baseline that succeeded; for one that did not, stop the session, saying what to do."""
-    if report.status == "keep":
+    if report.status == Status.KEEP:
         return True
     session.shouldstop = session.shouldstop or (
         f"the baseline crashed ({report.root_cause}); if the cause is outside "
@@ -82,9 +84,8 @@ def baseline_decided(session, report) -> bool:
 def autoresearch_runloop(session) -> bool:
     if not run_baseline(session):
         return True
-    hook = session.config.hook
     for h in session.queue():
-        hook.autoresearch_experiment_protocol(experiment=session.experiment(h))
+        runprotocol(session.experiment(h))
         if session.shouldstop:
             break
     return True

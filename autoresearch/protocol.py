@@ -1,18 +1,23 @@
-"""The default experiment protocol: setup -> run (once, or again while a plugin asks) -> metrics
--> verdict -> report -> the ledger's commit point -> logreport -> teardown.
+"""The experiment protocol: two hooks, the same for one worker or many.
 
-    record_start                      ledger: the experiment begins
-    autoresearch_experiment_setup     protected files checked, patch applied (git: committed)
-    autoresearch_experiment_logstart  the journal's PLANNED entry
-    repeat:
-      autoresearch_experiment_run     one run of the workload (AUTORESEARCH_SEED 0, 1, ...)
-      autoresearch_parse_metrics      its metrics, from its log
-    while autoresearch_experiment_rerun says so
-    autoresearch_make_verdict         keep, discard or crash (with the tip's runs to compare)
-    autoresearch_make_report          the frozen Report (the expectation is added by a plugin)
-    record_done                       ledger: the commit point, and the tip it leaves
-    autoresearch_experiment_logreport results.tsv, journal, terminal, ...
-    autoresearch_experiment_teardown  git: the branch is moved to the tip
+    autoresearch_experiment_measure   on a worker's thread with -n > 1 (on the main thread with one):
+      record_start                      ledger: the experiment begins
+      autoresearch_experiment_setup     protected files checked, patch applied (git: committed)
+      autoresearch_experiment_logstart  the journal's PLANNED entry
+      repeat:
+        autoresearch_experiment_run     one run of the workload (AUTORESEARCH_SEED 0, 1, ...)
+        autoresearch_parse_metrics      its metrics, from its log
+      while autoresearch_experiment_rerun says so
+    autoresearch_experiment_decide    on the main thread, in dispatch order:
+      autoresearch_make_verdict         keep, discard or crash (with the tip's runs to compare)
+      autoresearch_make_report          the frozen Report (the expectation is added by a plugin)
+      record_done                       ledger: the commit point, and the tip it leaves
+      autoresearch_experiment_logreport results.tsv, journal, terminal, ...
+      autoresearch_experiment_teardown  git: the branch is moved to the tip
+
+A run loop calls :func:`runprotocol` (one experiment, start to end), or the two hooks itself, as
+plugins/workers.py does, and :func:`interrupted` for an experiment a stop cut short. A plugin that
+wraps or replaces either hook works the same for any number of workers.
 
 The core's own fallbacks for a session without the git or verdict plugins live here too.
 """
@@ -27,25 +32,37 @@ from pathlib import Path
 from autoresearch import hookimpl, interrupts
 from autoresearch.errors import ConflictError, OutputClosed, PatchError, Stopped, Terminated, UsageError
 from autoresearch.execute import classify, log_tail
-from autoresearch.reports import Cause, Report, RunResult, Verdict, better
+from autoresearch.reports import Cause, Report, RunResult, Status, Verdict, better
 
 STOPS = {KeyboardInterrupt: "SIGINT (Ctrl-C)", Terminated: "SIGTERM", OutputClosed: "a closed output (| head)",
          Stopped: "the session stopping early (-x)"}
 
 
 def runprotocol(exp) -> Report:
-    """Run one experiment through every phase; returns its report (also on a recorded crash)."""
+    """Run one experiment through both hooks; returns its report (also on a recorded crash). A stop
+    before its commit point records it as interrupted, and goes on up."""
+    hook = exp.session.config.hook
     try:
-        if prepare(exp):
-            measure(exp)
-        return decide(exp)
+        hook.autoresearch_experiment_measure(experiment=exp)
+        return hook.autoresearch_experiment_decide(experiment=exp)
     except (KeyboardInterrupt, Terminated, OutputClosed) as exc:
         interrupted(exp, exc)
         raise
 
 
-# The phases, for a run loop that runs experiments side by side (plugins/workers.py): prepare and
-# decide in the main thread, in dispatch order; measure in a worker's thread.
+@hookimpl(trylast=True)
+def autoresearch_experiment_measure(experiment) -> bool:
+    if prepare(experiment) and not experiment.session.stopping.is_set():
+        measure(experiment)
+    return True
+
+
+@hookimpl(trylast=True)
+def autoresearch_experiment_decide(experiment) -> Report:
+    return decide(experiment)
+
+
+# The default phases: prepare and measure make the measure hook, decide the decide hook.
 
 
 def prepare(exp) -> bool:
@@ -90,7 +107,7 @@ def interrupted(exp, exc: BaseException) -> None:
     what = STOPS.get(type(exc), "the session's stop")
     exp.runs.append(RunResult(None, time.time() - exp.started, str(exp.log_path), seed=exp.seed,
                               cause=Cause.INTERRUPTED, message=f"interrupted by {what} before the run finished"))
-    finish(exp, Verdict("interrupted", f"interrupted by {what}"))
+    finish(exp, Verdict(Status.INTERRUPTED, f"interrupted by {what}"))
 
 
 def call(exp) -> RunResult:
@@ -130,18 +147,13 @@ def finish(exp, verdict: Verdict) -> Report:
 
 
 @hookimpl(trylast=True)
-def autoresearch_experiment_protocol(experiment) -> Report:
-    return runprotocol(experiment)
-
-
-@hookimpl(trylast=True)
 def autoresearch_make_report(experiment, verdict: Verdict) -> Report:
     exp, config = experiment, experiment.session.config
     h = exp.hypothesis
     runs = tuple(exp.runs)
     last = runs[-1] if runs else RunResult(None, 0.0, "")
     failed = next((r for r in reversed(runs) if not r.ok), None)
-    ended_badly = verdict.status in ("crash", "interrupted") or (failed is not None and failed.cause == Cause.PRUNED)
+    ended_badly = verdict.status in (Status.CRASH, Status.INTERRUPTED) or (failed is not None and failed.cause == Cause.PRUNED)
     return Report(
         seq=exp.seq, tag=exp.session.tag, nodeid=exp.nodeid, name=exp.name, key=h.key if h else "",
         description=exp.description, hypothesis=h.hypothesis if h else "the unmodified baseline",
@@ -221,7 +233,7 @@ def autoresearch_experiment_setup(experiment) -> None:
     try:
         experiment.patch = apply_patch(experiment.hypothesis, texts, config.editable, config.protected)
     except PatchError as exc:  # the branch moved on since collection
-        kept = [r.name for r in experiment.session.history if r.status == "keep" and not r.is_baseline]
+        kept = [r.name for r in experiment.session.history if r.status == Status.KEEP and not r.is_baseline]
         raise ConflictError(f"conflicts with kept {kept[-1] if kept else 'changes'}: the patch does not apply "
                             f"to the current tip ({exc})") from None
     for name, text in experiment.patch.after.items():
@@ -232,23 +244,25 @@ def autoresearch_experiment_setup(experiment) -> None:
 
 @hookimpl(trylast=True)
 def autoresearch_make_verdict(experiment, metrics: dict[str, float], runs, tip) -> Verdict:
-    """Fallback when the verdict plugin is blocked: keep whatever beats its baseline and the tip."""
+    """Fallback when the verdict plugin is blocked: keep whatever beats its baseline and the tip
+    (a run without a result is judged by the verdict plugin's one crash rule all the same)."""
+    from autoresearch.plugins.verdict import failed_verdict
+
     metric, direction = experiment.session.config.get("metric"), experiment.session.config.get("direction")
-    failed = next((r for r in runs if not r.ok), None)
+    failed = failed_verdict(runs)
     if failed is not None:
-        status = "discard" if failed.cause in (Cause.CONFLICT, Cause.PRUNED) else "crash"
-        return Verdict(status, f"{status}: {failed.message or failed.cause}")
+        return failed
     if experiment.hypothesis is None:
-        return Verdict("keep", "baseline")
+        return Verdict(Status.KEEP, "baseline")
     value = metrics[metric]
     targets = [v for v in (experiment.baseline.mean(metric), tip.mean(metric)) if v is not None]
     ok = all(better(value, t, direction) for t in targets)
-    return Verdict("keep" if ok else "discard", "better" if ok else "not better")
+    return Verdict(Status.KEEP if ok else Status.DISCARD, "better" if ok else "not better")
 
 
 @hookimpl(trylast=True)
 def autoresearch_experiment_teardown(experiment, report: Report) -> None:
     """Without git, a discarded patch is undone by writing the files back."""
-    if report.status != "keep" and experiment.patch and experiment.session.scratch:
+    if report.status != Status.KEEP and experiment.patch and experiment.session.scratch:
         for name, text in experiment.patch.before.items():
             (experiment.workdir / name).write_bytes(text.encode())  # every byte as read

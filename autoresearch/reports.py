@@ -1,7 +1,10 @@
 """What the protocol's phases produce: how a run of the workload ended, the verdict, the report.
 
-One rule each lives here: which of two values is better (:func:`better`, :func:`best_kept`), and
-what the value of several runs is (their mean, :func:`mean_metrics`).
+One rule each lives here: what an experiment's outcome can be (:class:`Status`) and why a run gave
+no result (:class:`Cause`); which of two values is better (:func:`sign`, :func:`better`,
+:func:`improvement`, :func:`best_kept`), how far the best kept result moved from the baseline
+(:func:`gain`), which reports are results (:func:`results`: an interrupted one is not), and what
+the value of several runs is (their mean, :func:`mean_metrics`).
 """
 from __future__ import annotations
 
@@ -38,6 +41,28 @@ def printable(text: str) -> str:
     return "".join(c if c.isprintable() or c == " " else ascii(c)[1:-1] for c in text)
 
 
+class Status(str, enum.Enum):
+    """An experiment's outcome: str-valued, so the ledger, results.tsv and results.jsonl read and
+    write the same words they always did (``Status("keep")``, ``Status.KEEP == "keep"``)."""
+
+    KEEP = "keep"  # better, beyond the noise: the branch moves to its commit
+    DISCARD = "discard"  # not better (or a conflict, or pruned): the branch stays where it was
+    CRASH = "crash"  # the workload gave no result
+    INTERRUPTED = "interrupted"  # stopped before its commit point: not a result; it runs again on --resume
+
+    def __str__(self) -> str:
+        return self.value
+
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+#: The outcomes that are results (results.tsv's rows): every status but INTERRUPTED.
+DECIDED = (Status.KEEP, Status.DISCARD, Status.CRASH)
+#: The outcomes whose runs measured the metric: what a sample of a commit, and the noise, are made of.
+MEASURED = (Status.KEEP, Status.DISCARD)
+
+
 class Cause(str, enum.Enum):
     """Why a run of the workload gave no usable result: data, never a sentence to search."""
 
@@ -58,24 +83,70 @@ class Cause(str, enum.Enum):
     def __str__(self) -> str:
         return self.value
 
+    def __format__(self, spec: str) -> str:
+        return format(self.value, spec)
+
+
+#: The metric's direction, as the ``direction`` setting spells it.
+MINIMIZE, MAXIMIZE = "minimize", "maximize"
+
+
+def sign(direction: str) -> float:
+    """+1.0 when a higher value is better (``maximize``), -1.0 when a lower one is (``minimize``):
+    the one place the direction is read."""
+    return -1.0 if direction == MINIMIZE else 1.0
+
 
 def better(a: float, b: float, direction: str) -> bool:
     """True when `a` is strictly better than `b` for a metric to ``minimize`` or ``maximize``."""
-    return a < b if direction == "minimize" else a > b
+    return improvement(a, b, direction) > 0
 
 
 def improvement(value: float, base: float, direction: str) -> float:
     """How much better `value` is than `base`: positive when better, whatever the direction."""
-    return base - value if direction == "minimize" else value - base
+    return sign(direction) * (value - base)
+
+
+def results(reports: Iterable[Report]) -> list[Report]:
+    """The reports that are results: an interrupted experiment is none (it runs again on resume)."""
+    return [r for r in reports if r.status != Status.INTERRUPTED]
 
 
 def best_kept(reports: Iterable[Report]) -> Report | None:
     """The kept experiment with the best value of its metric, or None."""
     best = None
     for r in reports:
-        if r.status == "keep" and r.value is not None and (best is None or better(r.value, best.value, r.direction)):
+        if r.status == Status.KEEP and r.value is not None and (best is None or better(r.value, best.value, r.direction)):
             best = r
     return best
+
+
+@dataclass(frozen=True)
+class Gain:
+    """The best kept result against the run's baseline: what status, the terminal and the lessons say."""
+
+    best: Report
+    baseline: Report | None  # the baseline experiment, when it printed a value
+
+    @property
+    def delta(self) -> float | None:
+        """The best value minus the baseline's, in the metric's units (signed as the metric moved)."""
+        return None if self.baseline is None else self.best.value - self.baseline.value
+
+    @property
+    def improvement(self) -> float | None:
+        """How much better than the baseline: positive when better, whatever the direction."""
+        return None if self.baseline is None else improvement(self.best.value, self.baseline.value, self.best.direction)
+
+
+def gain(reports: Iterable[Report]) -> Gain | None:
+    """The best kept experiment and the baseline it is measured from; None before any keep."""
+    reports = list(reports)
+    best = best_kept(reports)
+    if best is None:
+        return None
+    base = next((r for r in reports if r.is_baseline and r.status == Status.KEEP and r.value is not None), None)
+    return Gain(best, base)
 
 
 def mean_metrics(runs: Iterable[dict[str, float]]) -> dict[str, float]:
@@ -85,6 +156,15 @@ def mean_metrics(runs: Iterable[dict[str, float]]) -> dict[str, float]:
         for name, value in metrics.items():
             sums.setdefault(name, []).append(value)
     return {name: math.fsum(vs) / len(vs) for name, vs in sums.items()}
+
+
+def fmt(mean: float | None, sigma: float | None, n: int) -> str:
+    """``3.4452 ± 0.012 (n=3)``: a mean of n runs with its standard error, wherever it is shown."""
+    if mean is None:
+        return "—"
+    if not sigma or n < 1:  # no noise measured (yet), or none at all: the value as printed
+        return f"{mean:.6f}" + (f" (n={n})" if n > 1 else "")
+    return f"{mean:.4f} ± {sigma / math.sqrt(n):.2g} (n={n})"
 
 
 @dataclass(frozen=True)
@@ -142,7 +222,7 @@ class Sample:
 
 @dataclass(frozen=True)
 class Verdict:
-    status: str  # keep, discard or crash
+    status: Status  # keep, discard or crash (interrupted: the protocol's own, at a stop)
     reason: str  # in words: "keep: -0.0062 val_bpb for +4 lines"
     sigma: float | None = None  # the run-to-run noise it was judged against (pooled)
     z: float | None = None  # its improvement over what it was compared with, in standard errors
@@ -160,7 +240,7 @@ class Report:
     key: str  # content hash of the hypothesis; "" for the baseline (the unmodified code)
     description: str
     hypothesis: str
-    status: str  # keep, discard, crash or interrupted
+    status: Status  # keep, discard, crash or interrupted
     reason: str
     metric: str
     direction: str
@@ -207,6 +287,18 @@ class Report:
         return improvement(self.value, self.baseline_value, self.direction)
 
     @property
+    def delta(self) -> float | None:
+        """Its value minus its baseline's, in the metric's units (signed as the metric moved)."""
+        if self.value is None or self.baseline_value is None:
+            return None
+        return self.value - self.baseline_value
+
+    @property
+    def pruned(self) -> bool:
+        """Stopped early by a plugin (its learning curve stayed behind): a discard, no crash."""
+        return self.cause == Cause.PRUNED
+
+    @property
     def values(self) -> tuple[float, ...]:
         """The metric's value in each successful run."""
         return tuple(r.metrics[self.metric] for r in self.runs if r.ok and self.metric in r.metrics)
@@ -214,8 +306,6 @@ class Report:
     @property
     def shown(self) -> str:
         """The metric as it is shown everywhere: ``3.4452 ± 0.012 (n=3)``, or ``—``."""
-        from autoresearch.stats import fmt
-
         return fmt(self.value, self.sigma, len(self.values) or 1)
 
     def to_dict(self) -> dict[str, Any]:
@@ -230,4 +320,6 @@ class Report:
         for name in ("expect", "changes"):
             known[name] = tuple(tuple(x) for x in known.get(name, ()))
         known["runs"] = tuple(RunResult.from_dict(r) for r in known.get("runs", ()))
+        if known.get("status") in Status._value2member_map_:  # an unknown word is kept as read: it matches none
+            known["status"] = Status(known["status"])
         return cls(**known)

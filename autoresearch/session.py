@@ -14,7 +14,7 @@ from typing import Any, Iterator
 from autoresearch.errors import PatchError, UsageError
 from autoresearch.ledger import Ledger
 from autoresearch.model import Hypothesis, slug
-from autoresearch.reports import Report, RunResult, Sample, mean_metrics
+from autoresearch.reports import MEASURED, Report, RunResult, Sample, Status, mean_metrics
 
 TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 COMMIT = re.compile(r"[0-9a-f]{7,40}")
@@ -175,7 +175,7 @@ class Session:
 
     def record_done(self, report: Report) -> None:
         """The commit point of an experiment: its report and the tip it leaves, in the ledger."""
-        tip = report.commit if report.status == "keep" and report.commit else self.tip
+        tip = report.commit if report.status == Status.KEEP and report.commit else self.tip
         self.ledger.append({"event": "done", "report": report.to_dict(), "tip": tip})
         self.tip = tip
         self.history = [r for r in self.history if r.seq != report.seq] + [report]
@@ -191,12 +191,12 @@ class Session:
     # -- what has run ----------------------------------------------------------------------
 
     def done_keys(self) -> set[str]:
-        return {r.key for r in self.history if r.status != "interrupted" and r.key}
+        return {r.key for r in self.history if r.status != Status.INTERRUPTED and r.key}
 
     @property
     def baseline_done(self) -> bool:
         """The unmodified code has run successfully once (a crashed baseline runs again on resume)."""
-        return any(r.is_baseline and r.status == "keep" for r in self.history)
+        return any(r.is_baseline and r.status == Status.KEEP for r in self.history)
 
     def reports_of(self, commit: str) -> list[Report]:
         return [r for r in self.history if r.commit and commit and (r.commit.startswith(commit) or commit.startswith(r.commit))]
@@ -208,7 +208,7 @@ class Session:
         """Every successful run of a commit in this run: what it is compared with."""
         runs: list[dict[str, float]] = []
         for r in self.reports_of(commit):
-            if r.status in ("keep", "discard"):
+            if r.status in MEASURED:
                 runs += [x.metrics for x in r.runs if x.ok] if r.runs else [r.metrics]
         return Sample(commit, tuple(runs))
 
@@ -266,8 +266,8 @@ class Session:
             return self.tip
         if h.baseline == "initial":
             return self.initial_commit
-        named = [r for r in self.history if r.name == h.baseline and r.status != "interrupted"]
-        if named and named[-1].status == "crash":
+        named = [r for r in self.history if r.name == h.baseline and r.status != Status.INTERRUPTED]
+        if named and named[-1].status == Status.CRASH:
             raise PatchError(f"its baseline {h.baseline!r} crashed ({named[-1].root_cause}): nothing to build on")
         if named:
             return named[-1].commit

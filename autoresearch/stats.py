@@ -25,7 +25,10 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-KEEP, DISCARD, AGAIN = "keep", "discard", "again"
+from autoresearch.reports import MEASURED, Status, fmt, improvement  # fmt: shown with a report  # noqa: F401 (stats.fmt, as before)
+
+KEEP, DISCARD = Status.KEEP, Status.DISCARD
+AGAIN = "again"  # the grey zone: a judgement, never an outcome
 KEEP_AT = 1.3  # keep at once beyond KEEP_AT k standard errors
 FINAL_AT = 0.8  # on the means at max_repeats: keep beyond FINAL_AT k standard errors
 
@@ -67,8 +70,7 @@ class Evidence:
 
 def evidence(values: Sequence[float], ref: Sequence[float], sigma: float | None, direction: str) -> Evidence:
     mean, ref_mean = math.fsum(values) / len(values), math.fsum(ref) / len(ref)
-    improvement = ref_mean - mean if direction == "minimize" else mean - ref_mean
-    return Evidence(improvement, len(values), len(ref), sigma)
+    return Evidence(improvement(mean, ref_mean, direction), len(values), len(ref), sigma)
 
 
 def sequential(e: Evidence, *, k: float, max_repeats: int) -> str:
@@ -128,7 +130,7 @@ def pooled_over(reports, metric: str, extra: Sequence[float] = ()) -> tuple[floa
     runs of one commit together, however many experiments ran it) and `extra`."""
     by_commit: dict[str, list[float]] = {}
     for r in reports:
-        if r.status in ("keep", "discard") and r.commit:
+        if r.status in MEASURED and r.commit:
             by_commit.setdefault(r.commit, []).extend(x.metrics[metric] for x in r.runs if x.ok and metric in x.metrics)
     return pooled_sigma([*by_commit.values(), extra])
 
@@ -155,12 +157,3 @@ def floor(sigma: float | None, df: int, metric: str, k: float, repeats: int, max
 def sem(sigma: float | None, n: int) -> float | None:
     """The standard error of a mean of n runs."""
     return None if sigma is None or n < 1 else sigma / math.sqrt(n)
-
-
-def fmt(mean: float | None, sigma: float | None, n: int) -> str:
-    """``3.4452 ± 0.012 (n=3)``: a mean of n runs with its standard error, wherever it is shown."""
-    if mean is None:
-        return "—"
-    if not sigma or n < 1:  # no noise measured (yet), or none at all: the value as printed
-        return f"{mean:.6f}" + (f" (n={n})" if n > 1 else "")
-    return f"{mean:.4f} ± {sigma / math.sqrt(n):.2g} (n={n})"

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from autoresearch import hookimpl
+from autoresearch.reports import Status
 
 
 @hookimpl
@@ -19,7 +20,7 @@ class ExitFirst:
 
     @hookimpl
     def autoresearch_experiment_logreport(self, report) -> None:
-        if report.status == "crash" and not report.is_baseline and self.session is not None:
+        if report.status == Status.CRASH and not report.is_baseline and self.session is not None:
             self.session.shouldstop = f"-x: stopped at the first crash ({report.nodeid}: {report.root_cause})"
 
 

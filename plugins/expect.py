@@ -11,6 +11,7 @@ import math
 from dataclasses import replace
 
 from autoresearch import hookimpl
+from autoresearch.reports import Status
 from autoresearch.expect import evaluate
 
 
@@ -18,9 +19,9 @@ from autoresearch.expect import evaluate
 def autoresearch_make_report(experiment, verdict):
     report = yield
     h = experiment.hypothesis
-    if h is None or not h.expect or report.status == "interrupted":
+    if h is None or not h.expect or report.status == Status.INTERRUPTED:
         return report
-    if report.status == "crash" or not report.metrics:
+    if report.status == Status.CRASH or not report.metrics:
         return replace(report, expectation="untested",
                        expectation_details=(f"untested: {report.root_cause or report.reason}",))
     session = experiment.session

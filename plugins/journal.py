@@ -2,7 +2,9 @@
 
 The PLANNED entry is written before the workload starts ("no new experiment without logging the
 hypothesis first"); the COMPLETED part is appended when the result is in, with a learning and a
-next step the tool derives from the result.
+next step the tool derives from the result: one COMPLETED for every PLANNED. An experiment that
+several workers run again on a new tip (the tip moved while it ran) gets a "Re-dispatched" note
+between the two, not a second PLANNED.
 """
 from __future__ import annotations
 
@@ -10,11 +12,12 @@ import datetime as dt
 import functools
 import os
 import re
+import threading
 from pathlib import Path
 
 from autoresearch import hookimpl
 from autoresearch.config import inside
-from autoresearch.reports import Cause, Report
+from autoresearch.reports import Cause, Report, Status, sign
 
 
 @hookimpl
@@ -38,11 +41,11 @@ def duration(seconds: float) -> str:
 
 def learning(r: Report) -> str:
     """One sentence the result supports."""
-    if r.status == "interrupted":
+    if r.status == Status.INTERRUPTED:
         return "Nothing yet: the run was interrupted, and it runs again on --resume."
-    if r.status == "crash":
+    if r.status == Status.CRASH:
         return f"This change crashed the run: {r.root_cause or 'see the log'}."
-    if r.cause == "pruned":
+    if r.pruned:
         return f"This change fell behind the tip's learning curve and was stopped early ({r.root_cause})."
     if r.is_baseline:
         noise = f" (run-to-run noise: σ {r.sigma:.2g})" if r.sigma is not None else ""
@@ -57,16 +60,16 @@ def learning(r: Report) -> str:
         word = "improved" if imp > 0 else "worsened" if imp < 0 else "did not change"
         how = f"{word} {r.metric} by {abs(imp):.4f}" + (f" (in {runs})" if imp else "")
     else:
-        how = f"did not move {r.metric} beyond the noise ({-imp if r.direction == 'minimize' else imp:+.4f} in {runs})"
+        how = f"did not move {r.metric} beyond the noise ({sign(r.direction) * imp:+.4f} in {runs})"
     exp = f"; the hypothesis was {r.expectation}" if r.expectation else ""
-    return f"{change} {how} and was {'kept' if r.status == 'keep' else 'discarded'}{exp}."
+    return f"{change} {how} and was {'kept' if r.status == Status.KEEP else 'discarded'}{exp}."
 
 
 def next_step(r: Report) -> str:
     """A suggestion derived from the result, such as the other direction for a worse parameter."""
-    if r.status == "interrupted":
+    if r.status == Status.INTERRUPTED:
         return "Resume the run: autoresearch run --resume."
-    if r.status == "crash":
+    if r.status == Status.CRASH:
         if r.cause in (Cause.OUT_OF_MEMORY, Cause.KILLED):
             return "Cut memory (batch size, width or depth) before trying this idea again."
         if r.cause == Cause.TIMEOUT:
@@ -78,25 +81,25 @@ def next_step(r: Report) -> str:
         return "Fix the error if it is trivial (the seed allows two attempts); otherwise drop the idea."
     if r.is_baseline:
         return "Run the hypotheses against this baseline."
-    if r.cause == "pruned":
+    if r.pruned:
         return "Drop the idea, or try a gentler version: its loss stayed behind the tip's all along."
     if any(run.cause == Cause.CONFLICT for run in r.runs):
         return "Rewrite the patch against the current tip (a kept change touched the same lines), or drop the idea."
-    if r.status != "keep" and not r.beyond_noise:
+    if r.status != Status.KEEP and not r.beyond_noise:
         return "Within noise: try a bolder version, or combine it with another near miss."
     if len(r.changes) == 1:
         name, old, new = r.changes[0]
         a, b = _number(old), _number(new)
         if a is not None and b is not None and a != b:
             up = b > a
-            if r.status == "keep":
+            if r.status == Status.KEEP:
                 if not in_range(name, b, up):
                     return f"{name} is at the edge of its range ({new}): build on it with another idea."
                 return f"Push further in the same direction: {name} {'above' if up else 'below'} {new}."
             if not in_range(name, a, not up):
                 return f"Drop the idea: {name} cannot go {'below' if up else 'above'} {old}."
             return f"Try the other direction: {name} {'below' if up else 'above'} {old}."
-    if r.status == "keep":
+    if r.status == Status.KEEP:
         return "Build on it: combine with the next most promising idea."
     return "Drop the idea, or try a different mechanism for the same goal."
 
@@ -133,17 +136,17 @@ def planned(exp, now: dt.datetime) -> str:
 
 
 def completed(r: Report, unit: str = "GPU") -> str:
-    if r.status == "crash":
-        outcome = f"crash — {r.root_cause or 'unknown cause'} (log: {r.log_path})"
-    elif r.status == "interrupted":
-        outcome = f"interrupted — {r.root_cause} (log: {r.log_path})"
-    elif r.cause == "pruned":
+    if r.status == Status.CRASH:
+        outcome = f"{r.status} — {r.root_cause or 'unknown cause'} (log: {r.log_path})"
+    elif r.status == Status.INTERRUPTED:
+        outcome = f"{r.status} — {r.root_cause} (log: {r.log_path})"
+    elif r.pruned:
         outcome = f"pruned — {r.root_cause} (log: {r.log_path})"
     elif r.value is None:
         outcome = f"not run — {r.reason}"
     else:
         others = ", ".join(f"{k} {v:g}" for k, v in r.metrics.items() if k != r.metric)
-        vs = f" ({r.value - r.baseline_value:+.6f} against the baseline)" if r.baseline_value is not None and r.value is not None else ""
+        vs = f" ({r.delta:+.6f} against the baseline)" if r.delta is not None else ""
         verdict = "" if r.is_baseline else f"; {r.reason}"
         outcome = f"{r.metric} {r.shown}{vs}{verdict}" + (f"; {others}" if others else "")
     if r.expectation:
@@ -157,11 +160,20 @@ def completed(r: Report, unit: str = "GPU") -> str:
             f"**Learning**: {learning(r)}\n**Next**: {next_step(r)}\n")
 
 
+def redispatched(exp, now: dt.datetime) -> str:
+    """The note for an experiment run again on a new tip: its PLANNED entry above stands."""
+    return (f"\n> **Re-dispatched** {now:%Y-%m-%d %H:%M}: {exp.name} (experiment {exp.seq}) was measured on a tip "
+            f"that moved while it ran (a keep); it runs again on the new tip {exp.base_commit[:7]}, as commit "
+            f"{exp.commit[:7]}. Its PLANNED entry above stands; the COMPLETED entry below is this run's.\n")
+
+
 class Journal:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.last = ""  # the experiment whose entry was written last
         self.config = None
+        self.planned: set[int] = set()  # experiments with a PLANNED entry and no COMPLETED one yet
+        self.lock = threading.Lock()  # PLANNED entries come from the workers' threads
 
     @functools.cached_property
     def unit(self) -> str:
@@ -199,18 +211,26 @@ class Journal:
 
     @hookimpl
     def autoresearch_experiment_logstart(self, experiment) -> None:
-        self.append(planned(experiment, dt.datetime.now()))
-        self.last = experiment.nodeid
+        with self.lock:
+            if experiment.seq in self.planned:  # run again on a new tip: one PLANNED, one COMPLETED
+                self.append(redispatched(experiment, dt.datetime.now()))
+                return
+            self.append(planned(experiment, dt.datetime.now()))
+            self.planned.add(experiment.seq)
+            self.last = experiment.nodeid
 
     @hookimpl
     def autoresearch_experiment_logreport(self, report: Report) -> None:
         text = completed(report, self.unit)
-        if self.has(text):  # a resumed run records again what a kill left unconfirmed: once is enough
-            return
-        if self.last != report.nodeid:  # another entry came in between (several workers, a resume)
-            text = f"\n### {dt.datetime.now():%Y-%m-%d %H:%M} — {report.name}, completed\n" + text
-        self.append(text)
-        self.last = report.nodeid
+        with self.lock:
+            if report.seq in self.planned:  # planned by this process: its COMPLETED entry is not written yet
+                self.planned.discard(report.seq)
+            elif self.has(text):  # a resumed run records again what a kill left unconfirmed: once is enough
+                return
+            if self.last != report.nodeid:  # another entry came in between (several workers, a resume)
+                text = f"\n### {dt.datetime.now():%Y-%m-%d %H:%M} — {report.name}, completed\n" + text
+            self.append(text)
+            self.last = report.nodeid
 
 
 @hookimpl

@@ -11,7 +11,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from autoresearch import hookimpl
-from autoresearch.reports import Report
+from autoresearch.reports import Cause, Report, Status
 
 
 @hookimpl
@@ -37,26 +37,26 @@ class LogXML:
         suite = ET.Element("testsuite", name="autoresearch", hostname=socket.gethostname(),
                            timestamp=started.isoformat(timespec="seconds"),
                            time=f"{time.time() - self.started:.3f}", tests=str(len(reports)),
-                           failures=str(sum(r.status == "discard" for r in reports)),
-                           errors=str(sum(r.status == "crash" for r in reports)),
-                           skipped=str(sum(r.status == "interrupted" for r in reports)))
+                           failures=str(sum(r.status == Status.DISCARD for r in reports)),
+                           errors=str(sum(r.status == Status.CRASH for r in reports)),
+                           skipped=str(sum(r.status == Status.INTERRUPTED for r in reports)))
         for r in reports:
             path, _, name = r.nodeid.rpartition("::")
             stem = path.removesuffix(".toml").removesuffix(".py")  # experiments/lr.toml -> experiments.lr
             case = ET.SubElement(suite, "testcase", classname=stem.replace("/", ".") or "autoresearch",
                                  name=_text(name or r.nodeid), time=f"{r.duration:.3f}")
             props = ET.SubElement(case, "properties")
-            for key, value in [("commit", r.commit), ("status", "pruned" if r.cause == "pruned" else r.status),
+            for key, value in [("commit", r.commit), ("status", Cause.PRUNED if r.pruned else r.status),
                                ("expectation", r.expectation or ""),
                                *((f"metric.{k}", f"{v:g}") for k, v in r.metrics.items())]:
                 ET.SubElement(props, "property", name=key, value=_text(str(value)))
-            if r.status == "discard":
+            if r.status == Status.DISCARD:
                 ET.SubElement(case, "failure", message=_text(r.reason),
-                              type="pruned" if r.cause == "pruned" else "discard").text = _text(
+                              type=str(Cause.PRUNED if r.pruned else Status.DISCARD)).text = _text(
                     "\n".join((r.reason, *r.expectation_details)))
-            elif r.status == "crash":
+            elif r.status == Status.CRASH:
                 ET.SubElement(case, "error", message=_text(r.root_cause or r.reason)).text = _text(r.log_tail)
-            elif r.status == "interrupted":
+            elif r.status == Status.INTERRUPTED:
                 ET.SubElement(case, "skipped", message=_text(r.reason))
             ET.SubElement(case, "system-out").text = _text(f"{r.reason}\nlog: {r.log_path}")
         return suite

@@ -11,7 +11,8 @@ from pathlib import Path
 
 from autoresearch import hookimpl
 from autoresearch.config import inside, positive
-from autoresearch.reports import Cause, Report, best_kept, better
+from autoresearch.reports import Report, Status, better, gain, results
+from autoresearch.rules import derive
 
 BEGIN = "<!-- autoresearch:lessons:begin (generated; edit outside these markers) -->"
 END = "<!-- autoresearch:lessons:end -->"
@@ -27,38 +28,18 @@ def autoresearch_addoption(parser) -> None:
                       help="distil lessons after every N experiments (3-5 is the seed's advice) and at the end")
 
 
-CRASH_KINDS = {Cause.TIMEOUT: "timeouts", Cause.OUT_OF_MEMORY: "out-of-memory crashes",
-               Cause.KILLED: "kills (out of memory?)", Cause.NAN: "NaN/exploding losses",
-               Cause.PATCH_FAILED: "patches that did not apply"}
-
-
-def crash_kind(r: Report) -> str:
-    """What kind of crash, from its cause; errors are told apart by the exception's name."""
-    if r.cause in CRASH_KINDS:
-        return CRASH_KINDS[Cause(r.cause)]
-    return r.root_cause.split(":")[0][:60] or "crashes"
-
-
-def _num(text: str) -> float | None:
-    try:
-        return float(text)
-    except ValueError:
-        return None
-
-
 def distil(reports: list[Report], today: str) -> str:
-    done = [r for r in reports if r.status != "interrupted"]
+    done = results(reports)
     if not done:
         return "_No experiments yet._\n"
     metric, direction = done[0].metric, done[0].direction
     out = []
-    kept = [r for r in done if r.status == "keep" and r.value is not None]
-    if kept:
-        best = best_kept(kept)
-        base = next((r for r in done if r.is_baseline), None)
-        gain = f", {abs(best.value - base.value):.4f} better than the baseline" if base and base.value is not None else ""
+    top = gain(done)
+    if top is not None:
+        best = top.best
+        better_by = f", {top.improvement:.4f} better than the baseline" if top.improvement is not None else ""
         out.append(f"**Best so far**: {metric} {best.value:.6f} — {best.description} "
-                   f"(commit {best.commit[:7]}{gain}). {len(done)} experiments: "
+                   f"(commit {best.commit[:7]}{better_by}). {len(done)} experiments: "
                    + ", ".join(f"{n} {s}" for s, n in Counter(r.status for r in done).items()) + ".\n")
     # one table per parameter
     by_param: dict[str, list[tuple[Report, str, str]]] = defaultdict(list)
@@ -72,10 +53,10 @@ def distil(reports: list[Report], today: str) -> str:
         out.append(f"### {name}\n\n| value | from | {metric} | outcome | date |\n|---|---|---|---|---|")
         best_row = None
         for r, old, new in rows:
-            value = r.shown if r.value is not None and r.status != "crash" else "—"
+            value = r.shown if r.value is not None and r.status != Status.CRASH else "—"
             out.append(f"| {new} | {old} | {value} | {r.status}{' (' + r.expectation + ')' if r.expectation else ''} "
                        f"| {dt.date.fromtimestamp(r.started).isoformat()} |")
-            if r.status == "keep" and r.value is not None and (best_row is None or better(r.value, best_row[0].value, direction)):
+            if r.status == Status.KEEP and r.value is not None and (best_row is None or better(r.value, best_row[0].value, direction)):
                 best_row = (r, new)
         out.append(f"\nBest so far: {name} = {best_row[1]} ({metric} {best_row[0].value:.6f}).\n" if best_row
                    else f"\nBest so far: the original value ({rows[0][1]}); no change of {name} was kept.\n")
@@ -86,11 +67,11 @@ def distil(reports: list[Report], today: str) -> str:
             continue
         day = dt.date.fromtimestamp(r.started).isoformat()
         what = ", ".join(f"{n} {o} → {v}" for n, o, v in r.changes) or r.description
-        if r.status == "crash":
+        if r.status == Status.CRASH:
             lessons.append(f"- [{day}] {what}: crashed ({r.root_cause}). Source: experiment {r.nodeid}")
-        elif r.improvement is not None:
+        elif r.delta is not None:
             noise = "" if r.beyond_noise else " (within the noise)"
-            lessons.append(f"- [{day}] {what}: {r.metric} {r.value - r.baseline_value:+.4f} in {len(r.values)} "
+            lessons.append(f"- [{day}] {what}: {r.metric} {r.delta:+.4f} in {len(r.values)} "
                            f"run{'s' if len(r.values) != 1 else ''}{noise}, {r.status}. "
                            f"Source: experiment {r.nodeid}, commit {r.commit[:7]}")
     if lessons:
@@ -100,32 +81,9 @@ def distil(reports: list[Report], today: str) -> str:
 
 
 def rules(done: list[Report], today: str) -> list[str]:
-    """ALWAYS/NEVER rules that at least two results beyond the noise support (a crash is no noise).
-
-    A result within the noise is no evidence either way: it neither makes nor breaks a rule."""
-    out = []
-    crashes: dict[str, list[Report]] = defaultdict(list)
-    for r in done:
-        if r.status == "crash":
-            crashes[crash_kind(r)].append(r)
-    for kind, rs in crashes.items():
-        if len(rs) >= 2:
-            names = ", ".join(r.name for r in rs[:4])
-            out.append(f"- NEVER repeat changes like {names} because {len(rs)} of them ended in {kind}. Learned: {today}")
-    moves: dict[tuple[str, bool], list[Report]] = defaultdict(list)
-    for r in done:
-        if len(r.changes) == 1 and r.status != "crash" and r.improvement is not None and r.beyond_noise:
-            name, old, new = r.changes[0]
-            a, b = _num(old), _num(new)
-            if a is not None and b is not None and a != b:
-                moves[(name, b > a)].append(r)
-    for (name, up), rs in sorted(moves.items()):
-        verb = "raise" if up else "lower"
-        if len(rs) >= 2 and all(r.improvement < 0 for r in rs):
-            out.append(f"- NEVER {verb} {name} because all {len(rs)} tries made {rs[0].metric} worse. Learned: {today}")
-        elif len(rs) >= 2 and all(r.status == "keep" for r in rs):
-            out.append(f"- ALWAYS consider {verb}ing {name} when tuning because all {len(rs)} tries were kept. Learned: {today}")
-    return out
+    """The ALWAYS/NEVER rules the results support (autoresearch.rules.derive, the one source
+    ``status`` reads too), one line each, as lessons.md writes them."""
+    return [f"- {rule.text}. Learned: {today}" for rule in derive(done)]
 
 
 def merge(existing: str, block: str) -> str:
@@ -163,7 +121,7 @@ class Lessons:
     @hookimpl
     def autoresearch_experiment_teardown(self, experiment, report) -> None:
         # the report has joined session.history by now (teardown follows logreport)
-        if report.status == "interrupted":
+        if report.status == Status.INTERRUPTED:
             return
         self.since += 1
         if self.since >= self.config.get("lessons_every"):

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from autoresearch import hookimpl
+from autoresearch.reports import Cause, Status
 
 STATE = "mlflow.json"
 
@@ -216,7 +217,7 @@ class MLflowLogger:
             key = "loss" if i == 0 else f"loss.run{i + 1}"
             metrics += [Metric(key, y, now, int(round(100 * x))) for x, y in self.curve(run.log_path)]
         params = [Param(name, str(new)[:6000]) for name, _, new in report.changes]
-        tags = [RunTag("autoresearch.status", "pruned" if report.cause == "pruned" else report.status),
+        tags = [RunTag("autoresearch.status", str(Cause.PRUNED if report.pruned else report.status)),
                 RunTag("autoresearch.reason", report.reason[:5000]),
                 RunTag("autoresearch.expectation", report.expectation or "none"),
                 RunTag("autoresearch.commit", report.commit or ""),
@@ -233,7 +234,7 @@ class MLflowLogger:
                 path = Path(tmp) / "experiment.diff"
                 path.write_text(diff)
                 self.client.log_artifact(run_id, str(path))
-        status = {"keep": "FINISHED", "discard": "FINISHED", "crash": "FAILED"}.get(report.status, "KILLED")
+        status = {Status.KEEP: "FINISHED", Status.DISCARD: "FINISHED", Status.CRASH: "FAILED"}.get(report.status, "KILLED")
         self.client.set_terminated(run_id, status=status)
 
     def curve(self, log_path: str) -> list[tuple[float, float]]:

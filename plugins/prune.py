@@ -27,6 +27,7 @@ from pathlib import Path
 from autoresearch import hookimpl
 from autoresearch.config import positive
 from autoresearch.metrics import NUMBER
+from autoresearch.reports import MEASURED, Status
 from autoresearch.stats import amount, check_amount
 
 CHUNK = 1 << 20  # bytes of log read at a time
@@ -110,7 +111,7 @@ class Pruner:
                 return self.tip_cache[1]
         out = []
         for r in session.history:
-            if r.commit == session.tip and r.status in ("keep", "discard"):
+            if r.commit == session.tip and r.status in MEASURED:
                 for run in r.runs:
                     if run.ok and run.log_path:
                         curve = read_curve(session.run_dir / "curves" / f"{Path(run.log_path).stem}.tsv")
@@ -229,7 +230,7 @@ class Pruner:
 
     @hookimpl
     def autoresearch_experiment_logreport(self, report) -> None:
-        if self.warned or not report.is_baseline or report.status != "keep" or not self.config.get("prune"):
+        if self.warned or not report.is_baseline or report.status != Status.KEEP or not self.config.get("prune"):
             return
         if not any(self.curves.get(run.log_path) for run in report.runs):
             self.warned = True

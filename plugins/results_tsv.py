@@ -21,7 +21,7 @@ from pathlib import Path
 from autoresearch import hookimpl
 from autoresearch.config import inside
 from autoresearch.stats import sem
-from autoresearch.reports import Report
+from autoresearch.reports import DECIDED, Report, Status, results
 
 
 @hookimpl
@@ -42,24 +42,27 @@ def clean(text: str) -> str:
 
 
 def row(report: Report, memory_metric: str = "peak_vram_mb") -> str:
-    crash = report.status == "crash" or report.value is None
+    crash = report.status == Status.CRASH or report.value is None
     value = 0.0 if crash else report.value
     memory = 0.0 if crash else round(report.metrics.get(memory_metric, 0.0) / 1024, 1)
     return f"{report.commit[:7]}\t{value:.6f}\t{memory:.1f}\t{report.status}\t{clean(report.description)}"
 
 
 def render(metric: str, reports: list[Report], memory_metric: str = "peak_vram_mb") -> str:
-    rows = [row(r, memory_metric) for r in sorted(reports, key=lambda r: r.seq) if r.status in ("keep", "discard", "crash")]
+    rows = [row(r, memory_metric) for r in sorted(reports, key=lambda r: r.seq) if r.status in DECIDED]
     return f"commit\t{metric}\tmemory_gb\tstatus\tdescription\n" + "".join(f"{r}\n" for r in rows)
 
 
 def atomic_write(path: Path, text: str) -> None:
+    """Replace `path` whole: a reader, or a kill, sees the old text or the new, never half of it.
+
+    No fsync: these files render from the ledger (which is fsynced, the one store), and every
+    session renders them again at its start, so not even a power loss leaves them wrong for long;
+    three fsyncs an experiment were a third of the runner's own time on a busy disk."""
     tmp = path.with_name(f".{path.name}.tmp")
     try:
         with open(tmp, "w") as f:
             f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -79,6 +82,7 @@ class ResultsTSV:
     def __init__(self, config) -> None:
         self.config = config
         self.session = None
+        self.lines: dict[int, tuple[Report, str]] = {}  # seq -> (its report, its sidecar line): each rendered once
 
     @property
     def mirror(self) -> Path:
@@ -91,18 +95,25 @@ class ResultsTSV:
 
     @hookimpl
     def autoresearch_experiment_logreport(self, report: Report) -> None:
-        if report.status != "interrupted":  # not a result: the hypothesis runs again on resume
+        if report.status != Status.INTERRUPTED:  # not a result: the hypothesis runs again on resume
             self.flush()
 
     def flush(self) -> None:
         assert self.session is not None
-        reports = [r for r in self.session.history if r.status != "interrupted"]
+        reports = results(self.session.history)
         run_dir, memory = self.session.run_dir, self.config.get("memory_metric")
-        atomic_write(run_dir / "results.jsonl", "".join(json.dumps(sidecar_entry(r, memory), default=str) + "\n"
-                                                        for r in reports))
+        atomic_write(run_dir / "results.jsonl", "".join(self.line(r, memory) for r in reports))
         text = render(self.config.get("metric"), reports, memory)
         atomic_write(run_dir / "results.tsv", text)
         atomic_write(self.mirror, text)
+
+
+    def line(self, report: Report, memory: str) -> str:
+        """The report's line of results.jsonl; a report is frozen, so the line is rendered once."""
+        cached = self.lines.get(report.seq)
+        if cached is None or cached[0] is not report:
+            cached = self.lines[report.seq] = (report, json.dumps(sidecar_entry(report, memory), default=str) + "\n")
+        return cached[1]
 
 
 def read_results(path: Path) -> list[dict[str, str]]:

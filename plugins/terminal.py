@@ -13,10 +13,10 @@ from typing import TextIO
 from autoresearch import __version__, hookimpl, interrupts
 from autoresearch.config import not_negative, positive
 from autoresearch.errors import OutputClosed
-from autoresearch.reports import Report, best_kept
+from autoresearch.reports import Report, Status, gain
 from autoresearch.stats import floor
 
-COLORS = {"keep": "\033[32m", "discard": "\033[33m", "crash": "\033[31m", "interrupted": "\033[35m"}
+COLORS = {Status.KEEP: "\033[32m", Status.DISCARD: "\033[33m", Status.CRASH: "\033[31m", Status.INTERRUPTED: "\033[35m"}
 RESET = "\033[0m"
 PLAIN_EVERY = 30.0  # seconds between progress lines when not on a terminal
 
@@ -155,14 +155,12 @@ class Terminal:
     def autoresearch_experiment_logreport(self, report: Report) -> None:
         with self.lock:
             self.live = {w: v for w, v in self.live.items() if v[0] != report.nodeid}
-        if report.status != "interrupted":
+        if report.status != Status.INTERRUPTED:
             self.decided += 1
-        if self.verbosity < 0 and report.status != "crash":
+        if self.verbosity < 0 and report.status != Status.CRASH:
             return
         value = f"{report.metric} {report.shown}" if report.value is not None else f"{report.metric} —"
-        delta = ""
-        if report.value is not None and report.baseline_value is not None and not report.is_baseline:
-            delta = f"{report.value - report.baseline_value:+.6f}"
+        delta = f"{report.delta:+.6f}" if report.delta is not None and not report.is_baseline else ""
         expect = f" ({report.expectation})" if report.expectation else ""
         tail = f"{expect}  [{fmt_seconds(report.duration)}] {self.progress_count()}"
         line = f"{report.nodeid:<32} {value:<28} {delta:>10}  {report.status}{tail}"
@@ -171,7 +169,7 @@ class Terminal:
         else:  # a long node id: the verdict on its line, the numbers below, nothing past 80 columns
             self.write(f"{report.nodeid} {self.color(report.status)}{expect} {self.progress_count()}")
             self.write(f"    {value}  {delta}  [{fmt_seconds(report.duration)}]".rstrip())
-        if report.status == "crash":
+        if report.status == Status.CRASH:
             self.write(f"    {report.root_cause}  (log: {report.log_path})")
         elif self.verbosity > 0:
             self.write(f"    {report.reason}")
@@ -181,17 +179,17 @@ class Terminal:
     @hookimpl
     def autoresearch_sessionfinish(self, session, exitstatus) -> None:
         reports = session.history
-        counts = {s: sum(1 for r in reports if r.status == s) for s in ("keep", "discard", "crash", "interrupted")}
+        counts = {s: sum(1 for r in reports if r.status == s) for s in Status}
         parts = [f"{n} {s}" for s, n in counts.items() if n]
         wall = time.time() - session.started
         if not reports and int(exitstatus) == 4:  # refused at start-up: the error says why, nothing to sum up
             return
         self.write()
         self.write(self.rule(f"{', '.join(parts) or 'nothing ran'} in {fmt_seconds(wall)}"))
-        best = best_kept(reports)
-        if best is not None:
-            base = next((r for r in session.history if r.is_baseline and r.value is not None), None)
-            total = f", {best.value - base.value:+.6f} from the baseline {base.value:.6f}" if base else ""
+        top = gain(reports)
+        if top is not None:
+            best, base = top.best, top.baseline
+            total = f", {top.delta:+.6f} from the baseline {base.value:.6f}" if base else ""
             self.write(f"best {best.metric} {best.shown}{total} — {best.description} "
                        f"(commit {best.commit[:7]}{' on ' + session.branch if session.branch else ''})")
         c = self.config

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 from autoresearch import Verdict, hookimpl
 from autoresearch.config import positive
-from autoresearch.reports import Cause
+from autoresearch.reports import MINIMIZE, Cause, Status, sign
 from autoresearch.stats import AGAIN, DISCARD, KEEP, Evidence, amount, check_amount, evidence, sequential
 
 
@@ -83,7 +83,7 @@ def missed_targets(config, metrics: dict[str, float], baseline: dict[str, float]
 class Rule:
     """The verdict's settings."""
 
-    direction: str = "minimize"
+    direction: str = MINIMIZE
     noise_k: float = 2.0
     repeats: int = 5
     max_repeats: int = 5
@@ -174,27 +174,40 @@ def autoresearch_experiment_rerun(experiment, runs):
     return j is not None and j.status == AGAIN
 
 
+def failed_verdict(runs) -> Verdict | None:
+    """The one crash rule: the verdict on an experiment with a run that gave no result, or None.
+
+        a conflict with a kept change, or a run pruned early   -> discard (the idea lost)
+        anything else (timeout, OOM, NaN, exit code, no metric) -> crash
+
+    The core's fallback verdict (``-p no:verdict``) calls this too."""
+    failed = next((r for r in runs if not r.ok), None)
+    if failed is None:
+        return None
+    status = Status.DISCARD if failed.cause in (Cause.CONFLICT, Cause.PRUNED) else Status.CRASH
+    return Verdict(status, f"{status}: {failed.message or failed.cause}")
+
+
 @hookimpl
 def autoresearch_make_verdict(experiment, metrics, runs, tip) -> Verdict:
     config = experiment.session.config
     metric = config.get("metric")
-    failed = next((r for r in runs if not r.ok), None)
-    if failed is not None:  # a conflict with a kept change, or a pruned run, is no crash: the idea lost
-        status = "discard" if failed.cause in (Cause.CONFLICT, Cause.PRUNED) else "crash"
-        return Verdict(status, f"{status}: {failed.message or failed.cause}")
+    failed = failed_verdict(runs)
+    if failed is not None:
+        return failed
     sigma, _ = experiment.session.noise(metric, values_of(runs, metric))
     if experiment.hypothesis is None:
-        return Verdict("keep", f"baseline: {metric} {metrics[metric]:.6f} in {len(runs)} runs", sigma=sigma)
+        return Verdict(Status.KEEP, f"baseline: {metric} {metrics[metric]:.6f} in {len(runs)} runs", sigma=sigma)
     j = judge_experiment(experiment, runs, tip, final=True)
     if j is None:
-        return Verdict("discard", f"discard: the baseline printed no {metric} to compare with")
+        return Verdict(Status.DISCARD, f"discard: the baseline printed no {metric} to compare with")
     status = KEEP if j.status == KEEP else DISCARD  # still grey when the runs ran out: not beyond the noise
     missed = missed_targets(config, metrics, experiment.baseline.metrics) if status == KEEP else []
     if missed:
         status = DISCARD
         j = replace(j, why=f"better, but misses its target: {'; '.join(missed)}")
     net = experiment.lines_added - experiment.lines_removed
-    delta = -j.e.improvement if config.get("direction") == "minimize" else j.e.improvement
+    delta = sign(config.get("direction")) * j.e.improvement  # as the metric moved
     spread = f" ± {j.e.se:.2g}" if j.e.se else ""
     zs = f", {j.e.z:+.1f} SE" if j.e.z is not None and abs(j.e.z) != float("inf") else ""
     runs_text = f"{j.e.n} run{'s' if j.e.n > 1 else ''}"
@@ -209,12 +222,12 @@ def simulate(rule: Rule, rng, effects, sigma: float = 1.0, net_lines: int = 2) -
     bench/bench_validity.py and ``autoresearch calibrate`` measure the rule with it."""
     from autoresearch.stats import pooled_sigma
 
-    sign = -1.0 if rule.direction == "minimize" else 1.0
+    better = sign(rule.direction)
     tip_true = 0.0
     tip = tuple(tip_true + rng.gauss(0, sigma) for _ in range(rule.repeats))
     history, out = [tip], []
     for effect in effects:
-        true = tip_true + sign * effect
+        true = tip_true + better * effect
         values: tuple[float, ...] = ()
         while True:
             values += (true + rng.gauss(0, sigma),)

@@ -3,14 +3,16 @@ device of its own, with the same results as one at a time.
 
     dispatch   in collection order, to the first free worker, built on the branch tip as it is
                then (a hypothesis naming its baseline waits until that baseline is decided)
-    measure    in the worker's thread: the patch committed in its worktree, the workload, repeats
-    decide     in dispatch order, whatever order they finish in; an experiment built on the tip
-               ("best", the default) that was dispatched before the tip last moved is applied
-               again onto the new tip and run again there first: the branch only ever moves to
-               a commit measured as the tip's child
+    measure    autoresearch_experiment_measure, in the worker's thread: the patch committed in
+               its worktree, the workload, repeats
+    decide     autoresearch_experiment_decide, in dispatch order, whatever order they finish
+               in; an experiment built on the tip ("best", the default) that was dispatched
+               before the tip last moved is applied again onto the new tip and run again there
+               first: the branch only ever moves to a commit measured as the tip's child
 
-So on a deterministic workload results.tsv is the same for any N; what a keep costs is the
-runs in flight that it makes stale. Ctrl-C or SIGTERM stops every worker's runs at once; the
+These are the two hooks the one-worker loop calls too (through protocol.runprotocol): a plugin
+that wraps or replaces either works the same for any N. So on a deterministic workload
+results.tsv is the same for any N; what a keep costs is the runs in flight that it makes stale. Ctrl-C or SIGTERM stops every worker's runs at once; the
 experiments in flight are recorded as interrupted and run again on --resume.
 """
 from __future__ import annotations
@@ -21,7 +23,7 @@ from dataclasses import dataclass
 from autoresearch import hookimpl, interrupts
 from autoresearch.errors import Stopped
 from autoresearch.loop import baseline_decided
-from autoresearch.protocol import decide, interrupted, measure, prepare
+from autoresearch.protocol import interrupted
 from autoresearch.session import Experiment
 
 
@@ -69,8 +71,7 @@ class ParallelLoop:
         return Slot(exp, self.pool.submit(self.work, exp))
 
     def work(self, exp: Experiment) -> None:
-        if prepare(exp) and not self.session.stopping.is_set():
-            measure(exp)
+        self.session.config.hook.autoresearch_experiment_measure(experiment=exp)
 
     def dispatch(self) -> None:
         if not self.session.baseline_done and not self.inflight and self.free:  # the baseline goes first
@@ -125,7 +126,7 @@ class ParallelLoop:
             slot = self.inflight.pop(0)
             slot.future.result()  # a worker's error is the session's
             tip = self.session.tip
-            report = decide(slot.exp)
+            report = self.session.config.hook.autoresearch_experiment_decide(experiment=slot.exp)
             if slot.exp.hypothesis is None and not baseline_decided(self.session, report):
                 return
             if self.session.shouldstop:

@@ -88,13 +88,14 @@ def test_the_run_loop_can_be_replaced(repo, cli):
     write(repo / "conftest.py", '''
         from autoresearch import hookimpl
         from autoresearch.loop import run_baseline
+        from autoresearch.protocol import runprotocol
 
         @hookimpl(tryfirst=True)
         def autoresearch_runloop(session):
             """Newest idea first: the hypotheses in reverse order."""
             if run_baseline(session):
                 for h in reversed(list(session.queue())):
-                    session.config.hook.autoresearch_experiment_protocol(experiment=session.experiment(h))
+                    runprotocol(session.experiment(h))
             return True
     ''')
     commit_all(repo, "reverse loop")

@@ -72,7 +72,11 @@ def test_a_stale_experiment_runs_again_on_the_new_tip(repo, cli):
     assert git(repo, "rev-parse", f"{b['commit']}^") == a["commit"]  # b was measured as the tip's child
     assert b["baseline_commit"] == a["commit"] and b["metrics"]["val_bpb"] == pytest.approx(1.11)
     journal = (repo / "experiments" / "journal.md").read_text()
-    assert journal.count("**Status**: PLANNED") == 4 and journal.count("**Status**: COMPLETED") == 3  # b twice
+    # one COMPLETED for every PLANNED: b, run again on the new tip, gets a note between its two entries
+    assert journal.count("**Status**: PLANNED") == 3 and journal.count("**Status**: COMPLETED") == 3
+    assert journal.count("**Re-dispatched**") == 1
+    planned_b, note, completed_b = (journal.index(x) for x in ("— b\n", "**Re-dispatched**", "— b, completed"))
+    assert planned_b < note < completed_b
     assert ", completed\n" in journal  # a COMPLETED part away from its PLANNED one says whose it is
 
 
