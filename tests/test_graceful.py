@@ -35,15 +35,11 @@ STOPPER = '''
 '''
 
 
-# plugins/git.py's setup wrapper leaves `self.at[worktree]` at the base commit while the patch is
-# applied, so sessionfinish believes the worktree is at the tip and does not reset it; the fix (for
-# the lead, who owns git.py) is one line after `self.move_to(work, ...)` in autoresearch_experiment_setup:
-#     del self.at[work]  # the patch changes the files: where they are is unknown until its commit is recorded
-# Strict: once that line is in, these pass, and the marks must go.
-GIT_AT = pytest.mark.xfail(strict=True, reason="plugins/git.py: the worktree's cached commit outlives the patch")
 
 
-@pytest.mark.parametrize("after", ["reset", pytest.param("add", marks=GIT_AT), pytest.param("commit", marks=GIT_AT)])
+# a stop after any of the setup's git commands: the worktree is reset to the tip (git.py forgets where
+# a worktree is as soon as a patch touches its files)
+@pytest.mark.parametrize("after", ["reset", "add", "commit"])
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
 def test_a_graceful_stop_during_setup_leaves_the_worktree_clean(repo, after, signame):
     write(repo / "conftest.py", STOPPER)
