@@ -226,3 +226,16 @@ class Report:
             known[name] = tuple(tuple(x) for x in known.get(name, ()))
         known["runs"] = tuple(RunResult.from_dict(r) for r in known.get("runs", ()))
         return cls(**known)
+
+
+def record(report: Report, memory_metric: str = "peak_vram_mb") -> dict[str, Any]:
+    """One finished experiment whole, as results.jsonl and ``report --json`` give it: the report,
+    its memory in GB, and the metric in every run (``values``) with their ``n``, ``mean`` and ``sem``."""
+    from autoresearch.stats import sem
+
+    entry = report.to_dict()
+    entry.pop("log_tail", None)
+    entry["memory_gb"] = round(report.metrics.get(memory_metric, 0.0) / 1024, 1)
+    values = report.values  # the metric in every successful run; its mean is the value in results.tsv
+    entry.update(values=list(values), n=len(values), mean=report.value, sem=sem(report.sigma, len(values)))
+    return entry

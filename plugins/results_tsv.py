@@ -20,8 +20,8 @@ from pathlib import Path
 
 from autoresearch import hookimpl
 from autoresearch.config import inside
-from autoresearch.stats import sem
 from autoresearch.reports import Report
+from autoresearch.reports import record as sidecar_entry  # one record, for report --json too
 
 
 @hookimpl
@@ -64,15 +64,6 @@ def atomic_write(path: Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-
-
-def sidecar_entry(report: Report, memory_metric: str = "peak_vram_mb") -> dict:
-    entry = report.to_dict()
-    entry.pop("log_tail", None)
-    entry["memory_gb"] = round(report.metrics.get(memory_metric, 0.0) / 1024, 1)
-    values = report.values  # the metric in every successful run; its mean is the value in results.tsv
-    entry.update(values=list(values), n=len(values), mean=report.value, sem=sem(report.sigma, len(values)))
-    return entry
 
 
 class ResultsTSV:
