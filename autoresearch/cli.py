@@ -69,6 +69,12 @@ def make_parser(parser: Parser) -> tuple[ArgumentParser, dict[str, ArgumentParse
     subs["export"].add_argument("-o", "--output", metavar="FILE", default=None,
                                 help="where to write it (default: autoresearch-TAG.tar.gz)")
     subs["import"].add_argument("file", metavar="FILE", help="a file autoresearch export wrote")
+    subs["import"].add_argument("--max-size", metavar="SIZE", default=None,
+                                help="refuse an archive that unpacks to more, in all (default: 2G; bytes, or K, M, "
+                                     "G, T); checked from its headers before anything is written")
+    subs["import"].add_argument("--max-member-size", metavar="SIZE", default=None,
+                                help="refuse an archive with a member larger than this unpacked, a sparse one at "
+                                     "its real size (default: 1G)")
     subs["publish"].add_argument("--tag", default=None, help="the run to publish (default: the latest)")
     subs["publish"].add_argument("--remote", default="origin", help="the git remote to push to (default: origin)")
     subs["publish"].add_argument("--all", action="store_true",

@@ -8,6 +8,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any, Iterable
 
 
@@ -239,3 +240,10 @@ def record(report: Report, memory_metric: str = "peak_vram_mb") -> dict[str, Any
     values = report.values  # the metric in every successful run; its mean is the value in results.tsv
     entry.update(values=list(values), n=len(values), mean=report.value, sem=sem(report.sigma, len(values)))
     return entry
+
+
+def read_results(path: Path) -> list[dict[str, str]]:
+    """Parse a results.tsv back into rows, one dict per line keyed by the header."""
+    lines = path.read_text().split("\n")[:-1]
+    header = lines[0].split("\t")
+    return [dict(zip(header, line.split("\t"))) for line in lines[1:]]

@@ -21,6 +21,7 @@ from pathlib import Path
 from autoresearch import hookimpl
 from autoresearch.config import inside
 from autoresearch.reports import Report
+from autoresearch.reports import read_results  # noqa: F401  (core's reader of this file, for publish too)
 from autoresearch.reports import record as sidecar_entry  # one record, for report --json too
 
 
@@ -94,13 +95,6 @@ class ResultsTSV:
         text = render(self.config.get("metric"), reports, memory)
         atomic_write(run_dir / "results.tsv", text)
         atomic_write(self.mirror, text)
-
-
-def read_results(path: Path) -> list[dict[str, str]]:
-    """Parse a results.tsv back into rows, one dict per line keyed by the header."""
-    lines = path.read_text().split("\n")[:-1]
-    header = lines[0].split("\t")
-    return [dict(zip(header, line.split("\t"))) for line in lines[1:]]
 
 
 @hookimpl

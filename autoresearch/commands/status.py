@@ -29,7 +29,7 @@ def load_reports(config: Any) -> tuple[str, list[Any]]:
 
 def runner(config: Any) -> dict[str, Any]:
     """Whether a runner holds the repository's lock now: its pid, tag and start, as it wrote them."""
-    from autoresearch.main import Lock
+    from autoresearch.lock import Lock
 
     holder = Lock.read(config.state_dir / "lock", wait=0)
     return dict(alive=Lock.held(config.state_dir / "lock"), pid=holder.get("pid"), tag=holder.get("tag"),
