@@ -39,6 +39,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def make_parser(parser: Parser) -> tuple[ArgumentParser, dict[str, ArgumentParser]]:
+    """The top parser and one per command (the run's options from the settings): one table of
+    arguments, long, read top to bottom as --help prints it."""
     top = ArgumentParser(prog="autoresearch", add_help=False,
                          description="Declarative, pytest-style autonomous ML research.",
                          formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])

@@ -15,7 +15,9 @@ def main(config: Any) -> int:
 def calibrate(config: Any, say: Any) -> int:
     """Run the unmodified code (the checkout's HEAD) `--runs` times, seeds 0 to N-1, in a scratch
     worktree, and print the noise and what the verdict settings make of it. Nothing of a run
-    (branch, ledger, results) is touched."""
+    (branch, ledger, results) is touched.
+
+    One function, long: a scratch worktree, the runs in it, and what they say, in the order printed."""
     import math
     import os
     import shutil

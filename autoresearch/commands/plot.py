@@ -19,7 +19,9 @@ def plot(reports: list[Any], path: Path, curves: Path | None = None) -> None:
     """The metric per experiment: kept green and labelled, discarded grey, crashes red, running best;
     each run a small dot, each mean with its standard error. Beside it, when the runs' learning
     curves were kept: the kept commits' curves (the tip's is the last of them) against the
-    discarded candidates', the pruned ones ending where they were stopped."""
+    discarded candidates', the pruned ones ending where they were stopped.
+
+    One function, long: matplotlib's calls for one figure, in the order they draw it."""
     try:
         import matplotlib
 

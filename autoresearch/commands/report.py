@@ -67,7 +67,9 @@ def md(text: str) -> str:
 
 
 def report(config: Any) -> str:
-    """seed 002's tables in Markdown: metrics against targets, parameters, compute and cost."""
+    """seed 002's tables in Markdown: metrics against targets, parameters, compute and cost.
+
+    One function, long: the tables in the order they are printed, each a few lines of cells."""
     tag, done = load_reports(config)
     if not done:
         raise UsageError(f"run {tag!r} has no finished experiments yet")
