@@ -93,6 +93,8 @@ def ending(exc: BaseException) -> int:
     elif isinstance(exc, OSError):
         where = f" ({exc.filename})" if exc.filename else ""
         error(f"{exc.strerror or exc}{where}" + (again if running else ""))
+    elif code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED) and not isinstance(exc, STOPS):
+        error(f"{type(exc).__name__} while stopping: {exc}", prefix="note: ")  # the stop decides the code
     elif code == ExitCode.INTERNAL_ERROR:
         traceback.print_exception(exc)
         error("internal error (the traceback above is a bug in autoresearch or a plugin)", prefix="")
