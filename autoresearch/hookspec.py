@@ -341,15 +341,14 @@ def autoresearch_report_extra(config: Config) -> Any:
     """
 
 
-@hookspec(firstresult=True)
+@hookspec
 def autoresearch_verdict_simulate(config: Config, repeats: int, max_repeats: int, noise_k: float,
                                   effects: list[float], rng: Any) -> list[tuple[float, bool, int]] | None:
     """Simulate one session of the keep/discard rule with these settings, on a workload whose noise
     has σ 1: the baseline, then one candidate per true effect (an improvement in units of σ), each
     run until the rule decides. ``autoresearch calibrate`` draws its table of choices from it; a
-    plugin that replaces the verdict simulates its own rule here.
-
-    Stops at first non-None result.
+    plugin that replaces the verdict simulates its own rule here (with ``tryfirst=True``: calibrate
+    uses the first result).
 
     :param config: The configuration.
     :param repeats: Runs of a candidate before the rule decides on one run.

@@ -61,6 +61,7 @@ def test_a_failure_while_a_stop_cleans_up_is_the_stop():
 def test_the_entry_point_is_cli_main_and_installs_the_handlers_once():
     text = (Path(__file__).resolve().parents[1] / "autoresearch" / "__main__.py").read_text()
     assert "sys.exit(main())" in text and "return cli.main()" in text and "__name__ ==" in text
+    assert text.index("interrupts.install()") < text.index("from autoresearch import cli")
     for name in ("cli.py", "main.py", "__main__.py"):
         source = (Path(__file__).resolve().parents[1] / "autoresearch" / name).read_text()
         assert source.count("interrupts.install()") <= 1, name

@@ -131,11 +131,11 @@ def simulated(config: Any, repeats: int, max_repeats: int, k: float) -> tuple[fl
     rng, effects = random.Random(0), [2.0 if i % 5 == 4 else 0.0 for i in range(50)]
     results = []
     for _ in range(CALIBRATE_SESSIONS):
-        session = config.hook.autoresearch_verdict_simulate(config=config, repeats=repeats, max_repeats=max_repeats,
-                                                             noise_k=k, effects=effects, rng=rng)
-        if session is None:
+        sessions = config.hook.autoresearch_verdict_simulate(config=config, repeats=repeats, max_repeats=max_repeats,
+                                                              noise_k=k, effects=effects, rng=rng)
+        if not sessions:
             return None
-        results += session
+        results += sessions[0]
     reals, nulls = [x for x in results if x[0]], [x for x in results if not x[0]]
     return (sum(x[1] for x in reals) / len(reals), sum(x[1] for x in nulls) / len(nulls),
             sum(x[2] for x in results) / len(results))
