@@ -1,32 +1,20 @@
-"""``python -m autoresearch`` and the ``autoresearch`` console script.
+"""``python -m autoresearch`` and the ``autoresearch`` console script: ``sys.exit(cli.main())``.
 
-The signal handlers go in before anything heavy is imported, so that Ctrl-C or SIGTERM while the
-command starts ends it as 130 or 143, never as a traceback or a death by signal; and once the
-command is over, a stop no longer changes how it ended.
+The signal handlers go in at the entry point's first instruction, before anything that can take
+time is imported: a Ctrl-C or SIGTERM while the command starts waits for it and ends it as 130 or
+143, never as a traceback or a death by signal (autoresearch/interrupts.py). Importing this
+module installs nothing.
 """
-from __future__ import annotations
-
 import sys
 
 
 def main() -> int:
-    from autoresearch import interrupts
+    from autoresearch import interrupts  # the standard library's signal and threading, and errors.py
 
     interrupts.install()
-    try:
-        from autoresearch.cli import main as cli_main
+    from autoresearch import cli
 
-        status = cli_main()
-        interrupts.close()
-        return status
-    except KeyboardInterrupt:
-        interrupts.close()
-        return 130
-    except BaseException as exc:  # SIGTERM (Terminated) while starting up or finishing
-        interrupts.close()
-        if type(exc).__name__ == "Terminated":
-            return 143
-        raise
+    return cli.main()
 
 
 if __name__ == "__main__":

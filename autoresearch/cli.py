@@ -1,5 +1,5 @@
-"""The command line: ``autoresearch run | status | new | report | calibrate | init | export | import | publish``. Arguments only: ``run`` is
-main.wrap_session's, the other commands are commands.py's, and every exit code main.exit_code's.
+"""The command line: ``autoresearch run | status | new | report | calibrate | init | export | import | publish``.
+Arguments only: each command is a module of autoresearch/commands/, and every exit code main.guard's.
 
 Exit codes (autoresearch.ExitCode): 0 the session completed, whatever the verdicts;
 1 it stopped early (the baseline crashed, -x met a crash, git failed, the disk is full);
@@ -11,9 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Callable
 
-from autoresearch import __version__, interrupts, pluginmanager
+from autoresearch import __version__, commands, interrupts, pluginmanager
 from autoresearch.config import Config, Parser, find_rootdir
 from autoresearch.errors import UsageError
 from autoresearch.main import guard
@@ -40,6 +39,8 @@ class ArgumentParser(argparse.ArgumentParser):
 
 
 def make_parser(parser: Parser) -> tuple[ArgumentParser, dict[str, ArgumentParser]]:
+    """The top parser and one per command (the run's options from the settings): one table of
+    arguments, long, read top to bottom as --help prints it."""
     top = ArgumentParser(prog="autoresearch", add_help=False,
                          description="Declarative, pytest-style autonomous ML research.",
                          formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
@@ -70,6 +71,12 @@ def make_parser(parser: Parser) -> tuple[ArgumentParser, dict[str, ArgumentParse
     subs["export"].add_argument("-o", "--output", metavar="FILE", default=None,
                                 help="where to write it (default: autoresearch-TAG.tar.gz)")
     subs["import"].add_argument("file", metavar="FILE", help="a file autoresearch export wrote")
+    subs["import"].add_argument("--max-size", metavar="SIZE", default=None,
+                                help="refuse an archive that unpacks to more, in all (default: 2G; bytes, or K, M, "
+                                     "G, T); checked from its headers before anything is written")
+    subs["import"].add_argument("--max-member-size", metavar="SIZE", default=None,
+                                help="refuse an archive with a member larger than this unpacked, a sparse one at "
+                                     "its real size (default: 1G)")
     subs["publish"].add_argument("--tag", default=None, help="the run to publish (default: the latest)")
     subs["publish"].add_argument("--remote", default="origin", help="the git remote to push to (default: origin)")
     subs["publish"].add_argument("--all", action="store_true",
@@ -98,12 +105,18 @@ def make_parser(parser: Parser) -> tuple[ArgumentParser, dict[str, ArgumentParse
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; returns its exit code. The signal handlers go in here unless the entry point
+    (``__main__``) put them in first; whoever installed them puts back the previous ones (an
+    in-process caller's) or, at the end of the process, ignores the signals from then on."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    interrupts.install()
+    owner = interrupts.install()
     try:
         return guard(lambda: _main(argv))
     finally:
-        interrupts.restore()
+        if owner:
+            interrupts.restore()
+        else:
+            interrupts.close()
 
 
 def _main(argv: list[str]) -> int:
@@ -117,11 +130,11 @@ def _main(argv: list[str]) -> int:
         print_help(top, subs, parser)
         return ExitCode.OK if args.help else ExitCode.USAGE_ERROR
     if args.subcommand == "init":  # before the settings are read: they may not exist yet
-        return cmd_init(rootdir)
+        return commands.module("init").main(rootdir)
     config = Config(rootdir, pm, parser, args)
     pm.hook.autoresearch_configure.call_historic(kwargs=dict(config=config))
     try:
-        return COMMANDS_RUN[args.subcommand](config)
+        return commands.module(args.subcommand).main(config)
     finally:
         pm.hook.autoresearch_unconfigure(config=config)
 
@@ -135,91 +148,3 @@ def print_help(top: argparse.ArgumentParser, subs: dict[str, argparse.ArgumentPa
         flag = f" ({s.flags[0]})" if s.flags else ""
         print(f"  {s.name}{flag} = {s.default!r}\n      {s.help}")
     print("\nMore: autoresearch COMMAND --help (status, new, report, calibrate, init, export, import, publish).")
-
-
-def cmd_run(config: Config) -> int:
-    from autoresearch.main import wrap_session
-
-    return wrap_session(config, lambda config, session: config.hook.autoresearch_runloop(session=session))
-
-
-def cmd_status(config: Config) -> int:
-    from autoresearch.commands import status
-
-    print(status(config))
-    return ExitCode.OK
-
-
-def cmd_new(config: Config) -> int:
-    from autoresearch.commands import new
-
-    path = new(config)
-    print(f"wrote {path}; check it with: autoresearch run {path} --collect-only")
-    return ExitCode.OK
-
-
-def cmd_report(config: Config) -> int:
-    from autoresearch.commands import report
-
-    from autoresearch.main import check_output
-
-    out, plot = config.getoption("output"), config.getoption("plot")
-    if out:
-        out = check_output(config, "-o", out)  # the very path that is written, checked
-    if plot:
-        if Path(plot).suffix.lower() not in (".png", ".svg", ".pdf", ".jpg", ".jpeg"):
-            raise UsageError(f"--plot {plot}: give a .png, .svg, .pdf or .jpg file")
-        check_output(config, "--plot", plot)  # relative to the current folder, as report writes it
-    text = report(config)
-    if out:
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(text)
-        print(f"wrote {out}")
-    else:
-        print(text)
-    return ExitCode.OK
-
-
-def cmd_init(rootdir: Path) -> int:
-    from autoresearch.scaffold import init
-
-    written = init(rootdir, print)
-    if written:
-        names = " ".join(sorted({p.relative_to(rootdir).parts[0] for p in written}))
-        print(f"next: fill in the TODOs in pyproject.toml, then commit (git add {names} && git commit -m "
-              "'autoresearch init'), check with autoresearch run --collect-only, and run autoresearch run")
-    return ExitCode.OK
-
-
-def cmd_export(config: Config) -> int:
-    from autoresearch.main import check_output
-    from autoresearch.share import export
-
-    out = config.getoption("output")
-    export(config, str(check_output(config, "-o", out)) if out else None, print)
-    return ExitCode.OK
-
-
-def cmd_import(config: Config) -> int:
-    from autoresearch.share import import_run
-
-    import_run(config, config.getoption("file"), print)
-    return ExitCode.OK
-
-
-def cmd_publish(config: Config) -> int:
-    from autoresearch.share import publish
-
-    publish(config, print)
-    return ExitCode.OK
-
-
-def cmd_calibrate(config: Config) -> int:
-    from autoresearch.commands import calibrate
-
-    return calibrate(config, print)
-
-
-COMMANDS_RUN: dict[str, Callable[[Config], int]] = {"run": cmd_run, "status": cmd_status, "new": cmd_new,
-                                                     "report": cmd_report, "calibrate": cmd_calibrate,
-                                                     "export": cmd_export, "import": cmd_import, "publish": cmd_publish}

@@ -361,3 +361,22 @@ def autoresearch_report_extra(config: Config) -> Any:
     :param config: The configuration.
     :returns: A Markdown string, or None.
     """
+
+
+@hookspec
+def autoresearch_verdict_simulate(config: Config, repeats: int, max_repeats: int, noise_k: float,
+                                  effects: list[float], rng: Any) -> list[tuple[float, bool, int]] | None:
+    """Simulate one session of the keep/discard rule with these settings, on a workload whose noise
+    has σ 1: the baseline, then one candidate per true effect (an improvement in units of σ), each
+    run until the rule decides. ``autoresearch calibrate`` draws its table of choices from it; a
+    plugin that replaces the verdict simulates its own rule here (with ``tryfirst=True``: calibrate
+    uses the first result).
+
+    :param config: The configuration.
+    :param repeats: Runs of a candidate before the rule decides on one run.
+    :param max_repeats: Runs at most, then the means decide.
+    :param noise_k: How far beyond the noise a decision must be.
+    :param effects: The true effect of each candidate, in order.
+    :param rng: The ``random.Random`` to draw the noise from.
+    :returns: ``(effect, kept, runs)`` for each candidate, or None.
+    """

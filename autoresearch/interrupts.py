@@ -1,9 +1,12 @@
 """Stops as exceptions: Ctrl-C, SIGTERM and a closed output, deferred inside critical sections.
 
-The session wrapper installs the handlers explicitly, so Ctrl-C works even in a runner started
-with SIGINT ignored (``autoresearch run &`` in a script). A stop raises at once, except inside a
-critical section (a git command, the ledger's commit point and what renders from it), where it
-waits until the section ends: a half-written commit or record is never left by our own hand.
+The handlers are installed once, by the entry point's first instruction (``__main__``) or, for a
+caller in-process, by ``cli.main``; whatever the process inherited (SIGINT ignored by
+``autoresearch run &``, the signals blocked) no longer applies. A stop raises only while the
+command itself runs (:func:`armed`, cli's guard): one that arrives while the command starts
+waits for it and is raised as it begins, one after it is over changes nothing. Inside a critical
+section (a git command, the ledger's commit point and what renders from it) a stop waits until
+the section ends: a half-written commit or record is never left by our own hand.
 """
 from __future__ import annotations
 
@@ -14,59 +17,74 @@ from typing import Any, Iterator
 
 from autoresearch.errors import Terminated
 
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
 _depth = 0
 _pending: BaseException | None = None
 _previous: dict[int, Any] = {}
-_installed = 0  # install() calls not yet matched by restore(): the outermost one restores
-_closed = False  # the command is over: a stop is only recorded
+_armed = False  # the command is running: a stop raises (outside critical sections)
 
 
 def _handler(signum: int, frame: Any) -> None:
     interrupt(KeyboardInterrupt() if signum == signal.SIGINT else Terminated())
 
 
-def install() -> None:
+def install() -> bool:
     """Turn SIGINT into KeyboardInterrupt and SIGTERM into Terminated, whatever was inherited.
 
-    Nested calls are counted; the handlers in place before the outermost one come back with its
-    matching :func:`restore`.
+    Once per process: returns True for the call that installed them (it restores or closes
+    them), False when they are in place already.
     """
-    global _pending, _depth, _installed
-    _installed += 1
-    if _installed > 1:
-        return
+    global _pending, _depth
+    if _previous:
+        return False
     _pending, _depth = None, 0
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in SIGNALS:
         _previous[signum] = signal.signal(signum, _handler)
+    # blocked signals (a supervisor's mask) reach the handler from now on: a stop that came before is pending
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, set(SIGNALS))
+    return True
 
 
 def restore() -> None:
-    global _installed
-    _installed = max(0, _installed - 1)
-    if _installed:
-        return
+    """Put back the handlers that were in place before :func:`install` (an in-process caller's)."""
+    global _pending
     for signum, handler in _previous.items():
         signal.signal(signum, handler)
     _previous.clear()
+    _pending = None
 
 
 def close() -> None:
-    """The command is over and its exit code decided: from now on a stop changes nothing.
+    """The process is ending with its exit code decided: from now on a stop changes nothing.
 
     The signals are then ignored, not just recorded: while the interpreter shuts down it puts
     back the default action of any signal with a Python handler, which would end the process by
     the signal instead of with the exit code already decided.
     """
-    global _closed
-    _closed = True
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
+
+
+@contextmanager
+def armed() -> Iterator[None]:
+    """The command itself: a stop raises in here. One that came while the command started (the
+    imports, the plugins) is raised on entry; after the block a stop is only recorded (see take())."""
+    global _armed, _pending
+    _armed = True
+    try:
+        if _pending is not None:
+            exc, _pending = _pending, None
+            raise exc
+        yield
+    finally:
+        _armed = False
 
 
 def interrupt(exc: BaseException) -> None:
     """Stop the runner with `exc`: now, or at the end of the critical section it is in."""
     global _pending
-    if _depth or _closed:
+    if _depth or not _armed:
         _pending = _pending or exc
         return
     raise exc
@@ -74,6 +92,13 @@ def interrupt(exc: BaseException) -> None:
 
 def pending() -> BaseException | None:
     return _pending
+
+
+def take() -> BaseException | None:
+    """The stop that arrived and was not raised (in a deferred section, or after the command), cleared."""
+    global _pending
+    exc, _pending = _pending, None
+    return exc
 
 
 @contextmanager
@@ -92,14 +117,14 @@ def critical() -> Iterator[None]:
         yield
     finally:
         _depth -= 1
-    if not _depth and _pending is not None:
+    if not _depth and _armed and _pending is not None:
         exc, _pending = _pending, None
         raise exc
 
 
 @contextmanager
 def deferred() -> Iterator[None]:
-    """Like :func:`critical`, but a stop that arrives meanwhile is kept, not raised (see pending())."""
+    """Like :func:`critical`, but a stop that arrives meanwhile is kept, not raised (see take())."""
     global _depth
     _depth += 1
     try:

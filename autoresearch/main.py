@@ -1,5 +1,5 @@
-"""The session wrapper, as pytest's ``main.wrap_session``: collection, the lock, the signal
-handlers, opening or resuming the run, ``sessionstart`` / ``sessionfinish``, and the exit code.
+"""The session wrapper, as pytest's ``main.wrap_session``: collection, the lock, opening or
+resuming the run, ``sessionstart`` / ``sessionfinish``; and how every command ends.
 
     wrap_session
       collect (an error: exit 4, nothing written)
@@ -8,15 +8,13 @@ handlers, opening or resuming the run, ``sessionstart`` / ``sessionfinish``, and
           autoresearch_experiment_protocol   (protocol.py: setup -> run -> verdict -> report -> teardown)
       sessionfinish, whatever ended the session
 
-Every way a command can end maps to its exit code in one place, :func:`exit_code`.
+Every way a command can end maps to its exit code in one place: :func:`guard` (cli.main runs
+every command in it), by type (:func:`exit_code`), with one line said (:func:`ending`).
 """
 from __future__ import annotations
 
-import datetime as dt
-import fcntl
 import os
 import sys
-import time
 import traceback
 from pathlib import Path
 from typing import Any, Callable
@@ -25,6 +23,7 @@ from autoresearch import hookimpl, interrupts
 from autoresearch.checks import check_output, check_state_dir  # noqa: F401 (check_output: cli.py's)
 from autoresearch.config import inside
 from autoresearch.errors import GitError, OutputClosed, Terminated, UsageError
+from autoresearch.lock import Lock
 from autoresearch.reports import ExitCode
 from autoresearch.session import Session, check_tag, default_tag
 
@@ -34,38 +33,73 @@ def autoresearch_addoption(parser) -> None:
     parser.addoption("--tag", default=None, help="run tag: the branch is autoresearch/TAG (default: today, e.g. "
                                                   f"{default_tag()})")
     parser.addoption("--resume", action="store_true", help="continue the run of an existing tag (--tag, default "
-                                                         "the latest run) instead of starting a new one")
+                                                         "the latest run) instead of starting a new one; "
+                                                         "--resume --tag X of a run that recorded nothing yet "
+                                                         "(stopped as it started, or never started) starts it, "
+                                                         "saying so: a retry loop of run --tag X --resume always "
+                                                         "gets going")
     parser.addsetting("state_dir", default=".autoresearch", check=inside,
                       help="folder (relative to the project root) for the run's worktree, logs and state; "
                            "git-ignored through .git/info/exclude")
 
 
-def exit_code(exc: BaseException, running: bool = False) -> int:
-    """The exit code for whatever ended a command; one line on stderr for a user's error."""
-    if isinstance(exc, KeyboardInterrupt):
-        return ExitCode.INTERRUPTED
-    if isinstance(exc, Terminated):
-        return ExitCode.TERMINATED
+#: What ended a command, by type, and its exit code: the first that matches decides.
+EXIT_CODES: tuple[tuple[type[BaseException], ExitCode], ...] = (
+    (KeyboardInterrupt, ExitCode.INTERRUPTED), (Terminated, ExitCode.TERMINATED),
+    (OutputClosed, ExitCode.OUTPUT_CLOSED), (BrokenPipeError, ExitCode.OUTPUT_CLOSED),
+    (UsageError, ExitCode.USAGE_ERROR), (GitError, ExitCode.STOPPED),
+    (OSError, ExitCode.STOPPED),  # a full disk, a read-only folder: stop cleanly, lose nothing
+)
+STOPS = (KeyboardInterrupt, Terminated)
+
+
+class InRun(BaseException):
+    """What ended a run once it was open, on its way to the guard (the session finished with it)."""
+
+    def __init__(self, cause: BaseException) -> None:
+        super().__init__(cause)
+        self.cause = cause
+
+
+def exit_code(exc: BaseException) -> int:
+    """The exit code for whatever ended a command, by its type (:data:`EXIT_CODES`). A stop
+    (SIGINT, SIGTERM) anywhere in its context wins: a failure while a stop was being cleaned up
+    (a git lock left by an earlier kill) still ends the command as that stop."""
+    if isinstance(exc, InRun):
+        exc = exc.cause
+    seen, cause = set(), exc
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, STOPS):
+            exc = cause
+            break
+        seen.add(id(cause))
+        cause = cause.__context__
+    if isinstance(exc, SystemExit):  # argparse's --version
+        return ExitCode.USAGE_ERROR if isinstance(exc.code, str) else int(exc.code or 0)
+    return next((code for kind, code in EXIT_CODES if isinstance(exc, kind)), ExitCode.INTERNAL_ERROR)
+
+
+def ending(exc: BaseException) -> int:
+    """How a command ended: its exit code (:func:`exit_code`), and one line on stderr for a user's
+    error or a failure (a traceback only for a bug in autoresearch or a plugin)."""
+    code, running = exit_code(exc), isinstance(exc, InRun)
+    exc = exc.cause if isinstance(exc, InRun) else exc
+    again = "; the experiment in progress was not recorded and runs again: fix this, then continue with --resume"
     if isinstance(exc, (OutputClosed, BrokenPipeError)):
         silence_stdout()
-        return ExitCode.OUTPUT_CLOSED
-    if isinstance(exc, UsageError):
+    elif isinstance(exc, UsageError):
         error(str(exc))
-        return ExitCode.USAGE_ERROR
-    if isinstance(exc, GitError):
-        error(f"{exc}" + ("; the experiment in progress was not recorded and runs again: fix this, then "
-                          "continue with --resume" if running else ""))
-        return ExitCode.STOPPED
-    if isinstance(exc, OSError):  # a full disk, a read-only folder: stop cleanly, lose nothing
+    elif isinstance(exc, GitError):
+        error(f"{exc}" + (again if running else ""))
+    elif isinstance(exc, OSError):
         where = f" ({exc.filename})" if exc.filename else ""
-        error(f"{exc.strerror or exc}{where}" + ("; the experiment in progress was not recorded and runs again: "
-                                                  "fix this, then continue with --resume" if running else ""))
-        return ExitCode.STOPPED
-    if isinstance(exc, SystemExit):
-        return int(exc.code or 0) if not isinstance(exc.code, str) else ExitCode.USAGE_ERROR
-    traceback.print_exception(exc)
-    error("internal error (the traceback above is a bug in autoresearch or a plugin)", prefix="")
-    return ExitCode.INTERNAL_ERROR
+        error(f"{exc.strerror or exc}{where}" + (again if running else ""))
+    elif code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED) and not isinstance(exc, STOPS):
+        error(f"{type(exc).__name__} while stopping: {exc}", prefix="note: ")  # the stop decides the code
+    elif code == ExitCode.INTERNAL_ERROR:
+        traceback.print_exception(exc)
+        error("internal error (the traceback above is a bug in autoresearch or a plugin)", prefix="")
+    return code
 
 
 def error(message: str, prefix: str = "error: ") -> None:
@@ -86,47 +120,19 @@ def silence_stdout() -> None:
 
 
 def guard(fn: Callable[[], int]) -> int:
-    """Run a command, mapping how it ends to an exit code (status, new, report, --help)."""
+    """Run a command and map how it ends to its exit code: the one place that does, for every
+    command. A stop raises only in here (interrupts.armed); one that a clean-up kept for later
+    (interrupts.deferred) still ends the command as that stop."""
     try:
-        status = fn()
-        sys.stdout.flush()
-        return status
+        with interrupts.armed():
+            status = fn()
+            sys.stdout.flush()
     except BaseException as exc:
-        return exit_code(exc)
-
-
-class Lock:
-    """One runner per repository: an flock the kernel releases even after SIGKILL."""
-
-    def __init__(self, path: Path, tag: str) -> None:
-        self.path, self.tag, self.fd = path, tag, -1
-
-    def holder(self) -> str:
-        """Who holds the lock, as its holder wrote it (it may be writing it right now: wait a little)."""
-        deadline = time.monotonic() + 1.0
-        while True:
-            text = self.path.read_text(errors="replace").strip() if self.path.exists() else ""
-            if text or time.monotonic() > deadline:
-                return text or "unknown"
-            time.sleep(0.02)
-
-    def __enter__(self) -> Lock:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(self.fd)
-            raise UsageError(f"another autoresearch run holds {self.path} ({self.holder()}); wait for it to "
-                             "finish or stop it first") from None
-        info = f"pid {os.getpid()}, tag {self.tag}, since {dt.datetime.now():%Y-%m-%d %H:%M:%S}".encode()
-        os.pwrite(self.fd, info, 0)
-        os.ftruncate(self.fd, len(info))
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        os.ftruncate(self.fd, 0)
-        os.close(self.fd)
+        status = ending(exc)
+    stop = interrupts.take()
+    if stop is not None and status not in (ExitCode.INTERRUPTED, ExitCode.TERMINATED, ExitCode.OUTPUT_CLOSED):
+        status = ending(stop)
+    return status
 
 
 def check_outputs(config: Any) -> None:
@@ -145,16 +151,9 @@ def check_outputs(config: Any) -> None:
 
 
 def wrap_session(config: Any, doit: Callable[[Any, Session], None]) -> int:
-    """Run a session around `doit` (the run loop); returns the exit code."""
-    interrupts.install()
-    session = None
-    try:
-        session = Session(config)
-        return _session(config, session, doit)
-    except BaseException as exc:
-        return exit_code(exc)
-    finally:
-        interrupts.restore()
+    """Run a session around `doit` (the run loop); returns its exit code, or raises what ended it
+    (cli's guard maps that to the exit code)."""
+    return _session(config, Session(config), doit)
 
 
 def _session(config: Any, session: Session, doit: Callable[[Any, Session], None]) -> int:
@@ -179,6 +178,7 @@ def _session(config: Any, session: Session, doit: Callable[[Any, Session], None]
     with Lock(config.state_dir / "lock", session.tag):
         open_run(session)
         status: int = ExitCode.INTERNAL_ERROR
+        failure: BaseException | None = None
         try:
             config.hook.autoresearch_sessionstart(session=session)
             if not session.initial_commit:
@@ -188,8 +188,8 @@ def _session(config: Any, session: Session, doit: Callable[[Any, Session], None]
                 session.record_logged(report)
             doit(config, session)
             status = ExitCode.STOPPED if session.shouldstop else ExitCode.OK
-        except BaseException as exc:
-            status = exit_code(exc, running=True)
+        except BaseException as exc:  # the session finishes with it, then the guard says what it was
+            failure, status = exc, exit_code(exc)
         finally:
             if session.shouldstop:
                 error(session.shouldstop, prefix="stopped: ")
@@ -197,12 +197,19 @@ def _session(config: Any, session: Session, doit: Callable[[Any, Session], None]
                 try:
                     config.hook.autoresearch_sessionfinish(session=session, exitstatus=status)
                 except BaseException as exc:
-                    status = exit_code(exc, running=True) if status == ExitCode.OK else status
+                    if status == ExitCode.OK:
+                        failure = exc
+        if failure is not None:
+            raise InRun(failure) from None
         return status
 
 
-def select_run(session: Session) -> None:
-    """Which run this is (``--resume`` without ``--tag``: the latest), and whether it can start."""
+def select_run(session: Session, quiet: bool = False) -> None:
+    """Which run this is (``--resume`` without ``--tag``: the latest), and whether it can start.
+
+    ``--resume --tag X`` of a run that recorded nothing (no ledger: a stop as it started, before
+    its first record, or none at all) starts it, with a note (unless `quiet`); ``--resume`` alone
+    with no run to continue is refused."""
     config = session.config
     current = config.state_dir / "current"
     if session.resume and not config.getoption("tag") and current.is_file():
@@ -213,8 +220,12 @@ def select_run(session: Session) -> None:
     if exists and not session.resume:
         raise UsageError(f"run tag {session.tag!r} already exists; continue it with --resume, or start "
                          f"a new run with --tag NAME")
-    if session.resume and not session.run_dir.is_dir():  # a folder without a ledger: killed at its start
-        runs = sorted(p.name for p in (config.state_dir / "runs").glob("*") if p.is_dir())
+    runs = sorted(p.name for p in (config.state_dir / "runs").glob("*") if p.is_dir() and p.name != session.tag)
+    if session.resume and not exists and config.getoption("tag"):
+        if not quiet:
+            error(f"run {session.tag!r} has recorded nothing yet (stopped as it started, or never started): "
+                  f"starting it (other runs here: {', '.join(runs) or 'none'})", prefix="note: ")
+    elif session.resume and not session.run_dir.is_dir():  # a folder without a ledger: killed at its start
         raise UsageError(f"no run tagged {session.tag!r} to resume (runs here: {', '.join(runs) or 'none'})")
 
 
@@ -224,7 +235,7 @@ def open_run(session: Session) -> None:
 
     from autoresearch.loop import resolve_workers
 
-    select_run(session)  # again, now that no other runner can change the answer
+    select_run(session, quiet=True)  # again, now that no other runner can change the answer
     session.workers, session.devices = resolve_workers(session.config)
     session.run_dir.mkdir(parents=True, exist_ok=True)
     atomic_text(session.config.state_dir / "current", session.tag + "\n")

@@ -110,3 +110,15 @@ def _store(metrics: dict[str, float], m: re.Match[bytes], name: str = "", counts
 def autoresearch_parse_metrics(experiment, log_path: Path) -> dict[str, float]:
     config = experiment.session.config
     return parse_metrics(Path(log_path), config.get("metric_pattern"), config.get("metric"))
+
+
+def read_curve(path: Path) -> list[tuple[float, float]]:
+    """A learning curve the prune plugin kept (``share<TAB>loss`` a line); what cannot be read is left out."""
+    points = []
+    try:
+        for line in path.read_text().splitlines():
+            x, y = line.split("\t")
+            points.append((float(x), float(y)))
+    except (OSError, ValueError):
+        pass
+    return points

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import math
 from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
 from typing import Any, Iterable
 
 
@@ -323,3 +324,23 @@ class Report:
         if known.get("status") in Status._value2member_map_:  # an unknown word is kept as read: it matches none
             known["status"] = Status(known["status"])
         return cls(**known)
+
+
+def record(report: Report, memory_metric: str = "peak_vram_mb") -> dict[str, Any]:
+    """One finished experiment whole, as results.jsonl and ``report --json`` give it: the report,
+    its memory in GB, and the metric in every run (``values``) with their ``n``, ``mean`` and ``sem``."""
+    from autoresearch.stats import sem
+
+    entry = report.to_dict()
+    entry.pop("log_tail", None)
+    entry["memory_gb"] = round(report.metrics.get(memory_metric, 0.0) / 1024, 1)
+    values = report.values  # the metric in every successful run; its mean is the value in results.tsv
+    entry.update(values=list(values), n=len(values), mean=report.value, sem=sem(report.sigma, len(values)))
+    return entry
+
+
+def read_results(path: Path) -> list[dict[str, str]]:
+    """Parse a results.tsv back into rows, one dict per line keyed by the header."""
+    lines = path.read_text().split("\n")[:-1]
+    header = lines[0].split("\t")
+    return [dict(zip(header, line.split("\t"))) for line in lines[1:]]

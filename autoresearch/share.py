@@ -6,23 +6,46 @@ and the discarded experiments' commits), ``run/`` (the run's folder: the ledger,
 results.jsonl, the logs, the learning curves) and ``project/`` (the journal and the lessons).
 ``import`` brings the commits and the run's folder into another clone, where ``status`` and
 ``report`` then show the run as they did where it ran.
+
+An archive is read as hostile until checked, from its headers, before anything of it is written:
+only plain files and folders inside it, each name once, and at most ``--max-size`` unpacked in all
+and ``--max-member-size`` each (a sparse member counts at its real size). Whatever is shown from
+it is escaped (:func:`autoresearch.reports.printable`).
 """
 from __future__ import annotations
 
+import gzip
 import json
+import posixpath
+import re
 import shutil
 import subprocess
 import tarfile
 import tempfile
 import time
+import zlib
 from pathlib import Path
 from typing import Any, Callable
 
 from autoresearch.errors import UsageError
+from autoresearch.reports import printable
 
 FORMAT = 1
 RUN_FILES = ("ledger.jsonl", "results.tsv", "results.jsonl")
 RUN_DIRS = ("logs", "curves")
+MAX_SIZE = "2G"  # what an archive may unpack to, in all (import --max-size)
+MAX_MEMBER_SIZE = "1G"  # and each member (import --max-member-size)
+HEADROOM = 64 << 20  # the archive's headers, beyond what its members unpack to
+UNITS = {"": 1, "K": 1 << 10, "M": 1 << 20, "G": 1 << 30, "T": 1 << 40}
+
+
+def size(text: str, flag: str) -> int:
+    """A size on the command line: bytes, or with a unit K, M, G, T (powers of 1024): ``2G``, ``500M``."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)i?B?\s*", str(text), re.IGNORECASE)
+    if not m or float(m.group(1)) * UNITS[m.group(2).upper()] > 1 << 60:
+        raise UsageError(f"{flag} {printable(str(text))[:40]!r}: give a size in bytes, or with K, M, G or T "
+                         "(e.g. 2G), at most 1024P")
+    return int(float(m.group(1)) * UNITS[m.group(2).upper()])
 
 
 def _git(root: Path, *args: str) -> str:
@@ -72,22 +95,29 @@ def export(config: Any, out: str | None, say: Callable[[str], None]) -> Path:
 
 
 def import_run(config: Any, file: str, say: Callable[[str], None]) -> str:
-    from autoresearch.plugins.git import GitPlugin
+    """Bring a run that export wrote into this clone; a bad archive is one line (escaped), nothing written."""
+    try:
+        return _import(config, file, say)
+    except UsageError as exc:
+        raise UsageError(printable(str(exc))) from None
+
+
+def _import(config: Any, file: str, say: Callable[[str], None]) -> str:
+    from autoresearch.gitrepo import exclude
     from autoresearch.session import check_tag
 
     root, source = config.rootdir, Path(file)
     if not source.is_file():
         raise UsageError(f"{file}: no such file (give a file that autoresearch export wrote)")
+    limits = (size(config.getoption("max_size") or MAX_SIZE, "--max-size"),
+              size(config.getoption("max_member_size") or MAX_MEMBER_SIZE, "--max-member-size"))
     with tempfile.TemporaryDirectory(prefix="autoresearch-import-") as tmp:
         try:
-            with tarfile.open(source, "r:gz") as tar:
-                for member in tar.getmembers():  # only plain files and folders, only inside
-                    name = Path(member.name)
-                    if name.is_absolute() or ".." in name.parts or not (member.isfile() or member.isdir()):
-                        raise UsageError(f"{file}: {member.name} is not something an export holds (refused)")
-                tar.extractall(tmp, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
+            with gzip.open(source) as raw, tarfile.open(fileobj=Bounded(raw, limits[0] + HEADROOM, file), mode="r:") as tar:
+                members = check_members(tar, file, *limits)
+                tar.extractall(tmp, members=members, **({"filter": "data"} if hasattr(tarfile, "data_filter") else {}))
             manifest = json.loads((Path(tmp) / "manifest.json").read_text())
-        except (tarfile.TarError, OSError, ValueError, KeyError, EOFError, RecursionError) as exc:
+        except (tarfile.TarError, OSError, ValueError, KeyError, EOFError, RecursionError, zlib.error) as exc:
             raise UsageError(f"{file}: not an autoresearch export ({type(exc).__name__}: {str(exc)[:120]})") from None
         check_export(Path(tmp), manifest, file)
         tag = check_tag(str(manifest["tag"]))
@@ -103,8 +133,8 @@ def import_run(config: Any, file: str, say: Callable[[str], None]) -> str:
                 (r.startswith(f"refs/autoresearch/{tag}/") and ".." not in r and ":" not in r and "*" not in r)]
         _git(root, "bundle", "verify", "--quiet", str(Path(tmp) / "run.bundle"))
         _git(root, "fetch", "--quiet", "--no-tags", str(Path(tmp) / "run.bundle"), *(f"{r}:{r}" for r in refs))
-        common = _git(root, "rev-parse", "--path-format=absolute", "--git-common-dir").strip()
-        GitPlugin.exclude(Path(common), [config.get("state_dir")])
+        exclude(Path(_git(root, "rev-parse", "--path-format=absolute", "--git-common-dir").strip()),
+                [config.get("state_dir")])
         run_dir.parent.mkdir(parents=True, exist_ok=True)
         shutil.copytree(Path(tmp) / "run", run_dir)
         if (Path(tmp) / "project").is_dir():
@@ -114,6 +144,50 @@ def import_run(config: Any, file: str, say: Callable[[str], None]) -> str:
     say(f"imported run {tag}: branch autoresearch/{tag}, {len(refs) - 1} experiment refs, its results in "
         f"{run_dir} (the journal and lessons in {run_dir / 'imported'}); autoresearch status shows it")
     return tag
+
+
+class Bounded:
+    """The decompressed archive, read no further than `limit` bytes whatever its headers claim (a
+    header that says its data is huge, a gzip bomb): past it, a refusal."""
+
+    def __init__(self, f: Any, limit: int, file: str) -> None:
+        self.f, self.limit, self.file = f, limit, file
+
+    def read(self, n: int = -1) -> bytes:
+        room = self.limit + 1 - self.f.tell()
+        data = self.f.read(room if n is None or n < 0 else min(n, room))
+        if self.f.tell() > self.limit:
+            raise UsageError(f"{self.file}: unpacks to more than {self.limit} bytes (see import --max-size; refused)")
+        return data
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        if whence == 0 and offset > self.limit:
+            raise UsageError(f"{self.file}: unpacks to more than {self.limit} bytes (see import --max-size; refused)")
+        return self.f.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self.f.tell()
+
+
+def check_members(tar: tarfile.TarFile, file: str, max_size: int, max_member: int) -> list[tarfile.TarInfo]:
+    """Every member, from its header, before anything is written: a plain file or folder inside the
+    archive, its name once, and within the caps (a sparse member counts at its real size)."""
+    seen: set[str] = set()
+    members, total = [], 0
+    for member in tar:  # one header at a time: a refused one stops the reading there
+        name = posixpath.normpath(member.name)
+        if name.startswith("/") or ".." in name.split("/") or not (member.isfile() or member.isdir()):
+            raise UsageError(f"{file}: {member.name} is not something an export holds (refused)")
+        if name in seen:
+            raise UsageError(f"{file}: {member.name} is in it twice (an export holds each name once; refused)")
+        seen.add(name)
+        total += member.size
+        if member.size > max_member or total > max_size:
+            raise UsageError(f"{file}: unpacks to more than {max_member if member.size > max_member else max_size} "
+                             f"bytes (at {member.name}, {member.size} bytes; an import unpacks at most "
+                             f"--max-size {max_size} in all and --max-member-size {max_member} each; refused)")
+        members.append(member)
+    return members
 
 
 def moved(ledger: Path, old: str, new: str) -> None:
@@ -170,7 +244,7 @@ def check_export(folder: Path, manifest: Any, file: str) -> None:
 def publish(config: Any, say: Callable[[str], None]) -> str:
     """Push the run's branch (and with --all every experiment's ref) and print the results as a
     Markdown table for a pull request."""
-    from autoresearch.plugins.results_tsv import read_results
+    from autoresearch.reports import read_results
     from autoresearch.session import Session
 
     session = Session.open_existing(config, config.getoption("tag"))
@@ -200,6 +274,7 @@ def publish(config: Any, say: Callable[[str], None]) -> str:
                  r.get("description", "").replace("|", "\\|")]
         lines.append("| " + " | ".join(cells) + " |")
     say(f"pushed {len(push)} ref{'s' if len(push) > 1 else ''} to {remote}\n")
-    text = "\n".join(lines)
+    text = "\n".join(printable(line) for line in lines)  # the results may be an imported run's
     say(text)
     return text
+

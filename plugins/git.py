@@ -35,6 +35,7 @@ from autoresearch import hookimpl, procs
 from autoresearch.errors import GitError, UsageError
 from autoresearch.execute import link_into
 from autoresearch.gitcmd import SAFE, ask, git  # noqa: F401 (SAFE: for plugins that run git themselves)
+from autoresearch.gitrepo import exclude
 
 LOCK_WAIT = 10.0  # seconds to wait for a git at work in the repository before leaving its locks alone
 IDENTITY = {"GIT_AUTHOR_NAME": "autoresearch", "GIT_AUTHOR_EMAIL": "autoresearch@localhost",
@@ -189,16 +190,7 @@ class GitPlugin:
         self.guard.worktrees = list(session.workdirs)
         self.guard.refresh()
 
-    @staticmethod
-    def exclude(git_dir: Path, names: list[str]) -> None:
-        """Keep the state folder and results.tsv untracked, without touching .gitignore."""
-        path = git_dir / "info" / "exclude"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        lines = path.read_text().splitlines() if path.exists() else []
-        missing = [f"/{n.strip('/')}" for n in names if f"/{n.strip('/')}" not in lines]
-        if missing:
-            with open(path, "a") as f:
-                f.write("".join(f"{m}\n" for m in missing))
+    exclude = staticmethod(exclude)  # autoresearch.gitrepo's: the commands keep the same paths untracked
 
     @staticmethod
     def remove_worktrees(common: Path, run_dir: Path) -> None:

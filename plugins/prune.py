@@ -26,7 +26,7 @@ from pathlib import Path
 
 from autoresearch import hookimpl
 from autoresearch.config import positive
-from autoresearch.metrics import NUMBER
+from autoresearch.metrics import NUMBER, read_curve  # read_curve: for mlflow too
 from autoresearch.reports import MEASURED, Status
 from autoresearch.stats import amount, check_amount
 
@@ -74,17 +74,6 @@ def jitter(curve: list[tuple[float, float]]) -> float:
     ys = [y for _, y in curve]
     d2 = [ys[i - 1] - 2 * ys[i] + ys[i + 1] for i in range(1, len(ys) - 1)]
     return math.sqrt(math.fsum(d * d for d in d2) / (6 * len(d2))) if d2 else 0.0
-
-
-def read_curve(path: Path) -> list[tuple[float, float]]:
-    points = []
-    try:
-        for line in path.read_text().splitlines():
-            x, y = line.split("\t")
-            points.append((float(x), float(y)))
-    except (OSError, ValueError):
-        pass
-    return points
 
 
 class Pruner:

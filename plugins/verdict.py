@@ -243,3 +243,10 @@ def simulate(rule: Rule, rng, effects, sigma: float = 1.0, net_lines: int = 2) -
         if j.status == KEEP:
             tip_true, tip = true, values
     return out
+
+
+@hookimpl
+def autoresearch_verdict_simulate(config, repeats, max_repeats, noise_k, effects, rng):
+    """This rule, simulated for ``autoresearch calibrate`` (in units of σ: the direction does not matter)."""
+    rule = Rule(direction="minimize", noise_k=noise_k, repeats=repeats, max_repeats=max(max_repeats, repeats))
+    return simulate(rule, rng, effects)

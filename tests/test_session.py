@@ -239,8 +239,8 @@ def test_resume_runs_only_what_is_new(repo, cli):
     rows = read_results(repo / "results.tsv")
     assert [x["description"] for x in rows] == ["baseline", "a", "b"]
     assert git(repo, "log", "-1", "--format=%s", "autoresearch/t1") == "experiment: b"
-    r = cli("run", "--resume", "--tag", "nope")
-    assert r.rc == 4 and "no run tagged 'nope' to resume (runs here: t1)" in r.err
+    r = cli("run", "--resume", "--tag", "nope")  # a tag that recorded nothing: --resume starts it, saying so
+    assert r.rc == 0 and "run 'nope' has recorded nothing yet" in r.err and "(other runs here: t1)" in r.err
 
 
 def test_dirty_editable_file_is_refused(repo, cli):

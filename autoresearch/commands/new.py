@@ -1,0 +1,113 @@
+"""``autoresearch new``: write a TOML hypothesis file that ``run --collect-only`` accepts."""
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from autoresearch.errors import CollectError, ExpectationError, PatchError, UsageError
+from autoresearch.reports import ExitCode
+
+
+def main(config: Any) -> int:
+    path = new(config)
+    print(f"wrote {path}; check it with: autoresearch run {path} --collect-only")
+    return ExitCode.OK
+
+
+def _toml_value(text: str) -> Any:
+    """A --set value: TOML (0.06, 8, "silu", true), else a Python literal (True, None, 1e-3, (1, 2)),
+    else the text itself as a string (a bare word such as silu)."""
+    import ast
+
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        pass
+    except (ValueError, RecursionError):  # an integer of thousands of digits, brackets hundreds deep
+        raise UsageError(f"--set value {text[:40]!r}...: too large or nested too deep (integers within ±2**63, "
+                         "a few levels of lists)") from None
+    try:
+        value = ast.literal_eval(text)
+        return list(value) if isinstance(value, tuple) else value
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+
+
+def slug(text: str) -> str:
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    return "_".join(words)[:48].strip("_") or "hypothesis"
+
+
+def new(config: Any) -> Path:
+    """Write a TOML hypothesis file that --collect-only accepts; returns its path."""
+    import tomli_w
+
+    from autoresearch.collect import editable_texts
+    from autoresearch.model import build
+    from autoresearch.patching import apply_patch
+
+    opt = config.option
+    sets = {}
+    for item in opt.sets:
+        if "=" not in item:
+            raise UsageError(f"--set {item!r}: write NAME=VALUE, e.g. --set MATRIX_LR=0.06")
+        key, value = item.split("=", 1)
+        sets[key.strip()] = _toml_value(value.strip())
+    expect = {}
+    for item in opt.expect:  # val_bpb=< baseline, or val_bpb<baseline, val_bpb <= baseline - 1%
+        m = re.match(r"\s*([A-Za-z_][\w.-]*)\s*(.*)$", item)
+        rest = m.group(2).strip() if m else ""
+        if rest.startswith("=") and not rest.startswith("=="):
+            rest = rest[1:].strip()
+        if not m or not rest:
+            raise UsageError(f"--expect {item!r}: write METRIC EXPR, e.g. --expect 'val_bpb < baseline'")
+        expect[m.group(1)] = rest
+    name = opt.name or slug(opt.description)
+    raw: dict[str, Any] = {"description": opt.description}
+    texts = editable_texts(config)
+    try:
+        draft = build({**raw, "hypothesis": "-", "set": sets, "expect": expect, "name": name,
+                       "replace": [{"old": o, "new": n} for o, n in opt.replace]}, "new", 1, name)[0]
+        patch = apply_patch(draft, texts, config.editable, config.protected)
+    except (CollectError, PatchError, ExpectationError) as exc:
+        raise UsageError(str(exc).removeprefix("new:1: ")) from None
+    metric = config.get("metric")
+    change = ", ".join(f"{n} from {o} to {v}" for n, o, v in patch.changes) or opt.description
+    raw["hypothesis"] = opt.text or (f"Changing {change} should give a "
+                                     f"{'lower' if config.get('direction') == 'minimize' else 'higher'} {metric}. "
+                                     "(Written by autoresearch new: say why you expect it.)")
+    if opt.baseline != "best":
+        raw["baseline"] = opt.baseline
+    if sets:
+        raw["set"] = sets
+    if opt.replace:
+        raw["replace"] = [{"old": o, "new": n} for o, n in opt.replace]
+    raw["expect"] = expect or {metric: "< baseline" if config.get("direction") == "minimize" else "> baseline"}
+    from autoresearch.config import inside
+
+    problem = inside(opt.dir)
+    if problem:
+        raise UsageError(f"--dir {problem}")
+    folder = config.rootdir / opt.dir
+    if folder.exists() and not folder.is_dir():
+        raise UsageError(f"--dir {opt.dir}: not a folder")
+    try:  # the file as it will be written: collection must accept it
+        build(dict(raw), "new", 1, name)
+    except CollectError as exc:
+        raise UsageError(str(exc).removeprefix("new:1: ")) from None
+    if opt.baseline not in ("best", "initial"):
+        from autoresearch.collect import collect, is_commit
+
+        names = {h.name for h in collect(config, [folder], config.hook, warn=False)[0]} if folder.is_dir() else set()
+        if opt.baseline not in names and not (re.fullmatch(r"[0-9a-f]{7,40}", opt.baseline)
+                                              and is_commit(config.rootdir, opt.baseline)):
+            raise UsageError(f"--baseline {opt.baseline!r} names no hypothesis in {opt.dir} and no commit "
+                             "(\"best\", \"initial\", a hypothesis' name or a commit hash)")
+    path = folder / f"{name}.toml"
+    if path.exists():
+        raise UsageError(f"{path} already exists (choose another name with --name)")
+    folder.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"# {opt.description}\n" + tomli_w.dumps(raw))
+    return path
