@@ -24,6 +24,7 @@ from autoresearch.reports import DECIDED, Report, Status, results
 from autoresearch.reports import read_results  # noqa: F401  (core's reader of this file, for publish too)
 from autoresearch.reports import record as sidecar_entry  # one record, for report --json too
 
+
 @hookimpl
 def autoresearch_addoption(parser) -> None:
     parser.addsetting("results_path", check=inside, default="results.tsv",
@@ -31,12 +32,15 @@ def autoresearch_addoption(parser) -> None:
     parser.addsetting("memory_metric", default="peak_vram_mb",
                       help="the metric, in MB, that results.tsv's memory_gb column shows (in GB)")
 
+
 # tabs, and every character that some reader treats as a line break
 BREAKS = re.compile("[\t\n\r\v\f\x1c\x1d\x1e\x85\u2028\u2029]")
+
 
 def clean(text: str) -> str:
     """One TSV field: tabs and line breaks become spaces."""
     return BREAKS.sub(" ", text)
+
 
 def row(report: Report, memory_metric: str = "peak_vram_mb") -> str:
     crash = report.status == Status.CRASH or report.value is None
@@ -44,9 +48,11 @@ def row(report: Report, memory_metric: str = "peak_vram_mb") -> str:
     memory = 0.0 if crash else round(report.metrics.get(memory_metric, 0.0) / 1024, 1)
     return f"{report.commit[:7]}\t{value:.6f}\t{memory:.1f}\t{report.status}\t{clean(report.description)}"
 
+
 def render(metric: str, reports: list[Report], memory_metric: str = "peak_vram_mb") -> str:
     rows = [row(r, memory_metric) for r in sorted(reports, key=lambda r: r.seq) if r.status in DECIDED]
     return f"commit\t{metric}\tmemory_gb\tstatus\tdescription\n" + "".join(f"{r}\n" for r in rows)
+
 
 def atomic_write(path: Path, text: str) -> None:
     """Replace `path` whole: a reader, or a kill, sees the old text or the new, never half of it.
@@ -62,6 +68,7 @@ def atomic_write(path: Path, text: str) -> None:
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+
 
 class ResultsTSV:
     def __init__(self, config) -> None:
@@ -92,6 +99,7 @@ class ResultsTSV:
         atomic_write(run_dir / "results.tsv", text)
         atomic_write(self.mirror, text)
 
+
     def line(self, report: Report, memory: str) -> str:
         """The report's line of results.jsonl; a report is frozen, so the line is rendered once."""
         cached = self.lines.get(report.seq)
@@ -99,7 +107,10 @@ class ResultsTSV:
             cached = self.lines[report.seq] = (report, json.dumps(sidecar_entry(report, memory), default=str) + "\n")
         return cached[1]
 
+
 @hookimpl
 def autoresearch_configure(config) -> None:
     config.pluginmanager.register(ResultsTSV(config), "results_tsv-writer")
+
+
 
