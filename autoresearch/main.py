@@ -5,7 +5,8 @@ resuming the run, ``sessionstart`` / ``sessionfinish``; and how every command en
       collect (an error: exit 4, nothing written)
       lock -> open or resume the run -> sessionstart
         autoresearch_runloop          (loop.py: the baseline, then the queue)
-          autoresearch_experiment_protocol   (protocol.py: setup -> run -> verdict -> report -> teardown)
+          autoresearch_experiment_measure    (protocol.py: setup -> run -> metrics; a worker's thread with -n N)
+          autoresearch_experiment_decide     (protocol.py: verdict -> report -> the commit point -> teardown)
       sessionfinish, whatever ended the session
 
 Every way a command can end maps to its exit code in one place: :func:`guard` (cli.main runs
