@@ -32,7 +32,7 @@ from pathlib import Path
 from autoresearch import hookimpl, interrupts
 from autoresearch.errors import ConflictError, OutputClosed, PatchError, Stopped, Terminated, UsageError
 from autoresearch.execute import classify, log_tail
-from autoresearch.reports import Cause, Report, RunResult, Status, Verdict, better
+from autoresearch.reports import Cause, Report, RunResult, Status, Verdict, better, failed_verdict
 
 STOPS = {KeyboardInterrupt: "SIGINT (Ctrl-C)", Terminated: "SIGTERM", OutputClosed: "a closed output (| head)",
          Stopped: "the session stopping early (-x)"}
@@ -246,8 +246,6 @@ def autoresearch_experiment_setup(experiment) -> None:
 def autoresearch_make_verdict(experiment, metrics: dict[str, float], runs, tip) -> Verdict:
     """Fallback when the verdict plugin is blocked: keep whatever beats its baseline and the tip
     (a run without a result is judged by the verdict plugin's one crash rule all the same)."""
-    from autoresearch.plugins.verdict import failed_verdict
-
     metric, direction = experiment.session.config.get("metric"), experiment.session.config.get("direction")
     failed = failed_verdict(runs)
     if failed is not None:

@@ -344,3 +344,17 @@ def read_results(path: Path) -> list[dict[str, str]]:
     lines = path.read_text().split("\n")[:-1]
     header = lines[0].split("\t")
     return [dict(zip(header, line.split("\t"))) for line in lines[1:]]
+
+
+def failed_verdict(runs) -> Verdict | None:
+    """The one crash rule: the verdict on an experiment with a run that gave no result, or None.
+
+        a conflict with a kept change, or a run pruned early   -> discard (the idea lost)
+        anything else (timeout, OOM, NaN, exit code, no metric) -> crash
+
+    The verdict plugin and the core's fallback verdict (``-p no:verdict``) both call it."""
+    failed = next((r for r in runs if not r.ok), None)
+    if failed is None:
+        return None
+    status = Status.DISCARD if failed.cause in (Cause.CONFLICT, Cause.PRUNED) else Status.CRASH
+    return Verdict(status, f"{status}: {failed.message or failed.cause}")

@@ -28,7 +28,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from autoresearch.errors import UsageError
-from autoresearch.reports import printable
+from autoresearch.reports import Status, printable
 
 FORMAT = 1
 RUN_FILES = ("ledger.jsonl", "results.tsv", "results.jsonl")
@@ -264,7 +264,7 @@ def publish(config: Any, say: Callable[[str], None]) -> str:
     except (OSError, UnicodeDecodeError):
         rows = []
     metric = config.get("metric")
-    kept = sum(r["status"] == "keep" for r in rows)
+    kept = sum(r["status"] == Status.KEEP for r in rows)
     lines = [f"**autoresearch run `{tag}`**: {len(rows)} experiments, {kept} kept, on branch "
              f"`autoresearch/{tag}`" + (f" (every experiment under `refs/autoresearch/{tag}/`)" if
                                         config.getoption("all") else ""), "",

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 from autoresearch import Verdict, hookimpl
 from autoresearch.config import positive
-from autoresearch.reports import MINIMIZE, Cause, Status, sign
+from autoresearch.reports import MINIMIZE, Status, sign, failed_verdict
 from autoresearch.stats import AGAIN, DISCARD, KEEP, Evidence, amount, check_amount, evidence, sequential
 
 
@@ -172,20 +172,6 @@ def autoresearch_experiment_rerun(experiment, runs):
         return len(runs) < experiment.session.config.get("repeats")
     j = judge_experiment(experiment, runs, experiment.session.sample(experiment.session.tip))
     return j is not None and j.status == AGAIN
-
-
-def failed_verdict(runs) -> Verdict | None:
-    """The one crash rule: the verdict on an experiment with a run that gave no result, or None.
-
-        a conflict with a kept change, or a run pruned early   -> discard (the idea lost)
-        anything else (timeout, OOM, NaN, exit code, no metric) -> crash
-
-    The core's fallback verdict (``-p no:verdict``) calls this too."""
-    failed = next((r for r in runs if not r.ok), None)
-    if failed is None:
-        return None
-    status = Status.DISCARD if failed.cause in (Cause.CONFLICT, Cause.PRUNED) else Status.CRASH
-    return Verdict(status, f"{status}: {failed.message or failed.cause}")
 
 
 @hookimpl

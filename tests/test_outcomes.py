@@ -71,7 +71,7 @@ def test_rules_are_data_drawn_from_the_reports_and_crashes_are_told_apart_by_the
 
 WORDS = {"keep", "discard", "crash", "interrupted", "minimize", "maximize"}
 #: modules other engineers own, with literals left for them to replace (remove each when it is done)
-NOT_YET = {"autoresearch/commands.py", "autoresearch/share.py"}
+NOT_YET: set[str] = set()  # every module: the commands and share.py too
 
 
 def literal_comparisons(path) -> list[int]:
@@ -97,7 +97,7 @@ def test_no_status_literal_is_compared_outside_the_module_that_defines_it():
 
     root = Path(__file__).resolve().parents[1]
     found = {}
-    for path in sorted([*root.glob("autoresearch/*.py"), *root.glob("plugins/*.py")]):
+    for path in sorted([*root.glob("autoresearch/**/*.py"), *root.glob("plugins/*.py")]):
         name = path.relative_to(root).as_posix()
         if name in NOT_YET | {"autoresearch/reports.py"}:
             continue

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from autoresearch.errors import CollectError, ExpectationError, PatchError, UsageError
-from autoresearch.reports import ExitCode
+from autoresearch.reports import ExitCode, sign
 
 
 def main(config: Any) -> int:
@@ -76,7 +76,7 @@ def new(config: Any) -> Path:
     metric = config.get("metric")
     change = ", ".join(f"{n} from {o} to {v}" for n, o, v in patch.changes) or opt.description
     raw["hypothesis"] = opt.text or (f"Changing {change} should give a "
-                                     f"{'lower' if config.get('direction') == 'minimize' else 'higher'} {metric}. "
+                                     f"{'lower' if sign(config.get('direction')) < 0 else 'higher'} {metric}. "
                                      "(Written by autoresearch new: say why you expect it.)")
     if opt.baseline != "best":
         raw["baseline"] = opt.baseline
@@ -84,7 +84,7 @@ def new(config: Any) -> Path:
         raw["set"] = sets
     if opt.replace:
         raw["replace"] = [{"old": o, "new": n} for o, n in opt.replace]
-    raw["expect"] = expect or {metric: "< baseline" if config.get("direction") == "minimize" else "> baseline"}
+    raw["expect"] = expect or {metric: "< baseline" if sign(config.get("direction")) < 0 else "> baseline"}
     from autoresearch.config import inside
 
     problem = inside(opt.dir)

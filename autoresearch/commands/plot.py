@@ -4,6 +4,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from autoresearch.reports import Status, sign
 from autoresearch.errors import UsageError
 
 
@@ -29,16 +30,16 @@ def plot(reports: list[Any], path: Path, curves: Path | None = None) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         raise UsageError("--plot needs matplotlib: pip install 'autoresearch[plot]'") from None
-    metric, minimize = reports[0].metric, reports[0].direction == "minimize"
+    metric, minimize = reports[0].metric, sign(reports[0].direction) < 0
     learned = {r.seq: curves_of(r, curves) for r in reports} if curves is not None and curves.is_dir() else {}
     if any(learned.values()):
         fig, (ax, lc) = plt.subplots(1, 2, figsize=(16, 5), gridspec_kw={"width_ratios": [3, 2]})
-        tip = max((r.seq for r in reports if r.status == "keep" and learned.get(r.seq)), default=None)
+        tip = max((r.seq for r in reports if r.status == Status.KEEP and learned.get(r.seq)), default=None)
         for r in reports:
             pruned = r.cause == "pruned"
             style = (dict(color="tab:red", ls="--", alpha=0.7) if pruned else
                      dict(color="tab:green", alpha=0.9 if r.seq == tip else 0.35, lw=2 if r.seq == tip else 1)
-                     if r.status == "keep" else dict(color="grey", alpha=0.3, lw=0.8))
+                     if r.status == Status.KEEP else dict(color="grey", alpha=0.3, lw=0.8))
             for i, c in enumerate(learned.get(r.seq, [])):
                 label = None
                 if i == 0 and (r.seq == tip or pruned and not any(line.get_label() == "pruned" for line in lc.lines)):
@@ -63,16 +64,16 @@ def plot(reports: list[Any], path: Path, curves: Path | None = None) -> None:
                        label="pruned" if not pruned_seen else None)
             pruned_seen = True
             continue
-        if r.status == "crash" or r.value is None:
+        if r.status == Status.CRASH or r.value is None:
             ax.axvline(r.seq, color="tab:red", alpha=0.3, lw=1)
             crash_seen = True
             continue
-        color = "tab:green" if r.status == "keep" else "grey"
+        color = "tab:green" if r.status == Status.KEEP else "grey"
         if len(r.values) > 1:  # every run as a small dot, the mean with its standard error
             ax.scatter([r.seq] * len(r.values), r.values, color=color, s=8, alpha=0.4, zorder=2)
         if r.sigma and r.values:
             ax.errorbar(r.seq, r.value, yerr=r.sigma / len(r.values) ** 0.5, color=color, capsize=3, zorder=2)
-        if r.status == "keep":
+        if r.status == Status.KEEP:
             ax.scatter(r.seq, r.value, color="tab:green", zorder=3, label="kept" if not kept_seen else None)
             kept_seen += 1  # labels staggered up and down, so neighbours do not overlap
             ax.annotate(r.description[:28], (r.seq, r.value), textcoords="offset points",

@@ -10,7 +10,7 @@ from typing import Any
 
 from autoresearch.commands.status import load_reports
 from autoresearch.errors import UsageError
-from autoresearch.reports import ExitCode, printable
+from autoresearch.reports import ExitCode, Status, printable
 
 
 def main(config: Any) -> int:
@@ -37,7 +37,7 @@ def iterations_table(config: Any, done: list[Any], names: list[str]) -> list[str
     """seed 002's first table: each metric at the baseline and after each kept experiment, with
     arrows (doubled past a 25 % change) against the previous column, and its target."""
     targets = dict(config.get("targets") or {})
-    kept = [r for r in done if r.status == "keep"]
+    kept = [r for r in done if r.status == Status.KEEP]
     if len(kept) < 2 and not targets:
         return []
     metrics = list(dict.fromkeys([*names, *targets]))
@@ -92,9 +92,9 @@ def report(config: Any) -> str:
            "| # | experiment | " + " | ".join(names) + " | target | expectation | status |",
            "|---|---|" + "---|" * len(names) + "---|---|---|"]
     for r in done:
-        cells = [(r.shown if k == metric else f"{r.metrics[k]:.6g}") if k in r.metrics and r.status != "crash" else "—"
+        cells = [(r.shown if k == metric else f"{r.metrics[k]:.6g}") if k in r.metrics and r.status != Status.CRASH else "—"
                  for k in names]
-        if r.baseline_value is not None and r.value is not None and not r.is_baseline and r.status != "crash":
+        if r.baseline_value is not None and r.value is not None and not r.is_baseline and r.status != Status.CRASH:
             arrow = "↓" if r.value < r.baseline_value else "↑" if r.value > r.baseline_value else "="
             cells[0] += f" {arrow}"
         target = "; ".join(f"{m} {e}" for m, e in r.expect) or "—"
@@ -106,7 +106,7 @@ def report(config: Any) -> str:
         out += ["\n## Parameters\n", "| # | parameter | from | to | status |", "|---|---|---|---|---|"]
         for r in done:
             for n, o, v in r.changes:
-                out.append(f"| {r.seq} | {n} | {md(o)} | **{md(v)}** | {r.status if r.status == 'keep' else r.status + ' (reverted)'} |")
+                out.append(f"| {r.seq} | {n} | {md(o)} | **{md(v)}** | {r.status if r.status == Status.KEEP else f'{r.status} (reverted)'} |")
     elif params:
         changed = [r for r in done if r.changes]
         out += ["\n## Parameters\n", "| parameter | baseline | " + " | ".join(f"#{r.seq}" for r in changed) + " |",
@@ -124,12 +124,12 @@ def report(config: Any) -> str:
                     arrow = " ↑" if float(v) > float(o) else " ↓" if float(v) < float(o) else ""
                 except ValueError:
                     arrow = ""
-                cells.append(f"{md(o)} → **{md(v)}**{arrow}" + ("" if r.status == "keep" else " (reverted)"))
+                cells.append(f"{md(o)} → **{md(v)}**{arrow}" + ("" if r.status == Status.KEEP else " (reverted)"))
             out.append(f"| {p} | {md(original)} | " + " | ".join(cells) + " |")
         code = [", ".join(k for k in r.patch_kinds if k != "set") for r in changed]
         if any(code):  # replace and diff changes have no name: one row for them
             out.append("| (code: replace, diff) | | " + " | ".join(
-                (c + ("" if r.status == "keep" else " (reverted)")) if c else "" for c, r in zip(code, changed)) + " |")
+                (c + ("" if r.status == Status.KEEP else " (reverted)")) if c else "" for c, r in zip(code, changed)) + " |")
     rate, gpus = config.get("cost_per_hour"), config.get("gpus") or 1
     from autoresearch.loop import compute_unit
 

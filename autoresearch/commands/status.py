@@ -9,7 +9,7 @@ from collections import Counter
 from typing import Any
 
 from autoresearch.errors import UsageError
-from autoresearch.reports import ExitCode, printable
+from autoresearch.reports import ExitCode, MEASURED, Status, printable, results
 
 STATUS_LINES = 40
 
@@ -24,7 +24,7 @@ def load_reports(config: Any) -> tuple[str, list[Any]]:
     from autoresearch.session import Session
 
     session = Session.open_existing(config, config.getoption("tag"))
-    return session.tag, [r for r in session.history if r.status != "interrupted"]
+    return session.tag, results(session.history)
 
 
 def runner(config: Any) -> dict[str, Any]:
@@ -41,7 +41,7 @@ def running(session: Any, done: list[Any]) -> list[dict[str, Any]]:
     the mean duration of the finished ones."""
     import time
 
-    finished = [r.duration for r in done if r.duration and r.status in ("keep", "discard")]
+    finished = [r.duration for r in done if r.duration and r.status in MEASURED]
     mean = sum(finished) / len(finished) if finished else None
     out = []
     for entry in session.pending if session else []:
@@ -59,7 +59,7 @@ def status_data(config: Any) -> dict[str, Any]:
     from autoresearch.stats import pooled_over
 
     session = Session.open_existing(config, config.getoption("tag"))
-    done = [r for r in session.history if r.status != "interrupted"]
+    done = results(session.history)
     counts = Counter(r.status for r in done)
     best = best_kept(done)
     base = next((r for r in done if r.is_baseline), None)
@@ -88,14 +88,12 @@ def _brief(r: Any) -> dict[str, Any]:
                 root_cause=r.root_cause, duration_s=round(r.duration, 3))
 
 
-def lesson_rules(config: Any, session: Any) -> list[str] | None:
-    """The rules of the lessons file (its ``- NEVER`` / ``- ALWAYS`` lines), or None without one."""
-    lessons = config.rootdir / config.get("lessons_path", "experiments/lessons.md")
-    if not lessons.is_file():  # an imported run brings its lessons along
-        lessons = session.run_dir / "imported" / lessons.name
-    if not lessons.is_file():
-        return None
-    return [line[2:] for line in lessons.read_text().splitlines() if line.startswith(("- NEVER", "- ALWAYS"))]
+def lesson_rules(config: Any, session: Any) -> list[str]:
+    """The rules the run's results support (ALWAYS / NEVER), drawn from its ledger as lessons.md
+    draws them (autoresearch.rules), never read back out of the prose."""
+    from autoresearch.rules import derive
+
+    return [rule.text for rule in derive(session.history)]
 
 
 def status(config: Any) -> str:
@@ -129,10 +127,10 @@ def render(config: Any, data: dict[str, Any]) -> str:
                            config.get("repeats"), config.get("max_repeats")))
     lines.append("last results:")
     for r in done[-12:]:
-        shown = r["value"] is not None and r["status"] != "crash"
+        shown = r["value"] is not None and r["status"] != Status.CRASH
         value = r["shown"] if shown else "—"
         delta = f"{r['value'] - r['baseline_value']:+.6f}" if shown and r["baseline_value"] is not None else ""
-        extra = f" — {r['root_cause'][:70]}" if r["status"] == "crash" else ""
+        extra = f" — {r['root_cause'][:70]}" if r["status"] == Status.CRASH else ""
         lines.append(f"  #{r['seq']:<3} {r['status']:<8} {value:>24} {delta:>10}  {r['description'][:50]}{extra}")
     if data["queue_error"]:
         lines.append(f"queued: unknown ({data['queue_error']})")
