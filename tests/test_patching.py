@@ -4,8 +4,10 @@ from __future__ import annotations
 import pytest
 
 from autoresearch.errors import PatchError
-from autoresearch.model import Hypothesis, Replace
-from autoresearch.patching import apply_patch, apply_set, assignments
+from autoresearch.model import Hypothesis
+from autoresearch.patches import apply_patch, builtin_kinds
+from autoresearch.patches.replace import Replace
+from autoresearch.patches.set import apply_set, assignments
 
 SOURCE = '''\
 """A module."""
@@ -84,8 +86,11 @@ def test_assigned_twice_is_ambiguous():
         apply_set("A = 1\nA = 2\n", (("A", 3),), "t.py")
 
 
-def hyp(**kw) -> Hypothesis:
-    return Hypothesis(name="h", description="d", hypothesis="because", path="x.toml", **kw)
+def hyp(**patches) -> Hypothesis:
+    """A hypothesis with the given patch kinds' values: hyp(diff=DIFF)."""
+    kinds = {kind.name: kind for kind in builtin_kinds()}
+    return Hypothesis(name="h", description="d", hypothesis="because", path="x.toml",
+                      patches=tuple((kinds[name], value) for name, value in patches.items()))
 
 
 def test_replace_exactly_once():

@@ -1,0 +1,176 @@
+"""Patch kinds: what a hypothesis changes, one module per kind, behind one small interface.
+
+A kind (:class:`PatchKind`) reads its keys from a hypothesis' table (TOML) or its calls on the
+Python API's ``patch`` object, checks them as data at collection, applies them to the editable
+files' texts, describes them for ``--collect-only`` and names the parameters it changes for the
+journal, reports and MLflow. ``set``, ``replace`` and ``diff`` are the built-in kinds
+(:mod:`.set`, :mod:`.replace`, :mod:`.diff`); a plugin adds one by returning it from the
+``autoresearch_patch_kinds`` hook, and nothing else in the runner changes.
+"""
+from __future__ import annotations
+
+import difflib
+import functools
+import re
+import weakref
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
+
+from autoresearch.errors import CollectError, PatchError
+
+# NB: once the submodule autoresearch.patches.set is imported, the name `set` in this module is
+# that submodule, not the builtin: this module writes sets as {*...} displays only.
+
+if TYPE_CHECKING:
+    from autoresearch.model import Hypothesis
+
+
+@dataclass
+class PatchResult:
+    """The editable files before and after a patch, and what changed."""
+
+    before: dict[str, str]
+    after: dict[str, str]
+    changes: list[tuple[str, str, str]] = field(default_factory=list)  # (parameter, old, new), e.g. of set
+    target: str = ""  # the editable file that set and replace change (the hypothesis' file, or the first)
+
+    @functools.cached_property
+    def counts(self) -> tuple[int, int]:
+        """(lines added, lines removed) over all editable files."""
+        added = removed = 0
+        for path, old in self.before.items():
+            for line in difflib.unified_diff(old.splitlines(), self.after[path].splitlines(), lineterm="", n=0):
+                if line.startswith("+") and not line.startswith("+++"):
+                    added += 1
+                elif line.startswith("-") and not line.startswith("---"):
+                    removed += 1
+        return added, removed
+
+
+class PatchKind:
+    """One kind of patch. Subclass it, set `name` and `fields`, override what applies.
+
+    A kind's *value* is whatever :meth:`parse` returns (immutable data: tuples, strings, frozen
+    dataclasses); the :class:`~autoresearch.model.Hypothesis` holds it beside the kind.
+    """
+
+    #: The kind's name: its key in a hypothesis table, its method on the Python ``patch``
+    #: object (``patch.set(...)``) and its word in reports (``set/replace in train.py``).
+    name: ClassVar[str] = ""
+    #: The hypothesis keys it reads, with their help: the first is its own table (``name``);
+    #: the others are its options (``allow_new``), listed after the common keys.
+    fields: ClassVar[dict[str, str]] = {}
+    #: Built-in kinds whose keys are hashed even when absent, as they were before kinds were
+    #: modules (``"set": []``), so that existing hypothesis keys never change. Leave it False:
+    #: a new kind is hashed only when a hypothesis uses it, so it changes no existing key.
+    legacy: ClassVar[bool] = False
+    #: Whether a ``sweep`` feeds this kind (see :meth:`sweep`); ``set`` only, today.
+    sweeps: ClassVar[bool] = False
+
+    def __repr__(self) -> str:
+        return f"<patch kind {self.name}>"
+
+    def parse(self, raw: dict[str, Any], fail: Callable[[str, str | None], CollectError]) -> Any:
+        """The kind's value from a raw hypothesis (a TOML table, or the decorator's record with the
+        Python calls in it), checked as data; None when the hypothesis does not use this kind.
+        Raise ``fail(message, key)`` (a :class:`CollectError` at the key's line) for bad data."""
+        return None
+
+    def from_calls(self, calls: list[tuple[tuple, dict]]) -> Any:
+        """The raw table value that the Python API's calls ``patch.<name>(*args, **kwargs)`` stand
+        for (what :meth:`parse` then reads); raise TypeError or ValueError for wrong calls."""
+        raise TypeError(f"patch.{self.name}() is not available from Python")
+
+    def sweep(self, value: Any, params: tuple[tuple[str, Any], ...]) -> Any:
+        """The raw table value with one sweep combination applied (when `sweeps`)."""
+        return value
+
+    def apply(self, value: Any, h: Hypothesis, result: PatchResult, editable: list[str],
+              protected: list[str]) -> None:
+        """Change ``result.after`` (the editable files' texts) in place; append to ``result.changes``
+        the parameters it changes, as (name, old, new). Raise :class:`PatchError` (with its
+        ``kind`` and ``key``) when it does not apply."""
+        raise NotImplementedError
+
+    def describe(self, value: Any, result: PatchResult) -> list[str]:
+        """Short phrases for ``--collect-only`` and tables (``LR 0.01 → 0.02``, ``diff``)."""
+        return [self.name]
+
+    def key(self, value: Any) -> dict[str, Any]:
+        """The entries the hypothesis' key hashes for this kind (JSON data); None means unused."""
+        return {self.name: value}
+
+
+def builtin_kinds() -> tuple[PatchKind, ...]:
+    from autoresearch.patches.diff import DIFF
+    from autoresearch.patches.replace import REPLACE
+    from autoresearch.patches.set import SET
+
+    return (SET, REPLACE, DIFF)
+
+
+_REGISTRIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def registry(config: Any = None) -> tuple[PatchKind, ...]:
+    """The patch kinds of a run: the built-in ones, then those plugins return from
+    ``autoresearch_patch_kinds`` (checked once per configuration: a UsageError names the plugin's kind)."""
+    if getattr(config, "hook", None) is None:  # no configuration, or no plugins: the built-in kinds
+        return builtin_kinds()
+    try:
+        return _REGISTRIES[config]
+    except (KeyError, TypeError):
+        pass
+    from autoresearch.errors import UsageError
+    from autoresearch.model import COMMON_FIELDS
+
+    kinds = list(builtin_kinds())
+    taken = {*COMMON_FIELDS, *(f for k in kinds for f in k.fields)}
+    for found in config.hook.autoresearch_patch_kinds(config=config):
+        for kind in found or ():
+            problem = kind_problem(kind, taken)
+            if problem:
+                raise UsageError(f"autoresearch_patch_kinds: {problem}")
+            kinds.append(kind)
+            taken |= {*kind.fields}
+    try:
+        _REGISTRIES[config] = tuple(kinds)
+    except TypeError:  # a configuration that cannot be weakly referenced: ask again next time
+        pass
+    return tuple(kinds)
+
+
+def kind_problem(kind: Any, taken: set[str]) -> str | None:
+    """Why `kind` cannot be registered, or None: a PatchKind with a Python name as its own first
+    field, whose keys no other kind or common key uses."""
+    if not isinstance(kind, PatchKind):
+        return f"{kind!r} is not a PatchKind (subclass autoresearch.patches.PatchKind)"
+    fields = list(kind.fields)
+    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,30}", kind.name or "") or not fields or fields[0] != kind.name:
+        return (f"kind {kind.name!r}: its name must be a lower-case Python name and the first of its fields "
+                f"(fields: {', '.join(fields) or 'none'})")
+    clash = sorted({*fields} & taken)
+    if clash:
+        return f"kind {kind.name!r}: key {clash[0]!r} is already used (by another kind or a common key)"
+    return None
+
+
+def apply_patch(h: Hypothesis, texts: dict[str, str], editable: list[str], protected: list[str]) -> PatchResult:
+    """Apply a hypothesis' patch to the editable files' texts (nothing is written), kind by kind."""
+    target = h.file or editable[0]
+    if target not in texts:
+        raise PatchError(f"file: {target} is not an editable file (editable: {', '.join(editable)})", "file", None)
+    result = PatchResult(before=dict(texts), after=dict(texts), target=target)
+    for kind, value in h.patches:
+        kind.apply(value, h, result, editable, protected)
+    return result
+
+
+def describe(h: Hypothesis, result: PatchResult) -> list[str]:
+    """What a hypothesis' patch changes, as ``--collect-only`` lists it (``LR 0.01 → 0.02``, ``diff``)."""
+    return [phrase for kind, value in h.patches for phrase in kind.describe(value, result)]
+
+
+def patch_kinds(h: Hypothesis | None) -> tuple[str, ...]:
+    """The kinds a hypothesis uses, in registry order (``("set", "diff")``); () for the baseline."""
+    return tuple(kind.name for kind, _ in h.patches) if h is not None else ()
