@@ -7,12 +7,17 @@ The keys below were computed by the code before patch kinds became modules (comm
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 from pathlib import Path
 
-import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from autoresearch.collect import collect_python, collect_toml
-from autoresearch.model import Hypothesis, build
+from autoresearch.errors import CollectError
+from autoresearch.model import RESERVED, Hypothesis, build
+from autoresearch.patches import PatchKind, builtin_kinds
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -160,3 +165,87 @@ def test_a_key_ignores_where_and_how_a_hypothesis_is_written():
     moved = dataclasses.replace(h, path="elsewhere/y.toml", line=40, tags=("other",))
     assert moved.key == h.key
     assert dataclasses.replace(h, description="another").key != h.key
+
+
+def test_adding_a_field_with_a_default_changes_no_key():
+    """A later version that adds a field to Hypothesis (with a default) keeps every key; a hypothesis
+    that sets the new field to something else gets a key of its own."""
+    Later = dataclasses.make_dataclass("Later", [("seed_offset", int, dataclasses.field(default=0)),
+                                                 ("notes", tuple, dataclasses.field(default=()))],
+                                       bases=(Hypothesis,), frozen=True)
+    for name, raw in CASES.items():
+        for h in build(dict(raw), "experiments/x.toml", 1, name):
+            later = Later(**{f.name: getattr(h, f.name) for f in dataclasses.fields(Hypothesis)})
+            assert later.key == h.key == KEYS[f"case:{name}:{h.name}"]
+            assert dataclasses.replace(later, seed_offset=1).key != h.key
+            assert dataclasses.replace(later, notes=("x",)).key != h.key
+
+
+class Append(PatchKind):
+    name = "append"
+    fields = {"append": "lines to add at the end of the editable file"}
+
+    def parse(self, raw, fail):
+        return raw.get("append") or None
+
+
+def test_a_new_patch_kind_changes_no_key_of_a_hypothesis_that_does_not_use_it():
+    kinds = builtin_kinds() + (Append(),)
+    for name, raw in CASES.items():
+        for h in build(dict(raw), "experiments/x.toml", 1, name, kinds=kinds):
+            assert h.key == KEYS[f"case:{name}:{h.name}"]
+    (plain,) = build(dict(CASES["set"]), "experiments/x.toml", 1, "set", kinds=kinds)
+    (appended,) = build({**CASES["set"], "append": "X = 1\n"}, "experiments/x.toml", 1, "set", kinds=kinds)
+    assert appended.key != plain.key and [k.name for k, _ in appended.patches] == ["set", "append"]
+
+
+def legacy_key(h: Hypothesis) -> str:
+    """The key as the code before patch kinds computed it: every field but path, line, params and
+    tags, with allow_new only when true (asdict of the earlier dataclass, spelled out)."""
+    content = {"name": h.name, "description": h.description, "hypothesis": h.hypothesis, "file": h.file,
+               "set": h.set, "replace": [{"old": r.old, "new": r.new} for r in h.replace], "diff": h.diff,
+               "expect": h.expect, "baseline": h.baseline, "allow_type_change": h.allow_type_change}
+    if h.allow_new:
+        content["allow_new"] = True
+    blob = json.dumps(content, sort_keys=True, default=repr).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+LITERALS = st.recursive(st.none() | st.booleans() | st.integers(-2**63, 2**63) | st.floats(allow_nan=False, allow_infinity=False)
+                        | st.text(max_size=8), lambda inner: st.lists(inner, max_size=3)
+                        | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=6)
+PY_NAMES = st.from_regex(r"[A-Za-z_][A-Za-z0-9_]{0,5}", fullmatch=True)
+WORDS = st.text(st.characters(codec="utf-8", categories=("L", "N", "Zs", "P")), min_size=1, max_size=20).filter(str.strip)
+
+
+@st.composite
+def raw_hypotheses(draw) -> dict:
+    raw = {"description": draw(WORDS), "hypothesis": draw(WORDS)}
+    optional = {
+        "name": st.from_regex(r"[a-z][a-z0-9_.-]{0,10}", fullmatch=True).filter(lambda n: n not in RESERVED),
+        "set": st.dictionaries(PY_NAMES, LITERALS, max_size=3),
+        "replace": st.lists(st.fixed_dictionaries({"old": st.text(min_size=1, max_size=8), "new": st.text(max_size=8)}),
+                            max_size=2),
+        "diff": st.just("--- a/train.py\n+++ b/train.py\n@@ -1 +1 @@\n-a\n+b\n"),
+        "expect": st.dictionaries(st.sampled_from(["val_bpb", "loss.train"]), st.sampled_from(["< baseline", "> 1"]),
+                                  max_size=2),
+        "baseline": st.sampled_from(["best", "initial", "abc1234", "other"]),
+        "tags": st.lists(st.sampled_from(["lr", "a.b"]), max_size=2),
+        "file": st.sampled_from(["train.py", "model.py"]),
+        "allow_type_change": st.booleans(), "allow_new": st.booleans(),
+        "sweep": st.dictionaries(PY_NAMES, st.lists(st.integers(-5, 5), min_size=1, max_size=2), max_size=2),
+    }
+    for key in draw(st.lists(st.sampled_from(sorted(optional)), unique=True)):
+        raw[key] = draw(optional[key])
+    return raw
+
+
+@given(raw_hypotheses())
+@settings(max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+def test_every_key_is_the_key_the_earlier_code_computed(raw):
+    try:
+        hypotheses = build(raw, "experiments/x.toml", 1, "x")
+    except CollectError:
+        return
+    for h in hypotheses:
+        assert h.key == legacy_key(h)

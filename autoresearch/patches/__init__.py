@@ -66,6 +66,10 @@ class PatchKind:
     legacy: ClassVar[bool] = False
     #: Whether a ``sweep`` feeds this kind (see :meth:`sweep`); ``set`` only, today.
     sweeps: ClassVar[bool] = False
+    #: The ``autoresearch new`` option that writes this kind: ``add_argument`` keyword arguments
+    #: plus ``flags`` (``{"flags": ("--set",), "metavar": "NAME=VALUE", ...}``); {} for none.
+    #: Its values (a list: the option may be repeated) go to :meth:`from_new`.
+    new_option: ClassVar[dict[str, Any]] = {}
 
     def __repr__(self) -> str:
         return f"<patch kind {self.name}>"
@@ -80,6 +84,12 @@ class PatchKind:
         """The raw table value that the Python API's calls ``patch.<name>(*args, **kwargs)`` stand
         for (what :meth:`parse` then reads); raise TypeError or ValueError for wrong calls."""
         raise TypeError(f"patch.{self.name}() is not available from Python")
+
+    def from_new(self, values: list[Any]) -> Any:
+        """The raw table value that ``autoresearch new``'s repeated option stands for (``--set LR=0.02
+        --set DEPTH=6`` -> ``{"LR": 0.02, "DEPTH": 6}``); None when not given. Raise ValueError with
+        a one-line message (``--set 'x': write NAME=VALUE ...``) for a malformed value."""
+        return None
 
     def sweep(self, value: Any, params: tuple[tuple[str, Any], ...]) -> Any:
         """The raw table value with one sweep combination applied (when `sweeps`)."""
@@ -174,3 +184,29 @@ def describe(h: Hypothesis, result: PatchResult) -> list[str]:
 def patch_kinds(h: Hypothesis | None) -> tuple[str, ...]:
     """The kinds a hypothesis uses, in registry order (``("set", "diff")``); () for the baseline."""
     return tuple(kind.name for kind, _ in h.patches) if h is not None else ()
+
+
+def add_new_options(parser: Any, kinds: tuple[PatchKind, ...]) -> None:
+    """Add each kind's ``autoresearch new`` option to an argparse parser (dest: the kind's ``dest``,
+    else ``patch_<name>``)."""
+    for kind in kinds:
+        if kind.new_option:
+            options = dict(kind.new_option)
+            flags = options.pop("flags")
+            options.setdefault("dest", f"patch_{kind.name}")
+            options.setdefault("action", "append")
+            options.setdefault("default", [])
+            parser.add_argument(*flags, **options)
+
+
+def raw_from_new(options: Any, kinds: tuple[PatchKind, ...]) -> dict[str, Any]:
+    """The hypothesis keys that ``autoresearch new``'s options stand for (``{"set": {...}}``), kind
+    by kind, from the parsed options (see :func:`add_new_options`); ValueError for a bad value."""
+    raw: dict[str, Any] = {}
+    for kind in kinds:
+        if kind.new_option:
+            dest = kind.new_option.get("dest", f"patch_{kind.name}")
+            value = kind.from_new(list(getattr(options, dest, None) or []))
+            if value:
+                raw[kind.name] = value
+    return raw

@@ -35,6 +35,8 @@ class ReplaceKind(PatchKind):
     name = "replace"
     fields = {"replace": "list of {old, new} tables: exact text that must occur exactly once"}
     legacy = True
+    new_option = {"flags": ("--replace",), "dest": "replace", "nargs": 2, "metavar": ("OLD", "NEW"),
+                  "help": "replace exact text OLD (which must occur once) with NEW"}
 
     def parse(self, raw, fail):
         replaces = raw.get("replace", [])
@@ -50,6 +52,9 @@ class ReplaceKind(PatchKind):
 
     def from_calls(self, calls):
         return [_call(*args, **kwargs) for args, kwargs in calls]
+
+    def from_new(self, values):
+        return [{"old": old, "new": new} for old, new in values]
 
     def apply(self, value, h, result: PatchResult, editable, protected):
         for r in value:

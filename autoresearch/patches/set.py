@@ -128,6 +128,25 @@ def exponent(x: float) -> str:
     return repr(x)
 
 
+def option_value(text: str) -> Any:
+    """A --set value: TOML (0.06, 8, "silu", true), else a Python literal (True, None, 1e-3, (1, 2)),
+    else the text itself as a string (a bare word such as silu)."""
+    import tomllib
+
+    try:
+        return tomllib.loads(f"v = {text}")["v"]
+    except tomllib.TOMLDecodeError:
+        pass
+    except (ValueError, RecursionError):  # an integer of thousands of digits, brackets hundreds deep
+        raise ValueError(f"--set value {text[:40]!r}...: too large or nested too deep (integers within ±2**63, "
+                         "a few levels of lists)") from None
+    try:
+        value = ast.literal_eval(text)
+        return list(value) if isinstance(value, tuple) else value
+    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
+        return text
+
+
 def _unknown(name: str, table: dict, filename: str) -> PatchError:
     close = difflib.get_close_matches(name, list(table), n=3, cutoff=0.6)
     close += [n for n in table if n.lower() == name.lower() and n not in close]
@@ -183,6 +202,9 @@ class SetKind(PatchKind):
     fields = {"set": "table of module-level constants to assign, NAME = value"}
     legacy = True
     sweeps = True
+    new_option = {"flags": ("--set",), "dest": "sets", "metavar": "NAME=VALUE",
+                  "help": "a constant of the editable file to assign; VALUE is a TOML or Python value "
+                          "(0.06, 8, \"silu\", true, True, None); a bare word is a string"}
 
     def parse(self, raw, fail):
         sets = raw.get("set", {})
@@ -203,6 +225,15 @@ class SetKind(PatchKind):
             if args:
                 raise TypeError("patch.set() takes NAME=value keyword arguments only (patch.set(LR=0.02))")
             out.update(kwargs)
+        return out
+
+    def from_new(self, values):
+        out: dict[str, Any] = {}
+        for item in values:
+            if "=" not in item:
+                raise ValueError(f"--set {item!r}: write NAME=VALUE, e.g. --set MATRIX_LR=0.06")
+            key, value = item.split("=", 1)
+            out[key.strip()] = option_value(value.strip())
         return out
 
     def sweep(self, value, params):
