@@ -47,7 +47,6 @@ def collect_toml(path: Path, rel: str, max_sweep: int | None = None, kinds: tupl
         text = path.read_bytes().decode("utf-8").removeprefix(BOM)
     except UnicodeDecodeError:
         raise CollectError(rel, 1, "not UTF-8 text (TOML files must be UTF-8)") from None
-
     try:
         data = tomllib.loads(text)
     except RecursionError:
@@ -71,13 +70,14 @@ def collect_toml(path: Path, rel: str, max_sweep: int | None = None, kinds: tupl
         raise CollectError(rel, _locator(text)("hypotheses"), "hypotheses must be an array of tables ([[hypotheses]])")
     defaults = {k: v for k, v in data.items() if k != "hypotheses"}
     starts = [i for i, line in enumerate(text.splitlines()) if re.match(r"\s*\[\[\s*hypotheses\s*\]\]", line)]
+    merged = ("expect", *(kind.name for kind in kinds or registry()))  # tables that merge with the defaults
     out = []
     for i, table in enumerate(tables):
         start = starts[i] if i < len(starts) else 0
         if "name" not in table:
             raise CollectError(rel, start + 1, "each [[hypotheses]] table needs a name (name = \"...\")")
         raw = {**defaults, **table}
-        for key in ("set", "expect"):  # tables merge with the file's defaults
+        for key in merged:  # [set], [expect], a kind's table: merged with the file's defaults
             if isinstance(defaults.get(key), dict) and isinstance(table.get(key), dict):
                 raw[key] = {**defaults[key], **table[key]}
         out += build(raw, rel, start + 1, table["name"], _locator(text, start), max_sweep, kinds)
@@ -92,16 +92,14 @@ def collect_python(path: Path, rel: str, config) -> list[Hypothesis]:
         raise CollectError(rel, 1, "Python hypothesis files are turned off (python_hypotheses = false); "
                                    "write hypotheses as TOML")
     limit = _get(config, "collect_timeout", 30.0)
-    with time_limit(limit) as expired:
-        try:
+    try:
+        with time_limit(limit):
             return _import_hypotheses(path, rel, config)
-        except _TimeUp:
-            frames = [f for f in traceback.extract_tb(sys.exc_info()[2]) if _same_file(f.filename, path)]
-            line = frames[-1].lineno if frames and frames[-1].lineno else 1
-            raise CollectError(rel, line, f"still running after {limit:g} s (collect_timeout): a hypothesis file "
-                                          "should only define functions; move slow work into the workload") from None
-        finally:
-            expired()
+    except _TimeUp as exc:
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if _same_file(f.filename, path)]
+        line = frames[-1].lineno if frames and frames[-1].lineno else 1
+        raise CollectError(rel, line, f"still running after {limit:g} s (collect_timeout): a hypothesis file "
+                                      "should only define functions; move slow work into the workload") from None
 
 
 def _get(config, name: str, default: Any) -> Any:
@@ -159,35 +157,29 @@ class _TimeUp(BaseException):
 
 @contextlib.contextmanager
 def time_limit(seconds: float):
-    """Raise :class:`_TimeUp` in this thread after `seconds` (a real-time timer and SIGALRM);
-    yields the function that cancels it. Where SIGALRM cannot be used (not the main thread, no
-    SIGALRM on this platform, or a handler of someone else's installed), there is no limit."""
+    """Raise :class:`_TimeUp` in this thread once `seconds` have passed (a real-time timer and
+    SIGALRM), at most once, never after the block is left. Where SIGALRM cannot be used (not the
+    main thread, no SIGALRM on this platform, or someone else's handler installed), no limit."""
     import signal
-
-    def cancel() -> None:
-        pass
 
     usable = (hasattr(signal, "SIGALRM") and hasattr(signal, "setitimer")
               and threading.current_thread() is threading.main_thread()
-              and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.SIG_IGN, None))
+              and signal.getsignal(signal.SIGALRM) in (signal.SIG_DFL, signal.SIG_IGN))
     if not usable:
-        yield cancel
+        yield
         return
-
-    def expire(signum, frame):
-        raise _TimeUp()
-
-    previous = signal.signal(signal.SIGALRM, expire)
     armed = [True]
 
-    def cancel() -> None:  # noqa: F811 (the real one)
-        if armed[0]:
+    def expire(signum, frame) -> None:
+        if armed[0]:  # a signal delivered late, once the block is left, does nothing
             armed[0] = False
-            signal.setitimer(signal.ITIMER_REAL, 0)
+            raise _TimeUp()
 
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    previous = signal.signal(signal.SIGALRM, expire)
     try:
-        yield cancel
+        signal.setitimer(signal.ITIMER_REAL, seconds)
+        yield
     finally:
-        cancel()
+        armed[0] = False
+        signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
