@@ -239,11 +239,11 @@ def passed_on_command_line(config, name: str) -> str | None:
 def warnings_for(config, h: Hypothesis, patch: Any) -> list[str]:
     """What collection warns about in a hypothesis that applies: patches that change nothing the run sees."""
     out = []
-    for name, old, new in patch.changes:
-        where = f"{h.path}:{key_line(config, h, name)}: warning: set.{name}"
+    for kind, name, old, new in ((k, *change) for k, changes in patch.by_kind.items() for change in changes):
+        where = f"{h.path}:{key_line(config, h, name)}: warning: {kind}.{name}"
         if old == new:
             out.append(f"{where} = {new} changes nothing ({name} is already {old} in {h.file or config.editable[0]})")
-        passed = passed_on_command_line(config, name)
+        passed = passed_on_command_line(config, name) if kind == "set" else None  # a flag that overrides a constant
         if passed:
             out.append(f"{where}: the command also passes {passed}, which wins (the run never sees this change; "
                        "take it out of the command, or use {budget_steps} there)")

@@ -33,6 +33,7 @@ class PatchResult:
     after: dict[str, str]
     changes: list[tuple[str, str, str]] = field(default_factory=list)  # (parameter, old, new), e.g. of set
     target: str = ""  # the editable file that set and replace change (the hypothesis' file, or the first)
+    by_kind: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)  # the changes, kind by kind
 
     @functools.cached_property
     def counts(self) -> tuple[int, int]:
@@ -172,7 +173,9 @@ def apply_patch(h: Hypothesis, texts: dict[str, str], editable: list[str], prote
         raise PatchError(f"file: {target} is not an editable file (editable: {', '.join(editable)})", "file", None)
     result = PatchResult(before=dict(texts), after=dict(texts), target=target)
     for kind, value in h.patches:
+        start = len(result.changes)
         kind.apply(value, h, result, editable, protected)
+        result.by_kind[kind.name] = result.changes[start:]
     return result
 
 

@@ -246,7 +246,7 @@ class SetKind(PatchKind):
         result.changes += changes
 
     def describe(self, value, result):
-        return [f"{n} {o} → {v}" for n, o, v in result.changes if n in dict(value)]
+        return [f"{n} {o} → {v}" for n, o, v in result.by_kind.get(self.name, ())]
 
     def key(self, value):
         return {"set": [list(pair) for pair in value or ()]}
