@@ -1,6 +1,8 @@
 """The patch engine: set through the AST, byte for byte; replace exactly once; diff with git."""
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from autoresearch.errors import PatchError
@@ -172,3 +174,4 @@ def test_kinds_describe_themselves_in_registry_order():
     assert describe(h, result) == ["b 2 → 3", "replace 1 text"]
     assert patch_kinds(h) == ("set", "replace") and patch_kinds(None) == ()
     assert result.changes == [("b", "2", "3")] and result.after["train.py"] == "a = 2\nb = 3\n"
+    assert pickle.loads(pickle.dumps(h)) == h  # a hypothesis sent to a worker is the same hypothesis

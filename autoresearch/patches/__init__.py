@@ -75,6 +75,12 @@ class PatchKind:
     def __repr__(self) -> str:
         return f"<patch kind {self.name}>"
 
+    def __eq__(self, other: object) -> bool:  # a copy (pickled to a worker and back) is the same kind
+        return type(other) is type(self) and other.name == self.name  # type: ignore[attr-defined]
+
+    def __hash__(self) -> int:
+        return hash((type(self).__qualname__, self.name))
+
     def parse(self, raw: dict[str, Any], fail: Callable[[str, str | None], CollectError]) -> Any:
         """The kind's value from a raw hypothesis (a TOML table, or the decorator's record with the
         Python calls in it), checked as data; None when the hypothesis does not use this kind.
