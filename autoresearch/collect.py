@@ -17,7 +17,7 @@ from autoresearch.config import inside, positive
 from autoresearch.errors import CollectError, PatchError, UsageError
 from autoresearch.model import Hypothesis
 from autoresearch.names import COMMIT
-from autoresearch.patches import registry
+from autoresearch.kinds import registry
 from autoresearch.readers import _locator, collect_python, collect_toml, decorates  # noqa: F401 (decorates: public)
 
 NORECURSE = ("__pycache__", "node_modules", "venv", "*.egg-info", "build", "dist", "tests", "test")

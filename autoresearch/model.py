@@ -1,4 +1,7 @@
-"""The hypothesis model shared by both file formats, and the Python decorator API."""
+"""The hypothesis model shared by both file formats: the fields, their checks, sweeps and the key.
+
+The Python decorator API lives in :mod:`autoresearch.decorator`; the patch kinds in :mod:`autoresearch.patches`.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -62,11 +65,7 @@ def unprintable(text: str, allow: str = "") -> str | None:
 
 
 def __getattr__(name: str) -> Any:
-    """``FIELDS``, ``Replace``, ``literal_problem`` and the Python API (``hypothesis``, ``Patch``,
-    ``from_function``: :mod:`autoresearch.decorator`), where they were before patch kinds were modules."""
-    if name in ("Patch", "hypothesis", "from_function", "safe_text"):
-        from autoresearch import decorator
-        return getattr(decorator, name)
+    """``FIELDS``, ``Replace`` and ``literal_problem``, where they were before patch kinds were modules."""
     if name == "FIELDS":
         return fields()
     if name == "Replace":

@@ -14,7 +14,7 @@ from typing import Any
 
 from autoresearch.errors import CollectError
 from autoresearch.model import Hypothesis, build
-from autoresearch.patches import registry
+from autoresearch.kinds import registry
 
 BOM = "\ufeff"  # a UTF-8 byte-order mark, as some editors write it: read past, as Python does
 

@@ -483,3 +483,12 @@ def _collected(repo):
         spec.loader.exec_module(module)
         kinds += (module.Append(),)
     return [h for f in sorted((repo / "experiments").glob("*.toml")) for h in collect_toml(f, f.name, None, kinds)]
+
+
+def test_a_plugin_kind_whose_key_is_taken_is_one_line(repo, cli):
+    write(repo / "conftest.py", APPEND_KIND.replace('name = "append"', 'name = "expect"').replace(
+        'fields = {"append"', 'fields = {"expect"'))
+    simple(repo, "a", "LR = 0.02")
+    r = collect_only(cli)
+    assert r.rc == 4 and "autoresearch_patch_kinds: kind 'expect': key 'expect' is already used" in r.err, r
+    assert "Traceback" not in r.err

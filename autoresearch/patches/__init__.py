@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-import re
-import weakref
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
@@ -59,7 +57,9 @@ class PatchKind:
     #: object (``patch.set(...)``) and its word in reports (``set/replace in train.py``).
     name: ClassVar[str] = ""
     #: The hypothesis keys it reads, with their help: the first is its own table (``name``);
-    #: the others are its options (``allow_new``), listed after the common keys.
+    #: any others are its options (``keys_allow_unknown``), listed after the common keys, which
+    #: :meth:`parse` reads into the kind's value. The common ``file``, ``allow_new`` and
+    #: ``allow_type_change`` are the hypothesis' own (``h.allow_new``), for any kind to honour.
     fields: ClassVar[dict[str, str]] = {}
     #: Built-in kinds whose keys are hashed even when absent, as they were before kinds were
     #: modules (``"set": []``), so that existing hypothesis keys never change. Leave it False:
@@ -124,52 +124,6 @@ def builtin_kinds() -> tuple[PatchKind, ...]:
     from autoresearch.patches.set import SET
 
     return (SET, REPLACE, DIFF)
-
-
-_REGISTRIES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def registry(config: Any = None) -> tuple[PatchKind, ...]:
-    """The patch kinds of a run: the built-in ones, then those plugins return from
-    ``autoresearch_patch_kinds`` (checked once per configuration: a UsageError names the plugin's kind)."""
-    if getattr(config, "hook", None) is None:  # no configuration, or no plugins: the built-in kinds
-        return builtin_kinds()
-    try:
-        return _REGISTRIES[config]
-    except (KeyError, TypeError):
-        pass
-    from autoresearch.errors import UsageError
-    from autoresearch.model import COMMON_FIELDS
-
-    kinds = list(builtin_kinds())
-    taken = {*COMMON_FIELDS, *(f for k in kinds for f in k.fields)}
-    for found in config.hook.autoresearch_patch_kinds(config=config):
-        for kind in found or ():
-            problem = kind_problem(kind, taken)
-            if problem:
-                raise UsageError(f"autoresearch_patch_kinds: {problem}")
-            kinds.append(kind)
-            taken |= {*kind.fields}
-    try:
-        _REGISTRIES[config] = tuple(kinds)
-    except TypeError:  # a configuration that cannot be weakly referenced: ask again next time
-        pass
-    return tuple(kinds)
-
-
-def kind_problem(kind: Any, taken: set[str]) -> str | None:
-    """Why `kind` cannot be registered, or None: a PatchKind with a Python name as its own first
-    field, whose keys no other kind or common key uses."""
-    if not isinstance(kind, PatchKind):
-        return f"{kind!r} is not a PatchKind (subclass autoresearch.patches.PatchKind)"
-    fields = list(kind.fields)
-    if not re.fullmatch(r"[a-z_][a-z0-9_]{0,30}", kind.name or "") or not fields or fields[0] != kind.name:
-        return (f"kind {kind.name!r}: its name must be a lower-case Python name and the first of its fields "
-                f"(fields: {', '.join(fields) or 'none'})")
-    clash = sorted({*fields} & taken)
-    if clash:
-        return f"kind {kind.name!r}: key {clash[0]!r} is already used (by another kind or a common key)"
-    return None
 
 
 def apply_patch(h: Hypothesis, texts: dict[str, str], editable: list[str], protected: list[str]) -> PatchResult:
