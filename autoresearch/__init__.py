@@ -15,7 +15,7 @@ __version__ = "0.1.0"
 _PUBLIC = {
     "CollectError": "autoresearch.errors", "ExpectationError": "autoresearch.errors",
     "PatchError": "autoresearch.errors", "UsageError": "autoresearch.errors",
-    "Hypothesis": "autoresearch.model", "Patch": "autoresearch.model", "hypothesis": "autoresearch.model",
+    "Hypothesis": "autoresearch.model", "Patch": "autoresearch.decorator", "hypothesis": "autoresearch.decorator",
     "ExitCode": "autoresearch.reports", "Report": "autoresearch.reports", "RunResult": "autoresearch.reports",
     "Sample": "autoresearch.reports", "Verdict": "autoresearch.reports", "Cause": "autoresearch.reports",
     "Status": "autoresearch.reports",

@@ -6,30 +6,22 @@ editable files, so a bad file is reported as ``path:line: message`` and nothing 
 from __future__ import annotations
 
 import fnmatch
-import importlib.util
 import os
 import re
 import sys
-import tomllib
-import traceback
 from pathlib import Path
 from typing import Any
 
 from autoresearch import hookimpl
 from autoresearch.config import inside, positive
 from autoresearch.errors import CollectError, PatchError, UsageError
-from autoresearch.model import Hypothesis, build, from_function
+from autoresearch.model import Hypothesis
+from autoresearch.names import COMMIT
+from autoresearch.kinds import registry
+from autoresearch.readers import _locator, collect_python, collect_toml, decorates  # noqa: F401 (decorates: public)
 
 NORECURSE = ("__pycache__", "node_modules", "venv", "*.egg-info", "build", "dist", "tests", "test")
 NOT_HYPOTHESES = {"pyproject.toml", "conftest.py", "setup.py", "__init__.py"}
-def decorates(text: str) -> bool:
-    """Whether a Python file decorates something with autoresearch's @hypothesis, under its own
-    name or an alias (``from autoresearch import hypothesis as idea``, ``import autoresearch as ar``):
-    only such a file is imported; a helper module or a script never is."""
-    names = ["hypothesis", *re.findall(r"\bhypothesis\s+as\s+(\w+)", text)]
-    modules = ["autoresearch", *re.findall(r"^\s*import\s+autoresearch\s+as\s+(\w+)", text, re.MULTILINE)]
-    marker = (rf"^\s*@\s*(?:(?:{'|'.join(modules)})\s*\.\s*hypothesis|(?:{'|'.join(names)}))\b")
-    return re.search(marker, text, re.MULTILINE) is not None
 
 
 @hookimpl
@@ -48,6 +40,10 @@ def autoresearch_addoption(parser) -> None:
     parser.addsetting("python_hypotheses", "--python-hypotheses", type="bool", default=True,
                       help="collect Python hypothesis files (trusted code); turn off to accept "
                            "agent-written hypotheses as data only (TOML)")
+    parser.addsetting("collect_timeout", type="float", default=30.0,
+                      check=lambda v: None if 0 < v <= 3600 else "must be more than 0 and at most 3600 (seconds)",
+                      help="seconds that importing one Python hypothesis file (and calling its functions) may take; "
+                           "a file still running then is an error, not a hang")
 
 
 def find_files(paths: list[Path], config) -> list[Path]:
@@ -80,97 +76,14 @@ def relpath(path: Path, rootdir: Path) -> str:
         return path.as_posix()
 
 
-def _locator(text: str, start: int = 0):
-    lines = text.splitlines()
-
-    def locate(key: str) -> int:
-        pattern = re.compile(rf'^\s*(?:\[+\s*)?"?{re.escape(key)}"?\s*(?:=|\]|\.)')
-        for i in range(start, len(lines)):
-            if pattern.match(lines[i]):
-                return i + 1
-        return start + 1
-
-    return locate
-
-
 @hookimpl(trylast=True)
 def autoresearch_collect_file(file_path: Path, config) -> list[Hypothesis] | None:
     rel = relpath(file_path, config.rootdir)
     if file_path.suffix == ".toml":
-        return collect_toml(file_path, rel, config.get("max_sweep"))
+        return collect_toml(file_path, rel, config.get("max_sweep"), registry(config))
     if file_path.suffix == ".py":
         return collect_python(file_path, rel, config)
     return None
-
-
-def collect_toml(path: Path, rel: str, max_sweep: int | None = None) -> list[Hypothesis]:
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError:
-        raise CollectError(rel, 1, "not UTF-8 text (TOML files must be UTF-8)") from None
-    try:
-        data = tomllib.loads(text)
-    except RecursionError:
-        raise CollectError(rel, 1, "invalid TOML: arrays or tables nested too deep (at most a few levels "
-                                   "make sense in a hypothesis)") from None
-    except ValueError as exc:  # TOMLDecodeError, and an integer of more digits than Python converts
-        if not isinstance(exc, tomllib.TOMLDecodeError):
-            raise CollectError(rel, 1, f"invalid TOML: {str(exc)[:120]} (integers within ±2**63)") from None
-        msg = str(exc)
-        m = re.search(r"\(at line (\d+), column \d+\)", msg)
-        line = int(m.group(1)) if m else 1
-        raise CollectError(rel, line, f"invalid TOML: {msg[:m.start()].strip() if m else msg} "
-                                      "(see toml.io; strings need quotes)") from None
-    if "hypotheses" not in data:
-        return build(data, rel, 1, path.stem, _locator(text), max_sweep)
-    tables = data["hypotheses"]
-    if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
-        raise CollectError(rel, _locator(text)("hypotheses"), "hypotheses must be an array of tables ([[hypotheses]])")
-    defaults = {k: v for k, v in data.items() if k != "hypotheses"}
-    starts = [i for i, line in enumerate(text.splitlines()) if re.match(r"\s*\[\[\s*hypotheses\s*\]\]", line)]
-    out = []
-    for i, table in enumerate(tables):
-        start = starts[i] if i < len(starts) else 0
-        if "name" not in table:
-            raise CollectError(rel, start + 1, "each [[hypotheses]] table needs a name (name = \"...\")")
-        raw = {**defaults, **table}
-        for key in ("set", "expect"):  # tables merge with the file's defaults
-            if isinstance(defaults.get(key), dict) and isinstance(table.get(key), dict):
-                raw[key] = {**defaults[key], **table[key]}
-        out += build(raw, rel, start + 1, table["name"], _locator(text, start), max_sweep)
-    return out
-
-
-def collect_python(path: Path, rel: str, config) -> list[Hypothesis]:
-    text = path.read_text(encoding="utf-8", errors="replace")
-    if not decorates(text):
-        return []  # a helper module or a script: never imported
-    if not config.get("python_hypotheses"):
-        raise CollectError(rel, 1, "Python hypothesis files are turned off (python_hypotheses = false); "
-                                   "write hypotheses as TOML")
-    modname = "autoresearch_hypotheses." + re.sub(r"\W", "_", rel)
-    spec = importlib.util.spec_from_file_location(modname, path)
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules.pop(modname, None)
-    dont_write = sys.dont_write_bytecode
-    sys.dont_write_bytecode = True  # leave the experiments folder as it was
-    try:
-        spec.loader.exec_module(module)
-    except SyntaxError as exc:
-        raise CollectError(rel, exc.lineno or 1, f"syntax error: {exc.msg}") from None
-    except BaseException as exc:  # trusted but fallible code: report where it failed
-        frames = [f for f in traceback.extract_tb(exc.__traceback__) if Path(f.filename) == path]
-        line = frames[-1].lineno if frames and frames[-1].lineno else 1
-        raise CollectError(rel, line, f"raised {type(exc).__name__} on import: {exc}") from None
-    finally:
-        sys.dont_write_bytecode = dont_write
-    functions = [v for v in vars(module).values() if callable(v) and hasattr(v, "__autoresearch_hypothesis__")
-                 and getattr(v, "__module__", None) == modname]
-    out = []
-    for fn in sorted(functions, key=lambda f: getattr(getattr(f, "__code__", None), "co_firstlineno", 0)):
-        out += from_function(fn, rel, config.get("max_sweep"))
-    return out
 
 
 # -------------------------------------------------------------------------------------------
@@ -326,11 +239,11 @@ def passed_on_command_line(config, name: str) -> str | None:
 def warnings_for(config, h: Hypothesis, patch: Any) -> list[str]:
     """What collection warns about in a hypothesis that applies: patches that change nothing the run sees."""
     out = []
-    for name, old, new in patch.changes:
-        where = f"{h.path}:{key_line(config, h, name)}: warning: set.{name}"
+    for kind, name, old, new in ((k, *change) for k, changes in patch.by_kind.items() for change in changes):
+        where = f"{h.path}:{key_line(config, h, name)}: warning: {kind}.{name}"
         if old == new:
             out.append(f"{where} = {new} changes nothing ({name} is already {old} in {h.file or config.editable[0]})")
-        passed = passed_on_command_line(config, name)
+        passed = passed_on_command_line(config, name) if kind == "set" else None  # a flag that overrides a constant
         if passed:
             out.append(f"{where}: the command also passes {passed}, which wins (the run never sees this change; "
                        "take it out of the command, or use {budget_steps} there)")
@@ -347,7 +260,7 @@ def collect(config, paths: list[Path], hook: Any, warn: bool = True) -> tuple[li
             items += hook.autoresearch_collect_file(file_path=file, config=config) or []
         except CollectError as exc:
             errors.append(exc)
-    from autoresearch.patching import apply_patch  # here, so that --help stays fast
+    from autoresearch.patches import apply_patch  # here, so that --help stays fast
 
     texts = editable_texts(config)
     seen: dict[str, Hypothesis] = {}
@@ -361,8 +274,8 @@ def collect(config, paths: list[Path], hook: Any, warn: bool = True) -> tuple[li
         try:
             patch = apply_patch(h, texts, config.editable, config.protected)
         except PatchError as exc:
-            m = re.match(r"set\.(\w+):", str(exc))
-            errors.append(CollectError(h.path, key_line(config, h, m.group(1)) if m else h.line, str(exc)))
+            line = key_line(config, h, exc.key) if exc.key else h.line  # set.LR: the line of LR
+            errors.append(CollectError(h.path, line, str(exc)))
             continue
         if warn:
             for line in warnings_for(config, h, patch):
@@ -375,7 +288,7 @@ def collect(config, paths: list[Path], hook: Any, warn: bool = True) -> tuple[li
     for h in items:
         if h.baseline in ("best", "initial") or h.baseline in seen:
             continue
-        if not re.fullmatch(r"[0-9a-f]{7,40}", h.baseline):
+        if not COMMIT.fullmatch(h.baseline):
             errors.append(CollectError(h.path, h.line, f"baseline {h.baseline!r} is unknown (\"best\", \"initial\", "
                                                         "a collected hypothesis' name, or a commit hash)"))
         elif not is_commit(config.rootdir, h.baseline):
@@ -418,15 +331,13 @@ def collect_session(session) -> list[CollectError]:
 
 def show_collection(config, items: list[Hypothesis]) -> None:
     """--collect-only: what would run, with what each patch changes."""
-    from autoresearch.patching import apply_patch
+    from autoresearch.patches import apply_patch, describe
 
     texts = editable_texts(config)
     for h in items:
         patch = apply_patch(h, texts, config.editable, config.protected)
         added, removed = patch.counts
-        what = [f"{n} {o} → {v}" for n, o, v in patch.changes]
-        what += [f"replace {len(h.replace)} text{'s' if len(h.replace) > 1 else ''}"] if h.replace else []
-        what += ["diff"] if h.diff else []
+        what = describe(h, patch)
         expect = "; ".join(f"{m} {e}" for m, e in h.expect)
         print(f"{h.nodeid}\n    {', '.join(what) or 'no change'}  (+{added} -{removed} lines)"
               + (f"\n    expect {expect}" if expect else ""))

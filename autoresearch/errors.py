@@ -20,7 +20,12 @@ class CollectError(Exception):
 
 
 class PatchError(Exception):
-    """A patch that does not apply to the file it targets."""
+    """A patch that does not apply to the file it targets; `kind` names the patch kind (``set``) or
+    hypothesis key (``file``) at fault and `key` the key in its table (``LR`` of ``set.LR``), when one is."""
+
+    def __init__(self, message: str, kind: str | None = None, key: str | None = None) -> None:
+        super().__init__(message)
+        self.kind, self.key = kind, key
 
 
 class ConflictError(PatchError):

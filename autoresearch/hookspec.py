@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 
     from autoresearch.config import Config, Parser
     from autoresearch.model import Hypothesis
+    from autoresearch.patches import PatchKind
     from autoresearch.reports import Report, RunResult, Sample, Verdict
     from autoresearch.session import Experiment, Session
 
@@ -77,6 +78,21 @@ def autoresearch_unconfigure(config: Config) -> None:
 
 # -------------------------------------------------------------------------------------------
 # Collection
+
+
+@hookspec
+def autoresearch_patch_kinds(config: Config) -> list[PatchKind] | None:
+    """Add patch kinds: what a hypothesis may change besides ``set``, ``replace`` and ``diff``.
+
+    Each kind is one :class:`autoresearch.patches.PatchKind` object: it reads its own keys from
+    a hypothesis (its table in TOML, ``patch.<name>(...)`` in Python), applies itself to the
+    editable files' texts, describes itself for ``--collect-only`` and names the parameters it
+    changes for the journal, reports and MLflow. A hypothesis that does not use a kind keeps its
+    key. Called once per configuration; a kind whose name or keys are taken is refused.
+
+    :param config: The run's configuration.
+    :returns: A list of kinds, or None.
+    """
 
 
 @hookspec(firstresult=True)

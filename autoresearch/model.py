@@ -1,4 +1,7 @@
-"""The hypothesis model shared by both file formats, and the Python decorator API."""
+"""The hypothesis model shared by both file formats: the fields, their checks, sweeps and the key.
+
+The Python decorator API lives in :mod:`autoresearch.decorator`; the patch kinds in :mod:`autoresearch.patches`.
+"""
 from __future__ import annotations
 
 import hashlib
@@ -6,18 +9,22 @@ import itertools
 import json
 import math
 import re
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
+from dataclasses import fields as fields_of
 from typing import Any, Callable
 
 from autoresearch.errors import CollectError, ExpectationError
+from autoresearch.names import METRIC, NAME_RULE, PYTHON_NAME, name_problem, slug  # noqa: F401 (slug: public here)
+from autoresearch.patches import PatchKind, builtin_kinds
 
-FIELDS = {
+# the keys every hypothesis may have, besides its patch kinds' (see autoresearch.patches); in the
+# order the unknown-key message lists them: the head, the kinds' tables, the tail, the kinds' options
+HEAD_FIELDS = {
     "name": "identifier of the hypothesis (default: the file's stem)",
     "description": "one line: the commit subject and the results.tsv description",
     "hypothesis": "what you expect to happen and why (required)",
-    "set": "table of module-level constants to assign, NAME = value",
-    "replace": "list of {old, new} tables: exact text that must occur exactly once",
-    "diff": "a unified diff of the editable files",
+}
+TAIL_FIELDS = {
     "expect": "table of metric = \"< baseline - 0.001\"-style expectations",
     "baseline": "\"best\" (the branch tip), \"initial\", or another hypothesis's name",
     "sweep": "table NAME = [values]: one hypothesis per value",
@@ -26,14 +33,20 @@ FIELDS = {
     "allow_type_change": "true to let set change a constant's type",
     "allow_new": "true to let set add a constant the file lacks (at its end)",
 }
-LITERAL_TYPES = (bool, int, float, str, list, tuple, dict, type(None))
+COMMON_FIELDS = {**HEAD_FIELDS, **TAIL_FIELDS}
 RESERVED = {"best", "initial", "baseline"}  # names a baseline field means something else by
 MAX_DESCRIPTION = 200  # characters: a commit subject, a results.tsv cell, a terminal line
 MAX_TEXT = 20_000  # characters of hypothesis text (it goes into the commit message)
-MAX_DEPTH = 32  # nesting of lists and tables in a set value
-MAX_INT = 2 ** 63  # an integer constant beyond this is a mistake, not a hyperparameter
 MAX_SWEEP = 1000  # hypotheses one sweep may make (the max_sweep setting; see collect)
 _PLACEHOLDER = re.compile(r"\{(\w+)(?::([<>^]?[+-]?\d{0,2}(?:\.\d{1,2})?[eEfFgGd%]?))?\}")
+
+
+def fields(kinds: tuple[PatchKind, ...] | None = None) -> dict[str, str]:
+    """Every key a hypothesis may have, with its help, given the run's patch kinds."""
+    kinds = kinds or builtin_kinds()
+    tables = {k: h for kind in kinds for k, h in list(kind.fields.items())[:1]}
+    options = {k: h for kind in kinds for k, h in list(kind.fields.items())[1:]}
+    return {**HEAD_FIELDS, **tables, **TAIL_FIELDS, **options}
 
 
 def unprintable(text: str, allow: str = "") -> str | None:
@@ -51,15 +64,30 @@ def unprintable(text: str, allow: str = "") -> str | None:
     return None
 
 
-@dataclass(frozen=True)
-class Replace:
-    old: str
-    new: str
+def __getattr__(name: str) -> Any:
+    """``FIELDS``, ``Replace`` and ``literal_problem``, where they were before patch kinds were modules."""
+    if name == "FIELDS":
+        return fields()
+    if name == "Replace":
+        from autoresearch.patches.replace import Replace
+        return Replace
+    if name == "literal_problem":
+        from autoresearch.patches.set import literal_problem
+        return literal_problem
+    raise AttributeError(f"module 'autoresearch.model' has no attribute {name!r}")
+
+
+# what the key hashed before patch kinds were modules: always, whatever the value (with the
+# legacy kinds' entries, "set", "replace", "diff"); any other field only when it is not its default
+_KEYED = ("name", "description", "hypothesis", "file", "expect", "baseline", "allow_type_change")
+_NOT_KEYED = ("path", "line", "params", "tags", "patches")
 
 
 @dataclass(frozen=True)
 class Hypothesis:
-    """One experiment to run: a patch to the editable file, an expectation, a baseline."""
+    """One experiment to run: a patch to the editable files, an expectation, a baseline.
+
+    `patches` holds ``(kind, value)`` for each patch kind it uses, in the registry's order."""
 
     name: str
     description: str
@@ -67,59 +95,61 @@ class Hypothesis:
     path: str  # the file it came from, relative to the project root ("" for the baseline)
     line: int = 1
     file: str | None = None
-    set: tuple[tuple[str, Any], ...] = ()
-    replace: tuple[Replace, ...] = ()
-    diff: str | None = None
     expect: tuple[tuple[str, str], ...] = ()
     baseline: str = "best"
     tags: tuple[str, ...] = ()
     allow_type_change: bool = False
     allow_new: bool = False
+    patches: tuple[tuple[PatchKind, Any], ...] = ()
     params: tuple[tuple[str, Any], ...] = field(default=(), compare=False)
 
     @property
     def nodeid(self) -> str:
         return f"{self.path}::{self.name}" if self.path else self.name
 
+    def patch(self, kind: str, default: Any = None) -> Any:
+        """The value of one patch kind (``h.patch("set")``), or `default` when it does not use it."""
+        return next((v for k, v in self.patches if k.name == kind), default)
+
+    @property
+    def set(self) -> tuple[tuple[str, Any], ...]:
+        return self.patch("set", ())
+
+    @property
+    def replace(self) -> tuple:
+        return self.patch("replace", ())
+
+    @property
+    def diff(self) -> str | None:
+        return self.patch("diff")
+
     @property
     def key(self) -> str:
-        """A hash of everything that determines the experiment: same content, same key."""
-        content = {k: v for k, v in asdict(self).items() if k not in ("path", "line", "params", "tags")
-                   and not (k == "allow_new" and not v)}  # the same key as before allow_new existed
+        """A hash of everything that determines the experiment: same content, same key.
+
+        Only what differs from the defaults counts, beyond what keys hashed before (see _KEYED),
+        so that adding a field or a patch kind changes no existing key (tests/test_keys.py)."""
+        content: dict[str, Any] = {k: getattr(self, k) for k in _KEYED}
+        used = {kind.name: (kind, value) for kind, value in self.patches}
+        for kind in builtin_kinds():  # hashed even when unused, as before (``"set": []``)
+            content.update(kind.key(used.pop(kind.name, (kind, None))[1]))
+        for kind, value in used.values():
+            content.update(kind.key(value))
+        for f in fields_of(type(self)):
+            if f.name not in _KEYED and f.name not in _NOT_KEYED and getattr(self, f.name) != f.default:
+                content[f.name] = getattr(self, f.name)
         blob = json.dumps(content, sort_keys=True, default=repr).encode()
         return hashlib.sha256(blob).hexdigest()[:16]
-
-
-def literal_problem(value: Any, depth: int = 0) -> str | None:
-    """Why `set` cannot write `value` as Python source, or None: literals only, no nan or inf,
-    integers within ±2**63, strings that are Unicode text, at most 32 levels of nesting."""
-    if depth > MAX_DEPTH:
-        return f"nested more than {MAX_DEPTH} levels deep"
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return None if -MAX_INT <= value <= MAX_INT else "an integer beyond ±2**63"
-    if isinstance(value, float):
-        return None if math.isfinite(value) else f"{value} is not a finite number"
-    if isinstance(value, str):
-        return None if _encodes(value) else "a string that is not Unicode text (a lone surrogate)"
-    if isinstance(value, (list, tuple)):
-        return next((p for p in (literal_problem(v, depth + 1) for v in value) if p), None)
-    if isinstance(value, dict):
-        if not all(isinstance(k, str) for k in value):
-            return "a table whose keys are not all strings"
-        return next((p for p in (literal_problem(v, depth + 1) for v in value.values()) if p), None)
-    return f"{type(value).__name__} is not a literal"
 
 
 def _strings(value: Any, depth: int = 0):
     """Every string in a value (keys included), to a depth that a set value may not exceed anyway."""
     if isinstance(value, str):
         yield value
-    elif isinstance(value, (list, tuple)) and depth <= MAX_DEPTH:
+    elif isinstance(value, (list, tuple)) and depth <= 32:
         for v in value:
             yield from _strings(v, depth + 1)
-    elif isinstance(value, dict) and depth <= MAX_DEPTH:
+    elif isinstance(value, dict) and depth <= 32:
         for k, v in value.items():
             yield from _strings(k, depth + 1)
             yield from _strings(v, depth + 1)
@@ -131,14 +161,6 @@ def _encodes(text: str) -> bool:
         return True
     except UnicodeEncodeError:
         return False
-
-
-def slug(name: str) -> str:
-    """A name as it appears in file names and git refs: letters, digits, '_' and '-' (``lr[0.02]`` -> ``lr-0-02``).
-
-    One rule for the experiment's log (``003-lr-0-02.log``) and its ref (``refs/autoresearch/TAG/003-lr-0-02``).
-    """
-    return re.sub(r"[^A-Za-z0-9_]+", "-", name)[:60].strip("-") or "x"
 
 
 def combinations(sweep: dict[str, list]) -> list[tuple[tuple[str, Any], ...]]:
@@ -180,22 +202,51 @@ def parametrize(h: Hypothesis, params: tuple[tuple[str, Any], ...]) -> Hypothesi
 
 
 def build(raw: dict[str, Any], path: str, line: int, default_name: str,
-          locate: Callable[[str], int] | None = None, max_sweep: int | None = None) -> list[Hypothesis]:
-    """Validate one raw hypothesis (a TOML table or the decorator's record); expand its sweep."""
-    from autoresearch.expect import parse_expectation
+          locate: Callable[[str], int] | None = None, max_sweep: int | None = None,
+          kinds: tuple[PatchKind, ...] | None = None) -> list[Hypothesis]:
+    """Validate one raw hypothesis (a TOML table or the decorator's record); expand its sweep.
+
+    `kinds` are the run's patch kinds (``autoresearch.patches.registry(config)``; the built-in
+    ones when None): each reads its own keys."""
+    kinds = kinds or builtin_kinds()
 
     def fail(msg: str, key: str | None = None) -> CollectError:
         return CollectError(path, locate(key) if locate and key else line, msg)
 
-    unknown = sorted(set(raw) - set(FIELDS), key=str)
+    allowed = fields(kinds)
+    unknown = sorted(set(raw) - set(allowed), key=str)
     if unknown:
-        raise fail(f"unknown key {str(unknown[0])[:40]!r} (allowed: {', '.join(FIELDS)})", str(unknown[0]))
+        raise fail(f"unknown key {str(unknown[0])[:40]!r} (allowed: {', '.join(allowed)})", str(unknown[0]))
     for key, value in raw.items():  # every string anywhere: Unicode text, which git and files can hold
         if not all(_encodes(text) for text in _strings(value)):
             raise fail(f"{key}: a string that is not Unicode text (a lone surrogate; write the character itself)", key)
+    common = _texts(raw, default_name, fail)  # checked in the order written: texts, patches, expect, options
+    parsed = [(kind, kind.parse(raw, fail)) for kind in kinds]
+    common.update(_expectations(raw, common["name"], fail), **_options(raw, fail), path=path, line=line)
+    sweep = raw.get("sweep", {})
+    check_sweep(sweep, fail, max_sweep)
+    if not sweep:
+        return [Hypothesis(patches=tuple((k, v) for k, v in parsed if v is not None), **common)]
+    out = []
+    for params in combinations(sweep):
+        swept = [(k, k.parse({**raw, k.name: k.sweep(raw.get(k.name), params)}, fail) if k.sweeps else v)
+                 for k, v in parsed]
+        h = parametrize(Hypothesis(patches=tuple((k, v) for k, v in swept if v is not None), **common), params)
+        problem = description_problem(h.description)
+        if problem:
+            raise fail(f"{problem}, once the sweep's values are filled in ({h.name[:60]})", "description")
+        if len(h.name) > 200:
+            raise fail(f"the sweep makes a name of {len(h.name)} characters (at most 200): shorter values", "sweep")
+        out.append(h)
+    return out
+
+
+def _texts(raw: dict[str, Any], default_name: str, fail: Callable[..., CollectError]) -> dict[str, Any]:
+    """The name, hypothesis text and description of a raw hypothesis, checked."""
     name = raw.get("name", default_name)
-    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,100}", name) or not name.strip("_-"):
-        raise fail(f"name {str(name)[:40]!r} is not valid (1 to 100 letters, digits, '_' and '-')", "name")
+    problem = name_problem(name)
+    if problem:
+        raise fail(f"name {str(name)[:40]!r} is not valid: {problem} ({NAME_RULE})", "name")
     if name in RESERVED:
         raise fail(f"name {name!r} is reserved (a baseline of \"best\" or \"initial\" means the branch tip or the "
                    "unmodified code; choose another name)", "name")
@@ -213,34 +264,18 @@ def build(raw: dict[str, Any], path: str, line: int, default_name: str,
     problem = description_problem(description)
     if problem:
         raise fail(problem, "description")
-    sets = raw.get("set", {})
-    if not isinstance(sets, dict):
-        raise fail("set must be a table of NAME = value", "set")
-    for key, value in sets.items():
-        if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_]\w{0,99}", key):
-            key = str(key)
-            raise fail(f"set.{key[:40]!r}: not a Python name (a module-level constant, e.g. LR)", key)
-        problem = literal_problem(value)
-        if problem:
-            raise fail(f"set.{key}: {problem} (allowed: finite numbers, integers within ±2**63, strings, booleans, "
-                       "lists and tables of them)", key)
-    replaces = raw.get("replace", [])
-    if isinstance(replaces, dict):
-        replaces = [replaces]
-    if not isinstance(replaces, list) or not all(
-            isinstance(r, dict) and set(r) == {"old", "new"} and all(isinstance(v, str) for v in r.values())
-            for r in replaces):
-        raise fail("replace must be a list of tables with exactly the string keys old and new", "replace")
-    if any(not r["old"] for r in replaces):
-        raise fail("replace.old is empty (give the exact text to replace)", "replace")
-    diff = raw.get("diff")
-    if diff is not None and (not isinstance(diff, str) or not diff.strip()):
-        raise fail("diff must be a non-empty string holding a unified diff", "diff")
+    return dict(name=name, description=description.strip(), hypothesis=text.strip())
+
+
+def _expectations(raw: dict[str, Any], name: str, fail: Callable[..., CollectError]) -> dict[str, Any]:
+    """The expectations and the baseline of a raw hypothesis, checked."""
+    from autoresearch.expect import parse_expectation
+
     expect = raw.get("expect", {})
     if not isinstance(expect, dict) or not all(isinstance(v, str) for v in expect.values()):
         raise fail('expect must be a table of metric = "comparison" strings, e.g. val_bpb = "< baseline"', "expect")
     for metric, expr in expect.items():
-        if not isinstance(metric, str) or not re.fullmatch(r"[A-Za-z_][\w.-]{0,99}", metric):
+        if not isinstance(metric, str) or not METRIC.fullmatch(metric):
             metric = str(metric)
             raise fail(f"expect.{metric[:40]!r}: not a metric name (letters, digits, '_', '.', '-', "
                        "as the log prints it: val_bpb)", metric)
@@ -249,43 +284,27 @@ def build(raw: dict[str, Any], path: str, line: int, default_name: str,
         except ExpectationError as exc:
             raise fail(f"expect.{metric}: {exc}", metric) from None
     baseline = raw.get("baseline", "best")
-    if not isinstance(baseline, str) or not re.fullmatch(r"[A-Za-z0-9_-]{1,100}", baseline):
+    if not isinstance(baseline, str) or name_problem(baseline):
         raise fail('baseline must be "best", "initial", the name of another hypothesis or a commit hash', "baseline")
     if baseline == name:
         raise fail(f"baseline {baseline!r} is the hypothesis itself (name another hypothesis, \"best\" or "
                    "\"initial\")", "baseline")
+    return dict(expect=tuple(expect.items()), baseline=baseline)
+
+
+def _options(raw: dict[str, Any], fail: Callable[..., CollectError]) -> dict[str, Any]:
+    """The tags, target file and the allow_* options of a raw hypothesis, checked."""
     tags = raw.get("tags", [])
     if not isinstance(tags, list) or not all(isinstance(t, str) and re.fullmatch(r"[\w.:+-]{1,50}", t) for t in tags):
         raise fail("tags must be a list of words (letters, digits, '_', '.', ':', '+', '-')", "tags")
     target = raw.get("file")
     if target is not None and not isinstance(target, str):
         raise fail("file must be a path string", "file")
-    allow = raw.get("allow_type_change", False)
-    if not isinstance(allow, bool):
-        raise fail("allow_type_change must be true or false", "allow_type_change")
-    allow_new = raw.get("allow_new", False)
-    if not isinstance(allow_new, bool):
-        raise fail("allow_new must be true or false", "allow_new")
-    sweep = raw.get("sweep", {})
-    check_sweep(sweep, fail, max_sweep)
-
-    common = dict(hypothesis=text.strip(), path=path, line=line, file=target,
-                  replace=tuple(Replace(r["old"], r["new"]) for r in replaces), diff=diff,
-                  expect=tuple(expect.items()), baseline=baseline, tags=tuple(tags),
-                  allow_type_change=allow, allow_new=allow_new)
-    if not sweep:
-        return [Hypothesis(name=name, description=description.strip(), set=tuple(sets.items()), **common)]
-    out = []
-    for params in combinations(sweep):
-        h = parametrize(Hypothesis(name=name, description=description.strip(),
-                                   set=tuple({**sets, **dict(params)}.items()), **common), params)
-        problem = description_problem(h.description)
-        if problem:
-            raise fail(f"{problem}, once the sweep's values are filled in ({h.name[:60]})", "description")
-        if len(h.name) > 200:
-            raise fail(f"the sweep makes a name of {len(h.name)} characters (at most 200): shorter values", "sweep")
-        out.append(h)
-    return out
+    for option in ("allow_type_change", "allow_new"):
+        if not isinstance(raw.get(option, False), bool):
+            raise fail(f"{option} must be true or false", option)
+    return dict(tags=tuple(tags), file=target, allow_type_change=raw.get("allow_type_change", False),
+                allow_new=raw.get("allow_new", False))
 
 
 def description_problem(description: str) -> str | None:
@@ -300,13 +319,15 @@ def description_problem(description: str) -> str | None:
 
 def check_sweep(sweep: Any, fail: Callable[..., CollectError], max_sweep: int | None = None) -> None:
     """A sweep is a table of NAME = [value, ...], each value a literal, making at most `max_sweep` hypotheses."""
+    from autoresearch.patches.set import literal_problem as set_literal_problem
+
     if not isinstance(sweep, dict) or not all(isinstance(v, list) and v for v in sweep.values()):
         raise fail("sweep must be a table of NAME = [value, ...] with at least one value each", "sweep")
     for key, values in sweep.items():
-        if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_]\w{0,99}", key):
+        if not isinstance(key, str) or not PYTHON_NAME.fullmatch(key):
             raise fail(f"sweep.{str(key)[:40]!r}: not a Python name (a module-level constant, e.g. LR)", "sweep")
         for v in values:
-            problem = literal_problem(v)
+            problem = set_literal_problem(v)
             if problem:
                 raise fail(f"sweep.{key}: {problem} (allowed: finite numbers, strings, booleans, lists, tables)", key)
             bad = unprintable(str(v)) if isinstance(v, (str, list, dict)) else None
@@ -318,131 +339,3 @@ def check_sweep(sweep: Any, fail: Callable[..., CollectError], max_sweep: int | 
     limit = max_sweep or MAX_SWEEP
     if count > limit:
         raise fail(f"sweep makes {count:,} hypotheses (at most {limit:,}: the max_sweep setting)", "sweep")
-
-
-# -------------------------------------------------------------------------------------------
-# The Python API
-
-
-class Patch:
-    """What a Python hypothesis function receives: it records the changes to make."""
-
-    def __init__(self) -> None:
-        self.sets: dict[str, Any] = {}
-        self.replaces: list[dict[str, str]] = []
-        self.diffs: list[str] = []
-
-    def set(self, **constants: Any) -> None:
-        """Assign module-level constants of the editable file: ``patch.set(DEPTH=6)``."""
-        self.sets.update(constants)
-
-    def replace(self, old: str, new: str) -> None:
-        """Replace exact text that must occur exactly once."""
-        self.replaces.append({"old": old, "new": new})
-
-    def diff(self, text: str) -> None:
-        """Apply a unified diff to the editable files."""
-        self.diffs.append(text)
-
-
-def hypothesis(description: str | Callable | None = None, *, name: str | None = None,
-               expect: dict[str, str] | None = None, baseline: str = "best",
-               sweep: dict[str, list] | None = None, tags: tuple[str, ...] | list[str] = (),
-               file: str | None = None, allow_type_change: bool = False, allow_new: bool = False) -> Any:
-    """Mark a function as a hypothesis; its docstring is the hypothesis text.
-
-    The function receives a :class:`Patch` (and, for a sweep, each swept name as a keyword
-    argument when it accepts one) and records its changes on it::
-
-        @hypothesis(description="SiLU in the MLP", expect={"val_bpb": "< baseline"})
-        def silu(patch):
-            '''SiLU keeps small negative activations; expect a slightly lower loss.'''
-            patch.set(ACTIVATION="silu")
-    """
-    if callable(description):  # used bare: @hypothesis
-        return hypothesis()(description)
-
-    def mark(fn: Callable) -> Callable:
-        fn.__autoresearch_hypothesis__ = dict(  # type: ignore[attr-defined]
-            description=description, name=name or getattr(fn, "__name__", None), expect=dict(expect or {}),
-            baseline=baseline, sweep=sweep if sweep is not None else {}, tags=list(tags) if isinstance(tags, (list, tuple))
-            else tags, file=file,
-            allow_type_change=allow_type_change, allow_new=allow_new)
-        return fn
-
-    return mark
-
-
-def safe_text(exc: BaseException) -> str:
-    """An exception's message as one printable line of at most 300 characters, whatever it holds."""
-    from autoresearch.reports import printable
-
-    try:
-        text = str(exc)
-    except Exception:  # a __str__ that raises
-        text = "(its message could not be read)"
-    return printable(text.replace("\n", " "))[:300]
-
-
-def from_function(fn: Callable, path: str, max_sweep: int | None = None) -> list[Hypothesis]:
-    """Turn a decorated function into hypotheses, calling it once per sweep combination; whatever
-    the function or its decorator's arguments do wrong is a :class:`CollectError` at its line."""
-    line = getattr(getattr(fn, "__code__", None), "co_firstlineno", 1)
-    try:
-        return _from_function(fn, path, max_sweep)
-    except CollectError:
-        raise
-    except (Exception, SystemExit, GeneratorExit) as exc:  # the user's code, or arguments of the wrong kind
-        name = getattr(fn, "__name__", "the function")
-        raise CollectError(path, line, f"@hypothesis {name}: {type(exc).__name__}: {safe_text(exc)} (decorate a "
-                                       "plain function def name(patch): with data arguments)") from None
-
-
-def _from_function(fn: Callable, path: str, max_sweep: int | None = None) -> list[Hypothesis]:
-    import inspect
-
-    meta = dict(fn.__autoresearch_hypothesis__)  # type: ignore[attr-defined]
-    code = getattr(fn, "__code__", None)
-    line = code.co_firstlineno if code else 1
-    if code is None and inspect.isclass(fn):
-        try:
-            line = inspect.getsourcelines(fn)[1]
-        except (OSError, TypeError):
-            pass
-    what = ("a class" if inspect.isclass(fn) else "an async function" if inspect.iscoroutinefunction(fn)
-            else "a generator" if inspect.isgeneratorfunction(fn) or inspect.isasyncgenfunction(fn)
-            else None if inspect.isfunction(fn) else type(fn).__name__)
-    if what:
-        raise CollectError(path, line, f"@hypothesis decorates {what} (decorate a plain function "
-                                       "def name(patch): that calls patch.set, patch.replace or patch.diff)")
-    sweep = meta.pop("sweep")
-    check_sweep(sweep, lambda msg, key=None: CollectError(path, line, msg), max_sweep)
-    doc = inspect.getdoc(fn) or ""
-    raw = {k: v for k, v in meta.items() if v is not None}
-    raw["hypothesis"] = doc
-    if raw.get("description") is None:
-        raw["description"] = doc.splitlines()[0] if doc else None
-    accepted = inspect.signature(fn).parameters
-    out = []
-    for params in combinations(sweep) if sweep else [()]:
-        patch = Patch()
-        try:
-            fn(patch, **{k: v for k, v in params if k in accepted})
-        except (Exception, SystemExit, GeneratorExit) as exc:  # the user's code: report where, not a traceback
-            raise CollectError(path, line, f"{fn.__name__}() raised {type(exc).__name__}: {safe_text(exc)}") from None
-        if not isinstance(patch.sets, dict) or not isinstance(patch.replaces, list) or not isinstance(patch.diffs, list):
-            raise CollectError(path, line, f"{fn.__name__}() replaced the patch's own records (call patch.set, "
-                                           "patch.replace and patch.diff; do not assign to them)")
-        if len(patch.diffs) > 1:
-            raise CollectError(path, line, "call patch.diff() at most once (one unified diff per hypothesis)")
-        one = dict(raw, set={**patch.sets, **dict(params)}, replace=patch.replaces)
-        if patch.diffs:
-            one["diff"] = patch.diffs[0]
-        (h,) = build(one, path, line, fn.__name__, max_sweep=max_sweep)
-        if sweep:
-            h = parametrize(h, params)
-            problem = description_problem(h.description)
-            if problem:
-                raise CollectError(path, line, f"{problem}, once the sweep's values are filled in ({h.name})")
-        out.append(h)
-    return out

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import hyp, simple, write
+from conftest import git, hyp, simple, write
 
 
 def collect_only(cli, *args):
@@ -277,3 +277,218 @@ def test_collection_writes_nothing(repo, cli):
     after = sorted(p.relative_to(repo) for p in repo.rglob("*") if ".git" not in p.parts)
     assert before == after
     assert Path(repo / "train.py").read_text().startswith("LR = 0.01")
+
+
+# -------------------------------------------------------------------------------------------
+# Hypothesis files as editors and people write them: byte-order marks, names in any script,
+# slow imports, and the line of what is wrong wherever the file is
+
+
+def test_a_byte_order_mark_is_read_past(repo, cli):
+    (repo / "experiments" / "bom.toml").write_bytes(
+        b'\xef\xbb\xbfdescription = "bom"\nhypothesis = "an editor wrote a BOM"\n[set]\nLR = 0.02\n')
+    (repo / "experiments" / "bom_py.py").write_bytes(b"\xef\xbb\xbf" + (
+        b'from autoresearch import hypothesis\n\n@hypothesis(description="bom")\n'
+        b'def bom_py(patch):\n    """Also in Python."""\n    patch.set(LR=0.04)\n'))
+    r = collect_only(cli)
+    assert r.rc == 0 and "experiments/bom.toml::bom" in r.out and "experiments/bom_py.py::bom_py" in r.out, r
+    (repo / "experiments" / "twice.toml").write_bytes(b'description = "x"\n\xef\xbb\xbfhypothesis = "y"\n')
+    assert error_of(cli) == ("ERROR experiments/twice.toml:2: invalid TOML: a byte-order mark (U+FEFF) in the middle "
+                             "of the file (only its very start may hold one; delete it)")
+
+
+def test_names_in_any_script_and_file_names_with_dots(repo, cli):
+    simple(repo, "lr0.02", "LR = 0.02")  # the file's stem names it
+    hyp(repo, "u", 'name = "lernrate_ö"\ndescription = "ö"\nhypothesis = "y"\n[set]\nLR = 0.04\n')
+    hyp(repo, "after", 'description = "a"\nhypothesis = "y"\nbaseline = "lr0.02"\n[set]\nDEPTH = 3\n')
+    r = collect_only(cli)
+    assert r.rc == 0, r
+    assert "experiments/lr0.02.toml::lr0.02" in r.out and "experiments/u.toml::lernrate_ö" in r.out
+    hyp(repo, "bad", 'name = "lr!"\ndescription = "x"\nhypothesis = "y"\n')
+    assert error_of(cli) == ("ERROR experiments/bad.toml:1: name 'lr!' is not valid: a character that is not a letter, "
+                             "digit, '_', '-' or '.' (1 to 100 letters, digits, '_', '-' and '.', at least one letter "
+                             "or digit)")
+    hyp(repo, "bad", 'name = "caf\u0065\u0301"\ndescription = "x"\nhypothesis = "y"\n')
+    assert "not in composed form (NFC" in error_of(cli)
+
+
+def test_a_python_file_that_never_finishes_is_one_line_after_collect_timeout(repo, cli):
+    import signal
+    import time
+
+    (repo / "pyproject.toml").write_text((repo / "pyproject.toml").read_text() + "collect_timeout = 0.5\n")
+    write(repo / "experiments" / "slow.py", '''
+        from autoresearch import hypothesis
+
+        n = 0
+        while True:
+            n += 1
+
+
+        @hypothesis(description="never reached")
+        def later(patch):
+            """Why."""
+    ''')
+    began = time.monotonic()
+    err = error_of(cli)  # the line of the loop: its test or its body, wherever the time ran out
+    assert err in (f"ERROR experiments/slow.py:{line}: still running after 0.5 s (collect_timeout): a hypothesis file "
+                   "should only define functions; move slow work into the workload" for line in (5, 6)), err
+    write(repo / "experiments" / "slow.py", '''
+        from autoresearch import hypothesis
+
+        @hypothesis(description="x")
+        def forever(patch):
+            """Never returns."""
+            import time
+            time.sleep(3600)
+    ''')
+    assert error_of(cli).startswith("ERROR experiments/slow.py:8: still running after 0.5 s (collect_timeout)")
+    assert time.monotonic() - began < 20
+    assert signal.getsignal(signal.SIGALRM) == signal.SIG_DFL and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
+    (repo / "pyproject.toml").write_text((repo / "pyproject.toml").read_text().replace("0.5", "inf"))
+    r = collect_only(cli)
+    assert r.rc == 4 and "collect_timeout" in r.err and "at most 3600" in r.err, r
+
+
+def test_a_python_file_without_sigalrm_handling_still_collects(repo, cli):
+    """A SIGALRM handler of someone else's (or none available): no time limit, nothing broken."""
+    import signal
+
+    write(repo / "experiments" / "ok.py", '''
+        from autoresearch import hypothesis
+
+        @hypothesis(description="x")
+        def fine(patch):
+            """Why."""
+            patch.set(LR=0.02)
+    ''')
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda *a: fired.append(a))
+    try:
+        assert collect_only(cli).rc == 0
+        assert signal.getsignal(signal.SIGALRM) is not signal.SIG_DFL  # theirs, left in place
+    finally:
+        signal.signal(signal.SIGALRM, previous)
+    assert not fired
+
+
+CLASS = '''
+from autoresearch import hypothesis
+
+
+def noop(x):
+    return x
+
+
+@noop
+@hypothesis(description="a class")
+class Lr:
+    """Not a function."""
+'''
+
+
+@pytest.mark.parametrize("where", ["experiments", "outside"])
+def test_errors_name_the_line_of_the_decorated_class_inside_the_repository_or_out(repo, cli, where):
+    folder = repo / "experiments" if where == "experiments" else repo.parent / "elsewhere"
+    write(folder / "cls.py", CLASS)
+    write(folder / "raises.py", 'from autoresearch import hypothesis\n\n\ndef helper():\n    raise ValueError("no")\n'
+                                '\n\n@hypothesis\ndef f(patch):\n    """d"""\n\n\nhelper()\n')
+    shown = "experiments" if where == "experiments" else str(folder)
+    err = collect_only(cli, str(folder)).err
+    assert f"ERROR {shown}/cls.py:10: @hypothesis decorates a class" in err, err
+    assert f"ERROR {shown}/raises.py:5: raised ValueError on import: no" in err, err
+
+
+def test_an_import_of_a_module_with_a_syntax_error_names_the_import(repo, cli, monkeypatch):
+    write(repo / "lib" / "helper.py", "x = (\n")
+    monkeypatch.syspath_prepend(str(repo / "lib"))
+    write(repo / "experiments" / "imp.py", 'from autoresearch import hypothesis\n\nimport helper\n\n\n@hypothesis\n'
+                                           'def f(patch):\n    """d"""\n')
+    assert error_of(cli).startswith("ERROR experiments/imp.py:3: raised SyntaxError on import: ")
+
+
+APPEND_KIND = '''
+from autoresearch.patches import PatchKind
+
+
+class Append(PatchKind):
+    """A plugin's patch kind: lines appended to the editable file."""
+
+    name = "append"
+    fields = {"append": "lines to add at the end of the editable file"}
+
+    def parse(self, raw, fail):
+        value = raw.get("append")
+        if value is not None and not isinstance(value, str):
+            raise fail("append must be a string of lines", "append")
+        return value or None
+
+    def from_calls(self, calls):
+        return "".join(text for (text,), _ in calls)
+
+    def apply(self, value, h, result, editable, protected):
+        result.after[result.target] += value
+        result.changes.append(("appended", "", value.strip()))
+
+    def describe(self, value, result):
+        return [f"append {len(value.splitlines())} line(s)"]
+
+
+def autoresearch_patch_kinds():
+    return [Append()]
+'''
+
+
+def test_a_plugin_adds_a_patch_kind_and_keys_of_other_hypotheses_stay(repo, cli):
+    simple(repo, "lr", "LR = 0.02")
+    before = {h.name: h.key for h in _collected(repo)}
+    write(repo / "conftest.py", APPEND_KIND)
+    hyp(repo, "deeper", 'description = "d"\nhypothesis = "y"\nappend = "DEPTH = 3\\n"\n')
+    write(repo / "experiments" / "acts.py", '''
+        from autoresearch import hypothesis
+
+        @hypothesis(description="x")
+        def shallower(patch):
+            """Why."""
+            patch.append("DEPTH = 2\\n")
+    ''')
+    r = collect_only(cli)
+    assert r.rc == 0, r
+    assert "experiments/deeper.toml::deeper\n    append 1 line(s)  (+1 -0 lines)" in r.out
+    assert "experiments/acts.py::shallower\n    append 1 line(s)" in r.out
+    after = {h.name: h for h in _collected(repo)}
+    assert after["lr"].key == before["lr"]
+    assert [k.name for k, _ in after["deeper"].patches] == ["append"]
+    hyp(repo, "bad", 'description = "d"\nhypothesis = "y"\nappend = 3\n')
+    assert error_of(cli) == "ERROR experiments/bad.toml:3: append must be a string of lines"
+    (repo / "experiments" / "bad.toml").unlink()
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "a patch kind")
+    r = cli("run", "--tag", "k", "-k", "deeper")
+    assert r.rc == 0, r
+    assert git(repo, "show", "refs/autoresearch/k/001-deeper:train.py").endswith("DEPTH = 3")
+
+
+def _collected(repo):
+    """The TOML hypotheses with the built-in kinds and, when conftest.py defines it, the Append kind."""
+    import importlib.util
+
+    from autoresearch.patches import builtin_kinds
+    from autoresearch.readers import collect_toml
+
+    kinds = builtin_kinds()
+    if (repo / "conftest.py").exists():
+        spec = importlib.util.spec_from_file_location("append_kind", repo / "conftest.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        kinds += (module.Append(),)
+    return [h for f in sorted((repo / "experiments").glob("*.toml")) for h in collect_toml(f, f.name, None, kinds)]
+
+
+def test_a_plugin_kind_whose_key_is_taken_is_one_line(repo, cli):
+    write(repo / "conftest.py", APPEND_KIND.replace('name = "append"', 'name = "expect"').replace(
+        'fields = {"append"', 'fields = {"expect"'))
+    simple(repo, "a", "LR = 0.02")
+    r = collect_only(cli)
+    assert r.rc == 4 and "autoresearch_patch_kinds: kind 'expect': key 'expect' is already used" in r.err, r
+    assert "Traceback" not in r.err

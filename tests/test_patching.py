@@ -1,11 +1,15 @@
 """The patch engine: set through the AST, byte for byte; replace exactly once; diff with git."""
 from __future__ import annotations
 
+import pickle
+
 import pytest
 
 from autoresearch.errors import PatchError
-from autoresearch.model import Hypothesis, Replace
-from autoresearch.patching import apply_patch, apply_set, assignments
+from autoresearch.model import Hypothesis
+from autoresearch.patches import apply_patch, builtin_kinds, describe, patch_kinds
+from autoresearch.patches.replace import Replace
+from autoresearch.patches.set import apply_set, assignments
 
 SOURCE = '''\
 """A module."""
@@ -84,8 +88,11 @@ def test_assigned_twice_is_ambiguous():
         apply_set("A = 1\nA = 2\n", (("A", 3),), "t.py")
 
 
-def hyp(**kw) -> Hypothesis:
-    return Hypothesis(name="h", description="d", hypothesis="because", path="x.toml", **kw)
+def hyp(**patches) -> Hypothesis:
+    """A hypothesis with the given patch kinds' values: hyp(diff=DIFF)."""
+    kinds = {kind.name: kind for kind in builtin_kinds()}
+    return Hypothesis(name="h", description="d", hypothesis="because", path="x.toml",
+                      patches=tuple((kinds[name], value) for name, value in patches.items()))
 
 
 def test_replace_exactly_once():
@@ -144,3 +151,27 @@ def test_assignments_table_is_cached_per_source():
     apply_set(SOURCE, (("LR", 0.1),), "t.py")
     apply_set(SOURCE, (("LR", 0.2),), "t.py")
     assert assignments.cache_info().hits >= 1
+
+
+def test_a_patch_error_carries_its_kind_and_key():
+    texts = {"train.py": "a = 1\nb = 2\n"}
+    cases = [(hyp(set=(("c", 1),)), ("set", "c")), (hyp(set=(("a", "x"),)), ("set", "a")),
+             (hyp(replace=(Replace("z", "y"),)), ("replace", None)), (hyp(diff=DIFF), ("diff", None)),
+             (hyp(diff="just text"), ("diff", None))]
+    for h, fields in cases:
+        with pytest.raises(PatchError) as info:
+            apply_patch(h, {"train.py": "a = 1\nb = 5\n"}, ["train.py"], [])
+        assert (info.value.kind, info.value.key) == fields, (h, str(info.value))
+    with pytest.raises(PatchError) as info:
+        apply_patch(Hypothesis(name="h", description="d", hypothesis="h", path="x.toml", file="model.py"), texts,
+                    ["train.py"], [])
+    assert info.value.kind == "file" and "model.py is not an editable file" in str(info.value)
+
+
+def test_kinds_describe_themselves_in_registry_order():
+    h = hyp(set=(("b", 3),), replace=(Replace("a = 1", "a = 2"),))
+    result = apply_patch(h, {"train.py": "a = 1\nb = 2\n"}, ["train.py"], [])
+    assert describe(h, result) == ["b 2 → 3", "replace 1 text"]
+    assert patch_kinds(h) == ("set", "replace") and patch_kinds(None) == ()
+    assert result.changes == [("b", "2", "3")] and result.after["train.py"] == "a = 2\nb = 3\n"
+    assert pickle.loads(pickle.dumps(h)) == h  # a hypothesis sent to a worker is the same hypothesis
