@@ -18,7 +18,7 @@ _PUBLIC = {
     "Hypothesis": "autoresearch.model", "Patch": "autoresearch.decorator", "hypothesis": "autoresearch.decorator",
     "ExitCode": "autoresearch.reports", "Report": "autoresearch.reports", "RunResult": "autoresearch.reports",
     "Sample": "autoresearch.reports", "Verdict": "autoresearch.reports", "Cause": "autoresearch.reports",
-    "Status": "autoresearch.reports",
+    "Status": "autoresearch.reports", "PatchKind": "autoresearch.patches",
 }
 
 __all__ = sorted([*_PUBLIC, "__version__", "hookimpl"])

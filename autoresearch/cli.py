@@ -87,11 +87,9 @@ def make_parser(parser: Parser) -> tuple[ArgumentParser, dict[str, ArgumentParse
     parser.populate(cal, only={"budget", "budget_steps", "timeout", "command", "noise_k", "repeats", "max_repeats"})
     new = subs["new"]
     new.add_argument("description", help="one line: the commit subject")
-    new.add_argument("--set", dest="sets", action="append", default=[], metavar="NAME=VALUE",
-                     help="a constant of the editable file to assign; VALUE is a TOML or Python value "
-                          "(0.06, 8, \"silu\", true, True, None); a bare word is a string")
-    new.add_argument("--replace", nargs=2, action="append", default=[], metavar=("OLD", "NEW"),
-                     help="replace exact text OLD (which must occur once) with NEW")
+    from autoresearch.patches import add_new_options, builtin_kinds
+
+    add_new_options(new, builtin_kinds())  # each patch kind's own option: --set, --replace
     new.add_argument("--expect", action="append", default=[], metavar="METRIC=EXPR",
                      help='an expectation, e.g. --expect "val_bpb < baseline - 0.001" (or val_bpb=< ...); '
                           'default: the metric better than its baseline')

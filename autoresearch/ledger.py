@@ -161,3 +161,20 @@ class Ledger:
                     if r.status == Status.KEEP or (r.key and r.status in (Status.DISCARD, Status.CRASH))}
         state.pending = [started[k] for k in sorted(started) if started[k]["key"] not in finished]
         return state
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Replace `path` whole: a reader, or a kill, sees the old text or the new, never half of it.
+
+    No fsync: what is written so renders from the ledger (which is fsynced, the one store) or is
+    written again at every session's start, so not even a power loss leaves it wrong for long;
+    three fsyncs an experiment were a third of the runner's own time on a busy disk. The one
+    atomic write of the runner (results, the current run's tag, the MLflow plugin's state)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise

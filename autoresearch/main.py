@@ -17,9 +17,9 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from pathlib import Path
 from typing import Any, Callable
 
+from autoresearch.ledger import atomic_write
 from autoresearch import hookimpl, interrupts
 from autoresearch.checks import check_output, check_state_dir  # noqa: F401 (check_output: cli.py's)
 from autoresearch.config import inside
@@ -239,7 +239,7 @@ def open_run(session: Session) -> None:
     select_run(session, quiet=True)  # again, now that no other runner can change the answer
     session.workers, session.devices = resolve_workers(session.config)
     session.run_dir.mkdir(parents=True, exist_ok=True)
-    atomic_text(session.config.state_dir / "current", session.tag + "\n")
+    atomic_write(session.config.state_dir / "current", session.tag + "\n")
     if session.ledger.exists():
         session.ledger.repair()
         session.load()
@@ -249,7 +249,3 @@ def open_run(session: Session) -> None:
               f"(pid {', '.join(map(str, stopped))})", prefix="note: ")
 
 
-def atomic_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)

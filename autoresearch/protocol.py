@@ -32,6 +32,7 @@ from pathlib import Path
 from autoresearch import hookimpl, interrupts
 from autoresearch.errors import ConflictError, OutputClosed, PatchError, Stopped, Terminated, UsageError
 from autoresearch.execute import classify, log_tail
+from autoresearch.patches import patch_kinds
 from autoresearch.reports import Cause, Report, RunResult, Status, Verdict, better, failed_verdict
 
 STOPS = {KeyboardInterrupt: "SIGINT (Ctrl-C)", Terminated: "SIGTERM", OutputClosed: "a closed output (| head)",
@@ -160,7 +161,7 @@ def autoresearch_make_report(experiment, verdict: Verdict) -> Report:
         status=verdict.status, reason=verdict.reason + overran(runs), metric=config.get("metric"), direction=config.get("direction"),
         metrics=exp.metrics, baseline_metrics=exp.baseline_metrics, expect=h.expect if h else (),
         changes=tuple(exp.patch.changes) if exp.patch else (),
-        patch_kinds=tuple(k for k, v in (("set", h.set), ("replace", h.replace), ("diff", h.diff)) if v) if h else (),
+        patch_kinds=patch_kinds(h),
         commit=exp.commit, baseline_commit=exp.base_commit, lines_added=exp.lines_added,
         lines_removed=exp.lines_removed, started=exp.started, duration=sum(r.duration for r in runs),
         log_path=last.log_path, returncode=last.returncode,

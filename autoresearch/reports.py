@@ -329,8 +329,6 @@ class Report:
 def record(report: Report, memory_metric: str = "peak_vram_mb") -> dict[str, Any]:
     """One finished experiment whole, as results.jsonl and ``report --json`` give it: the report,
     its memory in GB, and the metric in every run (``values``) with their ``n``, ``mean`` and ``sem``."""
-    from autoresearch.stats import sem
-
     entry = report.to_dict()
     entry.pop("log_tail", None)
     entry["memory_gb"] = round(report.metrics.get(memory_metric, 0.0) / 1024, 1)
@@ -358,3 +356,8 @@ def failed_verdict(runs) -> Verdict | None:
         return None
     status = Status.DISCARD if failed.cause in (Cause.CONFLICT, Cause.PRUNED) else Status.CRASH
     return Verdict(status, f"{status}: {failed.message or failed.cause}")
+
+
+def sem(sigma: float | None, n: int) -> float | None:
+    """The standard error of a mean of n runs."""
+    return None if sigma is None or n < 1 else sigma / math.sqrt(n)

@@ -13,11 +13,11 @@ from typing import Any, Iterator
 
 from autoresearch.errors import PatchError, UsageError
 from autoresearch.ledger import Ledger
-from autoresearch.model import Hypothesis, slug
+from autoresearch.model import Hypothesis
+from autoresearch.names import COMMIT, slug
 from autoresearch.reports import MEASURED, Report, RunResult, Sample, Status, mean_metrics
 
 TAG = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-COMMIT = re.compile(r"[0-9a-f]{7,40}")
 
 
 def default_tag() -> str:

@@ -25,7 +25,7 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from autoresearch.reports import MEASURED, Status, fmt, improvement  # fmt: shown with a report  # noqa: F401 (stats.fmt, as before)
+from autoresearch.reports import MEASURED, Status, fmt, improvement, sem  # fmt: shown with a report  # noqa: F401 (stats.fmt, as before)
 
 KEEP, DISCARD = Status.KEEP, Status.DISCARD
 AGAIN = "again"  # the grey zone: a judgement, never an outcome
@@ -154,6 +154,3 @@ def floor(sigma: float | None, df: int, metric: str, k: float, repeats: int, max
             f"run, or by ≥ {means:.2g} on the means of {max_repeats} runs")
 
 
-def sem(sigma: float | None, n: int) -> float | None:
-    """The standard error of a mean of n runs."""
-    return None if sigma is None or n < 1 else sigma / math.sqrt(n)

@@ -15,6 +15,7 @@ import re
 import threading
 from pathlib import Path
 
+from autoresearch.patches import patch_kinds
 from autoresearch import hookimpl
 from autoresearch.config import inside
 from autoresearch.reports import Cause, Report, Status, sign
@@ -126,7 +127,7 @@ def planned(exp, now: dt.datetime) -> str:
         changes = exp.patch.changes if exp.patch else []
         added, removed = (exp.patch.counts if exp.patch else (0, 0))
         config = "\n".join(f"- {n}: {o} → {v}" for n, o, v in changes) or f"- (code change: +{added} -{removed} lines)"
-        kinds = "/".join(k for k, v in (("set", h.set), ("replace", h.replace), ("diff", h.diff)) if v) or "no patch"
+        kinds = "/".join(patch_kinds(h)) or "no patch"
         change = f"{h.description} ({kinds} in {h.file or exp.session.config.editable[0]}; {h.nodeid}, commit {exp.commit[:7]})"
         hypothesis = h.hypothesis
         expected = "; ".join(f"{m} {e}" for m, e in h.expect) or f"{metric} better than the baseline (no expectation given)"

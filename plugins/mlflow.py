@@ -27,6 +27,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from autoresearch.ledger import atomic_write
 from autoresearch import hookimpl
 from autoresearch.reports import Cause, Status
 
@@ -73,10 +74,7 @@ class MLflowLogger:
         return self.session.run_dir / STATE
 
     def save(self) -> None:
-        path = self.state_path()
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(json.dumps({"parent": self.parent, "runs": self.runs, "uri": self.uri}))
-        os.replace(tmp, path)
+        atomic_write(self.state_path(), json.dumps({"parent": self.parent, "runs": self.runs, "uri": self.uri}))
 
     @hookimpl
     def autoresearch_preflight(self, config) -> None:

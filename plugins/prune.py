@@ -24,6 +24,7 @@ import re
 import threading
 from pathlib import Path
 
+from autoresearch.execute import budget_seconds
 from autoresearch import hookimpl
 from autoresearch.config import positive
 from autoresearch.metrics import NUMBER, read_curve  # read_curve: for mlflow too
@@ -169,7 +170,7 @@ class Pruner:
             y = float(m.group("loss"))
             if "progress" in self.pattern.groupindex and m.group("progress") is not None:
                 return float(m.group("progress")) / 100, y
-            return (elapsed or 0.0) / (self.config.get("budget") or 300.0), y
+            return (elapsed or 0.0) / budget_seconds(self.config), y
         except (IndexError, ValueError):
             return None
 

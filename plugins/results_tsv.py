@@ -13,13 +13,13 @@ aside, then renamed), so a full disk leaves the old file, never a torn row.
 from __future__ import annotations
 
 import json
-import os
 import re
 
 from pathlib import Path
 
 from autoresearch import hookimpl
 from autoresearch.config import inside
+from autoresearch.ledger import atomic_write
 from autoresearch.reports import DECIDED, Report, Status, results
 from autoresearch.reports import read_results  # noqa: F401  (core's reader of this file, for publish too)
 from autoresearch.reports import record as sidecar_entry  # one record, for report --json too
@@ -52,22 +52,6 @@ def row(report: Report, memory_metric: str = "peak_vram_mb") -> str:
 def render(metric: str, reports: list[Report], memory_metric: str = "peak_vram_mb") -> str:
     rows = [row(r, memory_metric) for r in sorted(reports, key=lambda r: r.seq) if r.status in DECIDED]
     return f"commit\t{metric}\tmemory_gb\tstatus\tdescription\n" + "".join(f"{r}\n" for r in rows)
-
-
-def atomic_write(path: Path, text: str) -> None:
-    """Replace `path` whole: a reader, or a kill, sees the old text or the new, never half of it.
-
-    No fsync: these files render from the ledger (which is fsynced, the one store), and every
-    session renders them again at its start, so not even a power loss leaves them wrong for long;
-    three fsyncs an experiment were a third of the runner's own time on a busy disk."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        with open(tmp, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 class ResultsTSV:

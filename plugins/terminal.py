@@ -10,6 +10,7 @@ import threading
 import time
 from typing import TextIO
 
+from autoresearch.execute import budget_seconds
 from autoresearch import __version__, hookimpl, interrupts
 from autoresearch.config import not_negative, positive
 from autoresearch.errors import OutputClosed
@@ -129,7 +130,7 @@ class Terminal:
     def autoresearch_experiment_progress(self, experiment, elapsed: float, line: str, loss: float | None) -> None:
         if self.verbosity < 0:
             return
-        budget = self.config.get("budget") or 300.0
+        budget = budget_seconds(self.config)
         loss_text = f" · loss {loss:.4f}" if loss is not None else ""
         if self.tty:
             frac = min(1.0, elapsed / budget)

@@ -347,7 +347,7 @@ def test_a_python_file_that_never_finishes_is_one_line_after_collect_timeout(rep
     assert signal.getsignal(signal.SIGALRM) == signal.SIG_DFL and signal.getitimer(signal.ITIMER_REAL) == (0.0, 0.0)
     (repo / "pyproject.toml").write_text((repo / "pyproject.toml").read_text().replace("0.5", "inf"))
     r = collect_only(cli)
-    assert r.rc == 4 and "collect_timeout" in r.err and "at most 3600" in r.err, r
+    assert r.rc == 4 and "collect_timeout = inf must be a finite number" in r.err, r
 
 
 def test_a_python_file_without_sigalrm_handling_still_collects(repo, cli):

@@ -310,9 +310,14 @@ def test_output_closed_while_training_records_the_experiment_as_interrupted(repo
 
 
 def imports_of(path: Path) -> set[str]:
-    """The autoresearch modules a file imports, at its top or inside functions."""
+    """The autoresearch modules a file imports, at its top or inside functions (not the names an
+    ``if TYPE_CHECKING:`` block imports for annotations only: they are never imported at run time)."""
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    for node in ast.walk(tree):
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING":
+            node.body = []
+    for node in ast.walk(tree):
         if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("autoresearch."):
             found.add(node.module.split(".")[1])
         elif isinstance(node, ast.ImportFrom) and node.module == "autoresearch":

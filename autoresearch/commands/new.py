@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import re
-import tomllib
 from pathlib import Path
 from typing import Any
 
+from autoresearch.names import COMMIT
 from autoresearch.errors import CollectError, ExpectationError, PatchError, UsageError
 from autoresearch.reports import ExitCode, sign
 
@@ -14,25 +14,6 @@ def main(config: Any) -> int:
     path = new(config)
     print(f"wrote {path}; check it with: autoresearch run {path} --collect-only")
     return ExitCode.OK
-
-
-def _toml_value(text: str) -> Any:
-    """A --set value: TOML (0.06, 8, "silu", true), else a Python literal (True, None, 1e-3, (1, 2)),
-    else the text itself as a string (a bare word such as silu)."""
-    import ast
-
-    try:
-        return tomllib.loads(f"v = {text}")["v"]
-    except tomllib.TOMLDecodeError:
-        pass
-    except (ValueError, RecursionError):  # an integer of thousands of digits, brackets hundreds deep
-        raise UsageError(f"--set value {text[:40]!r}...: too large or nested too deep (integers within ±2**63, "
-                         "a few levels of lists)") from None
-    try:
-        value = ast.literal_eval(text)
-        return list(value) if isinstance(value, tuple) else value
-    except (ValueError, SyntaxError, TypeError, MemoryError, RecursionError):
-        return text
 
 
 def slug(text: str) -> str:
@@ -45,16 +26,16 @@ def new(config: Any) -> Path:
     import tomli_w
 
     from autoresearch.collect import editable_texts
+    from autoresearch.kinds import registry
     from autoresearch.model import build
-    from autoresearch.patching import apply_patch
+    from autoresearch.patches import apply_patch, raw_from_new
 
     opt = config.option
-    sets = {}
-    for item in opt.sets:
-        if "=" not in item:
-            raise UsageError(f"--set {item!r}: write NAME=VALUE, e.g. --set MATRIX_LR=0.06")
-        key, value = item.split("=", 1)
-        sets[key.strip()] = _toml_value(value.strip())
+    kinds = registry(config)
+    try:  # each patch kind reads its own option (--set, --replace, a plugin's)
+        patches = raw_from_new(opt, kinds)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     expect = {}
     for item in opt.expect:  # val_bpb=< baseline, or val_bpb<baseline, val_bpb <= baseline - 1%
         m = re.match(r"\s*([A-Za-z_][\w.-]*)\s*(.*)$", item)
@@ -68,8 +49,8 @@ def new(config: Any) -> Path:
     raw: dict[str, Any] = {"description": opt.description}
     texts = editable_texts(config)
     try:
-        draft = build({**raw, "hypothesis": "-", "set": sets, "expect": expect, "name": name,
-                       "replace": [{"old": o, "new": n} for o, n in opt.replace]}, "new", 1, name)[0]
+        draft = build({**raw, "hypothesis": "-", **patches, "expect": expect, "name": name}, "new", 1, name,
+                      kinds=kinds)[0]
         patch = apply_patch(draft, texts, config.editable, config.protected)
     except (CollectError, PatchError, ExpectationError) as exc:
         raise UsageError(str(exc).removeprefix("new:1: ")) from None
@@ -80,10 +61,7 @@ def new(config: Any) -> Path:
                                      "(Written by autoresearch new: say why you expect it.)")
     if opt.baseline != "best":
         raw["baseline"] = opt.baseline
-    if sets:
-        raw["set"] = sets
-    if opt.replace:
-        raw["replace"] = [{"old": o, "new": n} for o, n in opt.replace]
+    raw.update(patches)
     raw["expect"] = expect or {metric: "< baseline" if sign(config.get("direction")) < 0 else "> baseline"}
     from autoresearch.config import inside
 
@@ -94,14 +72,14 @@ def new(config: Any) -> Path:
     if folder.exists() and not folder.is_dir():
         raise UsageError(f"--dir {opt.dir}: not a folder")
     try:  # the file as it will be written: collection must accept it
-        build(dict(raw), "new", 1, name)
+        build(dict(raw), "new", 1, name, kinds=kinds)
     except CollectError as exc:
         raise UsageError(str(exc).removeprefix("new:1: ")) from None
     if opt.baseline not in ("best", "initial"):
         from autoresearch.collect import collect, is_commit
 
         names = {h.name for h in collect(config, [folder], config.hook, warn=False)[0]} if folder.is_dir() else set()
-        if opt.baseline not in names and not (re.fullmatch(r"[0-9a-f]{7,40}", opt.baseline)
+        if opt.baseline not in names and not (COMMIT.fullmatch(opt.baseline)
                                               and is_commit(config.rootdir, opt.baseline)):
             raise UsageError(f"--baseline {opt.baseline!r} names no hypothesis in {opt.dir} and no commit "
                              "(\"best\", \"initial\", a hypothesis' name or a commit hash)")
