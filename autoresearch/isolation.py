@@ -19,7 +19,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
-import json
 import os
 import shutil
 import subprocess
@@ -158,7 +157,9 @@ def link_into(config, work: Path) -> None:
 
 
 def launcher_argv(spec: dict, command: list[str]) -> list[str]:
-    return [sys.executable, "-I", "-S", LAUNCHER, json.dumps(spec), "--", *command]
+    from autoresearch.sandbox import encode
+
+    return [sys.executable, "-I", "-S", LAUNCHER, encode(spec), "--", *command]
 
 
 def clean_env(extra: dict[str, str], home: str, passed: list[str] | tuple[str, ...] = ()) -> dict[str, str]:

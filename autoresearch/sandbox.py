@@ -24,12 +24,8 @@ The launcher's exit status is the command's (128 + n for a signal, as a shell re
 """
 from __future__ import annotations
 
-import ctypes
-import json
 import os
 import signal
-import socket
-import struct
 import sys
 
 # clone flags, mount flags, prctl options (linux/sched.h, linux/mount.h, linux/prctl.h)
@@ -48,8 +44,45 @@ class SandboxError(Exception):
 
 
 def _libc():
-    libc = ctypes.CDLL(None, use_errno=True)
-    return libc
+    """libc through ctypes, imported only here: a launcher without a sandbox starts in a few ms."""
+    global ctypes
+    import ctypes
+
+    return ctypes.CDLL(None, use_errno=True)
+
+
+def encode(spec: dict) -> str:
+    """The spec as one argument the launcher reads without importing json (or re, which json
+    needs): ``key=value`` records separated by RS, a list's items by US, booleans as 1 or 0."""
+    out = []
+    for key, value in spec.items():
+        if isinstance(value, dict):
+            out += [f"{key}.{k}={v}" for k, v in value.items()]
+        elif isinstance(value, (list, tuple)):
+            out.append(f"{key}=" + "\x1f".join(map(str, value)))
+        elif isinstance(value, bool):
+            out.append(f"{key}={int(value)}")
+        else:
+            out.append(f"{key}={value}")
+    return "\x1e".join(out)
+
+
+LISTS = ("writable", "readonly", "expose", "hide")
+
+
+def decode(text: str) -> dict:
+    spec: dict = {"limits": {}}
+    for record in text.split("\x1e") if text else []:
+        key, _, value = record.partition("=")
+        if key.startswith("limits."):
+            spec["limits"][key[7:]] = int(value)
+        elif key in LISTS:
+            spec[key] = value.split("\x1f") if value else []
+        elif key == "network":
+            spec[key] = value == "1"
+        else:
+            spec[key] = value
+    return spec
 
 
 def _check(ret: int, what: str) -> None:
@@ -64,6 +97,8 @@ def _mount(libc, source: str | None, target: str, fstype: str | None, flags: int
 
 
 def _setattr(libc, path: str, set_: int, clear: int, recursive: bool) -> None:
+    import struct
+
     attr = struct.pack("QQQQ", set_, clear, 0, 0)
     buf = ctypes.create_string_buffer(attr, len(attr))
     _check(libc.syscall(SYS_MOUNT_SETATTR, -100, path.encode(), AT_RECURSIVE if recursive else 0, buf,
@@ -87,9 +122,11 @@ def _enter_namespaces(libc, network: bool) -> None:
 
 def _loopback_up() -> None:
     try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            import fcntl
+        import fcntl
+        import socket
+        import struct
 
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
             fcntl.ioctl(s, SIOCSIFFLAGS, struct.pack("16sH14x", b"lo", IFF_UP | IFF_LOOPBACK | IFF_RUNNING))
     except OSError:
         pass  # no loopback: nothing that needs one will work, and nothing else is lost
@@ -107,7 +144,7 @@ def _filesystem(libc, spec: dict) -> None:
     covered = [p for p in ("/tmp", "/dev/shm", "/var/tmp") if os.path.isdir(p) and not os.path.islink(p)]
     for path in spec.get("expose", []):  # what the run needs from a folder the private ones cover (a venv)
         path = os.path.realpath(path)
-        if os.path.exists(path) and any(path == c or path.startswith(c + "/") for c in covered):
+        if os.path.exists(path) and any(path.startswith(c + "/") for c in covered):  # never a private one whole
             binds.append((path, True))
     binds.sort(key=lambda b: b[0].count("/"))  # a folder before the folders inside it
     binds = [b for i, b in enumerate(binds) if b[0] not in [x[0] for x in binds[:i]]]
@@ -149,7 +186,7 @@ def _exit_status(status: int) -> int:
 def _supervise(libc, command: list[str], env: dict[str, str], cwd: str, limits: dict) -> int:
     """Start the command, forward stops to it, reap whatever ends, and when the command itself has
     ended, kill everything it left (orphans are ours: we are init, or a subreaper)."""
-    if hasattr(libc, "prctl"):  # Linux: the command cannot trace us or read our memory
+    if libc is not None and hasattr(libc, "prctl"):  # Linux: the command cannot trace us or read our memory
         libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0)
     pid = os.fork()
     if pid == 0:
@@ -232,7 +269,7 @@ def _kill_children() -> None:
 
 def launch(spec: dict, command: list[str]) -> int:
     """The launcher's work (runs in its own process): enter the sandbox, run the command."""
-    libc = _libc()
+    libc = _libc() if spec.get("level") in ("namespaces", "subreaper") else None
     env = spec.get("env", os.environ.copy())
     cwd = spec.get("cwd", os.getcwd())
     limits = spec.get("limits", {})
@@ -282,9 +319,9 @@ def end_as(status: int) -> int:
 
 def main(argv: list[str]) -> int:
     if len(argv) < 3 or argv[1] != "--":
-        print("usage: sandbox.py SPEC -- COMMAND [ARGS...]   (SPEC: a JSON object)", file=sys.stderr)
+        print("usage: sandbox.py SPEC -- COMMAND [ARGS...]   (SPEC: see encode)", file=sys.stderr)
         return 2
-    return end_as(launch(json.loads(argv[0]), argv[2:]))
+    return end_as(launch(decode(argv[0]), argv[2:]))
 
 
 if __name__ == "__main__":

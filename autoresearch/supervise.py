@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import select
 import shlex
 import signal
 import subprocess
@@ -145,9 +146,16 @@ class LocalRun:
             os.close(write)
         self.pid = self.proc.pid
         self.pump = LogPump(read, log, max_log)
+        try:  # woken the moment it exits (Popen.wait's timeout polls with sleeps of up to 50 ms)
+            self.pidfd: int | None = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):
+            self.pidfd = None
 
     def wait(self, seconds: float) -> int | None:
         """The exit code once the command has exited, else None after `seconds`."""
+        if self.pidfd is not None:
+            select.select([self.pidfd], [], [], seconds)
+            return self.proc.poll()
         try:
             return self.proc.wait(timeout=seconds)
         except subprocess.TimeoutExpired:
@@ -158,6 +166,9 @@ class LocalRun:
         self.proc.wait()
 
     def close(self) -> None:
+        if self.pidfd is not None:
+            os.close(self.pidfd)
+            self.pidfd = None
         try:  # grandchildren that outlived their parent
             os.killpg(self.pid, signal.SIGKILL)
         except (ProcessLookupError, PermissionError):

@@ -31,9 +31,10 @@ N = int(sys.argv[1]) if len(sys.argv) > 1 and sys.argv[1].isdigit() else 30
 EVALUATOR = "import sys\nprint('val_bpb: 1.0')\n"
 
 
-def config(level: str):
+def config(level: str, root: Path | None = None):
     values = {"hide": [], "sandbox_network": False, "max_file_mb": 65536.0}
-    return SimpleNamespace(get=lambda k, d=None: values.get(k, d), state_dir=Path(tempfile.gettempdir()) / "x")
+    return SimpleNamespace(get=lambda k, d=None: values.get(k, d), state_dir=Path(tempfile.gettempdir()) / "x",
+                           rootdir=root or Path(tempfile.gettempdir()) / "project")
 
 
 def timed(fn) -> float:
@@ -66,7 +67,8 @@ def main() -> dict[str, float]:
                     folder = isolation.make_run_folder(config(name), tree, "bench")
                     try:
                         env = isolation.clean_env({}, str(folder))
-                        run_command(isolation.wrap(level, config(name), cmd, folder, [folder]), folder, log, env, 60)
+                        r = run_command(isolation.wrap(level, config(name), cmd, folder, [folder]), folder, log, env, 60)
+                        assert r.returncode == 0, (name, log.read_text())  # never time a failed run
                         if name == "evaluator":
                             scratch = Path(tempfile.mkdtemp())
                             argv = isolation.wrap(level, config(name), [sys.executable, "evaluate.py"], source,
