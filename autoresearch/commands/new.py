@@ -22,7 +22,10 @@ def slug(text: str) -> str:
 
 
 def new(config: Any) -> Path:
-    """Write a TOML hypothesis file that --collect-only accepts; returns its path."""
+    """Write a TOML hypothesis file that --collect-only accepts; returns its path.
+
+    One function, in the order a user's mistakes are best reported: the patch options, the
+    expectations, the draft applied to the code, the folder, the file as collection reads it."""
     import tomli_w
 
     from autoresearch.collect import editable_texts
