@@ -76,6 +76,12 @@ class Ledger:
     def exists(self) -> bool:
         return self.path.is_file()
 
+    def begin(self) -> None:
+        """A session of this process starts on the ledger: what an earlier one here appended is
+        forgotten, so the next append chains onto the file as it is now (verified when read)."""
+        with _append:
+            _last.pop(self.path, None)
+
     def repair(self) -> None:
         """Cut off a torn last line (a kill mid-write), so the next line starts on its own."""
         _last.pop(self.path, None)

@@ -240,6 +240,7 @@ def open_run(session: Session) -> None:
     session.workers, session.devices = resolve_workers(session.config)
     session.run_dir.mkdir(parents=True, exist_ok=True)
     atomic_write(session.config.state_dir / "current", session.tag + "\n")
+    session.ledger.begin()
     if session.ledger.exists():
         session.ledger.repair()
         session.load()

@@ -201,12 +201,18 @@ def moved(ledger: Path, old: str, new: str) -> None:
             return [fix(v) for v in value]
         return value
 
-    lines = []
+    from autoresearch.ledger import line_hash
+
+    lines: list[str] = []
     for line in ledger.read_text(encoding="utf-8").splitlines():
         try:
-            lines.append(json.dumps(fix(json.loads(line))))
+            entry = fix(json.loads(line))
         except ValueError:
             lines.append(line)  # a torn last line stays as it was: the ledger's reader skips it
+            continue
+        if isinstance(entry, dict) and "prev" in entry:  # chained again, from the lines as they now read
+            entry["prev"] = line_hash(lines[-1].encode()) if lines else ""
+        lines.append(json.dumps(entry))
     ledger.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
 
 
@@ -239,6 +245,14 @@ def check_export(folder: Path, manifest: Any, file: str) -> None:
                 raise bad("its ledger holds something other than entries")
     except (OSError, UnicodeDecodeError, RecursionError) as exc:
         raise bad(f"its ledger cannot be read: {type(exc).__name__}") from None
+    from autoresearch.ledger import BrokenChain, Ledger
+
+    try:  # a ledger edited after the run wrote it: refused, naming the line
+        Ledger(folder / "run" / "ledger.jsonl").replay()
+    except BrokenChain as exc:
+        raise bad(printable(str(exc).replace(str(folder / "run") + "/", ""))) from None
+    except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+        raise bad(f"its ledger holds an entry autoresearch did not write ({type(exc).__name__})") from None
 
 
 def publish(config: Any, say: Callable[[str], None]) -> str:

@@ -243,24 +243,25 @@ def test_missing_data_cache_is_one_clear_message(tmp_path, monkeypatch, cli):
 def test_full_disk_while_writing_results_leaves_no_torn_row(repo, cli, monkeypatch):
     simple(repo, "a", "LR = 0.02")
     simple(repo, "b", "DEPTH = 3")
-    import autoresearch.plugins.results_tsv as results_tsv
+    import autoresearch.ledger as ledger
 
-    real_fsync, calls = os.fsync, {"n": 0}
+    real_replace, calls = os.replace, {"n": 0}
 
-    def fsync(fd):
-        calls["n"] += 1
-        if calls["n"] == 7:  # the sidecar and both tables are written per experiment: fail on b's
-            raise OSError(errno.ENOSPC, "No space left on device", "results.tsv")
-        real_fsync(fd)
+    def replace(src, dst):
+        if Path(dst).name == "results.tsv":
+            calls["n"] += 1
+            if calls["n"] == 3:  # the table in the run's folder, then the project's, per experiment: fail on b's
+                raise OSError(errno.ENOSPC, "No space left on device", "results.tsv")
+        real_replace(src, dst)
 
-    monkeypatch.setattr(results_tsv.os, "fsync", fsync)
+    monkeypatch.setattr(ledger.os, "replace", replace)
     r = cli("run", "--tag", "t1")
     assert r.rc == ExitCode.STOPPED
     assert "No space left on device (results.tsv); the experiment in progress was not recorded" in r.err
     text = (repo / "results.tsv").read_text()
     assert text.endswith("\n") and all(len(line.split("\t")) == 5 for line in text.splitlines())
     assert not list(repo.glob(".results.tsv.tmp")) and not list(run_dir(repo).glob(".*.tmp"))
-    monkeypatch.setattr(results_tsv.os, "fsync", real_fsync)
+    monkeypatch.setattr(ledger.os, "replace", real_replace)
     assert cli("run", "--resume").rc == 0
     assert [x["description"] for x in read_results(repo / "results.tsv")] == ["baseline", "a", "b"]
 

@@ -185,9 +185,29 @@ def test_everything_shown_from_an_archive_is_escaped(repo, cli, tmp_path, monkey
     r = cli("import", str(pack(tmp_path / "link.tar.gz", [*members, (bad, None)])))
     assert r.rc == 4 and "\\x1b]52" in r.err and "\x1b" not in r.err and "\x07" not in r.err, r
     assert nothing_imported(clone)
+    r = cli("import", str(pack(tmp_path / "edited.tar.gz", members)))  # an edited ledger breaks its chain
+    assert r.rc == 4 and "ledger.jsonl:" in r.err and "hash chain breaks" in r.err, r
+    assert nothing_imported(clone)
+    # whoever forges an archive can chain the ledger anew (the chain has no key): what it says is escaped
+    members = [(info, rechain(data) if info.name == "run/ledger.jsonl" else data) for info, data in members]
     assert cli("import", str(pack(tmp_path / "forged.tar.gz", members))).rc == 0
     for shown in (cli("status").out, cli("report").out, cli("status", "--json").out, cli("report", "--json").out):
         assert "a_lr" in shown and "\x1b" not in shown and "\x07" not in shown, shown
+
+
+def rechain(ledger: bytes) -> bytes:
+    """A ledger's lines chained anew, as a forger who edited it would."""
+    import hashlib
+
+    lines, prev = [], ""
+    for raw in ledger.split(b"\n"):
+        if raw:
+            entry = json.loads(raw)
+            entry["prev"] = prev
+            raw = json.dumps(entry).encode()
+            prev = hashlib.sha256(raw).hexdigest()
+        lines.append(raw)
+    return b"\n".join(lines)
 
 
 # -- the property: a genuine export with anything hostile added (a name twice, a link, a sparse or
