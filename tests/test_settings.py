@@ -150,7 +150,7 @@ def command_line(name: str, value) -> list[str] | None:
     if s.type == "bool" or isinstance(value, bool):
         return [s.flags[-1] if value else "--no-" + s.flags[-1].removeprefix("--")] if s.type == "bool" else None
     if isinstance(value, list):
-        value = shlex.join(value) if s.type == "args" else ",".join(map(str, value))
+        value = shlex.join(map(str, value)) if s.type == "args" else ",".join(map(str, value))
     return [f"{s.flags[-1]}={value}"]
 
 

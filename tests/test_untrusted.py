@@ -473,7 +473,7 @@ except OSError:
     "pyproject-toml": Attack('''
 try:
     with open("@REPO@/pyproject.toml", "a") as f:
-        f.write("budget = 1e9\\n")
+        f.write("budget = 999\\n")
 except OSError:
     pass
 ''', off="stop", names="pyproject.toml"),
