@@ -175,6 +175,7 @@ class Journal:
         self.config = None
         self.planned: set[int] = set()  # experiments with a PLANNED entry and no COMPLETED one yet
         self.lock = threading.Lock()  # PLANNED entries come from the workers' threads
+        self.tag = ""
 
     @functools.cached_property
     def unit(self) -> str:
@@ -183,14 +184,18 @@ class Journal:
 
         return compute_unit(self.config) if self.config is not None else "GPU"
 
-    def has(self, text: str, window: int = 1 << 18) -> bool:
-        """Whether the journal's last 256 KiB hold `text` already (written before a kill)."""
+    def open_entries(self, tag: str) -> dict[int, int]:
+        """For each experiment of run `tag`: how many of its PLANNED entries have no COMPLETED one
+        yet, counted from the markers each entry ends with (invisible in Markdown): exact across
+        any stop, where comparing texts is not."""
         try:
-            with open(self.path, "rb") as f:
-                f.seek(max(0, f.seek(0, os.SEEK_END) - window))
-                return text.encode("utf-8") in f.read()
+            text = self.path.read_text(encoding="utf-8", errors="replace")
         except OSError:
-            return False
+            return {}
+        found: dict[int, int] = {}
+        for seq, kind in re.findall(rf"<!-- autoresearch {re.escape(tag)} (\d+) (planned|completed) -->", text):
+            found[int(seq)] = found.get(int(seq), 0) + (1 if kind == "planned" else -1)
+        return found
 
     def append(self, text: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -205,10 +210,13 @@ class Journal:
 
     @hookimpl
     def autoresearch_sessionstart(self, session) -> None:
-        for entry in session.pending:  # a runner was killed mid-experiment: say so before it runs again
-            self.append(f"\n> **Resumed** {dt.datetime.now():%Y-%m-%d %H:%M}: the runner stopped during "
-                        f"{entry['nodeid']} (experiment {entry['seq']}); any entry above for it is superseded "
-                        "by the one below.\n")
+        self.tag = session.tag
+        done = {r.seq for r in session.history}
+        for seq, left in sorted(self.open_entries(session.tag).items()):
+            if left > 0 and seq not in done:  # a runner was killed mid-experiment: its entry is closed
+                self.append(f"\n**Status**: COMPLETED\n**Actual outcome**: interrupted — the runner stopped during "
+                            f"experiment {seq}; it runs again below, with an entry of its own\n"
+                            + marker(session.tag, seq, "completed") * left)
 
     @hookimpl
     def autoresearch_experiment_logstart(self, experiment) -> None:
@@ -216,22 +224,38 @@ class Journal:
             if experiment.seq in self.planned:  # run again on a new tip: one PLANNED, one COMPLETED
                 self.append(redispatched(experiment, dt.datetime.now()))
                 return
-            self.append(planned(experiment, dt.datetime.now()))
+            self.append(planned(experiment, dt.datetime.now()) + marker(self.tag, experiment.seq, "planned"))
             self.planned.add(experiment.seq)
             self.last = experiment.nodeid
 
     @hookimpl
     def autoresearch_experiment_logreport(self, report: Report) -> None:
-        text = completed(report, self.unit)
+        text = completed(report, self.unit) + marker(self.tag, report.seq, "completed")
         with self.lock:
             if report.seq in self.planned:  # planned by this process: its COMPLETED entry is not written yet
                 self.planned.discard(report.seq)
-            elif self.has(text):  # a resumed run records again what a kill left unconfirmed: once is enough
-                return
+            else:  # a resumed run records what a stop left unrecorded: its entry, once
+                left = self.open_entries(self.tag).get(report.seq, 0)
+                if left < 0 or (left == 0 and f"<!-- autoresearch {self.tag} {report.seq} " in self._text()):
+                    return  # written before the stop
+                if left == 0:  # its PLANNED entry never made it to the journal: a short one, after the fact
+                    text = ("\n**Status**: PLANNED (written after the fact: the runner stopped before it was)\n"
+                            + marker(self.tag, report.seq, "planned") + text)
             if self.last != report.nodeid:  # another entry came in between (several workers, a resume)
                 text = f"\n### {dt.datetime.now():%Y-%m-%d %H:%M} — {report.name}, completed\n" + text
             self.append(text)
             self.last = report.nodeid
+
+    def _text(self) -> str:
+        try:
+            return self.path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            return ""
+
+
+def marker(tag: str, seq: int, kind: str) -> str:
+    """The invisible end of an entry: which run's experiment, and which half of its record."""
+    return f"<!-- autoresearch {tag} {seq} {kind} -->\n"
 
 
 @hookimpl

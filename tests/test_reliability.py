@@ -88,10 +88,12 @@ def test_sigkill_at_each_point_then_resume(repo, point):
     sidecar = [json.loads(x) for x in (run_dir(repo) / "results.jsonl").read_text().splitlines()]
     assert [e["seq"] for e in sidecar] == [0, 1, 2, 3]
     journal = (repo / "experiments" / "journal.md").read_text()
+    # every PLANNED entry has its COMPLETED one, across the kill
+    assert journal.count("**Status**: PLANNED") == journal.count("**Status**: COMPLETED")
     if point == "logged":  # b's report was in the ledger: it was finished, and is not run again
-        assert "**Resumed**" not in journal and journal.count("### ") == 4
-    else:
-        assert "**Resumed**" in journal and "the runner stopped during experiments/b.toml::b (experiment 2)" in journal
+        assert "the runner stopped during" not in journal and journal.count("### ") == 4
+    elif point in ("training", "trained"):  # b's PLANNED entry was written: closed as interrupted
+        assert "interrupted — the runner stopped during experiment 2; it runs again below" in journal
 
 
 def test_killed_before_its_ledger_existed_can_resume(repo, cli, monkeypatch):
