@@ -229,6 +229,7 @@ def spec(level: Level, config, cwd: Path, writable: list[Path] | tuple = (),
         links += [os.environ[v] for v in DATA_VARS if os.environ.get(v)]  # data caches, read-only
         out.update(writable=[str(p) for p in writable], readonly=[str(p) for p in readonly],
                    expose=[sys.prefix, sys.base_prefix, str(Path(sys.executable).resolve().parent),
+                           str(Path(LAUNCHER).parent),  # the launcher, for a sandbox inside (the evaluator's)
                            str(config.rootdir), *links],
                    hide=[os.path.expanduser(p) for p in (*HIDDEN, str(config.state_dir.resolve()),
                                                          *(config.get("hide") or []))],
