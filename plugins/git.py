@@ -116,11 +116,16 @@ class GitPlugin:
         self.guard: Guard | None = None
 
     def write(self, *args: str, cwd: Path) -> str:
-        """A write of the runner's own to the repository's refs: the guard learns of it at once."""
+        """A write of the runner's own to the repository's refs: the guard learns of it at once
+        (an ``update-ref REF SHA`` of a loose ref changes that ref alone: no snapshot needed)."""
         assert self.guard is not None
         with self.guard.lock:
             out = git(*args, cwd=cwd, env=self.env)
-            self.guard.refresh()
+            if args[0] == "update-ref" and len(args) == 3 and len(args[2]) == 40 and args[1].startswith(
+                    ("refs/heads/", "refs/tags/", f"refs/autoresearch/{self.guard.tag}/")):
+                self.guard.known[args[1]] = args[2]
+            else:
+                self.guard.refresh()
         return out
 
     @hookimpl(wrapper=True)
