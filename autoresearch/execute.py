@@ -263,7 +263,7 @@ def evaluated(experiment, result: RunResult, folder: Path) -> RunResult:
     session, config = experiment.session, experiment.session.config
     scratch = Path(tempfile.mkdtemp(prefix=f"autoresearch-eval-{experiment.label}-"))
     log_path = Path(str(experiment.log_path)[:-len(".log")] + ".eval.log")
-    files = isolation.make_run_folder(config, isolation.evaluator_files(session), f"evaluator-{experiment.label}")
+    files = isolation.evaluator_folder(session, experiment.label)
     try:
         # how the evaluator runs the candidate's code (its model) in a sandbox of its own: this
         # argv, then the command; only the scratch folder is writable there
@@ -278,7 +278,8 @@ def evaluated(experiment, result: RunResult, folder: Path) -> RunResult:
                           max_log=int(config.get("max_log_mb") * 2**20))
     finally:
         isolation.remove(scratch)
-        isolation.remove(files)
+        if files != session.evaluator_dir:
+            isolation.remove(files)
     if ran.cause or ran.returncode:
         why = ran.message or f"exit code {ran.returncode}: {log_tail(str(log_path), 1)[:200]}"
         return replace(result, cause=Cause.EVALUATOR, message=printable(f"the evaluator failed ({why}); see {log_path}"))

@@ -312,3 +312,21 @@ def evaluator_files(session) -> bytes:
         commit = "" if session.scratch else (session.initial_commit or session.tip)
         session.evaluator = archive(session.config, commit, session.workdir)
     return session.evaluator
+
+
+def evaluator_folder(session, label: str) -> Path:
+    """Where the evaluator runs: its files unpacked anew for this evaluation, or, in a sandbox with
+    namespaces (where no run can see the folder, let alone write it: /tmp is private there), once
+    for the session."""
+    if session.sandbox is not None and session.sandbox.confined:
+        if session.evaluator_dir is None:
+            session.evaluator_dir = make_run_folder(session.config, evaluator_files(session), "evaluator")
+        return session.evaluator_dir
+    return make_run_folder(session.config, evaluator_files(session), f"evaluator-{label}")
+
+
+@hookimpl
+def autoresearch_sessionfinish(session, exitstatus) -> None:
+    if session.evaluator_dir is not None:
+        remove(session.evaluator_dir)
+        session.evaluator_dir = None
