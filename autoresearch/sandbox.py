@@ -205,15 +205,7 @@ def _supervise(libc, command: list[str], env: dict[str, str], cwd: str, limits: 
             finally:
                 os._exit(127)
 
-    def forward(signum, frame) -> None:
-        for target in (-pid, pid):
-            try:
-                os.kill(target, signum)
-            except OSError:
-                pass
-
-    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-        signal.signal(sig, forward)
+    _forward_stops(pid)
     status = 0
     while True:
         try:
@@ -227,6 +219,18 @@ def _supervise(libc, command: list[str], env: dict[str, str], cwd: str, limits: 
             break
     _kill_children()
     return status
+
+
+def _forward_stops(pid: int) -> None:
+    """SIGTERM, SIGINT and SIGHUP to the launcher go on to `pid` (which ends as it chooses)."""
+    def forward(signum, frame) -> None:
+        try:
+            os.kill(pid, signum)
+        except OSError:
+            pass
+
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, forward)
 
 
 def _children() -> list[int]:
@@ -277,14 +281,7 @@ def launch(spec: dict, command: list[str]) -> int:
         _enter_namespaces(libc, bool(spec.get("network")))
         init = os.fork()  # the first child is the PID namespace's init
         if init:
-            def forward(signum, frame) -> None:
-                try:
-                    os.kill(init, signum)
-                except OSError:
-                    pass
-
-            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
-                signal.signal(sig, forward)
+            _forward_stops(init)
             while True:
                 try:
                     _, st = os.waitpid(init, 0)
