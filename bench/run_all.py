@@ -15,6 +15,7 @@ import bench_collect  # noqa: E402
 import bench_parallel  # noqa: E402
 import bench_prune  # noqa: E402
 import bench_runner  # noqa: E402
+import bench_sandbox  # noqa: E402
 import bench_startup  # noqa: E402
 import bench_workload  # noqa: E402
 
@@ -23,6 +24,7 @@ if __name__ == "__main__":
     bench_startup.main()
     bench_collect.main()
     bench_runner.main()
+    bench_sandbox.main()
     if "--skip-parallel" not in flags:
         bench_parallel.main()
     if "--skip-prune" not in flags:
