@@ -241,8 +241,8 @@ def autoresearch_experiment_run(experiment) -> RunResult:
         isolation.remove(folder)
 
 
-def tree(experiment) -> bytes:
-    """The files of the experiment's commit (a tar), kept for the commit's next runs."""
+def tree(experiment) -> isolation.runfolder.Tree:
+    """The files of the experiment's commit, read once and kept for the commit's next runs."""
     session = experiment.session
     commit = "" if session.scratch else (experiment.commit or session.tip)
     if not commit or commit not in session.trees:

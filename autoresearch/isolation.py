@@ -18,17 +18,15 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import io
 import os
 import shutil
 import subprocess
 import sys
-import tarfile
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from autoresearch import hookimpl
+from autoresearch import hookimpl, runfolder
 from autoresearch.errors import UsageError
 
 LAUNCHER = str(Path(__file__).resolve().with_name("sandbox.py"))  # run as a script: stdlib only
@@ -176,45 +174,38 @@ def clean_env(extra: dict[str, str], home: str, passed: list[str] | tuple[str, .
     return env
 
 
-def archive(config, commit: str | None, source: Path | None = None) -> bytes:
-    """The files of `commit` as a tar, from git's object store (never the worktree's files, which a
-    run may have touched, nor anything git does not track); without git, `source` minus .git."""
-    if commit:
-        from autoresearch.gitcmd import SAFE
+def run_exclude(config) -> tuple[str, ...]:
+    """The hypothesis folders (``paths``) that a run's files leave out: those inside the project
+    that hold none of the editable or protected files."""
+    from autoresearch.config import inside
 
-        return subprocess.run(["git", *SAFE, "archive", "--format=tar", commit], cwd=config.rootdir,
-                              capture_output=True, check=True).stdout
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for path in sorted(source.iterdir()):
-            if path.name != ".git":
-                tar.add(path, arcname=path.name, filter=lambda t: None if t.name.split("/")[-1] == ".git" else t)
-    return buf.getvalue()
+    code = [*config.editable, *config.protected]
+    out = []
+    for name in config.get("paths") or []:
+        clean = str(name).strip("/")
+        if not clean or clean == "." or inside(clean) or any(c in clean for c in "*?[]!#:"):
+            continue
+        if not any(f == clean or f.startswith(clean + "/") for f in code):
+            out.append(clean)
+    return tuple(out)
 
 
-def make_run_folder(config, tree: bytes, label: str) -> Path:
+def archive(config, commit: str | None, source: Path | None = None) -> runfolder.Tree:
+    """The files a run gets: `commit`'s, from git's object store (without git, `source`'s), less
+    the hypothesis folders (:func:`run_exclude`); see :mod:`autoresearch.runfolder`."""
+    return runfolder.archive(config.rootdir, commit, source, run_exclude(config))
+
+
+def make_run_folder(config, tree: runfolder.Tree, label: str) -> Path:
     """A fresh folder outside the project holding `tree` (:func:`archive`), without .git, with the
     `link` setting's data linked in: nothing of an earlier run is in it."""
     folder = Path(tempfile.mkdtemp(prefix=f"autoresearch-{label}-"))
-    with tarfile.open(fileobj=io.BytesIO(tree)) as tar:
-        tar.extractall(folder, filter="data")
+    runfolder.write(tree, folder)
     link_into(config, folder)
     return folder
 
 
-def remove(folder: Path) -> None:
-    """Remove a run folder, whatever its code made of it (read-only folders included)."""
-    def onerror(func, path, exc_info) -> None:
-        try:  # a folder the run made unwritable; never through a link (its target is not ours)
-            if not os.path.islink(os.path.dirname(path)):
-                os.chmod(os.path.dirname(path), 0o700)
-            if not os.path.islink(path):
-                os.chmod(path, 0o700)
-            func(path)
-        except OSError:
-            pass
-
-    shutil.rmtree(folder, onerror=onerror)
+remove = runfolder.remove
 
 
 def spec(level: Level, config, cwd: Path, writable: list[Path] | tuple = (),
@@ -304,7 +295,7 @@ def autoresearch_sessionstart(session) -> None:
     check_pins(session)
 
 
-def evaluator_files(session) -> bytes:
+def evaluator_files(session) -> runfolder.Tree:
     """The protected evaluator's files: the run's first commit, read from git's object store once
     per session (without git: the unmodified files, as the baseline runs them) and unpacked anew
     for every evaluation, so nothing a run does to them lasts."""

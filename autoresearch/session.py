@@ -123,7 +123,7 @@ class Session:
         self.started = time.time()
         self.sandbox: Any = None  # the isolation.Level every run of the workload gets (set at sessionstart)
         self.evaluator: bytes | None = None  # the protected evaluator's files (a tar), with the evaluate setting
-        self.trees: dict[str, bytes] = {}  # the files of recent commits (a tar each), for the runs' folders
+        self.trees: dict = {}  # the files of recent commits (runfolder.Tree), for the runs' folders
         self.evaluator_dir: Path | None = None  # the evaluator's folder, kept for the session in a confined sandbox
         self.pins: dict[str, str | None] = {}  # the files this session pinned (isolation.pinned_files)
 
