@@ -32,8 +32,9 @@ EVALUATOR = "import sys\nprint('val_bpb: 1.0')\n"
 
 
 def config(level: str, root: Path | None = None):
-    values = {"hide": [], "sandbox_network": False, "max_file_mb": 65536.0}
+    values = {"hide": [], "sandbox_network": False, "max_file_mb": 65536.0, "paths": ["experiments"]}
     return SimpleNamespace(get=lambda k, d=None: values.get(k, d), state_dir=Path(tempfile.gettempdir()) / "x",
+                           editable=["train.py"], protected=[],
                            rootdir=root or Path(tempfile.gettempdir()) / "project")
 
 
