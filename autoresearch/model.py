@@ -4,6 +4,7 @@ The Python decorator API lives in :mod:`autoresearch.decorator`; the patch kinds
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 import json
@@ -123,16 +124,18 @@ class Hypothesis:
     def diff(self) -> str | None:
         return self.patch("diff")
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
-        """A hash of everything that determines the experiment: same content, same key.
+        """A hash of everything that determines the experiment: same content, same key (computed
+        once: a hypothesis is frozen).
 
         Only what differs from the defaults counts, beyond what keys hashed before (see _KEYED),
         so that adding a field or a patch kind changes no existing key (tests/test_keys.py)."""
         content: dict[str, Any] = {k: getattr(self, k) for k in _KEYED}
         used = {kind.name: (kind, value) for kind, value in self.patches}
-        for kind in builtin_kinds():  # hashed even when unused, as before (``"set": []``)
-            content.update(kind.key(used.pop(kind.name, (kind, None))[1]))
+        for kind in builtin_kinds():  # the legacy kinds hashed even when unused, as before (``"set": []``)
+            if kind.legacy:
+                content.update(kind.key(used.pop(kind.name, (kind, None))[1]))
         for kind, value in used.values():
             content.update(kind.key(value))
         for f in fields_of(type(self)):
