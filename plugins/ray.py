@@ -3,8 +3,9 @@
     executor    = "ray"                   # or --executor ray
     ray_address = "ray://head:10001"      # default: start a local Ray for the session
 
-The task gets the experiment's commit as ``git archive`` bytes, unpacks it into a temporary folder
-on its node, and runs the workload command there in a process group of its own, asking Ray for
+The task gets the experiment's files (read from git's object store once per commit and put in
+Ray's object store once per commit, whichever node runs it and however many runs it has), writes
+them into a temporary folder on its node, and runs the workload command there in a process group of its own, asking Ray for
 ``gpus`` GPUs (Ray sets CUDA_VISIBLE_DEVICES). Its output streams back into the local log while it
 runs, so progress, the live line, metrics and early stopping work as with the local executor. On
 the timeout, Ctrl-C or SIGTERM the task is cancelled and its process group killed.
@@ -24,7 +25,6 @@ from pathlib import Path
 
 from autoresearch import hookimpl
 from autoresearch.errors import UsageError
-from autoresearch.gitcmd import SAFE
 from autoresearch.reports import RunResult
 
 CHUNK_SECONDS = 0.2  # how often a task sends its new output back
@@ -39,25 +39,22 @@ def autoresearch_addoption(parser) -> None:
                            "started for the session)")
 
 
-def workload(archive: bytes, cmd: list[str], env: dict[str, str], spec: dict, passed: list[str]):
-    """The Ray task: unpack the commit into a fresh folder, run the command there in the sandbox
+def workload(tree, cmd: list[str], env: dict[str, str], spec: dict, passed: list[str]):
+    """The Ray task: write the commit's files (a :class:`autoresearch.runfolder.Tree`) into a fresh folder, run the command there in the sandbox
     `spec` describes (as the local executor does), with a clean environment, and stream its output.
 
     Yields chunks of output (bytes), then ``("exit", returncode)``. Cancelling the task raises in
     it within CHUNK_SECONDS, and the process group is killed on the way out.
     """
-    import io
     import select
-    import tarfile
     import tempfile
 
-    from autoresearch import isolation
+    from autoresearch import isolation, runfolder
 
     folder = Path(tempfile.mkdtemp(prefix="autoresearch-ray-"))
     proc = None
     try:
-        with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
-            tar.extractall(folder, filter="data")
+        runfolder.write(tree, folder)
         argv = isolation.launcher_argv({**spec, "cwd": str(folder), "writable": [str(folder)],
                                         "readonly": []}, [a.replace("{workdir}", str(folder)) for a in cmd])
         proc = subprocess.Popen(argv, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -122,6 +119,7 @@ class RayExecutor:
         self.task = None
         self.gpus = 0
         self.started_ray = False
+        self.trees: dict[str, object] = {}  # commit -> the Ray object of its files (the last few commits)
 
     @hookimpl
     def autoresearch_sessionstart(self, session) -> None:
@@ -154,12 +152,14 @@ class RayExecutor:
 
         session, config, ray = experiment.session, self.config, self.ray
         commit = experiment.commit or session.tip
-        archive = subprocess.run(["git", *SAFE, "archive", "--format=tar", commit], cwd=experiment.workdir,
-                                 capture_output=True, check=True).stdout
+        if commit not in self.trees:
+            while len(self.trees) >= 4:
+                self.trees.pop(next(iter(self.trees)))
+            self.trees[commit] = ray.put(isolation.archive(config, commit))
         env = {k: v for k, v in run_env(experiment).items() if k not in ("OMP_NUM_THREADS", "AUTORESEARCH_THREADS")}
         spec = isolation.spec(session.sandbox, config, Path("."))  # the task fills in its own folder
         stream = self.task.options(num_gpus=self.gpus).remote(  # type: ignore[union-attr]
-            ray.put(archive), command(config, experiment, workdir="{workdir}"), env, spec,
+            self.trees[commit], command(config, experiment, workdir="{workdir}"), env, spec,
             list(config.get("pass_env") or []))
         log_path = experiment.log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -45,7 +45,9 @@ def test_ray_gives_the_same_results_and_streams_the_output_while_it_runs(repo, t
     assert "step 00001 (1.0%)" in log and "val_bpb:" in log
     # the progress line reached the runner while the task still ran (it sleeps 2 s after it)
     progress = [e for e in map(json.loads, events.read_text().splitlines()) if e[0] == "progress" and e[1] == "a"]
-    assert any(e[3].startswith("step 00001 (1.0%)") and e[2] < 1.8 for e in progress), progress
+    # (judged against the run's own clock, not the wall: under load the task starts late)
+    seen = [e[2] for e in progress if e[3].startswith("step 00001 (1.0%)")]
+    assert seen and max(e[2] for e in progress) - min(seen) >= 1.0, progress
 
 
 def test_ray_kills_a_hung_run_at_the_timeout_process_group_and_all(repo, cli, tmp_path):
