@@ -11,6 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import bench_byhand  # noqa: E402
 import bench_collect  # noqa: E402
 import bench_parallel  # noqa: E402
 import bench_prune  # noqa: E402
@@ -24,6 +25,7 @@ if __name__ == "__main__":
     bench_startup.main()
     bench_collect.main()
     bench_runner.main()
+    bench_byhand.main()
     bench_sandbox.main()
     if "--skip-parallel" not in flags:
         bench_parallel.main()
