@@ -21,7 +21,7 @@ from autoresearch.kinds import registry
 from autoresearch.readers import _locator, collect_python, collect_toml, decorates  # noqa: F401 (decorates: public)
 
 NORECURSE = ("__pycache__", "node_modules", "venv", "*.egg-info", "build", "dist", "tests", "test")
-NOT_HYPOTHESES = {"pyproject.toml", "conftest.py", "setup.py", "__init__.py"}
+NOT_HYPOTHESES = {"pyproject.toml", "conftest.py", "setup.py", "__init__.py", "autoresearch.args.toml"}
 
 
 @hookimpl
@@ -210,6 +210,11 @@ def editable_texts(config, root: Path | None = None) -> dict[str, str]:
             line = path.read_bytes()[:exc.start].count(b"\n") + 1
             raise UsageError(f"{name}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); hypotheses "
                              "patch text files, so save it as UTF-8") from None
+    from autoresearch.patches.argv import ARGS_FILE  # the args and overrides kinds' file, once a patch made it
+
+    extra = root / ARGS_FILE
+    if ARGS_FILE not in texts and extra.is_file() and not extra.is_symlink():
+        texts[ARGS_FILE] = extra.read_bytes().decode("utf-8", errors="replace")
     return texts
 
 
@@ -247,7 +252,9 @@ def warnings_for(config, h: Hypothesis, patch: Any) -> list[str]:
         if passed:
             out.append(f"{where}: the command also passes {passed}, which wins (the run never sees this change; "
                        "take it out of the command, or use {budget_steps} there)")
-    return out
+    from autoresearch.patches.hints import command_warnings  # flags, overrides, config files on the command line
+
+    return out + command_warnings(config, h, patch, lambda k, n: f"{h.path}:{key_line(config, h, n)}: warning: {k}.{n}")
 
 
 def collect(config, paths: list[Path], hook: Any, warn: bool = True) -> tuple[list[Hypothesis], list[CollectError]]:

@@ -238,7 +238,7 @@ def autoresearch_experiment_setup(experiment) -> None:
         raise ConflictError(f"conflicts with kept {kept[-1] if kept else 'changes'}: the patch does not apply "
                             f"to the current tip ({exc})") from None
     for name, text in experiment.patch.after.items():
-        if text != texts[name]:
+        if text != texts.get(name):  # a file the patch made (autoresearch.args.toml) is new
             (experiment.workdir / name).write_bytes(text.encode())  # every byte as read
     experiment.commit = content_id(experiment.patch.after)  # the git plugin, if active, names its commit instead
 

@@ -98,6 +98,11 @@ class PatchKind:
         a one-line message (``--set 'x': write NAME=VALUE ...``) for a malformed value."""
         return None
 
+    def claims(self, name: str, raw: dict[str, Any]) -> bool:
+        """Whether a ``sweep`` key belongs to this kind (when `sweeps`): a Python name to ``set``,
+        ``--flag`` to ``args``; `raw` is the hypothesis' table ({} for a Python hypothesis)."""
+        return False
+
     def sweep(self, value: Any, params: tuple[tuple[str, Any], ...]) -> Any:
         """The raw table value with one sweep combination applied (when `sweeps`)."""
         return value
@@ -122,8 +127,9 @@ def builtin_kinds() -> tuple[PatchKind, ...]:
     from autoresearch.patches.diff import DIFF
     from autoresearch.patches.replace import REPLACE
     from autoresearch.patches.set import SET
+    from autoresearch.patches.args import ARGS, OVERRIDES
 
-    return (SET, REPLACE, DIFF)
+    return (SET, REPLACE, DIFF, ARGS, OVERRIDES)
 
 
 def apply_patch(h: Hypothesis, texts: dict[str, str], editable: list[str], protected: list[str]) -> PatchResult:
