@@ -279,7 +279,7 @@ def collect(config, paths: list[Path], hook: Any, warn: bool = True) -> tuple[li
             continue
         seen[h.name] = h
         try:
-            patch = apply_patch(h, texts, config.editable, config.protected)
+            patch = apply_patch(h, texts, config.editable, config.protected, config.get("command"))
         except PatchError as exc:
             line = key_line(config, h, exc.key) if exc.key else h.line  # set.LR: the line of LR
             errors.append(CollectError(h.path, line, str(exc)))
@@ -342,7 +342,7 @@ def show_collection(config, items: list[Hypothesis]) -> None:
 
     texts = editable_texts(config)
     for h in items:
-        patch = apply_patch(h, texts, config.editable, config.protected)
+        patch = apply_patch(h, texts, config.editable, config.protected, config.get("command"))
         added, removed = patch.counts
         what = describe(h, patch)
         expect = "; ".join(f"{m} {e}" for m, e in h.expect)

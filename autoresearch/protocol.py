@@ -232,7 +232,8 @@ def autoresearch_experiment_setup(experiment) -> None:
 
     texts = editable_texts(config, experiment.workdir)
     try:
-        experiment.patch = apply_patch(experiment.hypothesis, texts, config.editable, config.protected)
+        experiment.patch = apply_patch(experiment.hypothesis, texts, config.editable, config.protected,
+                                       config.get("command"))
     except PatchError as exc:  # the branch moved on since collection
         kept = [r.name for r in experiment.session.history if r.status == Status.KEEP and not r.is_baseline]
         raise ConflictError(f"conflicts with kept {kept[-1] if kept else 'changes'}: the patch does not apply "

@@ -32,6 +32,7 @@ class PatchResult:
     changes: list[tuple[str, str, str]] = field(default_factory=list)  # (parameter, old, new), e.g. of set
     target: str = ""  # the editable file that set and replace change (the hypothesis' file, or the first)
     by_kind: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)  # the changes, kind by kind
+    command: tuple[str, ...] = ()  # the command setting, unfilled (what args and overrides change)
 
     @functools.cached_property
     def counts(self) -> tuple[int, int]:
@@ -132,12 +133,14 @@ def builtin_kinds() -> tuple[PatchKind, ...]:
     return (SET, REPLACE, DIFF, ARGS, OVERRIDES)
 
 
-def apply_patch(h: Hypothesis, texts: dict[str, str], editable: list[str], protected: list[str]) -> PatchResult:
-    """Apply a hypothesis' patch to the editable files' texts (nothing is written), kind by kind."""
+def apply_patch(h: Hypothesis, texts: dict[str, str], editable: list[str], protected: list[str],
+                command: list[str] | tuple[str, ...] | None = None) -> PatchResult:
+    """Apply a hypothesis' patch to the editable files' texts (nothing is written), kind by kind;
+    `command` is the command setting, for the kinds that change it (args, overrides)."""
     target = h.file or editable[0]
     if target not in texts:
         raise PatchError(f"file: {target} is not an editable file (editable: {', '.join(editable)})", "file", None)
-    result = PatchResult(before=dict(texts), after=dict(texts), target=target)
+    result = PatchResult(before=dict(texts), after=dict(texts), target=target, command=tuple(command or ()))
     for kind, value in h.patches:
         start = len(result.changes)
         kind.apply(value, h, result, editable, protected)

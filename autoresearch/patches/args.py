@@ -13,8 +13,8 @@ from typing import Any
 
 from autoresearch.errors import PatchError
 from autoresearch.patches import PatchKind, PatchResult
-from autoresearch.patches.argv import (ARGS_FILE, FLAG_NAME, OVERRIDE_KEY, arg_problem, dump, flag, hydra_value,
-                                       load, shown)
+from autoresearch.patches.argv import (ARGS_FILE, FLAG_NAME, OVERRIDE_KEY, arg_problem, command_override,
+                                       command_value, dump, flag, hydra_value, load, shown)
 from autoresearch.patches.flags import all_flags
 from autoresearch.patches.set import literal_problem, option_value
 
@@ -99,8 +99,11 @@ class ArgsKind(PatchKind):
                 raise PatchError(f"args.{name}: {shown(new)} is not a choice of {flag(name)} (choices: "
                                  f"{', '.join(shown(c) for c in spec.choices)})", self.name, name)
             style = spec.source if spec is not None else ""
+            passed = command_value(result.command, name, new)
             if name in data["args"]:
                 old = shown(data["args"][name], style)
+            elif passed is not None:
+                old = passed
             elif spec is not None and (spec.source or spec.kind == "bool"):
                 old = shown(spec.default, style)
             else:
@@ -187,7 +190,7 @@ class OverridesKind(PatchKind):
             prefix, base = m.group(1) or "", m.group(2)
             before = [k for k in table if (OVERRIDE_KEY.fullmatch(k) or m).group(2) == base]
             old = (hydra_value(table[before[0]]) if not before[0].startswith("~") else "(deleted)") if before \
-                else ("(absent)" if prefix in ("+", "++") else "(config)")
+                else command_override(result.command, base) or ("(absent)" if prefix in ("+", "++") else "(config)")
             for k in before:
                 del table[k]
             table[key] = new

@@ -150,6 +150,35 @@ def placeholder_flag(argv: list[str], name: str, value: Any = "x") -> str | None
     return None
 
 
+def command_value(argv: list[str] | tuple[str, ...], name: str, value: Any) -> str | None:
+    """What the command itself passes for flag `name` (the last occurrence wins, as in argparse):
+    its value's text, "true" for a bare boolean flag, None when it passes none or sets it from a placeholder."""
+    argv = list(argv)
+    stop = argv.index("--") if "--" in argv else len(argv)
+    found, i = None, 0
+    while i < stop:
+        n = _occurrence(argv, i, name, value)
+        if n:
+            found = argv[i:i + n]
+        i += max(n, 1)
+    if not found or any(PLACEHOLDER.search(t) for t in found):
+        return None
+    if isinstance(value, bool):
+        return "true"
+    if len(found) == 1:
+        token = found[0]
+        return token.split("=", 1)[1] if "=" in token else token[2:] if len(name) == 1 else None
+    return "[" + ", ".join(found[1:]) + "]" if isinstance(value, list) else found[1]
+
+
+def command_override(argv: list[str] | tuple[str, ...], base: str) -> str | None:
+    """What the command itself sets key `base` to (``model.depth=2`` -> ``2``), or None."""
+    token = next((t for t in reversed(list(argv)) if override_base(t) == base and not PLACEHOLDER.search(t)), None)
+    if token is None:
+        return None
+    return "(deleted)" if token.startswith("~") else token.split("=", 1)[1]
+
+
 def hydra_value(value: Any) -> str:
     """A value in Hydra's override grammar: 0.01, true, mlp, 'two words', [1,2], {a:1}."""
     if isinstance(value, bool):
@@ -211,6 +240,8 @@ def arg_problem(value: Any) -> str | None:
     if isinstance(value, float):
         return None if math.isfinite(value) else f"{value} is not a finite number"
     if isinstance(value, str):
+        if value == "--":
+            return "the string '--' (argparse drops it from any value: the script would never see it)"
         return "a string with a NUL or a line break" if re.search(r"[\0\n\r]", value) else None
     if isinstance(value, list):
         for v in value:

@@ -110,7 +110,10 @@ def flags(source: str) -> dict[str, Flag]:
         if isinstance(node, ast.Call):
             called = getattr(node.func, "attr", getattr(node.func, "id", ""))
             if called == "add_argument" or (called == "option" and "click" in source):
-                found += _flag(source, _names(node), _keywords(node))
+                kw = _keywords(node)
+                if any(isinstance(a, ast.Constant) and "/" in str(a.value) for a in node.args):
+                    kw["is_flag"] = ast.Constant(True)  # click's --flag/--no-flag
+                found += _flag(source, _names(node), kw)
             elif called == "run" and isinstance(node.func, ast.Attribute) and \
                     getattr(node.func.value, "id", "") == "typer" and node.args and isinstance(node.args[0], ast.Name):
                 typer_fns.add(node.args[0].id)
