@@ -212,9 +212,8 @@ def editable_texts(config, root: Path | None = None) -> dict[str, str]:
                              "patch text files, so save it as UTF-8") from None
     from autoresearch.patches.argv import ARGS_FILE  # the args and overrides kinds' file, once a patch made it
 
-    extra = root / ARGS_FILE
-    if ARGS_FILE not in texts and extra.is_file() and not extra.is_symlink():
-        texts[ARGS_FILE] = extra.read_bytes().decode("utf-8", errors="replace")
+    if ARGS_FILE not in texts and (root / ARGS_FILE).is_file() and not (root / ARGS_FILE).is_symlink():
+        texts[ARGS_FILE] = (root / ARGS_FILE).read_bytes().decode("utf-8", errors="replace")
     return texts
 
 
@@ -244,17 +243,19 @@ def passed_on_command_line(config, name: str) -> str | None:
 def warnings_for(config, h: Hypothesis, patch: Any) -> list[str]:
     """What collection warns about in a hypothesis that applies: patches that change nothing the run sees."""
     out = []
+    where = lambda kind, key: f"{h.path}:{key_line(config, h, key)}: warning: {kind}.{key}"  # noqa: E731  (lazy: rare)
     for kind, name, old, new in ((k, *change) for k, changes in patch.by_kind.items() for change in changes):
-        where = f"{h.path}:{key_line(config, h, name)}: warning: {kind}.{name}"
+        key = name.lstrip("-") if kind == "args" else name  # a flag's key in its table: learning-rate
         if old == new:
-            out.append(f"{where} = {new} changes nothing ({name} is already {old} in {h.file or config.editable[0]})")
+            out.append(f"{where(kind, key)} = {new} changes nothing ({name} is already {old} in "
+                       f"{h.file or config.editable[0]})")
         passed = passed_on_command_line(config, name) if kind == "set" else None  # a flag that overrides a constant
         if passed:
-            out.append(f"{where}: the command also passes {passed}, which wins (the run never sees this change; "
-                       "take it out of the command, or use {budget_steps} there)")
+            out.append(f"{where(kind, key)}: the command also passes {passed}, which wins (the run never sees this "
+                       "change; take it out of the command, or use {budget_steps} there)")
     from autoresearch.patches.hints import command_warnings  # flags, overrides, config files on the command line
 
-    return out + command_warnings(config, h, patch, lambda k, n: f"{h.path}:{key_line(config, h, n)}: warning: {k}.{n}")
+    return out + command_warnings(config, h, patch, where)
 
 
 def collect(config, paths: list[Path], hook: Any, warn: bool = True) -> tuple[list[Hypothesis], list[CollectError]]:
