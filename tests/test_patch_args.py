@@ -232,6 +232,19 @@ def test_bad_tables_are_one_clear_line(raw, message):
         one(raw)
 
 
+@pytest.mark.parametrize("raw, message", [
+    ({"learning-rate": "fast"}, "args.learning-rate: fast for --learning-rate, whose default is the float 5e-4: give a "
+                                "number (or set allow_type_change = true)"),
+    ({"n-layer": 2.5}, "whose default is the int 4: give an integer"),
+    ({"compile": "yes"}, "--compile is a flag without a value: give true or false"),
+    ({"n-layer": True}, "--n-layer takes a value (4): true/false only add or drop a flag"),
+])
+def test_a_value_of_another_type_is_refused_unless_allowed(raw, message):
+    with pytest.raises(PatchError, match=re.escape(message)):
+        applied({"args": raw})
+    assert applied({"args": raw, "allow_type_change": True})[1].changes
+
+
 def test_sweeps_over_flags_and_override_keys_name_them():
     hs = one({"description": "sweep", "args": {"n-layer": 4}, "overrides": {"model.lr": 0.1},
               "sweep": {"--type": ["mlp", "bigram"], "model.lr": [0.01], "LR": [1]}})

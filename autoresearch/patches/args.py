@@ -98,6 +98,10 @@ class ArgsKind(PatchKind):
             if spec is not None and spec.choices and new not in spec.choices:
                 raise PatchError(f"args.{name}: {shown(new)} is not a choice of {flag(name)} (choices: "
                                  f"{', '.join(shown(c) for c in spec.choices)})", self.name, name)
+            if spec is not None and not h.allow_type_change:
+                problem = _type_problem(spec, new)
+                if problem:
+                    raise PatchError(f"args.{name}: {problem} (or set allow_type_change = true)", self.name, name)
             style = spec.source if spec is not None else ""
             passed = command_value(result.command, name, new)
             if name in data["args"]:
@@ -117,6 +121,21 @@ class ArgsKind(PatchKind):
 
     def key(self, value):
         return {"args": [list(pair) for pair in value]} if value else {}  # unused: no entry (keys stay as they were)
+
+
+def _type_problem(spec: Any, new: Any) -> str | None:
+    """Why `new` does not fit a flag as its source defines it (a presence flag, a number), or None."""
+    if spec.kind == "bool":
+        return None if isinstance(new, bool) else f"{flag(spec.name)} is a flag without a value: give true or false"
+    if isinstance(new, bool):
+        return f"{flag(spec.name)} takes a value ({spec.source or 'no default'}): true/false only add or drop a flag"
+    old = spec.default
+    if isinstance(old, bool) or not isinstance(old, (int, float)) or isinstance(new, list):
+        return None
+    if isinstance(new, str) or (isinstance(old, int) and isinstance(new, float) and not new.is_integer()):
+        return f"{shown(new)} for {flag(spec.name)}, whose default is the {type(old).__name__} {spec.source}: give " \
+               f"{'an integer' if isinstance(old, int) else 'a number'}"
+    return None
 
 
 def _strings(value: Any):

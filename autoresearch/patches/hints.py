@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+import functools
 import re
 from pathlib import Path
 from typing import Any
@@ -19,27 +20,40 @@ from autoresearch.patches.argv import OVERRIDE_KEY, PLACEHOLDER, override_base, 
 def command_files(config) -> list[str]:
     """The project's files the command names (``train.py``, ``config/x.py``, ``--config=c.yaml``),
     relative to the root, in the command's order."""
+    return list(_command_files(config.rootdir, tuple(config.get("command") or ())))
+
+
+@functools.lru_cache(maxsize=8)
+def _command_files(rootdir: Path, command: tuple[str, ...]) -> tuple[str, ...]:
     out = []
-    for arg in config.get("command") or []:
+    for arg in command:
         value = arg.split("=", 1)[1] if arg.startswith("-") and "=" in arg else arg
         if not value or PLACEHOLDER.search(value) or value.startswith("-") or len(value) > 300:
             continue
         try:
-            path = (config.rootdir / value).resolve()
-            rel = path.relative_to(config.rootdir.resolve()).as_posix()
+            path = (rootdir / value).resolve()
+            rel = path.relative_to(rootdir.resolve()).as_posix()
         except (ValueError, OSError):
             continue
         if path.is_file():
             out.append(rel)
-    return out
+    return tuple(out)
 
 
 def _read(config, rel: str, texts: dict[str, str]) -> str:
     if rel in texts:
         return texts[rel]
     try:
-        path = config.rootdir / rel
-        return path.read_text(encoding="utf-8", errors="replace") if path.stat().st_size < 1 << 20 else ""
+        stat = (config.rootdir / rel).stat()
+    except OSError:
+        return ""
+    return _text(config.rootdir / rel, stat.st_mtime_ns, stat.st_size)
+
+
+@functools.lru_cache(maxsize=16)
+def _text(path: Path, mtime_ns: int, size: int) -> str:
+    try:
+        return path.read_text(encoding="utf-8", errors="replace") if size < 1 << 20 else ""
     except OSError:
         return ""
 
