@@ -158,6 +158,7 @@ def table(root: Path, command_line: str | None = None) -> tuple[str, str | None,
     links = ignored_folders(root)
     others = ", ".join(f"{rel} ({len(c)})" for rel, c in found[1:6])
     shown = ", ".join(list(consts)[:8]) + (", ..." if len(consts) > 8 else "")
+    flag_names = ", ".join(("--" if len(n) > 1 else "-") + n for n in list(cli_flags)[:8])
     q = lambda items: "[" + ", ".join(json.dumps(i) for i in items) + "]"  # noqa: E731  TOML-safe quoting
     lines = [
         "[tool.autoresearch]",
@@ -167,9 +168,8 @@ def table(root: Path, command_line: str | None = None) -> tuple[str, str | None,
         f"# The files a hypothesis may change; `set` assigns their module-level constants ({shown or 'none found'}).",
         *([f"# {config_file} is the config file the command passes: it sets its values after {train} does."]
           if config_file else []),
-        *([f"# {train}'s command-line flags ({', '.join('--' + n if len(n) > 1 else '-' + n for n in list(cli_flags)[:8])}"
-           f"{', ...' if len(cli_flags) > 8 else ''}): an [args] table sets them (docs/patch-kinds-args.md)."]
-          if cli_flags else []),
+        *([f"# {train}'s command-line flags ({flag_names}{', ...' if len(cli_flags) > 8 else ''}): an [args] "
+           "table sets them (docs/patch-kinds-args.md)."] if cli_flags else []),
         *( [f"# Other candidates (constants): {others}"] if others else []),
         f"editable = {q([editable])}",
         "# Never changed by a hypothesis; verified unchanged before every run.",
@@ -206,11 +206,12 @@ def args_example(train: str, cli_flags: dict[str, Any]) -> str | None:
     new = f.default * 2 if isinstance(f.default, float) else f.default + max(1, abs(f.default) // 4)
     option = ("-" if len(f.name) == 1 else "--") + f.name
     key = f.name if re.fullmatch(r"[A-Za-z0-9_-]+", f.name) else json.dumps(f.name)
+    default = f.source or repr(f.default)
     return (f'# An example written by autoresearch init: change it, or delete it and write your own\n'
             f'# (autoresearch new "DESCRIPTION" --arg {f.name}=VALUE writes one for you).\n'
-            f'description = "{option} {new!r} instead of {f.source or repr(f.default)}"\n'
-            f'hypothesis = """Passing {option} {new!r} to {train} instead of its default {f.source or repr(f.default)}: an '
-            f'example to see the loop work.\nSay here what you expect to happen and why."""\n'
+            f'description = "{option} {new!r} instead of {default}"\n'
+            f'hypothesis = """Passing {option} {new!r} to {train} instead of its default {default}: an example to '
+            f'see the loop work.\nSay here what you expect to happen and why."""\n'
             f"[args]\n{key} = {new!r}\n")
 
 

@@ -112,7 +112,8 @@ def test_the_old_value_is_what_the_command_passes_else_the_scripts_default():
     (h,) = one({"args": {"learning-rate": 2e-3, "n-layer": 6, "compile": True}})
     result = apply_patch(h, {"train.py": SCRIPT}, ["train.py"], [], ["{python}", "train.py", "--n-layer", "5",
                                                                     "--compile", "--learning-rate={seed}"])
-    assert result.changes == [("--learning-rate", "5e-4", "2e-3"), ("--n-layer", "5", "6"), ("--compile", "true", "true")]
+    assert result.changes == [("--learning-rate", "5e-4", "2e-3"), ("--n-layer", "5", "6"),
+                              ("--compile", "true", "true")]
 
 
 def test_a_flag_set_from_a_placeholder_is_left_to_the_runner():
@@ -196,7 +197,8 @@ def applied(raw: dict, texts: dict | None = None):
 
 def test_args_name_the_flag_with_its_default_and_write_the_file():
     h, result = applied({"args": {"learning-rate": 2e-3, "type": "mlp", "compile": True}})
-    assert describe(h, result) == ["--learning-rate 5e-4 → 2e-3", "--type transformer → mlp", "--compile false → true"]
+    assert describe(h, result) == ["--learning-rate 5e-4 → 2e-3", "--type transformer → mlp",
+                                   "--compile false → true"]
     assert result.after["train.py"] == SCRIPT and result.before[ARGS_FILE] == ""
     assert "learning-rate = 0.002" in result.after[ARGS_FILE]
     h2, again = applied({"args": {"learning-rate": 1e-3}}, result.after)  # after a keep: the kept value is the old one
@@ -409,7 +411,8 @@ def test_hydra_overrides_end_to_end(tmp_path, monkeypatch, cli):
         'metric = "val_loss"\nrepeats = 1\nmax_repeats = 1\n')})
     monkeypatch.chdir(root)
     assert cli("new", "lower lr", "--override", "model.lr=0.02", "--name", "a_lr").rc == 0
-    assert cli("new", "extra", "--override", "+model.extra=0.5", "--override", "model.depth=3", "--name", "b_extra").rc == 0
+    assert cli("new", "extra", "--override", "+model.extra=0.5", "--override", "model.depth=3",
+               "--name", "b_extra").rc == 0
     r = cli("run", "--collect-only")
     assert "model.lr (config) → 0.02" in r.out and "model.extra (absent) → 0.5, model.depth 2 → 3" in r.out, r
     r = cli("run", "--tag", "h1")

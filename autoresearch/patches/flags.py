@@ -87,8 +87,9 @@ def _typer_params(source: str, fn: ast.FunctionDef) -> list[Flag]:
                 continue
             if called == "Option":
                 names = _names(default) or [arg.arg.replace("_", "-")]
-                first = default.args[0] if default.args and not (isinstance(default.args[0], ast.Constant)
-                                                                   and str(default.args[0].value).startswith("-")) else None
+                head = default.args[0] if default.args else None
+                named = isinstance(head, ast.Constant) and str(head.value).startswith("-")
+                first = None if named else head
                 out += _flag(source, names, _keywords(default), first)
                 continue
         out += _flag(source, [arg.arg.replace("_", "-")], {}, default)

@@ -96,6 +96,9 @@ def command_warnings(config, h, patch: Any, where) -> list[str]:
     return out
 
 
+CONFIG_SUFFIXES = (".py", ".yaml", ".yml", ".json", ".toml")
+
+
 def config_from_command(root: Path, command: list[str]) -> str | None:
     """The config file a command passes after its script (``python train.py config/x.py``), if any."""
     seen_script = False
@@ -106,6 +109,6 @@ def config_from_command(root: Path, command: list[str]) -> str | None:
         if (root / value).is_file() and not seen_script and value.endswith(".py"):
             seen_script = True
             continue
-        if seen_script and (root / value).is_file() and Path(value).suffix in (".py", ".yaml", ".yml", ".json", ".toml"):
+        if seen_script and (root / value).is_file() and Path(value).suffix in CONFIG_SUFFIXES:
             return Path(value).as_posix()
     return None
