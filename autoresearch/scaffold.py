@@ -118,27 +118,27 @@ def script_flags(root: Path, train: str) -> dict[str, Any]:
         return {}
 
 
-def given_command(root: Path, command: str | None) -> tuple[list[str], str | None]:
-    """The command `init --command` gave (python becomes {python}), and the config file it passes."""
+def given_command(root: Path, command: str | None) -> tuple[list[str], str | None, str]:
+    """The command `init --command` gave (python becomes {python}), the config file it passes, and
+    the training script (the command's first Python file, else :func:`script`)."""
     import shlex
 
     from autoresearch.patches.hints import config_from_command
 
-    if not command:
-        return [], None
-    args = shlex.split(command)
+    args = shlex.split(command) if command else []
     if args and re.fullmatch(r"python[\d.]*", Path(args[0]).name):
         args[0] = "{python}"
-    return args, config_from_command(root, args)
+    train = next((a for a in args if a.endswith(".py") and (root / a).is_file()), None) or script(root)
+    return args, config_from_command(root, args) if args else None, train
 
 
 def table(root: Path, command_line: str | None = None) -> tuple[str, str | None, dict[str, Any]]:
     """The commented [tool.autoresearch] table; the editable file chosen and its constants. A config
-    file that the given command passes (``python train.py config/x.py``) is the editable one."""
+    file that the given command passes (``python train.py config/x.py``) is the editable one.
+    (Long: one table, written top to bottom as the user reads it.)"""
     found = candidates(root)
     editable, consts = found[0] if found else (script(root), {})
-    given, config_file = given_command(root, command_line)
-    train = next((a for a in given if a.endswith(".py") and (root / a).is_file()), None) or script(root)
+    given, config_file, train = given_command(root, command_line)
     if config_file:
         editable, consts = config_file, constants(root / config_file)
         found = [(editable, consts)] + [c for c in found if c[0] != editable]
@@ -313,8 +313,7 @@ def init(root: Path, say: Callable[[str], None], command: str | None = None) -> 
             + (f" ({len(consts)} constants)" if consts else ""))
     folder = root / "experiments"
     folder.mkdir(exist_ok=True)
-    given, config_file = given_command(root, command)
-    train = next((a for a in given if a.endswith(".py") and (root / a).is_file()), None) or script(root)
+    _, config_file, train = given_command(root, command)
     hypothesis = (None if config_file else args_example(train, script_flags(root, train))) or example(editable, consts)
     target = folder / "example.toml"
     if hypothesis and not target.exists() and not any(folder.glob("*.toml")):
