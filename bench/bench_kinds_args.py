@@ -57,20 +57,20 @@ def main() -> dict[str, float]:
         pm.hook.autoresearch_addoption.call_historic(kwargs=dict(parser=parser))
         top, _ = make_parser(parser)
         config = Config(root, pm, parser, top.parse_args(["run"]))
-        best = float("inf")
-        for _ in range(3):
-            start = time.perf_counter()
+        best = cpu = float("inf")
+        for _ in range(3):  # wall time, and the process's CPU time (steadier on a shared, loaded machine)
+            start, start_cpu = time.perf_counter(), time.process_time()
             items, errors = collect(config, [root / "experiments"], pm.hook)
-            best = min(best, time.perf_counter() - start)
+            best, cpu = min(best, time.perf_counter() - start), min(cpu, time.process_time() - start_cpu)
         assert len(items) == N and not errors, errors[:1]
         start = time.perf_counter()
         r = subprocess.run([sys.executable, "-m", "autoresearch", "run", "--collect-only"], cwd=root,
                            capture_output=True, text=True)
         command = time.perf_counter() - start
         assert r.returncode == 0, r.stderr
-        print(f"args kind: {N} [args] hypotheses collected and validated in {best:.3f}s in-process "
-              f"(best of 3; target <= 0.5 s); `autoresearch run --collect-only` whole command {command:.2f}s")
-        return {"collect_s": best, "command_s": command}
+        print(f"args kind: {N} [args] hypotheses collected and validated in {best:.3f}s in-process ({cpu:.3f}s "
+              f"CPU; best of 3; target <= 0.5 s); `autoresearch run --collect-only` whole command {command:.2f}s")
+        return {"collect_s": best, "collect_cpu_s": cpu, "command_s": command}
     finally:
         os.chdir("/")
         shutil.rmtree(root, ignore_errors=True)
