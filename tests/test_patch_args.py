@@ -479,3 +479,25 @@ def test_an_execd_config_script_init_picks_the_config_and_set_on_train_warns(tmp
     assert [(x["description"], x["status"]) for x in read_results(root / "results.tsv")] == [
         ("baseline", "keep"), ("lr in the config", "keep")]
     assert "- learning_rate: 2e-3 → 1e-3" in (root / "experiments" / "journal.md").read_text()
+
+
+def test_mlflow_params_name_the_flag(tmp_path, monkeypatch, cli):
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from conftest import run_subprocess
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    root = make_project(tmp_path / "makemore", {"train.py": SCRIPT, "pyproject.toml": (
+        f'[tool.autoresearch]\ncommand = ["{sys.executable}", "train.py"]\nmetric = "val_loss"\nrepeats = 1\n'
+        f'max_repeats = 1\nmlflow_tracking_uri = "{uri}"\n')})
+    monkeypatch.chdir(root)
+    assert cli("new", "higher learning rate", "--arg", "learning-rate=2e-3", "--arg", "type=mlp",
+               "--name", "lr").rc == 0
+    r = run_subprocess(root, "run", "--tag", "m1")
+    assert r.returncode == 0, r.stderr
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("autoresearch")
+    runs = client.search_runs([experiment.experiment_id], max_results=10)
+    child = next(run for run in runs if run.info.run_name == "001-lr")
+    assert child.data.params == {"--learning-rate": "2e-3", "--type": "mlp"}
