@@ -81,6 +81,9 @@ def make_parser(parser: Parser) -> tuple[ArgumentParser, dict[str, ArgumentParse
     subs["publish"].add_argument("--remote", default="origin", help="the git remote to push to (default: origin)")
     subs["publish"].add_argument("--all", action="store_true",
                                  help="also push every experiment's commit, as refs/autoresearch/TAG/NNN-name")
+    subs["init"].add_argument("--command", dest="init_command", metavar="CMD", default=None,
+                              help="the workload's command line, e.g. \"python train.py config/x.py\": written as the "
+                                   "command setting, and a config file it passes is the editable file")
     cal = subs["calibrate"]
     cal.add_argument("--runs", type=int, default=5, metavar="N",
                      help="runs of the unmodified code, seeds 0 to N-1 (default: 5; at least 2)")
@@ -128,7 +131,7 @@ def _main(argv: list[str]) -> int:
         print_help(top, subs, parser)
         return ExitCode.OK if args.help else ExitCode.USAGE_ERROR
     if args.subcommand == "init":  # before the settings are read: they may not exist yet
-        return commands.module("init").main(rootdir)
+        return commands.module("init").main(rootdir, args.init_command)
     config = Config(rootdir, pm, parser, args)
     pm.hook.autoresearch_configure.call_historic(kwargs=dict(config=config))
     try:

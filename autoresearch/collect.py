@@ -21,7 +21,7 @@ from autoresearch.kinds import registry
 from autoresearch.readers import _locator, collect_python, collect_toml, decorates  # noqa: F401 (decorates: public)
 
 NORECURSE = ("__pycache__", "node_modules", "venv", "*.egg-info", "build", "dist", "tests", "test")
-NOT_HYPOTHESES = {"pyproject.toml", "conftest.py", "setup.py", "__init__.py"}
+NOT_HYPOTHESES = {"pyproject.toml", "conftest.py", "setup.py", "__init__.py", "autoresearch.args.toml"}
 
 
 @hookimpl
@@ -210,6 +210,10 @@ def editable_texts(config, root: Path | None = None) -> dict[str, str]:
             line = path.read_bytes()[:exc.start].count(b"\n") + 1
             raise UsageError(f"{name}:{line}: not UTF-8 text (byte {exc.object[exc.start]:#04x}); hypotheses "
                              "patch text files, so save it as UTF-8") from None
+    from autoresearch.patches.argv import ARGS_FILE  # the args and overrides kinds' file, once a patch made it
+
+    if ARGS_FILE not in texts and (root / ARGS_FILE).is_file() and not (root / ARGS_FILE).is_symlink():
+        texts[ARGS_FILE] = (root / ARGS_FILE).read_bytes().decode("utf-8", errors="replace")
     return texts
 
 
@@ -239,15 +243,19 @@ def passed_on_command_line(config, name: str) -> str | None:
 def warnings_for(config, h: Hypothesis, patch: Any) -> list[str]:
     """What collection warns about in a hypothesis that applies: patches that change nothing the run sees."""
     out = []
+    where = lambda kind, key: f"{h.path}:{key_line(config, h, key)}: warning: {kind}.{key}"  # noqa: E731  (lazy: rare)
     for kind, name, old, new in ((k, *change) for k, changes in patch.by_kind.items() for change in changes):
-        where = f"{h.path}:{key_line(config, h, name)}: warning: {kind}.{name}"
+        key = name.lstrip("-") if kind == "args" else name  # a flag's key in its table: learning-rate
         if old == new:
-            out.append(f"{where} = {new} changes nothing ({name} is already {old} in {h.file or config.editable[0]})")
+            out.append(f"{where(kind, key)} = {new} changes nothing ({name} is already {old} in "
+                       f"{h.file or config.editable[0]})")
         passed = passed_on_command_line(config, name) if kind == "set" else None  # a flag that overrides a constant
         if passed:
-            out.append(f"{where}: the command also passes {passed}, which wins (the run never sees this change; "
-                       "take it out of the command, or use {budget_steps} there)")
-    return out
+            out.append(f"{where(kind, key)}: the command also passes {passed}, which wins (the run never sees this "
+                       "change; take it out of the command, or use {budget_steps} there)")
+    from autoresearch.patches.hints import command_warnings  # flags, overrides, config files on the command line
+
+    return out + command_warnings(config, h, patch, where)
 
 
 def collect(config, paths: list[Path], hook: Any, warn: bool = True) -> tuple[list[Hypothesis], list[CollectError]]:
@@ -272,7 +280,7 @@ def collect(config, paths: list[Path], hook: Any, warn: bool = True) -> tuple[li
             continue
         seen[h.name] = h
         try:
-            patch = apply_patch(h, texts, config.editable, config.protected)
+            patch = apply_patch(h, texts, config.editable, config.protected, config.get("command"))
         except PatchError as exc:
             line = key_line(config, h, exc.key) if exc.key else h.line  # set.LR: the line of LR
             errors.append(CollectError(h.path, line, str(exc)))
@@ -335,7 +343,7 @@ def show_collection(config, items: list[Hypothesis]) -> None:
 
     texts = editable_texts(config)
     for h in items:
-        patch = apply_patch(h, texts, config.editable, config.protected)
+        patch = apply_patch(h, texts, config.editable, config.protected, config.get("command"))
         added, removed = patch.counts
         what = describe(h, patch)
         expect = "; ".join(f"{m} {e}" for m, e in h.expect)

@@ -132,7 +132,8 @@ def _from_function(fn: Callable, path: str, line: int, max_sweep: int | None,
         raise CollectError(path, line, f"@hypothesis decorates {what} (decorate a plain function "
                                        "def name(patch): that calls patch.set, patch.replace or patch.diff)")
     sweep = meta.pop("sweep")
-    check_sweep(sweep, lambda msg, key=None: CollectError(path, line, msg), max_sweep)
+    check_sweep(sweep, lambda msg, key=None: CollectError(path, line, msg), max_sweep,
+                lambda k: any(kind.sweeps and kind.claims(k, {}) for kind in kinds))
     doc = inspect.getdoc(fn) or ""
     raw = {k: v for k, v in meta.items() if v is not None}
     raw["hypothesis"] = doc

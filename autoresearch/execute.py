@@ -63,7 +63,8 @@ PLACEHOLDER = re.compile(r"\{(python|budget|budget_steps|seed|workdir)\}")
 
 def command(config, experiment=None, workdir: str | None = None) -> list[str]:
     """The workload's arguments, placeholders filled in: {python} (the Python running autoresearch),
-    {budget} (seconds), {budget_steps}, {seed} (the run's) and {workdir} (where it runs)."""
+    {budget} (seconds), {budget_steps}, {seed} (the run's) and {workdir} (where it runs); with the
+    flags and overrides of autoresearch.args.toml merged in (never filled in)."""
     args = list(config.get("command")) or [sys.executable, config.editable[0]]
     budget, steps = budget_seconds(config), config.get("budget_steps")
     if workdir is None:
@@ -79,7 +80,26 @@ def command(config, experiment=None, workdir: str | None = None) -> list[str]:
         return {"python": sys.executable, "budget": f"{budget:g}", "budget_steps": str(steps),
                 "seed": str(experiment.seed if experiment is not None else 0), "workdir": workdir}[name]
 
-    return [PLACEHOLDER.sub(fill, arg) for arg in args]
+    merged = merge_args_file(args, workdir, experiment)
+    return [arg if ours else PLACEHOLDER.sub(fill, arg) for arg, ours in merged]
+
+
+def merge_args_file(args: list[str], workdir: str, experiment=None) -> list[tuple[str, bool]]:
+    """The command with the run's autoresearch.args.toml merged in (the args and overrides patch
+    kinds write it; see autoresearch.patches.argv), as (argument, from the file) pairs; the file is
+    read from the run's folder, or the experiment's worktree when the folder is not made yet."""
+    from autoresearch.patches.argv import ARGS_FILE, merged_command
+
+    folder = Path(workdir)
+    path = folder / ARGS_FILE if folder.is_dir() or experiment is None else Path(experiment.workdir) / ARGS_FILE
+    if path.is_symlink() or not path.is_file():
+        return [(arg, False) for arg in args]
+    try:
+        return merged_command(args, path.read_text(encoding="utf-8"))
+    except (ValueError, UnicodeDecodeError, OSError) as exc:
+        from autoresearch.errors import UsageError
+
+        raise UsageError(f"{path}: {exc}") from None
 
 
 def timeout(config) -> float:

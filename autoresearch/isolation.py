@@ -239,7 +239,8 @@ def pinned_files(config) -> dict[str, str | None]:
     """The files a session pins, in your checkout: the settings (pyproject.toml), conftest.py (the
     runner imports it), the protected and the editable files. Their SHA-256, None where missing."""
     out: dict[str, str | None] = {}
-    for name in dict.fromkeys(["pyproject.toml", "conftest.py", *config.protected, *config.editable]):
+    for name in dict.fromkeys(["pyproject.toml", "conftest.py", *config.protected, *config.editable,
+                               "autoresearch.args.toml"]):  # the args and overrides kinds' file
         path = config.rootdir / name
         try:
             out[name] = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None

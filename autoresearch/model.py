@@ -227,7 +227,7 @@ def build(raw: dict[str, Any], path: str, line: int, default_name: str,
     parsed = [(kind, kind.parse(raw, fail)) for kind in kinds]
     common.update(_expectations(raw, common["name"], fail), **_options(raw, fail), path=path, line=line)
     sweep = raw.get("sweep", {})
-    check_sweep(sweep, fail, max_sweep)
+    check_sweep(sweep, fail, max_sweep, lambda k: any(kind.sweeps and kind.claims(k, raw) for kind in kinds))
     if not sweep:
         return [Hypothesis(patches=tuple((k, v) for k, v in parsed if v is not None), **common)]
     out = []
@@ -320,15 +320,18 @@ def description_problem(description: str) -> str | None:
     return None
 
 
-def check_sweep(sweep: Any, fail: Callable[..., CollectError], max_sweep: int | None = None) -> None:
-    """A sweep is a table of NAME = [value, ...], each value a literal, making at most `max_sweep` hypotheses."""
+def check_sweep(sweep: Any, fail: Callable[..., CollectError], max_sweep: int | None = None,
+                claimed: Callable[[str], bool] | None = None) -> None:
+    """A sweep is a table of NAME = [value, ...], each value a literal, making at most `max_sweep` hypotheses.
+    A NAME is a Python name (a constant), or one that `claimed` says a sweeping kind takes (``--flag``)."""
     from autoresearch.patches.set import literal_problem as set_literal_problem
 
     if not isinstance(sweep, dict) or not all(isinstance(v, list) and v for v in sweep.values()):
         raise fail("sweep must be a table of NAME = [value, ...] with at least one value each", "sweep")
     for key, values in sweep.items():
-        if not isinstance(key, str) or not PYTHON_NAME.fullmatch(key):
-            raise fail(f"sweep.{str(key)[:40]!r}: not a Python name (a module-level constant, e.g. LR)", "sweep")
+        if not isinstance(key, str) or not (PYTHON_NAME.fullmatch(key) or (claimed and claimed(key))):
+            raise fail(f"sweep.{str(key)[:40]!r}: not a Python name (a module-level constant, e.g. LR), a flag "
+                       "(\"--learning-rate\") or a key of [overrides]", "sweep")
         for v in values:
             problem = set_literal_problem(v)
             if problem:

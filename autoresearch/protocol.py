@@ -232,13 +232,14 @@ def autoresearch_experiment_setup(experiment) -> None:
 
     texts = editable_texts(config, experiment.workdir)
     try:
-        experiment.patch = apply_patch(experiment.hypothesis, texts, config.editable, config.protected)
+        experiment.patch = apply_patch(experiment.hypothesis, texts, config.editable, config.protected,
+                                       config.get("command"))
     except PatchError as exc:  # the branch moved on since collection
         kept = [r.name for r in experiment.session.history if r.status == Status.KEEP and not r.is_baseline]
         raise ConflictError(f"conflicts with kept {kept[-1] if kept else 'changes'}: the patch does not apply "
                             f"to the current tip ({exc})") from None
     for name, text in experiment.patch.after.items():
-        if text != texts[name]:
+        if text != texts.get(name):  # a file the patch made (autoresearch.args.toml) is new
             (experiment.workdir / name).write_bytes(text.encode())  # every byte as read
     experiment.commit = content_id(experiment.patch.after)  # the git plugin, if active, names its commit instead
 

@@ -107,14 +107,48 @@ def iteration_flag(root: Path, train: str, consts: dict[str, Any]) -> tuple[str,
     return None
 
 
-def table(root: Path) -> tuple[str, str | None, dict[str, Any]]:
-    """The commented [tool.autoresearch] table; the editable file chosen and its constants."""
+def script_flags(root: Path, train: str) -> dict[str, Any]:
+    """The script's command-line flags (argparse, click, typer), read from its source, never run."""
+    from autoresearch.patches.flags import flags
+
+    try:
+        path = root / train
+        return flags(path.read_text(encoding="utf-8", errors="replace")) if path.stat().st_size < 1 << 20 else {}
+    except OSError:
+        return {}
+
+
+def given_command(root: Path, command: str | None) -> tuple[list[str], str | None, str]:
+    """The command `init --command` gave (python becomes {python}), the config file it passes, and
+    the training script (the command's first Python file, else :func:`script`)."""
+    import shlex
+
+    from autoresearch.patches.hints import config_from_command
+
+    args = shlex.split(command) if command else []
+    if args and re.fullmatch(r"python[\d.]*", Path(args[0]).name):
+        args[0] = "{python}"
+    train = next((a for a in args if a.endswith(".py") and (root / a).is_file()), None) or script(root)
+    return args, config_from_command(root, args) if args else None, train
+
+
+def table(root: Path, command_line: str | None = None) -> tuple[str, str | None, dict[str, Any]]:
+    """The commented [tool.autoresearch] table; the editable file chosen and its constants. A config
+    file that the given command passes (``python train.py config/x.py``) is the editable one.
+    (Long: one table, written top to bottom as the user reads it.)"""
     found = candidates(root)
     editable, consts = found[0] if found else (script(root), {})
-    train = script(root)
+    given, config_file, train = given_command(root, command_line)
+    if config_file:
+        editable, consts = config_file, constants(root / config_file)
+        found = [(editable, consts)] + [c for c in found if c[0] != editable]
     protected = [p for p in PROTECT if (p == "pyproject.toml" or (root / p).is_file()) and p != editable]
     flag = iteration_flag(root, train, consts)
-    command = ["{python}", train] + ([f"{flag[0]}={{budget_steps}}"] if flag else [])
+    command = given or ["{python}", train] + ([f"{flag[0]}={{budget_steps}}"] if flag else [])
+    cli_flags = script_flags(root, train)
+    if flag and flag[1] is None and flag[0].lstrip("-") in cli_flags:  # argparse's default, read from its source
+        default = cli_flags[flag[0].lstrip("-")].default
+        flag = (flag[0], default if isinstance(default, int) and not isinstance(default, bool) else None)
     if flag and isinstance(flag[1], int):
         steps = [f"budget_steps = {flag[1]}  # what {flag[0]} ran by default; the same work every run"]
     elif flag:
@@ -124,6 +158,7 @@ def table(root: Path) -> tuple[str, str | None, dict[str, Any]]:
     links = ignored_folders(root)
     others = ", ".join(f"{rel} ({len(c)})" for rel, c in found[1:6])
     shown = ", ".join(list(consts)[:8]) + (", ..." if len(consts) > 8 else "")
+    flag_names = ", ".join(("--" if len(n) > 1 else "-") + n for n in list(cli_flags)[:8])
     q = lambda items: "[" + ", ".join(json.dumps(i) for i in items) + "]"  # noqa: E731  TOML-safe quoting
     lines = [
         "[tool.autoresearch]",
@@ -131,6 +166,10 @@ def table(root: Path) -> tuple[str, str | None, dict[str, Any]]:
         "# a run is refused while a value still starts with TODO.",
         "",
         f"# The files a hypothesis may change; `set` assigns their module-level constants ({shown or 'none found'}).",
+        *([f"# {config_file} is the config file the command passes: it sets its values after {train} does."]
+          if config_file else []),
+        *([f"# {train}'s command-line flags ({flag_names}{', ...' if len(cli_flags) > 8 else ''}): an [args] "
+           "table sets them (docs/patch-kinds-args.md)."] if cli_flags else []),
         *( [f"# Other candidates (constants): {others}"] if others else []),
         f"editable = {q([editable])}",
         "# Never changed by a hypothesis; verified unchanged before every run.",
@@ -154,6 +193,26 @@ def table(root: Path) -> tuple[str, str | None, dict[str, Any]]:
         *steps,
     ]
     return "\n".join(lines) + "\n", editable, consts
+
+
+def args_example(train: str, cli_flags: dict[str, Any]) -> str | None:
+    """One example [args] hypothesis: a real numeric flag of the script (learning-rate-like names
+    first, never the iteration count the budget sets) changed from its default."""
+    numeric = [f for f in cli_flags.values() if f.kind == "value" and isinstance(f.default, (int, float))
+               and not isinstance(f.default, bool) and f.default and not ITERATIONS.match(f.name.replace("-", "_"))]
+    if not numeric:
+        return None
+    f = sorted(numeric, key=lambda f: not re.search(r"(?i)lr|learning", f.name))[0]
+    new = f.default * 2 if isinstance(f.default, float) else f.default + max(1, abs(f.default) // 4)
+    option = ("-" if len(f.name) == 1 else "--") + f.name
+    key = f.name if re.fullmatch(r"[A-Za-z0-9_-]+", f.name) else json.dumps(f.name)
+    default = f.source or repr(f.default)
+    return (f'# An example written by autoresearch init: change it, or delete it and write your own\n'
+            f'# (autoresearch new "DESCRIPTION" --arg {f.name}=VALUE writes one for you).\n'
+            f'description = "{option} {new!r} instead of {default}"\n'
+            f'hypothesis = """Passing {option} {new!r} to {train} instead of its default {default}: an example to '
+            f'see the loop work.\nSay here what you expect to happen and why."""\n'
+            f"[args]\n{key} = {new!r}\n")
 
 
 def example(editable: str, consts: dict[str, Any]) -> str | None:
@@ -219,8 +278,9 @@ hypotheses; you never edit the code by hand and you never run the training yours
 """
 
 
-def init(root: Path, say: Callable[[str], None]) -> list[Path]:
-    """Write what is missing; returns the files written (or appended to)."""
+def init(root: Path, say: Callable[[str], None], command: str | None = None) -> list[Path]:
+    """Write what is missing; returns the files written (or appended to). `command` (init --command)
+    is the workload's command line; a config file it passes is the editable file."""
     from autoresearch.config import read_ini
 
     from autoresearch.errors import UsageError
@@ -235,7 +295,7 @@ def init(root: Path, say: Callable[[str], None]) -> list[Path]:
         raise UsageError("init: experiments is a file; hypotheses go in a folder experiments/ (rename the file)")
     if (root / "pyproject.toml").exists() and not (root / "pyproject.toml").is_file():
         raise UsageError("init: pyproject.toml is not a file")
-    text, editable, consts = table(root)
+    text, editable, consts = table(root, command)
     pyproject = root / "pyproject.toml"
     if pyproject.is_file() and "[tool.autoresearch]" in pyproject.read_text(encoding="utf-8", errors="replace"):
         say(f"{pyproject.name} already has [tool.autoresearch]: left as it is")
@@ -253,7 +313,8 @@ def init(root: Path, say: Callable[[str], None]) -> list[Path]:
             + (f" ({len(consts)} constants)" if consts else ""))
     folder = root / "experiments"
     folder.mkdir(exist_ok=True)
-    hypothesis = example(editable, consts)
+    _, config_file, train = given_command(root, command)
+    hypothesis = (None if config_file else args_example(train, script_flags(root, train))) or example(editable, consts)
     target = folder / "example.toml"
     if hypothesis and not target.exists() and not any(folder.glob("*.toml")):
         target.write_text(hypothesis, encoding="utf-8")

@@ -13,6 +13,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_byhand  # noqa: E402
 import bench_collect  # noqa: E402
+import bench_kinds_args  # noqa: E402
 import bench_parallel  # noqa: E402
 import bench_prune  # noqa: E402
 import bench_runner  # noqa: E402
@@ -24,6 +25,7 @@ if __name__ == "__main__":
     flags, sys.argv = set(sys.argv[1:]), sys.argv[:1]  # the benchmarks read their own arguments
     bench_startup.main()
     bench_collect.main()
+    bench_kinds_args.main()
     bench_runner.main()
     bench_byhand.main()
     bench_sandbox.main()

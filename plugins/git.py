@@ -252,7 +252,8 @@ class GitPlugin:
             del self.at[work]  # the patch changes the files: where they are is unknown until its commit is recorded
         result = yield
         if h is not None:
-            editable = [p for p in self.config.editable if (work / p).exists()]
+            patched = list(experiment.patch.after) if getattr(experiment, "patch", None) else []
+            editable = [p for p in dict.fromkeys([*self.config.editable, *patched]) if (work / p).exists()]
             git("add", "--", *editable, cwd=work, env=self.env)
             message = (f"experiment: {h.description}\n\n{h.hypothesis}\n\n"
                        f"Hypothesis: {h.nodeid}\nHypothesis-Hash: {h.key}\n")

@@ -54,7 +54,7 @@ def new(config: Any) -> Path:
     try:
         draft = build({**raw, "hypothesis": "-", **patches, "expect": expect, "name": name}, "new", 1, name,
                       kinds=kinds)[0]
-        patch = apply_patch(draft, texts, config.editable, config.protected)
+        patch = apply_patch(draft, texts, config.editable, config.protected, config.get("command"))
     except (CollectError, PatchError, ExpectationError) as exc:
         raise UsageError(str(exc).removeprefix("new:1: ")) from None
     metric = config.get("metric")

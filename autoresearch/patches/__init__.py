@@ -32,6 +32,7 @@ class PatchResult:
     changes: list[tuple[str, str, str]] = field(default_factory=list)  # (parameter, old, new), e.g. of set
     target: str = ""  # the editable file that set and replace change (the hypothesis' file, or the first)
     by_kind: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)  # the changes, kind by kind
+    command: tuple[str, ...] = ()  # the command setting, unfilled (what args and overrides change)
 
     @functools.cached_property
     def counts(self) -> tuple[int, int]:
@@ -98,6 +99,11 @@ class PatchKind:
         a one-line message (``--set 'x': write NAME=VALUE ...``) for a malformed value."""
         return None
 
+    def claims(self, name: str, raw: dict[str, Any]) -> bool:
+        """Whether a ``sweep`` key belongs to this kind (when `sweeps`): a Python name to ``set``,
+        ``--flag`` to ``args``; `raw` is the hypothesis' table ({} for a Python hypothesis)."""
+        return False
+
     def sweep(self, value: Any, params: tuple[tuple[str, Any], ...]) -> Any:
         """The raw table value with one sweep combination applied (when `sweeps`)."""
         return value
@@ -122,16 +128,19 @@ def builtin_kinds() -> tuple[PatchKind, ...]:
     from autoresearch.patches.diff import DIFF
     from autoresearch.patches.replace import REPLACE
     from autoresearch.patches.set import SET
+    from autoresearch.patches.args import ARGS, OVERRIDES
 
-    return (SET, REPLACE, DIFF)
+    return (SET, REPLACE, DIFF, ARGS, OVERRIDES)
 
 
-def apply_patch(h: Hypothesis, texts: dict[str, str], editable: list[str], protected: list[str]) -> PatchResult:
-    """Apply a hypothesis' patch to the editable files' texts (nothing is written), kind by kind."""
+def apply_patch(h: Hypothesis, texts: dict[str, str], editable: list[str], protected: list[str],
+                command: list[str] | tuple[str, ...] | None = None) -> PatchResult:
+    """Apply a hypothesis' patch to the editable files' texts (nothing is written), kind by kind;
+    `command` is the command setting, for the kinds that change it (args, overrides)."""
     target = h.file or editable[0]
     if target not in texts:
         raise PatchError(f"file: {target} is not an editable file (editable: {', '.join(editable)})", "file", None)
-    result = PatchResult(before=dict(texts), after=dict(texts), target=target)
+    result = PatchResult(before=dict(texts), after=dict(texts), target=target, command=tuple(command or ()))
     for kind, value in h.patches:
         start = len(result.changes)
         kind.apply(value, h, result, editable, protected)

@@ -236,8 +236,11 @@ class SetKind(PatchKind):
             out[key.strip()] = option_value(value.strip())
         return out
 
+    def claims(self, name, raw):
+        return bool(PYTHON_NAME.fullmatch(name))
+
     def sweep(self, value, params):
-        return {**(value or {}), **dict(params)}
+        return {**(value or {}), **{k: v for k, v in params if PYTHON_NAME.fullmatch(k)}}
 
     def apply(self, value, h, result: PatchResult, editable, protected):
         target = result.target
