@@ -31,6 +31,7 @@ KEEP, DISCARD = Status.KEEP, Status.DISCARD
 AGAIN = "again"  # the grey zone: a judgement, never an outcome
 KEEP_AT = 1.3  # keep at once beyond KEEP_AT k standard errors
 FINAL_AT = 0.8  # on the means at max_repeats: keep beyond FINAL_AT k standard errors
+FUTILE_AT = 1.0  # discard when short of a k-sigma gain by more than FUTILE_AT k standard errors
 
 
 def pooled_sigma(groups: Iterable[Sequence[float]]) -> tuple[float | None, int]:
@@ -89,7 +90,7 @@ def sequential(e: Evidence, *, k: float, max_repeats: int) -> str:
     if z >= KEEP_AT * k:
         return KEEP
     se = e.se or 0.0
-    if se and z < k * (e.sigma or 0.0) / se - FINAL_AT * k:
+    if se and z < k * (e.sigma or 0.0) / se - FUTILE_AT * k:
         return DISCARD
     if not se:  # no noise at all: the sign decides at once
         return KEEP if e.improvement > 0 else DISCARD

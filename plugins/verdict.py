@@ -21,6 +21,7 @@ of lines the patch adds. A plugin can replace the whole rule: implement
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from autoresearch import Verdict, hookimpl
@@ -35,7 +36,7 @@ def autoresearch_addoption(parser) -> None:
                       help="how far beyond the noise a decision must be, in standard errors of the difference")
     parser.addsetting("repeats", "--repeats", type="int", default=5, check=positive,
                       help="runs of the baseline (the first measure of the noise), and the fewest runs a keep has")
-    parser.addsetting("max_repeats", "--max-repeats", type="int", default=5, check=positive,
+    parser.addsetting("max_repeats", "--max-repeats", type="int", default=8, check=positive,
                       help="the most runs a candidate in the grey zone gets before it is decided on the means")
     parser.addsetting("keep_threshold", type="amount", default=0.005, check=check_amount,
                       help="an improvement above this (or a share of the baseline, \"0.5%\") is kept whatever "
@@ -86,7 +87,7 @@ class Rule:
     direction: str = MINIMIZE
     noise_k: float = 2.0
     repeats: int = 5
-    max_repeats: int = 5
+    max_repeats: int = 8
     keep_threshold: float | str = 0.005
     min_improvement: float | str = 0.0
     max_added_lines: int = 20
@@ -104,16 +105,43 @@ class Judgement:
     status: str  # keep, discard or again
     why: str
     e: Evidence
+    outliers: tuple[int, ...] = ()  # the candidate's runs (0-based) flagged as outliers
 
 
-def judge(values, base, tip, sigma: float | None, net_lines: int, rule: Rule) -> Judgement:
+def judge(values, base, tip, sigma: float | None, net_lines: int, rule: Rule, scale: float | None = None,
+          paired=None) -> Judgement:
     """keep, discard or again for a candidate's values against its baseline's and the tip's.
 
     `base` and `tip` are the values of every run of those commits (the same when it builds on
-    the tip, as by default); `sigma` the pooled noise; `net_lines` what the patch adds.
+    the tip, as by default); `sigma` the pooled noise; `net_lines` what the patch adds; `scale`
+    the robust σ outliers are flagged with (autoresearch/noise.py; default `sigma`). `paired`:
+    the evidence on paired differences instead (design = "paired"; noise.paired_evidence).
+    A run flagged as an outlier is left out of the means; a keep that rests on it waits for one
+    more run (it is kept in the data: Judgement.outliers).
     """
+    from autoresearch import noise
+
+    scale = sigma if scale is None else scale
+    same = tip is base or paired is not None
+    base = noise.kept(base, noise.flags(base, scale))
+    tip = base if same else noise.kept(tip, noise.flags(tip, scale))
+    if paired is None:
+        flagged = noise.flags(values, scale, sum(base) / len(base), len(base))
+        values = noise.kept(values, flagged)
+        e = evidence(values, base, sigma, rule.direction)
+    else:  # the improvement of each run over the tip's run with its seed, σ that of a difference
+        flagged = noise.flags(paired, scale, 0.0, 10**9)
+        clean = noise.kept(paired, flagged)
+        e = Evidence(sum(clean) / len(clean), len(clean), math.inf, sigma)  # type: ignore[arg-type]
+    outliers = tuple(i for i, f in enumerate(flagged) if f)
+    j = _judge(values, base, tip, sigma, net_lines, rule, e, same)
+    if j.status == KEEP and outliers and outliers[-1] == len(flagged) - 1 and len(flagged) < rule.max_repeats:
+        return Judgement(AGAIN, f"run {len(flagged)} is an outlier: one more run", j.e, outliers)
+    return replace(j, outliers=outliers)
+
+
+def _judge(values, base, tip, sigma: float | None, net_lines: int, rule: Rule, e: Evidence, same: bool) -> Judgement:
     k = rule.noise_k
-    e = evidence(values, base, sigma, rule.direction)
     z = e.z
     if net_lines < 0 and z is not None and z > -k:
         status, why = KEEP, "no worse within the noise, simpler code"
@@ -130,11 +158,11 @@ def judge(values, base, tip, sigma: float | None, net_lines: int, rule: Rule) ->
             status, why = DISCARD, f"beyond the noise, but below min_improvement {rule.min_improvement}"
         elif net_lines >= rule.max_added_lines and e.improvement <= amount(rule.keep_threshold, base_mean):
             status, why = DISCARD, f"small improvement for {net_lines} added lines (limit {rule.max_added_lines})"
-    if status == KEEP and tip is not base:
+    if status == KEEP and not same:
         versus_tip = sequential(evidence(values, tip, sigma, rule.direction), k=k, max_repeats=rule.max_repeats)
         if versus_tip != KEEP:
             status, why = (AGAIN if versus_tip == AGAIN else DISCARD), "better than its baseline, not than the branch tip"
-    if status == KEEP and e.n < rule.repeats and sigma:
+    if status == KEEP and e.n < rule.repeats and sigma and e.n_ref != math.inf:
         status, why = AGAIN, "to be confirmed"  # a keep becomes the tip: it gets `repeats` runs
     return Judgement(status, why, e)
 
