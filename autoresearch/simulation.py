@@ -20,9 +20,6 @@ from dataclasses import dataclass, replace
 from typing import Callable, Sequence
 
 
-USE_SCALE = False
-
-
 def gaussian(rng: random.Random, t: float, seed: int) -> float:
     return rng.gauss(0, 1)
 
@@ -70,10 +67,10 @@ class Decision:
     outliers: int = 0  # runs flagged as outliers
 
 
-def session(rule, rng: random.Random, effects: Sequence[float], sigma: float = 1.0, net_lines: int = 2,
+def session(judge: Callable, rule, rng: random.Random, effects: Sequence[float], sigma: float = 1.0, net_lines: int = 2,
             model: Callable[[random.Random, float, int], float] = gaussian, design: str = "unpaired",
             remeasure_every: int = 0, window: int = 40) -> list[Decision]:
-    """One session: the baseline `rule.repeats` times, then a candidate per true effect (an
+    """One session of `judge` (the verdict plugin's, with its Rule): the baseline `rule.repeats` times, then a candidate per true effect (an
     improvement, in the metric's units), each built on the tip and run until judge() decides;
     every `remeasure_every` decisions the tip runs once more (unpaired). With design "paired"
     each candidate run follows a run of the tip with the same seed, and the decision is on the
@@ -81,8 +78,8 @@ def session(rule, rng: random.Random, effects: Sequence[float], sigma: float = 1
 
     One function, long: the loop as the runner runs it, in order."""
     from autoresearch import noise
-    from autoresearch.plugins.verdict import AGAIN, KEEP, judge
     from autoresearch.reports import sign
+    from autoresearch.stats import AGAIN, KEEP
 
     better, progress = sign(rule.direction), [0.0]
 
@@ -100,6 +97,10 @@ def session(rule, rng: random.Random, effects: Sequence[float], sigma: float = 1
         if design != "paired" and remeasure_every and since >= remeasure_every:
             tip.append(run(tip_true, len(tip)))
             extra, since = extra + 1, 0
+            scale = noise.robust_sigma(groups)
+            if scale and abs(tip[-1] - noise.location(tip[:-1], scale)) > noise.OUTLIER * scale * (1 + 1 / (len(tip) - 1)) ** 0.5:
+                tip.append(run(tip_true, len(tip)))  # an outlier: one more run, as the runner does
+                extra += 1
         true = tip_true + better * effect
         values: list[float] = []
         mine: list[float] = []
@@ -113,7 +114,6 @@ def session(rule, rng: random.Random, effects: Sequence[float], sigma: float = 1
             values.append(run(true, seed))
             scale = noise.robust_sigma(groups)
             est, _ = noise.pooled(groups, window, scale)
-            est = scale if USE_SCALE else est
             paired = None
             if design == "paired":
                 mine.append(better * (values[-1] - fresh))

@@ -126,14 +126,13 @@ def amount(value: float | int | str, reference: float | None) -> float:
     return number * abs(reference or 0.0) if relative else number
 
 
-def pooled_over(reports, metric: str, extra: Sequence[float] = ()) -> tuple[float | None, int]:
+def pooled_over(reports, metric: str, extra: Sequence[float] = (), window: int = 40) -> tuple[float | None, int]:
     """(sigma, degrees of freedom) of `metric` pooled over the decided experiments' commits (the
-    runs of one commit together, however many experiments ran it) and `extra`."""
-    by_commit: dict[str, list[float]] = {}
-    for r in reports:
-        if r.status in MEASURED and r.commit:
-            by_commit.setdefault(r.commit, []).extend(x.metrics[metric] for x in r.runs if x.ok and metric in x.metrics)
-    return pooled_sigma([*by_commit.values(), extra])
+    runs of one commit together, however many experiments ran it) and `extra`: outliers left out,
+    over the most recent `window` degrees of freedom (autoresearch/noise.py)."""
+    from autoresearch import drift, noise
+
+    return noise.pooled(drift.groups(reports, metric, extra), window)
 
 
 def detectable(sigma: float, k: float, repeats: int, max_repeats: int) -> float:

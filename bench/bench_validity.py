@@ -29,10 +29,10 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from autoresearch import simulation  # noqa: E402
-from autoresearch.plugins.verdict import Rule  # noqa: E402
+from autoresearch.plugins.verdict import Rule, judge  # noqa: E402
 
 NULLS, STEPS, STEP = 35, 5, 2.0  # per session; a true step is 2σ (σ 1: the rule works in units of σ)
-REMEASURE = 8  # the default remeasure_every
+REMEASURE = 10  # the default remeasure_every
 
 
 @dataclass
@@ -79,7 +79,7 @@ def measure(rule: Rule, model: str, sessions: int, design: str, remeasure: int, 
     rng, tally = random.Random(seed), Tally()
     make = simulation.MODELS.get(model, simulation.Seeded)
     for _ in range(sessions):
-        tally.add(simulation.session(rule, rng, effects(), model=make(), design=design, remeasure_every=remeasure),
+        tally.add(simulation.session(judge, rule, rng, effects(), model=make(), design=design, remeasure_every=remeasure),
                   rule.repeats)
     return tally
 
@@ -150,7 +150,7 @@ def gain_per_run(sessions: int, rule: Rule) -> None:
             else:
                 design = "paired" if "paired" in name else "unpaired"
                 every = 0 if "no re-measuring" in name else REMEASURE
-                tally.add(simulation.session(r, rng, queue, design=design, remeasure_every=every), r.repeats)
+                tally.add(simulation.session(judge, r, rng, queue, design=design, remeasure_every=every), r.repeats)
         rows[name] = tally
         hand = rows["by hand: 1 run, lower than best"]
         runs = tally.runs + tally.baseline_runs
