@@ -159,3 +159,22 @@ def test_a_level_shift_mid_session_is_detected_and_reported(noisy, cli, tmp_path
     assert re.search(r"drift: the tip's level moved by \+0\.0(19|2)\d* val_bpb at \d\d:\d\d \(re-measured\)", r.out)
     status = cli("status")
     assert re.search(r"drift: the tip's level moved by \+0\.0(19|2)", status.out)
+
+
+def test_calibrate_reports_the_tail_shape_and_recommends(noisy, cli):
+    repo = noisy
+    r = cli("calibrate", "--runs", "5")
+    assert r.rc == 0, r
+    assert "tails: excess kurtosis" in r.out and "recommended: design unpaired with the defaults" in r.out
+    (repo / "train.py").write_text((repo / "train.py").read_text().replace(*WILD))
+    git(repo, "commit", "-qam", "every run with seed 3 is wild")
+    r = cli("calibrate", "--runs", "5")
+    assert "run 4 beyond 3 robust σ" in r.out and "with the robust estimates" in r.out
+
+
+def test_the_header_says_which_estimates_are_in_use(noisy, cli):
+    simple(noisy, "a", "LR = 0.02")
+    r = cli("run", "--tag", "t1")
+    assert r.rc == 0, r
+    assert "noise: robust (outliers beyond 3 robust σ flagged" in r.out and "design unpaired" in r.out
+    assert "the tip re-measured every 10 decisions" in r.out
