@@ -9,7 +9,8 @@ functions, no I/O; the verdict plugin and the status / report commands call them
                  (1.4826 × MAD, corrected for a few runs): what flags an outlier (one wild run
                  moves a median, not a mean of squares).
     σ            the pooled standard deviation of every repeated commit's runs, outliers left
-                 out, over the last ``window`` degrees of freedom (recent runs: the noise now).
+                 out (a commit's two runs further than PAIR robust σ × √2 apart left out of it),
+                 over the last ``window`` degrees of freedom (recent runs: the noise now).
                  On data without an outlier and a session shorter than the window it is the
                  classical pooled σ, to the last digit.
     drift        σ now (the window) against σ before it, and the tip's latest re-measurements
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import Sequence
 
 OUTLIER = 3.0  # a run this many robust σ from the others is an outlier
+PAIR = 2.5  # two runs of a commit this many robust σ × √2 apart: one is wild (which one cannot be told)
 WINDOW = 40  # degrees of freedom σ is pooled over, the most recent first
 SHIFT_AT = 3.0  # a level shift or a change of σ: this many standard errors
 
@@ -87,7 +89,7 @@ def pooled(groups: Sequence[Sequence[float]], window: int = WINDOW,
     scale = robust_sigma(groups) if scale is None else scale
     total, df = 0.0, 0
     for values in reversed(groups):
-        if len(values) == 2 and scale and abs(values[0] - values[1]) > OUTLIER * scale * math.sqrt(2):
+        if len(values) == 2 and scale and abs(values[0] - values[1]) > PAIR * scale * math.sqrt(2):
             continue  # two runs far apart: one is wild, and which one cannot be told
         clean = kept(values, flags(values, scale))
         if len(clean) > 1:

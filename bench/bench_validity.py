@@ -105,11 +105,11 @@ def validity(sessions: int, rule: Rule) -> dict[tuple[str, str], Tally]:
 
 def tradeoff(sessions: int, rule: Rule, models: list[str]) -> None:
     print(f"\n2. the trade-off where a target is out of reach ({sessions} sessions each, unpaired):")
-    print(f"{'noise model':24s} {'noise_k, max_repeats':>21s} {HEADER}")
+    print(f"{'noise model':24s} {'noise_k, repeats, max':>22s} {HEADER}")
     for model in models:
-        for k, m in ((1.6, 5), (1.8, 6), (2.0, 5), (2.0, 8), (2.5, 8)):
-            t = measure(replace(rule, noise_k=k, max_repeats=m), model, sessions, "unpaired", REMEASURE)
-            print(f"{model:24s} {f'{k:g}, {m}':>21s} {t.row()}", flush=True)
+        for k, r, m in ((1.6, 5, 8), (2.0, 3, 5), (2.0, 5, 8), (2.0, 7, 12), (2.5, 7, 12)):
+            t = measure(replace(rule, noise_k=k, repeats=r, max_repeats=m), model, sessions, "unpaired", REMEASURE)
+            print(f"{model:24s} {f'{k:g}, {r}, {m}':>22s} {t.row()}", flush=True)
 
 
 def ideas(rng: random.Random, n: int = 40) -> list[float]:
@@ -141,7 +141,10 @@ def gain_per_run(sessions: int, rule: Rule) -> None:
     print(f"{'rule':34s} {'final gain σ':>12s} {'runs':>6s} {'gain/run':>9s} {'harmful kept':>13s} {'vs by hand':>20s}")
     rows = {}
     for name, r in (("by hand: 1 run, lower than best", None), ("defaults", rule),
-                    ("defaults, paired", rule), ("defaults, no re-measuring", rule)):
+                    ("defaults, paired", rule), ("defaults, no re-measuring", rule),
+                    ("repeats 3, max_repeats 5", replace(rule, repeats=3, max_repeats=5)),
+                    ("noise_k 1.6, repeats 3, max 3", replace(rule, noise_k=1.6, repeats=3, max_repeats=3)),
+                    ("noise_k 1.6, repeats 2, max 4", replace(rule, noise_k=1.6, repeats=2, max_repeats=4))):
         rng, tally = random.Random(777), Tally()
         for _ in range(sessions):
             queue = ideas(rng)
