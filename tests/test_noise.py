@@ -178,3 +178,17 @@ def test_the_header_says_which_estimates_are_in_use(noisy, cli):
     assert r.rc == 0, r
     assert "noise: robust (outliers beyond 3 robust σ flagged" in r.out and "design unpaired" in r.out
     assert "the tip re-measured every 10 decisions" in r.out
+
+
+def test_the_report_shows_the_outliers_and_the_drift(noisy, cli):
+    repo = noisy
+    (repo / "train.py").write_text((repo / "train.py").read_text().replace(*WILD))
+    git(repo, "commit", "-qam", "every run with seed 3 is wild")
+    simple(repo, "a", "LR = 0.0105")
+    assert cli("run", "--tag", "t1").rc == 0
+    r = cli("report")
+    assert r.rc == 0, r
+    rows = [x for x in r.out.splitlines() if x.startswith(("| 0 | baseline", "| 1 | a"))]
+    assert len(rows) == 2 and all("(1 outlier, left out of the verdict)" in x for x in rows), rows
+    data = json.loads(cli("report", "--json").out)
+    assert [e["outliers"] for e in data["experiments"]] == [[3], [3]]
