@@ -15,7 +15,7 @@ import time
 from typing import Any, Sequence
 
 from autoresearch import noise
-from autoresearch.reports import MEASURED, Report
+from autoresearch.reports import MEASURED, Report, Status
 
 REMEASURED = "the tip, re-measured"  # the description of a re-measurement's report
 
@@ -69,7 +69,7 @@ def of(reports: Sequence[Report], metric: str, window: int = noise.WINDOW) -> tu
     before, now, noisier, quieter = noise.sigma_change(groups(done, metric)[:-1], window)
     shift, when = 0.0, ""
     tip = done[-1].commit if done else ""
-    tip = next((r.commit for r in reversed(done) if r.status == "keep" and r.commit), tip)
+    tip = next((r.commit for r in reversed(done) if r.status == Status.KEEP and r.commit), tip)
     runs = [r for r in done if r.commit == tip]
     latest = [r for r in runs if is_remeasure(r)][-1:]
     if latest and len(runs) > len(latest):

@@ -15,8 +15,8 @@ functions, no I/O; the verdict plugin and the status / report commands call them
                  classical pooled σ, to the last digit.
     drift        σ now (the window) against σ before it, and the tip's latest re-measurements
                  against its earlier runs: a change beyond the noise is reported.
-    paired       a candidate's run and the tip's run with the same seed: the decision is on
-                 their differences (seed effects and a drift they share cancel).
+    paired       (simulated: autoresearch/simulation.py) a candidate's run and the tip's run
+                 with the same seed, decided on their differences: judge(paired=...).
 """
 from __future__ import annotations
 
@@ -152,11 +152,6 @@ def level_shift(earlier: Sequence[float], latest: Sequence[float], sigma: float 
     a, b = location(earlier, sigma), location(latest, sigma)
     se = sigma * math.sqrt(1 / len(earlier) + 1 / len(latest))
     return b - a if abs(b - a) > SHIFT_AT * se else 0.0
-
-
-def paired_differences(values: Sequence[float], seeds: Sequence[int], ref: dict[int, float]) -> tuple[float, ...]:
-    """Each candidate run minus the reference's run with the same seed (seeds without one skipped)."""
-    return tuple(v - ref[s] for v, s in zip(values, seeds) if s in ref)
 
 
 def tail_shape(values: Sequence[float]) -> tuple[float, float, float]:
