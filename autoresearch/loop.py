@@ -84,8 +84,11 @@ def baseline_decided(session, report) -> bool:
 def autoresearch_runloop(session) -> bool:
     if not run_baseline(session):
         return True
+    from autoresearch.drift import remeasure
+
     for h in session.queue():
         runprotocol(session.experiment(h))
         if session.shouldstop:
             break
+        remeasure(session)  # the tip once more, every remeasure_every decisions (autoresearch/drift.py)
     return True

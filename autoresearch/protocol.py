@@ -168,7 +168,7 @@ def autoresearch_make_report(experiment, verdict: Verdict) -> Report:
         cause=(failed.cause if failed else "") if ended_badly else "",
         root_cause=((failed.message if failed else verdict.reason) if ended_badly else ""),
         log_tail=log_tail(last.log_path) if ended_badly and last.log_path else "", runs=runs,
-        sigma=verdict.sigma, z=verdict.z, beyond_noise=verdict.beyond_noise)
+        sigma=verdict.sigma, z=verdict.z, beyond_noise=verdict.beyond_noise, outliers=verdict.outliers)
 
 
 def overran(runs) -> str:

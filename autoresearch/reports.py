@@ -228,6 +228,7 @@ class Verdict:
     sigma: float | None = None  # the run-to-run noise it was judged against (pooled)
     z: float | None = None  # its improvement over what it was compared with, in standard errors
     beyond_noise: bool = False  # whether the decision stands beyond the noise (|z| >= noise_k)
+    outliers: tuple[int, ...] = ()  # the runs (0-based) flagged as outliers: kept, left out of the means
 
 
 @dataclass(frozen=True)
@@ -267,6 +268,7 @@ class Report:
     sigma: float | None = None  # the run-to-run noise of the metric when it was decided (pooled)
     z: float | None = None  # its improvement in standard errors of the difference
     beyond_noise: bool = False  # decided beyond the noise: evidence a rule may be drawn from
+    outliers: tuple[int, ...] = ()  # the runs (0-based) flagged as outliers: kept, left out of the means
 
     @property
     def is_baseline(self) -> bool:
@@ -316,7 +318,7 @@ class Report:
     def from_dict(cls, data: dict[str, Any]) -> Report:
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}
         for f in fields(cls):
-            if f.name in known and f.name in ("expectation_details", "patch_kinds"):
+            if f.name in known and f.name in ("expectation_details", "patch_kinds", "outliers"):
                 known[f.name] = tuple(known[f.name])
         for name in ("expect", "changes"):
             known[name] = tuple(tuple(x) for x in known.get(name, ()))

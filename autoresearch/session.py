@@ -218,7 +218,7 @@ class Session:
         in this run, and `extra` (the values of an experiment still running)."""
         from autoresearch.stats import pooled_over
 
-        return pooled_over(self.history, metric, extra)
+        return pooled_over(self.history, metric, extra, self.config.get("noise_window", 40))
 
     def experiment(self, hypothesis: Hypothesis | None) -> Experiment:
         return Experiment(self, self.seq_for(hypothesis.key if hypothesis else ""), hypothesis)

@@ -1,131 +1,188 @@
-"""How often the keep/discard verdict is right, on a workload whose noise and true effects are known.
+"""How often the keep/discard verdict is right, on workloads whose noise and true effects are known.
 
-    python bench/bench_validity.py [SESSIONS]      (default 60 sessions; about 10 s)
+    python bench/bench_validity.py [--sessions N] [--ideas-sessions M] [--quick]
 
-A simulated research loop: the metric (val_bpb, minimized) of a run is its commit's true value
-plus Gaussian noise (sigma 0.0007, about what one run against one run turns into a 1-in-6 keep
-of null changes under the old 0.001 threshold). Each session runs the baseline, then 50
-candidates built on the branch tip: 40 null changes (true effect 0) with 10 real improvements of
-2 sigma interleaved (every fifth). Each rule decides with the same random draws' distribution;
-the default rule is the verdict plugin's own `judge()` (plugins/verdict.py), so what is measured
-is what runs.
+Drives the verdict plugin's own ``judge()`` run by run (autoresearch/simulation.py: the loop as
+the runner runs it, σ pooled as the runner pools it), so what is measured is what runs.
 
-Printed per rule: the share of null changes kept, of real improvements kept, of the available
-true gain the final branch tip holds, and the workload runs per decision (the baseline's runs
-counted apart).
+1. Validity, per noise model (Gaussian; Student-t 3 dof at the same σ; 10 % of runs off by ±5σ;
+   σ doubling halfway; and seed-dominated noise, where pairing can pay), unpaired and paired:
+   N sessions (default 40) of 35 null changes and 5 true 2σ steps (every eighth), printing the
+   share of null changes kept, of true steps kept, of the true gain held by the final tip, and
+   the runs per decision (the baseline's runs counted apart; the tip's re-measurements and
+   paired runs counted in).
+2. The trade-off (false keeps vs detection vs runs per decision) over noise_k and max_repeats,
+   for the models where a target is out of reach with the defaults.
+3. Gain per run against the by-hand rule (one run each, keep if lower than the best value so
+   far) on a realistic queue: M sessions (default 40) of 40 ideas, 60 % slightly harmful
+   (0.5-2σ), 25 % null, 15 % helpful (1-3σ), effects additive, so every tip's true value is known.
 """
 from __future__ import annotations
 
+import argparse
 import random
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from autoresearch.plugins.verdict import Rule, simulate  # noqa: E402
+from autoresearch import simulation  # noqa: E402
+from autoresearch.plugins.verdict import Rule, judge  # noqa: E402
 
-SIGMA = 0.0007
-EFFECT = 2 * SIGMA  # a real improvement
-NULLS, REALS = 40, 10
-NET_LINES = 2  # a small patch: the simplicity criterion does not decide
+NULLS, STEPS, STEP = 35, 5, 2.0  # per session; a true step is 2σ (σ 1: the rule works in units of σ)
+REMEASURE = 10  # the default remeasure_every
 
 
 @dataclass
 class Tally:
     nulls: int = 0
     nulls_kept: int = 0
-    reals: int = 0
-    reals_kept: int = 0
-    gain: float = 0.0  # true gain held by the final tips
-    available: float = 0.0  # true gain the real improvements offered
-    runs: int = 0  # candidates' runs
+    steps: int = 0
+    steps_kept: int = 0
+    harmful_kept: int = 0
+    gain: float = 0.0  # the true gain the final tips hold
+    available: float = 0.0  # the true gain the helpful changes offered
+    runs: int = 0  # candidates' runs, with the tip runs they caused
     decisions: int = 0
     baseline_runs: int = 0
+    sessions: int = 0
+
+    def add(self, decisions, baseline_runs: int) -> None:
+        self.sessions += 1
+        self.baseline_runs += baseline_runs
+        for d in decisions:
+            self.runs += d.runs
+            self.decisions += 1
+            if d.effect == 0:
+                self.nulls += 1
+                self.nulls_kept += d.kept
+            elif d.effect > 0:
+                self.steps += 1
+                self.steps_kept += d.kept
+                self.available += d.effect
+            self.harmful_kept += d.kept and d.effect < 0
+            self.gain += d.effect if d.kept else 0.0
+
+    def row(self) -> str:
+        return (f"{self.nulls_kept / max(self.nulls, 1):10.1%} {self.steps_kept / max(self.steps, 1):10.1%} "
+                f"{self.gain / max(self.available, 1e-9):10.1%} {self.runs / max(self.decisions, 1):14.2f}")
 
 
-def candidates() -> list[float]:
-    """The true effects in session order: every fifth a real improvement (minimize: negative)."""
-    return [-EFFECT if (i % 5) == 4 else 0.0 for i in range(NULLS + REALS)]
+def effects() -> list[float]:
+    """35 nulls and 5 true 2σ steps, every eighth."""
+    return [STEP if i % 8 == 7 else 0.0 for i in range(NULLS + STEPS)]
 
 
-def old_rule(rng: random.Random, tally: Tally, fresh_tip: bool = False) -> None:
-    """One run against one run, fixed thresholds in the metric's units (0.005 / 0.001, +2 lines).
+def measure(rule: Rule, model: str, sessions: int, design: str, remeasure: int, seed: int = 20261203) -> Tally:
+    rng, tally = random.Random(seed), Tally()
+    make = simulation.MODELS.get(model, simulation.Seeded)
+    for _ in range(sessions):
+        tally.add(simulation.session(judge, rule, rng, effects(), model=make(), design=design, remeasure_every=remeasure),
+                  rule.repeats)
+    return tally
 
-    As it ran, the tip's value is the one run that made it the tip: its luckiest, so after a
-    lucky keep little else is kept. `fresh_tip` compares each candidate with a new run of the
-    tip instead: one decision's odds, without that winner's curse."""
-    tip_true = 1.0
-    tip_value = tip_true + rng.gauss(0, SIGMA)
-    tally.baseline_runs += 1
-    for effect in candidates():
-        true = tip_true + effect
-        if fresh_tip:
-            tip_value = tip_true + rng.gauss(0, SIGMA)
-        value = true + rng.gauss(0, SIGMA)
-        keep = tip_value - value > 0.001  # the old min_improvement; a 2-line patch is under max_added_lines
-        tally.runs += 1
-        tally.decisions += 1
-        count(tally, effect, keep)
+
+HEADER = f"{'nulls kept':>10s} {'steps kept':>10s} {'gain held':>10s} {'runs/decision':>14s}"
+
+
+def validity(sessions: int, rule: Rule) -> dict[tuple[str, str], Tally]:
+    print(f"1. validity: {sessions} sessions x ({NULLS} null changes + {STEPS} true {STEP:g}σ steps), defaults "
+          f"(noise_k {rule.noise_k:g}, repeats {rule.repeats}, max_repeats {rule.max_repeats}, "
+          f"remeasure_every {REMEASURE})")
+    print(f"{'noise model':24s} {'design':9s} {HEADER}")
+    out = {}
+    for model in [*simulation.MODELS, "seed-dominated (80 %)"]:
+        for design in ("unpaired", "paired"):
+            start = time.monotonic()
+            t = out[(model, design)] = measure(rule, model, sessions, design, REMEASURE)
+            print(f"{model:24s} {design:9s} {t.row()}   ({time.monotonic() - start:.0f}s)", flush=True)
+    print("targets (defaults, every model): <= 2% nulls kept, >= 85% steps kept, >= 95% gain held, "
+          "<= 2.5 runs/decision")
+    return out
+
+
+def tradeoff(sessions: int, rule: Rule, models: list[str]) -> None:
+    print(f"\n2. the trade-off where a target is out of reach ({sessions} sessions each, unpaired):")
+    print(f"{'noise model':24s} {'noise_k, repeats, max':>22s} {HEADER}")
+    for model in models:
+        for k, r, m in ((1.6, 5, 8), (2.0, 3, 5), (2.0, 5, 8), (2.0, 7, 12), (2.5, 7, 12)):
+            t = measure(replace(rule, noise_k=k, repeats=r, max_repeats=m), model, sessions, "unpaired", REMEASURE)
+            print(f"{model:24s} {f'{k:g}, {r}, {m}':>22s} {t.row()}", flush=True)
+
+
+def ideas(rng: random.Random, n: int = 40) -> list[float]:
+    """A realistic queue: improvements in σ, most slightly harmful, some null, a few helpful."""
+    out = []
+    for _ in range(n):
+        u = rng.random()
+        out.append(-rng.uniform(0.5, 2.0) if u < 0.60 else 0.0 if u < 0.85 else rng.uniform(1.0, 3.0))
+    return out
+
+
+def by_hand(rng: random.Random, queue: list[float], tally: Tally) -> None:
+    """One run each, keep if lower than the best value so far (minimize; the baseline one run)."""
+    tip_true, best = 0.0, rng.gauss(0, 1)
+    decisions = []
+    for effect in queue:
+        true = tip_true - effect
+        value = true + rng.gauss(0, 1)
+        keep = value < best
         if keep:
-            tip_true, tip_value = true, value  # the tip's value: its one (lucky) run
-    tally.gain += 1.0 - tip_true
-    tally.available += REALS * EFFECT
+            tip_true, best = true, value
+        decisions.append(simulation.Decision(effect, keep, 1))
+    tally.add(decisions, 1)
 
 
-def new_rule(rng: random.Random, tally: Tally, rule: Rule) -> None:
-    """The verdict plugin's own rule, as the runner applies it (verdict.simulate: judge() run by run)."""
-    tally.baseline_runs += rule.repeats
-    tip_true = 1.0
-    for effect, kept, runs in simulate(rule, rng, [-e for e in candidates()], SIGMA, NET_LINES):
-        tally.runs += runs
-        tally.decisions += 1
-        count(tally, -effect, kept)
-        if kept:
-            tip_true -= effect
-    tally.gain += 1.0 - tip_true
-    tally.available += REALS * EFFECT
-
-
-def count(tally: Tally, effect: float, keep: bool) -> None:
-    if effect == 0:
-        tally.nulls += 1
-        tally.nulls_kept += keep
-    else:
-        tally.reals += 1
-        tally.reals_kept += keep
-
-
-def main(sessions: int | None = None) -> dict[str, Tally]:
-    if sessions is None:
-        sessions = int(sys.argv[1]) if len(sys.argv) > 1 else 60
-    rules: dict[str, Rule | str] = {
-        "old: 1 run vs the tip's 1 run, 0.001": "old",
-        "old, with a fresh tip run each time": "fresh",
-        "default: noise_k 2, repeats 5, max 5": Rule(),
-        "repeats 4, max_repeats 5": Rule(repeats=4, max_repeats=5),
-        "repeats 3, max_repeats 3": Rule(repeats=3, max_repeats=3),
-        "noise_k 2.5, repeats 5, max 6": Rule(noise_k=2.5, repeats=5, max_repeats=6),
-    }
-    results: dict[str, Tally] = {}  # by rule
-    for name, rule in rules.items():
-        tally = Tally()
-        rng = random.Random(20261122)  # the same sessions for every rule's seed stream
+def gain_per_run(sessions: int, rule: Rule) -> None:
+    print(f"\n3. gain per run on a realistic queue: {sessions} sessions x 40 ideas (60% harmful 0.5-2σ, 25% null, "
+          "15% helpful 1-3σ), Gaussian noise")
+    print(f"{'rule':34s} {'final gain σ':>12s} {'runs':>6s} {'gain/run':>9s} {'harmful kept':>13s} {'vs by hand':>20s}")
+    rows = {}
+    for name, r in (("by hand: 1 run, lower than best", None), ("defaults", rule),
+                    ("defaults, paired", rule), ("defaults, no re-measuring", rule),
+                    ("repeats 3, max_repeats 5", replace(rule, repeats=3, max_repeats=5)),
+                    ("noise_k 1.6, repeats 3, max 3", replace(rule, noise_k=1.6, repeats=3, max_repeats=3)),
+                    ("noise_k 1.6, repeats 2, max 4", replace(rule, noise_k=1.6, repeats=2, max_repeats=4))):
+        rng, tally = random.Random(777), Tally()
         for _ in range(sessions):
-            if isinstance(rule, Rule):
-                new_rule(rng, tally, rule)
+            queue = ideas(rng)
+            if r is None:
+                by_hand(rng, queue, tally)
             else:
-                old_rule(rng, tally, fresh_tip=rule == "fresh")
-        results[name] = tally
-    print(f"verdict validity: {sessions} sessions x ({NULLS} null changes + {REALS} real improvements of 2 sigma), "
-          f"sigma {SIGMA}")
-    print(f"{'rule':40s} {'nulls kept':>10s} {'reals kept':>10s} {'gain held':>10s} {'runs/decision':>14s} "
-          f"{'baseline runs':>14s}")
-    for name, t in results.items():
-        print(f"{name:40s} {t.nulls_kept / t.nulls:10.1%} {t.reals_kept / t.reals:10.1%} "
-              f"{t.gain / t.available:10.1%} {t.runs / t.decisions:14.2f} {t.baseline_runs / sessions:14.0f}")
-    print("targets for the default: <= 2% nulls kept, >= 90% reals kept, >= 95% gain held, <= 2.0 runs/decision")
-    return results
+                design = "paired" if "paired" in name else "unpaired"
+                every = 0 if "no re-measuring" in name else REMEASURE
+                tally.add(simulation.session(judge, r, rng, queue, design=design, remeasure_every=every), r.repeats)
+        rows[name] = tally
+        hand = rows["by hand: 1 run, lower than best"]
+        runs = tally.runs + tally.baseline_runs
+        per_run = tally.gain / runs
+        hand_per_run = hand.gain / (hand.runs + hand.baseline_runs)
+        vs = f"{tally.gain / hand.gain:.2f}x gain, {per_run / hand_per_run:.2f}x/run"
+        print(f"{name:34s} {tally.gain / sessions:12.2f} {runs / sessions:6.1f} {per_run:9.3f} "
+              f"{tally.harmful_kept / sessions:13.2f} {vs:>20s}", flush=True)
+    print("targets: >= 1.0x the by-hand rule's gain per run, >= 1.3x its final gain, <= 0.1 harmful keeps a session")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("sessions", nargs="?", type=int, default=None, help="(as --sessions)")
+    parser.add_argument("--sessions", dest="sessions_opt", type=int, default=40, help="sessions per cell (>= 8)")
+    parser.add_argument("--ideas-sessions", type=int, default=40, help="sessions of the gain-per-run comparison")
+    parser.add_argument("--no-tradeoff", action="store_true", help="skip the trade-off curve")
+    args = parser.parse_args(argv)
+    sessions = args.sessions or args.sessions_opt
+    rule = Rule()
+    start = time.monotonic()
+    results = validity(sessions, rule)
+    missed = sorted({m for (m, d), t in results.items() if d == "unpaired" and m in simulation.MODELS and (
+        t.nulls_kept / t.nulls > 0.02 or t.steps_kept / t.steps < 0.85 or t.gain / t.available < 0.95
+        or t.runs / t.decisions > 2.5)})
+    if missed and not args.no_tradeoff:
+        tradeoff(max(8, sessions // 2), rule, missed)
+    gain_per_run(args.ideas_sessions, rule)
+    print(f"\n({time.monotonic() - start:.0f}s)")
 
 
 if __name__ == "__main__":

@@ -250,6 +250,9 @@ class GitPlugin:
             self.at.pop(work, None)  # whatever a patch or a kill did to the files, start clean
             self.move_to(work, experiment.base_commit or session.tip)
             del self.at[work]  # the patch changes the files: where they are is unknown until its commit is recorded
+        elif getattr(experiment, "remeasure", False):  # the tip re-measured: its files, whatever ran last
+            self.at.pop(work, None)
+            self.move_to(work, session.tip)
         result = yield
         if h is not None:
             patched = list(experiment.patch.after) if getattr(experiment, "patch", None) else []

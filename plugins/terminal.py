@@ -113,6 +113,10 @@ class Terminal:
                    f"metric {c.get('metric')} ({c.get('direction')})")
         if session.sandbox is not None:
             self.write(session.sandbox.why)
+        if c.get("design"):  # the verdict plugin's estimates (autoresearch/drift.py)
+            from autoresearch.drift import estimates
+
+            self.write(estimates(c))
         if self.verbosity > 0:
             self.write(f"command: {' '.join(command(c))} in {session.workdir}")
         done = len(session.history)
@@ -197,6 +201,11 @@ class Terminal:
         if reports and c.get("repeats"):  # the verdict plugin's settings (absent when it is blocked)
             sigma, df = session.noise(c.get("metric"))
             self.write(floor(sigma, df, c.get("metric"), c.get("noise_k"), c.get("repeats"), c.get("max_repeats")))
+            from autoresearch.drift import line
+
+            moved = line(reports, c.get("metric"), c.get("noise_window", 40))
+            if moved:
+                self.write(moved)
         from autoresearch.loop import compute_unit
 
         unit = compute_unit(self.config)

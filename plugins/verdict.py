@@ -21,6 +21,7 @@ of lines the patch adds. A plugin can replace the whole rule: implement
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 
 from autoresearch import Verdict, hookimpl
@@ -35,7 +36,7 @@ def autoresearch_addoption(parser) -> None:
                       help="how far beyond the noise a decision must be, in standard errors of the difference")
     parser.addsetting("repeats", "--repeats", type="int", default=5, check=positive,
                       help="runs of the baseline (the first measure of the noise), and the fewest runs a keep has")
-    parser.addsetting("max_repeats", "--max-repeats", type="int", default=5, check=positive,
+    parser.addsetting("max_repeats", "--max-repeats", type="int", default=8, check=positive,
                       help="the most runs a candidate in the grey zone gets before it is decided on the means")
     parser.addsetting("keep_threshold", type="amount", default=0.005, check=check_amount,
                       help="an improvement above this (or a share of the baseline, \"0.5%\") is kept whatever "
@@ -45,6 +46,15 @@ def autoresearch_addoption(parser) -> None:
                            "0: whatever beats the noise")
     parser.addsetting("max_added_lines", type="int", default=20, check=positive,
                       help="an improvement below keep_threshold that adds this many lines or more is discarded")
+    parser.addsetting("noise_window", type="int", default=40, check=positive,
+                      help="σ is pooled over this many of the most recent degrees of freedom (the noise now)")
+    parser.addsetting("remeasure_every", type="int", default=10,
+                      help="the tip runs once more after this many decisions since it was last measured (0: never)")
+    parser.addsetting("remeasure_hours", type="float", default=0.0,
+                      help="... or after this many hours (0: off)")
+    parser.addsetting("design", type="str", default="unpaired", choices=("unpaired",),
+                      help="unpaired: a candidate's runs against all the tip's runs (paired runs are measured by "
+                           "bench/bench_validity.py; see docs/noise.md)")
     parser.addsetting("targets", type="table", default={}, check=check_targets,
                       help="metrics a keep must also meet, as expectations: peak_vram_mb = \"<= 80000\", "
                            "runaway_rate = \"< 0.05\" (a table; report shows each against its target)")
@@ -86,7 +96,7 @@ class Rule:
     direction: str = MINIMIZE
     noise_k: float = 2.0
     repeats: int = 5
-    max_repeats: int = 5
+    max_repeats: int = 8
     keep_threshold: float | str = 0.005
     min_improvement: float | str = 0.0
     max_added_lines: int = 20
@@ -104,16 +114,43 @@ class Judgement:
     status: str  # keep, discard or again
     why: str
     e: Evidence
+    outliers: tuple[int, ...] = ()  # the candidate's runs (0-based) flagged as outliers
 
 
-def judge(values, base, tip, sigma: float | None, net_lines: int, rule: Rule) -> Judgement:
+def judge(values, base, tip, sigma: float | None, net_lines: int, rule: Rule, scale: float | None = None,
+          paired=None) -> Judgement:
     """keep, discard or again for a candidate's values against its baseline's and the tip's.
 
     `base` and `tip` are the values of every run of those commits (the same when it builds on
-    the tip, as by default); `sigma` the pooled noise; `net_lines` what the patch adds.
+    the tip, as by default); `sigma` the pooled noise; `net_lines` what the patch adds; `scale`
+    the robust σ outliers are flagged with (autoresearch/noise.py; default `sigma`). `paired`:
+    the evidence on paired differences instead (design = "paired"; noise.paired_evidence).
+    A run flagged as an outlier is left out of the means; a keep that rests on it waits for one
+    more run (it is kept in the data: Judgement.outliers).
     """
+    from autoresearch import noise
+
+    scale = sigma if scale is None else scale
+    same = tip is base or paired is not None
+    base = noise.kept(base, noise.flags(base, scale))
+    tip = base if same else noise.kept(tip, noise.flags(tip, scale))
+    if paired is None:
+        flagged = noise.flags(values, scale, sum(base) / len(base), len(base))
+        values = noise.kept(values, flagged)
+        e = evidence(values, base, sigma, rule.direction)
+    else:  # the improvement of each run over the tip's run with its seed, σ that of a difference
+        flagged = noise.flags(paired, scale, 0.0, 10**9)
+        clean = noise.kept(paired, flagged)
+        e = Evidence(sum(clean) / len(clean), len(clean), math.inf, sigma)  # type: ignore[arg-type]
+    outliers = tuple(i for i, f in enumerate(flagged) if f)
+    j = _judge(values, base, tip, sigma, net_lines, rule, e, same)
+    if j.status == KEEP and outliers and outliers[-1] == len(flagged) - 1 and len(flagged) < rule.max_repeats:
+        return Judgement(AGAIN, f"run {len(flagged)} is an outlier: one more run", j.e, outliers)
+    return replace(j, outliers=outliers if len(outliers) < len(flagged) else ())  # those left out
+
+
+def _judge(values, base, tip, sigma: float | None, net_lines: int, rule: Rule, e: Evidence, same: bool) -> Judgement:
     k = rule.noise_k
-    e = evidence(values, base, sigma, rule.direction)
     z = e.z
     if net_lines < 0 and z is not None and z > -k:
         status, why = KEEP, "no worse within the noise, simpler code"
@@ -130,11 +167,11 @@ def judge(values, base, tip, sigma: float | None, net_lines: int, rule: Rule) ->
             status, why = DISCARD, f"beyond the noise, but below min_improvement {rule.min_improvement}"
         elif net_lines >= rule.max_added_lines and e.improvement <= amount(rule.keep_threshold, base_mean):
             status, why = DISCARD, f"small improvement for {net_lines} added lines (limit {rule.max_added_lines})"
-    if status == KEEP and tip is not base:
+    if status == KEEP and not same:
         versus_tip = sequential(evidence(values, tip, sigma, rule.direction), k=k, max_repeats=rule.max_repeats)
         if versus_tip != KEEP:
             status, why = (AGAIN if versus_tip == AGAIN else DISCARD), "better than its baseline, not than the branch tip"
-    if status == KEEP and e.n < rule.repeats and sigma:
+    if status == KEEP and e.n < rule.repeats and sigma and e.n_ref != math.inf:
         status, why = AGAIN, "to be confirmed"  # a keep becomes the tip: it gets `repeats` runs
     return Judgement(status, why, e)
 
@@ -156,15 +193,26 @@ def judge_experiment(experiment, runs, tip, final: bool = False) -> Judgement | 
         return None
     tip_values = tip.values(metric) if tip.commit != experiment.base_commit else base
     sigma, _ = session.noise(metric, values)
+    scale = robust_scale(session, metric, values)
     rule, net = Rule.of(config), experiment.lines_added - experiment.lines_removed
-    j = judge(values, base, tip_values or base, sigma, net, rule)
+    j = judge(values, base, tip_values or base, sigma, net, rule, scale)
     if final and j.status == AGAIN:
-        j = judge(values, base, tip_values or base, sigma, net, replace(rule, repeats=len(values), max_repeats=len(values)))
+        j = judge(values, base, tip_values or base, sigma, net, replace(rule, repeats=len(values), max_repeats=len(values)),
+                  scale)
     return j
+
+
+def robust_scale(session, metric: str, values) -> float | None:
+    """The robust σ outliers are flagged with (autoresearch/noise.py), over the session's runs."""
+    from autoresearch import drift, noise
+
+    return noise.robust_sigma(drift.groups(session.history, metric, values))
 
 
 @hookimpl
 def autoresearch_experiment_rerun(experiment, runs):
+    if getattr(experiment, "remeasure", False):  # the tip re-measured: one run, one more for an outlier
+        return remeasure_again(experiment, runs)
     if experiment.hypothesis is None:  # the baseline: `repeats` runs, the first measure of the noise
         values = values_of(runs, experiment.session.config.get("metric"))
         if len(values) >= 3 and len(set(values)) == 1:
@@ -182,8 +230,16 @@ def autoresearch_make_verdict(experiment, metrics, runs, tip) -> Verdict:
     if failed is not None:
         return failed
     sigma, _ = experiment.session.noise(metric, values_of(runs, metric))
-    if experiment.hypothesis is None:
-        return Verdict(Status.KEEP, f"baseline: {metric} {metrics[metric]:.6f} in {len(runs)} runs", sigma=sigma)
+    if experiment.hypothesis is None:  # the baseline, or the tip re-measured: its own outliers flagged
+        from autoresearch import noise
+
+        values = values_of(runs, metric)
+        flagged = noise.flags(values, robust_scale(experiment.session, metric, values))
+        outliers = tuple(i for i, f in enumerate(flagged) if f)
+        note = f"; run {', '.join(str(i + 1) for i in outliers)} flagged as an outlier" if outliers else ""
+        what = "the tip re-measured" if getattr(experiment, "remeasure", False) else "baseline"
+        return Verdict(Status.KEEP, f"{what}: {metric} {metrics[metric]:.6f} in {len(runs)} run"
+                       f"{'s' if len(runs) > 1 else ''}{note}", sigma=sigma, outliers=outliers)
     j = judge_experiment(experiment, runs, tip, final=True)
     if j is None:
         return Verdict(Status.DISCARD, f"discard: the baseline printed no {metric} to compare with")
@@ -197,38 +253,31 @@ def autoresearch_make_verdict(experiment, metrics, runs, tip) -> Verdict:
     spread = f" ± {j.e.se:.2g}" if j.e.se else ""
     zs = f", {j.e.z:+.1f} SE" if j.e.z is not None and abs(j.e.z) != float("inf") else ""
     runs_text = f"{j.e.n} run{'s' if j.e.n > 1 else ''}"
-    return Verdict(status, f"{status}: {delta:+.4f}{spread} {metric}{zs} after {runs_text}, {net:+d} lines ({j.why})",
-                   sigma=sigma, z=j.e.z, beyond_noise=j.e.z is not None and abs(j.e.z) >= config.get("noise_k"))
+    flagged = f"; run {', '.join(str(i + 1) for i in j.outliers)} flagged as an outlier, left out" if j.outliers else ""
+    return Verdict(status, f"{status}: {delta:+.4f}{spread} {metric}{zs} after {runs_text}, {net:+d} lines ({j.why}"
+                   f"{flagged})", sigma=sigma, z=j.e.z,
+                   beyond_noise=j.e.z is not None and abs(j.e.z) >= config.get("noise_k"), outliers=j.outliers)
+
+
+def remeasure_again(experiment, runs) -> bool:
+    """A re-measurement of the tip runs once; once more when that run is an outlier against the
+    tip's other runs (the second decides nothing by itself: both stay in the data)."""
+    from autoresearch import noise
+
+    metric = experiment.session.config.get("metric")
+    values, tip = values_of(runs, metric), experiment.baseline.values(metric)
+    scale = robust_scale(experiment.session, metric, values)
+    if len(values) != 1 or not tip or not scale:
+        return False
+    return abs(values[0] - noise.location(tip, scale)) > noise.OUTLIER * scale * (1 + 1 / len(tip)) ** 0.5
 
 
 def simulate(rule: Rule, rng, effects, sigma: float = 1.0, net_lines: int = 2) -> list[tuple[float, bool, int]]:
-    """One simulated session of this rule on a workload with Gaussian noise: the baseline `repeats`
-    times, then a candidate per true effect (an improvement, in the metric's units), each built on
-    the tip and run until judge() decides, as the runner would. Returns (effect, kept, runs) each.
-    bench/bench_validity.py and ``autoresearch calibrate`` measure the rule with it."""
-    from autoresearch.stats import pooled_sigma
+    """One simulated session of this rule on a workload with Gaussian noise (autoresearch/simulation.py:
+    judge() run by run, as the runner applies it). Returns (effect, kept, runs) each."""
+    from autoresearch.simulation import session
 
-    better = sign(rule.direction)
-    tip_true = 0.0
-    tip = tuple(tip_true + rng.gauss(0, sigma) for _ in range(rule.repeats))
-    history, out = [tip], []
-    for effect in effects:
-        true = tip_true + better * effect
-        values: tuple[float, ...] = ()
-        while True:
-            values += (true + rng.gauss(0, sigma),)
-            noise, _ = pooled_sigma([*history, values])
-            j = judge(values, tip, tip, noise, net_lines, rule)
-            if j.status != AGAIN:
-                break
-            if len(values) >= rule.max_repeats:  # as make_verdict: on the means
-                j = judge(values, tip, tip, noise, net_lines, replace(rule, repeats=len(values), max_repeats=len(values)))
-                break
-        history.append(values)
-        out.append((effect, j.status == KEEP, len(values)))
-        if j.status == KEEP:
-            tip_true, tip = true, values
-    return out
+    return [(d.effect, d.kept, d.runs) for d in session(judge, rule, rng, effects, sigma, net_lines)]
 
 
 @hookimpl

@@ -101,6 +101,8 @@ def calibrate(config: Any, say: Any) -> int:
     say(f"{metric} {stats.fmt(mean, sigma, len(values))}: σ {sigma:.3g} run to run "
         f"(range {min(values):.6f} to {max(values):.6f}); {wall:.0f} s a run")
     say(stats.floor(sigma, df, metric, k, repeats, max_repeats))
+    for line in tails(values, sigma):
+        say(line)
     say(f"with noise_k {k:g}, repeats {repeats}, max_repeats {max_repeats}: improvements of "
         f"{stats.detectable(sigma, k, repeats, max_repeats):.2g} and more are kept about 4 times in 5")
     choices = {(r, m): simulated(config, r, m, k) for r, m in sorted({(3, 3), (4, 5), (repeats, max_repeats),
@@ -120,6 +122,29 @@ def calibrate(config: Any, say: Any) -> int:
 
 
 CALIBRATE_SESSIONS = 40
+
+
+def tails(values: list[float], sigma: float) -> list[str]:
+    """The tail shape of the runs against a Gaussian's, and the design and estimates it calls for."""
+    from autoresearch import noise
+
+    if len(values) < 4 or not sigma:
+        return []
+    kurtosis, largest, expected = noise.tail_shape(values)
+    scale = noise.robust_sigma([values]) or sigma
+    wild = [i for i, f in enumerate(noise.flags(values, scale)) if f]
+    heavy = kurtosis > 1.5 or largest > expected + 1.0 or bool(wild)
+    out = [f"tails: excess kurtosis {kurtosis:+.1f} (Gaussian 0), the largest deviation {largest:.1f} σ "
+           f"(a Gaussian sample of {len(values)} gives about {expected:.1f} σ)"
+           + (f"; run {', '.join(str(i + 1) for i in wild)} beyond {noise.OUTLIER:g} robust σ" if wild else "")]
+    if heavy:
+        out.append("recommended: design unpaired, with the robust estimates (on by default: a wild run is "
+                   "flagged and left out, and a keep resting on one waits for one more run); with runs this "
+                   "wild, consider repeats 7 and max_repeats 10")
+    else:
+        out.append("recommended: design unpaired with the defaults (tails like a Gaussian's); pairing runs by "
+                   "seed pays only where the seed fixes most of the noise (docs/noise.md)")
+    return out
 
 
 def simulated(config: Any, repeats: int, max_repeats: int, k: float) -> tuple[float, float, float] | None:

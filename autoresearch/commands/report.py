@@ -88,6 +88,10 @@ def report(config: Any) -> str:
     sigma, df = pooled_over(done, metric)
     noise = floor(sigma, df, metric, config.get("noise_k"), config.get("repeats"), config.get("max_repeats")) \
         if config.get("repeats") else ""
+    from autoresearch.drift import line
+
+    moved = line(done, metric, config.get("noise_window", 40))  # σ or the tip's level changed: one line
+    noise += f"\n\n{moved[0].upper() + moved[1:]}" if moved and noise else ""
     out = [f"# autoresearch report — {tag}\n", *([noise[0].upper() + noise[1:] + ".\n"] if noise else []), "## Metrics\n",
            "| # | experiment | " + " | ".join(names) + " | target | expectation | status |",
            "|---|---|" + "---|" * len(names) + "---|---|---|"]
@@ -97,6 +101,8 @@ def report(config: Any) -> str:
         if r.baseline_value is not None and r.value is not None and not r.is_baseline and r.status != Status.CRASH:
             arrow = "↓" if r.value < r.baseline_value else "↑" if r.value > r.baseline_value else "="
             cells[0] += f" {arrow}"
+        if r.outliers and names and names[0] == metric and r.status != Status.CRASH:  # kept in the data, flagged
+            cells[0] += f" ({len(r.outliers)} outlier{'s' if len(r.outliers) > 1 else ''}, left out of the verdict)"
         target = "; ".join(f"{m} {e}" for m, e in r.expect) or "—"
         out.append(f"| {r.seq} | {md(r.description)} | " + " | ".join(cells)
                    + f" | {md(target)} | {r.expectation or '—'} | {r.status} |")

@@ -74,11 +74,18 @@ def status_data(config: Any) -> dict[str, Any]:
     return dict(tag=session.tag, branch=f"autoresearch/{session.tag}", metric=config.get("metric"),
                 direction=config.get("direction"), counts={s: counts[s] for s in ("keep", "discard", "crash")},
                 best=_brief(best) if best else None, baseline=_brief(base) if base else None,
-                noise=dict(sigma=sigma, df=df),
+                noise=dict(sigma=sigma, df=df), drift=drift_line(config, done),
                 runner=run, running=running(session, done) if run["alive"] and run["tag"] == session.tag else [],
                 experiments=[_brief(r) for r in done], queued=[h.nodeid for h in items if h.key not in keys],
                 queue_error=queue_error, collection_errors=[str(e) for e in errors],
                 lessons=lesson_rules(config, session))
+
+
+def drift_line(config: Any, done: list) -> str:
+    """A change of σ or of the tip's level beyond the noise, in one line ("" for none)."""
+    from autoresearch.drift import line
+
+    return line(done, config.get("metric"), config.get("noise_window", 40)) if done else ""
 
 
 def _brief(r: Any) -> dict[str, Any]:
@@ -125,6 +132,8 @@ def render(config: Any, data: dict[str, Any]) -> str:
     if config.get("repeats") and done:
         lines.append(floor(data["noise"]["sigma"], data["noise"]["df"], data["metric"], config.get("noise_k"),
                            config.get("repeats"), config.get("max_repeats")))
+        if data.get("drift"):
+            lines.append(data["drift"])
     lines.append("last results:")
     for r in done[-12:]:
         shown = r["value"] is not None and r["status"] != Status.CRASH

@@ -1,0 +1,97 @@
+"""The noise of a session as it goes, read from its reports: the groups σ is pooled over, the
+tip re-measured at intervals, and what changed (autoresearch/noise.py does the arithmetic).
+
+    remeasure_every   after this many decisions since the tip was last measured, the tip runs
+                      once more (an experiment of the unmodified tip, "the tip, re-measured");
+    remeasure_hours   ... or after this many hours; 0 turns either off.
+
+The re-measurements join the tip's runs (the candidates are compared with them, as with every run
+of the tip) and σ's pool; a change of σ or of the tip's level beyond the noise is reported by
+``status`` and in the session's summary.
+"""
+from __future__ import annotations
+
+import time
+from typing import Any, Sequence
+
+from autoresearch import noise
+from autoresearch.reports import MEASURED, Report, Status
+
+REMEASURED = "the tip, re-measured"  # the description of a re-measurement's report
+
+
+def groups(reports: Sequence[Report], metric: str, extra: Sequence[float] = ()) -> list[list[float]]:
+    """Each commit's values of `metric` (the runs of one commit together, however many experiments
+    ran it), in order of first appearance, then `extra` (an experiment still running)."""
+    by_commit: dict[str, list[float]] = {}
+    for r in sorted(reports, key=lambda r: r.seq):
+        if r.status in MEASURED and r.commit:
+            by_commit.setdefault(r.commit, []).extend(x.metrics[metric] for x in r.runs if x.ok and metric in x.metrics)
+    return [*by_commit.values(), list(extra)]
+
+
+def is_remeasure(r: Report) -> bool:
+    return r.is_baseline and r.description == REMEASURED
+
+
+def due(session: Any) -> bool:
+    """Whether the tip is due for a re-measurement: `remeasure_every` decisions or
+    `remeasure_hours` hours since it was last measured (its keep, the baseline, or a re-measurement)."""
+    every, hours = session.config.get("remeasure_every") or 0, session.config.get("remeasure_hours") or 0.0
+    if not (every or hours) or not session.tip or session.shouldstop:
+        return False
+    done = [r for r in session.history if r.status in MEASURED]
+    last = max((i for i, r in enumerate(done) if r.commit and r.commit == session.tip), default=None)
+    if last is None:
+        return False
+    since = len(done) - 1 - last
+    return bool((every and since >= every) or (hours and since and time.time() - done[last].started >= hours * 3600))
+
+
+def remeasure(session: Any) -> Report | None:
+    """Run the tip once more, as its own experiment, when it is due (the run loop calls it after
+    each decision)."""
+    if not due(session):
+        return None
+    from autoresearch.protocol import runprotocol
+
+    exp = session.experiment(None)
+    exp.remeasure = True
+    exp.description = REMEASURED
+    return runprotocol(exp)
+
+
+def of(reports: Sequence[Report], metric: str, window: int = noise.WINDOW) -> tuple[noise.Drift, str]:
+    """(what changed, when: " at 02:10") over a session's reports: σ over the last `window`
+    degrees of freedom against σ before, and the tip's latest re-measurements against its runs
+    before them."""
+    done = [r for r in sorted(reports, key=lambda r: r.seq) if r.status in MEASURED]
+    before, now, noisier, quieter = noise.sigma_change(groups(done, metric)[:-1], window)
+    shift, when = 0.0, ""
+    tip = done[-1].commit if done else ""
+    tip = next((r.commit for r in reversed(done) if r.status == Status.KEEP and r.commit), tip)
+    runs = [r for r in done if r.commit == tip]
+    latest = [r for r in runs if is_remeasure(r)][-1:]
+    if latest and len(runs) > len(latest):
+        earlier = [v for r in runs if r not in latest for v in r.values]
+        recent = [v for r in latest for v in r.values]
+        sigma, _ = noise.pooled(groups(done, metric)[:-1], window)
+        shift = noise.level_shift(earlier, recent, sigma)
+        if shift:
+            when = time.strftime(" at %H:%M", time.localtime(latest[0].started))
+    return noise.Drift(before, now, shift, noisier, quieter), when
+
+
+def line(reports: Sequence[Report], metric: str, window: int = noise.WINDOW) -> str:
+    """The drift in one short line for status and the summary ("" when nothing changed)."""
+    d, when = of(reports, metric, window)
+    return d.line(metric, when)
+
+
+def estimates(config: Any) -> str:
+    """Which estimates are in use, in one line for the session's header."""
+    every, hours = config.get("remeasure_every") or 0, config.get("remeasure_hours") or 0.0
+    again = " or ".join(x for x in (f"{every} decisions" if every else "", f"{hours:g} h" if hours else "") if x)
+    return (f"noise: robust (outliers beyond {noise.OUTLIER:g} robust σ flagged and left out, one more run before "
+            f"a keep rests on one); σ pooled over the last {config.get('noise_window')} degrees of freedom; "
+            f"design {config.get('design')}; the tip re-measured " + (f"every {again}" if again else "never"))

@@ -1,0 +1,137 @@
+"""A simulated session of the verdict, run by run, as the runner applies it: the noise models
+the rule is measured on (bench/bench_validity.py, ``autoresearch calibrate``), and the loop that
+drives the verdict plugin's own ``judge()`` with them.
+
+Noise models, in units of σ (each a function of the random stream, the session's progress 0..1
+and the run's seed):
+
+    gaussian    N(0, 1)
+    student3    Student-t with 3 degrees of freedom, scaled to σ 1 (far tails)
+    wild        N(0, 1), and 10 % of runs off by ±5 (a bad seed, a loss spike)
+    doubling    N(0, 1) for the first half of the session, N(0, 2²) after (a noisier machine)
+    shift       N(0, 1), every value 3 higher from halfway (a slower machine)
+    seeded      80 % of the variance fixed by the seed, 20 % from run to run (seed effects)
+"""
+from __future__ import annotations
+
+import math
+import random
+from dataclasses import dataclass, replace
+from typing import Callable, Sequence
+
+
+def gaussian(rng: random.Random, t: float, seed: int) -> float:
+    return rng.gauss(0, 1)
+
+
+def student3(rng: random.Random, t: float, seed: int) -> float:
+    chi2 = sum(rng.gauss(0, 1) ** 2 for _ in range(3))
+    return rng.gauss(0, 1) / math.sqrt(chi2 / 3) / math.sqrt(3)
+
+
+def wild(rng: random.Random, t: float, seed: int) -> float:
+    return rng.gauss(0, 1) + (rng.choice((-5.0, 5.0)) if rng.random() < 0.1 else 0.0)
+
+
+def doubling(rng: random.Random, t: float, seed: int) -> float:
+    return rng.gauss(0, 1 if t < 0.5 else 2)
+
+
+def shift(rng: random.Random, t: float, seed: int) -> float:
+    return rng.gauss(0, 1) + (3.0 if t >= 0.5 else 0.0)
+
+
+class Seeded:
+    """80 % of the variance fixed by the seed (the same for every commit), 20 % run to run."""
+
+    def __init__(self) -> None:
+        self.effects: dict[int, float] = {}
+        self.rng = random.Random(0)
+
+    def __call__(self, rng: random.Random, t: float, seed: int) -> float:
+        if seed not in self.effects:
+            self.effects[seed] = rng.gauss(0, math.sqrt(0.8))
+        return self.effects[seed] + rng.gauss(0, math.sqrt(0.2))
+
+
+MODELS: dict[str, Callable[[], Callable[[random.Random, float, int], float]]] = {
+    "Gaussian": lambda: gaussian, "Student-t 3 dof": lambda: student3, "10% off by ±5σ": lambda: wild,
+    "σ doubles halfway": lambda: doubling}
+
+
+@dataclass(frozen=True)
+class Decision:
+    effect: float  # the candidate's true improvement
+    kept: bool
+    runs: int  # its runs, with the tip's runs it caused (paired, re-measured)
+    outliers: int = 0  # runs flagged as outliers
+
+
+def session(judge: Callable, rule, rng: random.Random, effects: Sequence[float], sigma: float = 1.0, net_lines: int = 2,
+            model: Callable[[random.Random, float, int], float] = gaussian, design: str = "unpaired",
+            remeasure_every: int = 0, window: int = 40) -> list[Decision]:
+    """One session of `judge` (the verdict plugin's, with its Rule): the baseline `rule.repeats` times, then a candidate per true effect (an
+    improvement, in the metric's units), each built on the tip and run until judge() decides;
+    every `remeasure_every` decisions the tip runs once more (unpaired). With design "paired"
+    each candidate run follows a run of the tip with the same seed, and the decision is on the
+    differences. σ and the robust σ are pooled as the runner pools them (noise.pooled).
+
+    One function, long: the loop as the runner runs it, in order."""
+    from autoresearch import noise
+    from autoresearch.reports import sign
+    from autoresearch.stats import AGAIN, KEEP
+
+    better, progress = sign(rule.direction), [0.0]
+
+    def run(true: float, seed: int) -> float:
+        return true + sigma * model(rng, progress[0], seed)
+
+    tip_true = 0.0
+    tip = [run(tip_true, s) for s in range(rule.repeats)]
+    groups: list[list[float]] = [tip]  # every commit's runs, in order of first appearance
+    diffs: list[list[float]] = []  # paired: each candidate's differences
+    out, since = [], 0
+    for i, effect in enumerate(effects):
+        progress[0] = i / len(effects)
+        extra = 0
+        if design != "paired" and remeasure_every and since >= remeasure_every:
+            tip.append(run(tip_true, len(tip)))
+            extra, since = extra + 1, 0
+            scale = noise.robust_sigma(groups)
+            if scale and abs(tip[-1] - noise.location(tip[:-1], scale)) > noise.OUTLIER * scale * (1 + 1 / (len(tip) - 1)) ** 0.5:
+                tip.append(run(tip_true, len(tip)))  # an outlier: one more run, as the runner does
+                extra += 1
+        true = tip_true + better * effect
+        values: list[float] = []
+        mine: list[float] = []
+        groups.append(values)
+        while True:
+            seed = len(values)
+            if design == "paired":
+                fresh = run(tip_true, seed)
+                tip.append(fresh)
+                extra += 1
+            values.append(run(true, seed))
+            scale = noise.robust_sigma(groups)
+            est, _ = noise.pooled(groups, window, scale)
+            paired = None
+            if design == "paired":
+                mine.append(better * (values[-1] - fresh))
+                scale_d = noise.robust_sigma([*diffs, mine])
+                sd, df = noise.pooled([*diffs, mine], window, scale_d)
+                est, scale = (sd, scale_d) if df >= 4 else (est and est * math.sqrt(2), scale and scale * math.sqrt(2))
+                paired = tuple(mine)
+            j = judge(tuple(values), tuple(tip), tuple(tip), est, net_lines, rule, scale, paired)
+            if j.status != AGAIN:
+                break
+            if len(values) >= rule.max_repeats:  # as make_verdict: on the means
+                j = judge(tuple(values), tuple(tip), tuple(tip), est, net_lines,
+                          replace(rule, repeats=len(values), max_repeats=len(values)), scale, paired)
+                break
+        if design == "paired":
+            diffs.append(mine)
+        out.append(Decision(effect, j.status == KEEP, len(values) + extra, len(j.outliers)))
+        since += 1
+        if j.status == KEEP:
+            tip_true, tip = true, values
+    return out
