@@ -137,7 +137,8 @@ class Session:
         session = cls(config)
         session.tag = check_tag(tag)
         if not session.ledger.exists():
-            raise UsageError(f"no run tagged {tag!r} in {config.state_dir}")
+            runs = sorted(p.parent.name for p in (config.state_dir / "runs").glob("*/ledger.jsonl"))
+            raise UsageError(f"--tag {tag}: no run tagged {tag!r} in {config.state_dir} (runs here: {', '.join(runs) or 'none'})")
         try:
             session.load()
         except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
