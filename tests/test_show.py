@@ -6,6 +6,8 @@ import io
 import json
 
 from conftest import hyp, simple
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from autoresearch.reports import ExitCode
 
@@ -108,3 +110,32 @@ def test_diff_gives_parameters_metrics_with_the_noise_and_the_code(repo, cli):
     assert same.rc == 0 and "parameters: the same" in same.out and "diff --git" not in same.out
     bad = cli("diff", "zz", "1")
     assert bad.rc == ExitCode.USAGE_ERROR and "zz: no such experiment (give its number" in bad.err
+
+
+def test_the_configuration_is_every_literal_constant_and_a_kind_adds_its_own():
+    from autoresearch.patches import PatchKind, builtin_kinds, configuration
+
+    texts = {"train.py": 'LR = 0.01\nDEPTH: int = 2**3\nACT = "relu"\nimport os\nHOME = os.getcwd()\n__all__ = []\n',
+             "model.py": "WIDTH = 64\n", "conf.yaml": "lr: 0.1\n", "broken.py": "X = (\n"}
+
+    class Yaml(PatchKind):
+        name = "yaml"
+        fields = {"yaml": "keys of conf.yaml"}
+
+        def parameters(self, texts):
+            return dict(line.split(": ", 1) for line in texts.get("conf.yaml", "").splitlines())
+
+    assert configuration(texts) == {"LR": "0.01", "DEPTH": "2**3", "ACT": '"relu"', "model.py:WIDTH": "64"}
+    assert configuration(texts, (*builtin_kinds(), Yaml()))["lr"] == "0.1"
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.dictionaries(st.from_regex(r"[A-Z][A-Z0-9_]{0,8}", fullmatch=True),
+                       st.one_of(st.integers(-10**6, 10**6), st.floats(allow_nan=False, allow_infinity=False),
+                                 st.text(max_size=10), st.booleans()), max_size=8))
+def test_every_constant_written_is_read_back_as_its_source(values):
+    from autoresearch.patches import configuration
+
+    source = "".join(f"{k} = {v!r}\n" for k, v in values.items()) + "print('x')\n"
+    got = configuration({"train.py": source})
+    assert got == {k: repr(v) for k, v in values.items()}
