@@ -65,6 +65,11 @@ def make_parser(parser: Parser) -> tuple[ArgumentParser, dict[str, ArgumentParse
         subs[name].add_argument("--tag", default=None, help="the run to show (default: the latest)")
         subs[name].add_argument("--json", action="store_true", help="print it as JSON, for agents and scripts")
     add_show_options(subs["show"], subs["diff"])
+    subs["status"].add_argument("--follow", "-f", action="store_true",
+                                help="keep showing the run as it goes: drawn again in place on a terminal, one line "
+                                     "per change when piped; ends when the run does, or at Ctrl-C")
+    subs["status"].add_argument("--interval", type=float, default=2.0, metavar="SECONDS",
+                                help="seconds between looks with --follow (default: 2)")
     subs["report"].add_argument("--plot", metavar="FILE.png", default=None,
                                 help="also draw the metric per experiment: kept green and labelled, "
                                      "discarded grey, crashes red, with the running best")
