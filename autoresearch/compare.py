@@ -80,7 +80,7 @@ def fmt_metric(cell: dict[str, Any] | None) -> str:
     if not cell:
         return "—"
     mean, se, n = cell["mean"], cell["se"], cell["n"]
-    if se is None:
+    if not se:  # one run, or runs that all printed the same
         return f"{mean:.6g}" + (f" (n={n})" if n > 1 else "")
     return f"{mean:.6g} ± {se:.2g} (n={n})"
 

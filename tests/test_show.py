@@ -100,7 +100,9 @@ def test_diff_gives_parameters_metrics_with_the_noise_and_the_code(repo, cli):
     assert "B: t1 #2 b_code — add a bonus line [" in r.out
     assert "  LR         0.01 → 0.02" in r.out  # b_code built on the kept LR change
     val = next(line for line in r.out.splitlines() if line.strip().startswith("val_bpb"))
-    assert "-0.15" in val and "beyond" in val and "(B better)" in val  # the baseline ran 3 times: no noise at all
+    assert "-0.15" in val and val.rstrip().endswith("beyond the noise, B better")  # no noise at all here
+    depth = next(line for line in r.out.splitlines() if line.strip().startswith("depth"))
+    assert depth.split() == ["depth", "4", "(n=3)", "4", "+0", "the", "same"]
     assert "+BONUS += 0.05" in r.out and "+LR = 0.02" in r.out and "diff --git a/train.py b/train.py" in r.out
     data = json.loads(cli("diff", "a_lr", "d_depth", "--json").out)
     assert data["parameters"] == {"DEPTH": ["4", "6"]}

@@ -90,14 +90,17 @@ def diff(config: Any) -> str:
     rows = [["metric", "A", "B", "B − A", "noise"]]
     for name, m in data["metrics"].items():
         delta = "—" if m["delta"] is None else f"{m['delta']:+.6g}"
-        if m["beyond_noise"] is None:
-            verdict = "unknown (nothing ran twice)" if m["delta"] is not None else ""
+        better = ""
+        if name == data["metric"] and m["delta"]:
+            better = ", B better" if (m["delta"] < 0) == (data["direction"] == "minimize") else ", B worse"
+        if m["delta"] == 0:
+            verdict = "the same"
+        elif m["beyond_noise"] is None:
+            verdict = "noise unknown (nothing ran twice)" if m["delta"] is not None else ""
+        elif m["beyond_noise"]:
+            verdict = (f"beyond the noise ({abs(m['delta']) / m['se']:.1f} SE)" if m["se"] else "beyond the noise") + better
         else:
-            better = ""
-            if name == data["metric"] and m["delta"]:
-                better = (" (B better)" if (m["delta"] < 0) == (data["direction"] == "minimize") else " (B worse)")
-            verdict = (f"beyond ({abs(m['delta']) / m['se']:.1f} SE){better}" if m["beyond_noise"] and m["se"]
-                       else "beyond" + better if m["beyond_noise"] else f"within (SE {m['se']:.2g})")
+            verdict = f"within the noise ({abs(m['delta']) / m['se']:.1f} SE)" + better
         rows.append([name, fmt_metric(m["a"]), fmt_metric(m["b"]), delta, verdict])
     widths = [max(len(r[i]) for r in rows) for i in range(5)]
     lines += ["  " + "  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip() for r in rows]

@@ -67,8 +67,8 @@ def status_data(config: Any) -> dict[str, Any]:
         items, errors = collect(config, [config.rootdir / p for p in config.get("paths")], config.hook, warn=False)
     except UsageError as exc:
         items, errors, queue_error = [], [], str(exc)
-    keys = {r.key for r in done}
     run = runner(config)
+    keys = {r.key for r in done} | ({e.get("key") for e in session.pending} if run["alive"] else set())  # in flight: not queued
     return dict(tag=session.tag, branch=f"autoresearch/{session.tag}", metric=config.get("metric"),
                 direction=config.get("direction"), counts={s: counts[s] for s in ("keep", "discard", "crash")},
                 best=_brief(best) if best else None, baseline=_brief(base) if base else None,
