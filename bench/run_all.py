@@ -16,6 +16,7 @@ import bench_parallel  # noqa: E402
 import bench_prune  # noqa: E402
 import bench_runner  # noqa: E402
 import bench_sandbox  # noqa: E402
+import bench_show  # noqa: E402
 import bench_startup  # noqa: E402
 import bench_workload  # noqa: E402
 
@@ -23,6 +24,7 @@ if __name__ == "__main__":
     flags, sys.argv = set(sys.argv[1:]), sys.argv[:1]  # the benchmarks read their own arguments
     bench_startup.main()
     bench_collect.main()
+    bench_show.main()
     bench_runner.main()
     bench_sandbox.main()
     if "--skip-parallel" not in flags:
