@@ -205,3 +205,21 @@ def test_status_follow_of_a_run_that_ended_says_so_at_once(repo, cli):
     assert cli("run", "--tag", "t1").rc == 0
     r = run_subprocess(repo, "status", "--follow")
     assert r.returncode == 0 and r.stdout.splitlines()[-1].startswith("no runner at work on t1")
+
+
+def test_rerun_inconclusive_runs_again_an_expectation_the_noise_could_not_decide(repo, cli):
+    train = repo / "train.py"
+    train.write_text(train.read_text().replace("SEED_NOISE = 0.0", "SEED_NOISE = 0.01"))
+    (repo / "pyproject.toml").write_text((repo / "pyproject.toml").read_text() + "repeats = 3\nmax_repeats = 3\n")
+    git(repo, "commit", "-qam", "a noisy workload")
+    simple(repo, "a_tiny", "LR = 0.0101", 'val_bpb = "< baseline"')  # 0.001 better, the noise 0.01
+    simple(repo, "b_big", "LR = 0.02", 'val_bpb = "< baseline"')
+    assert cli("run", "--tag", "t1").rc == 0
+    first = json.loads(cli("status", "--json").out)["experiments"]
+    assert [(e["nodeid"].split("::")[1], e["expectation"]) for e in first[1:]] == [
+        ("a_tiny", "inconclusive"), ("b_big", "confirmed")]
+    co = cli("run", "--resume", "--collect-only", "--rerun", "inconclusive")
+    assert "a_tiny  [runs again: " in co.out and "b_big  [done #" in co.out
+    assert cli("run", "--resume", "--rerun", "inconclusive").rc == 0
+    again = json.loads(cli("status", "--json").out)["experiments"]
+    assert len(again) == len(first) + 1 and again[-1]["nodeid"] == "experiments/a_tiny.toml::a_tiny"
