@@ -173,7 +173,8 @@ def wrap_session(config: Any, doit: Callable[[Any, Session], None]) -> int:
 
 
 def _session(config: Any, session: Session, doit: Callable[[Any, Session], None]) -> int:
-    from autoresearch.collect import collect_session, relpath, show_collection
+    from autoresearch.collect import collect_session, relpath
+    from autoresearch.listing import show_collection
 
     errors = collect_session(session)
     if errors:
