@@ -71,7 +71,8 @@ def diff_data(config: Any) -> dict[str, Any]:
     side = lambda t, r: dict(tag=t, seq=r.seq, name=r.name, description=r.description, status=str(r.status),  # noqa: E731
                              expectation=r.expectation, commit=r.commit)
     return dict(a=side(tag_a, a), b=side(tag_b, b), metric=a.metric, direction=a.direction, parameters=params,
-                metrics=metrics, code=code_diff(config, a.commit, b.commit) if config.getoption("code") else None)
+                metrics=metrics, code=code_diff(config, a.commit, b.commit)
+                if config.getoption("code") and a.commit and b.commit else None)  # no commit: nothing ran
 
 
 def diff(config: Any) -> str:
