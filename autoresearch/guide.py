@@ -76,7 +76,7 @@ one run, waiting costs the whole night.
 
 ## Setup (once, and again after a reboot)
 
-1. The run's tag names its branch, `autoresearch/TAG`: the default is today's date (`mar5`);
+1. The run's tag names its branch, `autoresearch/TAG`: the default is today's date (`nov22`);
    `--tag NAME` chooses another. A new tag starts a new run; `--resume` continues one.
 2. The data: the workload's data must be prepared before the first run (folders git ignores
    are linked into every run by the `link` setting). If the baseline crashes, the runner stops
@@ -146,7 +146,7 @@ tail -n 5 run.log
 ## How long to wait
 
 One run takes @RUN_TIME@. The first verdict comes only after the baseline's @REPEATS@ runs and
-the first hypothesis' own (1 to @MAX_REPEATS@ runs each, more when the result is close to the
+the first hypothesis' own (1 to @MAX_REPEATS@ runs each: the more, the closer its result is to the
 noise). So measure, then pace yourself: the baseline's `duration_s` in `experiments` (all its runs)
 divided by @REPEATS@ is one run's time. Poll `autoresearch status --json` about once per run time:
 `running[].eta_s` says when the experiment in flight should end; sleep that long (`sleep 300`),
