@@ -13,7 +13,11 @@ import time
 from pathlib import Path
 from typing import Any
 
+from autoresearch.metrics import NUMBER
+
 STEP = re.compile(r"\bstep[\s:=#]*(\d+)", re.IGNORECASE)
+#: the prune plugin's default prune_pattern, for when that plugin is blocked (a core module imports no plugin)
+PROGRESS = rf"\((?P<progress>{NUMBER})%\).*?\bloss[\s:=]+(?P<loss>{NUMBER})"
 
 
 def log_of(run_dir: Path, seq: int) -> tuple[Path | None, int, float | None]:
@@ -35,10 +39,8 @@ def read_progress(config: Any, path: Path) -> dict[str, Any]:
     last, loss = progress(tail)
     try:
         pattern = re.compile(config.get("prune_pattern"))
-    except (KeyError, AttributeError, TypeError, re.error):
-        from autoresearch.plugins.prune import DEFAULT_PATTERN
-
-        pattern = re.compile(DEFAULT_PATTERN)
+    except (KeyError, AttributeError, TypeError, re.error):  # no prune plugin (-p no:prune): its default
+        pattern = re.compile(PROGRESS)
     out: dict[str, Any] = dict(step=None, share=None, loss=loss, line=last[:200])
     for line in reversed(tail.splitlines()[:-1] if tail and not tail.endswith("\n") else tail.splitlines()):
         m = pattern.search(line)

@@ -223,3 +223,10 @@ def test_rerun_inconclusive_runs_again_an_expectation_the_noise_could_not_decide
     assert cli("run", "--resume", "--rerun", "inconclusive").rc == 0
     again = json.loads(cli("status", "--json").out)["experiments"]
     assert len(again) == len(first) + 1 and again[-1]["nodeid"] == "experiments/a_tiny.toml::a_tiny"
+
+
+def test_live_reads_progress_as_the_prune_plugin_does_even_without_it():
+    from autoresearch.live import PROGRESS
+    from autoresearch.plugins.prune import DEFAULT_PATTERN
+
+    assert PROGRESS == DEFAULT_PATTERN
