@@ -43,8 +43,11 @@ class Watcher:
         terminal = self.config.pluginmanager.get_plugin("terminal-reporter")
         if terminal is None or terminal.verbosity < 0:
             return
-        last = max((r.started + r.duration for r in session.history), default=session.started)
-        since = f"last result {fmt_s(time.time() - last)} ago" if session.history else "no result yet"
+        try:  # the ledger's last line records the last result (its "logged" line follows it at once)
+            last = session.ledger.path.stat().st_mtime
+        except OSError:
+            last = session.started
+        since = f"last result {fmt_s(max(0.0, time.time() - last))} ago" if session.history else "no result yet"
         n = len(session.paths)
         where = ", ".join(relpath(p, self.config.rootdir) for p in session.paths)
         if first:
