@@ -13,7 +13,7 @@ import math
 from typing import Any
 
 from autoresearch.errors import UsageError
-from autoresearch.reports import Report, Status, results
+from autoresearch.reports import Cause, Report, Status, results
 
 #: what ``--status`` may name: the outcomes, and pruned (a discard stopped early)
 STATUS_WORDS = ("keep", "discard", "crash", "interrupted", "pruned")
@@ -69,7 +69,7 @@ def metric_cells(r: Report) -> dict[str, dict[str, Any]]:
 def row(tag: str, r: Report) -> dict[str, Any]:
     """One experiment, as every format shows it."""
     return dict(tag=tag, seq=r.seq, name=r.name, nodeid=r.nodeid, description=r.description,
-                status="pruned" if r.pruned else str(r.status), expectation=r.expectation or "",
+                status=str(Cause.PRUNED) if r.pruned else str(r.status), expectation=r.expectation or "",
                 params={n: new for n, _, new in r.changes}, code=code_change(r), metrics=metric_cells(r),
                 metric=r.metric, direction=r.direction, commit=r.commit, duration_s=round(r.duration, 3),
                 reason=r.reason)
@@ -93,7 +93,7 @@ def select(rows: list[dict[str, Any]], keyword: str | None, statuses: str | None
         if bad or not wanted:
             raise UsageError(f"--status {statuses}: {bad[0] if bad else 'nothing'} is not a status "
                              f"(give a comma-separated list of {', '.join(STATUS_WORDS)})")
-        rows = [r for r in rows if r["status"] in wanted or (r["status"] == "pruned" and "discard" in wanted)]
+        rows = [r for r in rows if r["status"] in wanted or (r["status"] == Cause.PRUNED and Status.DISCARD in wanted)]
     if keyword:
         from types import SimpleNamespace
 

@@ -43,8 +43,10 @@ def program(editable: str, metric: str | None, direction: str, settings: dict[st
     max_repeats = int(settings.get("max_repeats") or 5)
     run_time = f"about {fmt_seconds(float(budget))} (the `budget` setting) plus start-up" if budget else \
         "the workload's own budget plus start-up (`budget` in pyproject.toml sets it)"
-    better = "lower" if direction == "minimize" else "higher"
-    cmp = "<" if direction == "minimize" else ">"
+    from autoresearch.reports import MINIMIZE
+
+    better = "lower" if direction == MINIMIZE else "higher"
+    cmp = "<" if direction == MINIMIZE else ">"
     if metric:
         goal = f"the metric **`{metric}`** gets better: **{better} is better** ({direction}; from {source})"
         name = metric

@@ -5,6 +5,7 @@ from __future__ import annotations
 from autoresearch.collect import editable_texts
 from autoresearch.errors import UsageError
 from autoresearch.model import Hypothesis
+from autoresearch.reports import Status
 
 
 def show_collection(config, items: list[Hypothesis], session=None) -> None:
@@ -48,5 +49,5 @@ def finished(config, session) -> dict:
     except UsageError:
         return {}  # no run to continue yet: nothing is done
     words = config.getoption("rerun") or ()
-    latest = {r.key: r for r in history if r.key and r.status != "interrupted"}
+    latest = {r.key: r for r in history if r.key and r.status != Status.INTERRUPTED}
     return {key: (r, reruns(r, words)) for key, r in latest.items()}

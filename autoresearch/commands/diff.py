@@ -16,7 +16,7 @@ from typing import Any
 
 from autoresearch.compare import configuration_at, find, fmt_metric, load, metric_cells
 from autoresearch.errors import UsageError
-from autoresearch.reports import ExitCode, Report, printable
+from autoresearch.reports import MINIMIZE, ExitCode, Report, printable
 
 
 def main(config: Any) -> int:
@@ -93,7 +93,7 @@ def diff(config: Any) -> str:
         delta = "—" if m["delta"] is None else f"{m['delta']:+.6g}"
         better = ""
         if name == data["metric"] and m["delta"]:
-            better = ", B better" if (m["delta"] < 0) == (data["direction"] == "minimize") else ", B worse"
+            better = ", B better" if (m["delta"] < 0) == (data["direction"] == MINIMIZE) else ", B worse"
         if m["delta"] == 0:
             verdict = "the same"
         elif m["beyond_noise"] is None:
