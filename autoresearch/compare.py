@@ -55,8 +55,9 @@ def metric_cells(r: Report) -> dict[str, dict[str, Any]]:
     out = {}
     if r.status == Status.CRASH:
         return out
+    measured = [run.metrics for run in r.runs if run.ok]
     for name, mean in r.metrics.items():
-        values = [run.metrics[name] for run in r.runs if run.ok and name in run.metrics]
+        values = [m[name] for m in measured if name in m]
         n = len(values) or 1
         if name == r.metric and r.sigma:
             se = r.sigma / math.sqrt(n)
