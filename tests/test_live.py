@@ -205,6 +205,8 @@ def test_status_follow_of_a_run_that_ended_says_so_at_once(repo, cli):
     assert cli("run", "--tag", "t1").rc == 0
     r = run_subprocess(repo, "status", "--follow")
     assert r.returncode == 0 and r.stdout.splitlines()[-1].startswith("no runner at work on t1")
+    bad = cli("status", "--follow", "--interval", "0")
+    assert bad.rc == ExitCode.USAGE_ERROR and "--interval 0: give seconds between looks, more than 0" in bad.err
 
 
 def test_rerun_inconclusive_runs_again_an_expectation_the_noise_could_not_decide(repo, cli):

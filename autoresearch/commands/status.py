@@ -17,7 +17,10 @@ STATUS_LINES = 40
 
 def main(config: Any) -> int:
     if config.getoption("follow"):
-        return follow(config, config.getoption("interval") or 2.0)
+        interval = config.getoption("interval")
+        if not 0 < interval <= 3600:
+            raise UsageError(f"--interval {interval:g}: give seconds between looks, more than 0 and at most 3600")
+        return follow(config, interval)
     print(status(config))
     return ExitCode.OK
 
