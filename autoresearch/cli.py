@@ -1,4 +1,4 @@
-"""The command line: ``autoresearch run | status | new | report | calibrate | init | export | import | publish``.
+"""The command line: ``autoresearch run | status | show | diff | new | report | calibrate | init | export | import | publish``.
 Arguments only: each command is a module of autoresearch/commands/, and every exit code main.guard's.
 
 Exit codes (autoresearch.ExitCode): 0 the session completed, whatever the verdicts;
@@ -21,6 +21,9 @@ from autoresearch.reports import ExitCode
 COMMANDS = {
     "run": "collect hypothesis files and run them: baseline first, one commit each",
     "status": "a short summary of the latest run (safe to paste into an agent's context)",
+    "show": "one table of experiments: what each changed, its metrics (mean ± SE, n), status and expectation",
+    "diff": "two experiments (or runs' tips) side by side: the code diff, parameters and metrics, with "
+            "the difference and whether it is beyond the noise",
     "new": "write a new TOML hypothesis file",
     "report": "Markdown tables of a run's metrics, parameters and compute, and an optional plot",
     "calibrate": "run the unmodified code N times and print its noise, the smallest improvement the "
@@ -61,6 +64,12 @@ def make_parser(parser: Parser) -> tuple[ArgumentParser, dict[str, ArgumentParse
     for name in ("status", "report"):
         subs[name].add_argument("--tag", default=None, help="the run to show (default: the latest)")
         subs[name].add_argument("--json", action="store_true", help="print it as JSON, for agents and scripts")
+    add_show_options(subs["show"], subs["diff"])
+    subs["status"].add_argument("--follow", "-f", action="store_true",
+                                help="keep showing the run as it goes: drawn again in place on a terminal, one line "
+                                     "per change when piped; ends when the run does, or at Ctrl-C")
+    subs["status"].add_argument("--interval", type=float, default=2.0, metavar="SECONDS",
+                                help="seconds between looks with --follow (default: 2)")
     subs["report"].add_argument("--plot", metavar="FILE.png", default=None,
                                 help="also draw the metric per experiment: kept green and labelled, "
                                      "discarded grey, crashes red, with the running best")
@@ -103,6 +112,29 @@ def make_parser(parser: Parser) -> tuple[ArgumentParser, dict[str, ArgumentParse
     new.add_argument("--dir", default="experiments", help="where to write the file (default: experiments)")
     new.add_argument("--baseline", default="best", help='"best" (default), "initial" or a hypothesis name')
     return top, subs
+
+
+def add_show_options(show: ArgumentParser, diff: ArgumentParser) -> None:
+    """The options of ``show`` and ``diff`` (autoresearch/commands/show.py, diff.py)."""
+    show.add_argument("--tag", default=None, help="the run to show (default: the latest)")
+    show.add_argument("--all", action="store_true", help="every run here, one after the other, with a tag column")
+    show.add_argument("-k", dest="keyword", metavar="EXPR", default=None,
+                      help="only experiments whose node id or description match EXPR (as run -k: substrings "
+                           "with and, or, not, parentheses)")
+    show.add_argument("--status", default=None, metavar="S,S",
+                      help="only these outcomes: keep, discard, crash, interrupted, pruned (comma-separated)")
+    show.add_argument("--sort", default=None, metavar="COL",
+                      help="sort by a column: a metric, a parameter, seq, name, status, expectation, duration; "
+                           "--sort=-COL sorts descending (default: in the order they ran)")
+    for fmt, what in (("md", "a Markdown table"), ("csv", "CSV, one row per experiment"),
+                      ("json", "JSON: every row whole, for agents and scripts")):
+        show.add_argument(f"--{fmt}", action="store_true", help=f"print {what}")
+    diff.add_argument("a", metavar="A", help="an experiment: its number (#3), name, TAG:NAME, or a tag (that "
+                                             "run's tip, its last kept experiment)")
+    diff.add_argument("b", metavar="B", help="the other one, as A")
+    diff.add_argument("--tag", default=None, help="the run A and B are looked up in (default: the latest)")
+    diff.add_argument("--json", action="store_true", help="print it as JSON, for agents and scripts")
+    diff.add_argument("--no-code", dest="code", action="store_false", help="leave out the code diff")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -148,4 +180,4 @@ def print_help(top: argparse.ArgumentParser, subs: dict[str, argparse.ArgumentPa
     for s in sorted(parser.settings.values(), key=lambda s: s.name):
         flag = f" ({s.flags[0]})" if s.flags else ""
         print(f"  {s.name}{flag} = {s.default!r}\n      {s.help}")
-    print("\nMore: autoresearch COMMAND --help (status, new, report, calibrate, init, export, import, publish).")
+    print("\nMore: autoresearch COMMAND --help (status, show, diff, new, report, calibrate, init, export, import, publish).")

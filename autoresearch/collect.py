@@ -179,6 +179,8 @@ def autoresearch_collection_modifyitems(session, config, items: list[Hypothesis]
         match = keyword_matcher(expr)
         named = {h.name: h for h in items}
         items[:] = [h for h in items if match(h)]
+        if session is not None:
+            session.deselected = len(named) - len(items)  # "N deselected", as pytest says it
         chosen = {h.name for h in items}
         for h in items:
             if h.baseline in named and h.baseline not in chosen and not config.getoption("resume"):
@@ -335,19 +337,3 @@ def collect_session(session) -> list[CollectError]:
     session.items = items
     config.hook.autoresearch_collection_finish(session=session)
     return errors
-
-
-def show_collection(config, items: list[Hypothesis]) -> None:
-    """--collect-only: what would run, with what each patch changes."""
-    from autoresearch.patches import apply_patch, describe
-
-    texts = editable_texts(config)
-    for h in items:
-        patch = apply_patch(h, texts, config.editable, config.protected, config.get("command"))
-        added, removed = patch.counts
-        what = describe(h, patch)
-        expect = "; ".join(f"{m} {e}" for m, e in h.expect)
-        print(f"{h.nodeid}\n    {', '.join(what) or 'no change'}  (+{added} -{removed} lines)"
-              + (f"\n    expect {expect}" if expect else ""))
-    noun = "hypothesis" if len(items) == 1 else "hypotheses"
-    print(f"\n{len(items)} {noun} collected; every patch applies to {', '.join(config.editable)}")

@@ -87,7 +87,9 @@ def autoresearch_patch_kinds(config: Config) -> list[PatchKind] | None:
     Each kind is one :class:`autoresearch.patches.PatchKind` object: it reads its own keys from
     a hypothesis (its table in TOML, ``patch.<name>(...)`` in Python), applies itself to the
     editable files' texts, describes itself for ``--collect-only`` and names the parameters it
-    changes for the journal, reports and MLflow. A hypothesis that does not use a kind keeps its
+    changes for the journal, reports and MLflow; its ``parameters(texts)`` names the whole
+    configuration the files run with (``set``: every module-level constant), which MLflow logs for
+    every run and ``autoresearch diff`` compares. A hypothesis that does not use a kind keeps its
     key. Called once per configuration; a kind whose name or keys are taken is refused.
 
     :param config: The run's configuration.

@@ -39,9 +39,24 @@ def autoresearch_addoption(parser) -> None:
                                                          "(stopped as it started, or never started) starts it, "
                                                          "saying so: a retry loop of run --tag X --resume always "
                                                          "gets going")
+    parser.addoption("--rerun", default=None, metavar="WHAT", type=rerun_words,
+                     help="with --resume: run again those of the run that crashed, were inconclusive (their "
+                          "expectation within the noise) or were interrupted (comma-separated, e.g. --rerun "
+                          "crashed,inconclusive); each runs under a new number, its earlier result kept")
     parser.addsetting("state_dir", default=".autoresearch", check=inside,
                       help="folder (relative to the project root) for the run's worktree, logs and state; "
                            "git-ignored through .git/info/exclude")
+
+
+def rerun_words(value: str) -> tuple[str, ...]:
+    """--rerun's words, checked: crashed, inconclusive, interrupted."""
+    from autoresearch.session import RERUN
+
+    words = tuple(w.strip() for w in value.split(",") if w.strip())
+    bad = [w for w in words if w not in RERUN] or ([] if words else [value])
+    if bad:
+        raise UsageError(f"--rerun {value}: {bad[0]!r} is not one of {', '.join(RERUN)} (comma-separated)")
+    return words
 
 
 #: What ended a command, by type, and its exit code: the first that matches decides.
@@ -158,7 +173,8 @@ def wrap_session(config: Any, doit: Callable[[Any, Session], None]) -> int:
 
 
 def _session(config: Any, session: Session, doit: Callable[[Any, Session], None]) -> int:
-    from autoresearch.collect import collect_session, relpath, show_collection
+    from autoresearch.collect import collect_session, relpath
+    from autoresearch.listing import show_collection
 
     errors = collect_session(session)
     if errors:
@@ -166,8 +182,11 @@ def _session(config: Any, session: Session, doit: Callable[[Any, Session], None]
             print(f"ERROR {err}", file=sys.stderr)
         print(f"{len(errors)} error{'s' if len(errors) > 1 else ''} during collection: nothing ran", file=sys.stderr)
         return ExitCode.USAGE_ERROR
+    if config.getoption("rerun") and not session.resume:
+        raise UsageError(f"--rerun {','.join(config.getoption('rerun'))}: it re-runs experiments of a run being "
+                         "continued (add --resume)")
     if config.getoption("collect_only"):
-        show_collection(config, session.items)
+        show_collection(config, session.items, session)
         return ExitCode.OK if session.items else ExitCode.NO_HYPOTHESES_COLLECTED
     if not session.items and not config.getoption("watch", False):
         where = ", ".join(relpath(p, config.rootdir) for p in session.paths)

@@ -132,9 +132,10 @@ def given_command(root: Path, command: str | None) -> tuple[list[str], str | Non
     return args, config_from_command(root, args) if args else None, train
 
 
-def table(root: Path, command_line: str | None = None) -> tuple[str, str | None, dict[str, Any]]:
+def table(root: Path, command_line: str | None = None, guide: bool = False) -> tuple[str, str | None, dict[str, Any]]:
     """The commented [tool.autoresearch] table; the editable file chosen and its constants. A config
     file that the given command passes (``python train.py config/x.py``) is the editable one.
+    `guide`: program.md is written too, which tells the agent to write TOML only.
     (Long: one table, written top to bottom as the user reads it.)"""
     found = candidates(root)
     editable, consts = found[0] if found else (script(root), {})
@@ -191,6 +192,8 @@ def table(root: Path, command_line: str | None = None) -> tuple[str, str | None,
         "# (AUTORESEARCH_MAX_STEPS, or {budget_steps} in the command).",
         "# budget = 300",
         *steps,
+        *(["# program.md tells the agent to write hypotheses as TOML only (data, never code it imports).",
+            "python_hypotheses = false"] if guide else []),
     ]
     return "\n".join(lines) + "\n", editable, consts
 
@@ -230,54 +233,6 @@ def example(editable: str, consts: dict[str, Any]) -> str | None:
             f"[set]\n{name} = {new!r}\n")
 
 
-PROGRAM = """\
-# program.md: how you, an LLM agent, run experiments in this repository
-
-You improve `{editable}` so that the metric named by `metric` in `pyproject.toml` (under
-`[tool.autoresearch]`) gets better, one experiment at a time. autoresearch
-runs every experiment for you the same way: the unmodified code first (the baseline, several
-times, to measure the noise), then one git commit per hypothesis, a fixed budget per run, the
-metric read from the log, and keep (the branch advances) or discard (it resets). You write
-hypotheses; you never edit the code by hand and you never run the training yourself.
-
-## The loop
-
-1. Read `autoresearch status` (a short summary: the best so far, the last results, the noise,
-   the lessons' rules) and `experiments/lessons.md`. Do not repeat what the lessons rule out.
-2. Write one to three hypothesis files in `experiments/`, TOML only:
-
-   ```toml
-   description = "lower learning rate"            # one line: the commit subject
-   hypothesis = "Why you expect it to help, and by how much."
-   [set]
-   NAME = 0.03                                    # a module-level constant of {editable}
-   [expect]
-   val_loss = "< baseline"                        # the metric's name, as in pyproject.toml
-   ```
-
-   `autoresearch new "lower learning rate" --set NAME=0.03 --hypothesis "..."` writes one for
-   you. Use `[[replace]]` tables (`old` / `new`, exact text that occurs once) for changes that
-   are not constants. Check a file with `autoresearch run experiments/FILE.toml --collect-only`:
-   an error is one line, `path:line: what is wrong (what is allowed)`.
-3. Run `autoresearch run --watch` once and leave it running: it runs every new or changed file
-   as it appears. Never start a second runner (it is refused), never edit `{editable}` or the
-   protected files, never touch `.autoresearch/`.
-4. Read the verdict of each experiment in `autoresearch status` and `experiments/journal.md`.
-   A verdict says how sure it is: *beyond the noise* means the change is real; *not beyond the
-   noise* means the runs could not tell it from chance, so do not build on it.
-
-## What to aim for
-
-- **The simplicity criterion.** A small gain that adds much code is not worth it; equal results
-  with simpler code are a win. Removing something that does not help is a fine experiment.
-- One idea per hypothesis, so that the verdict says which idea worked.
-- Gains smaller than the noise (`autoresearch status` prints the smallest it can detect) cannot
-  be seen: make changes big enough to matter.
-- A crash is a result: read its root cause in the journal; fix a trivial mistake once, and
-  otherwise drop the idea.
-"""
-
-
 def init(root: Path, say: Callable[[str], None], command: str | None = None) -> list[Path]:
     """Write what is missing; returns the files written (or appended to). `command` (init --command)
     is the workload's command line; a config file it passes is the editable file."""
@@ -295,12 +250,19 @@ def init(root: Path, say: Callable[[str], None], command: str | None = None) -> 
         raise UsageError("init: experiments is a file; hypotheses go in a folder experiments/ (rename the file)")
     if (root / "pyproject.toml").exists() and not (root / "pyproject.toml").is_file():
         raise UsageError("init: pyproject.toml is not a file")
-    text, editable, consts = table(root, command)
+    program = root / "program.md"
+    guide = not os.path.lexists(program)
+    text, editable, consts = table(root, command, guide)
     pyproject = root / "pyproject.toml"
+    settings: dict[str, Any] = {}
     if pyproject.is_file() and "[tool.autoresearch]" in pyproject.read_text(encoding="utf-8", errors="replace"):
         say(f"{pyproject.name} already has [tool.autoresearch]: left as it is")
-        listed = read_ini(root).get("editable")
+        settings = read_ini(root)
+        listed = settings.get("editable")
         editable = listed[0] if isinstance(listed, list) and listed and isinstance(listed[0], str) else editable
+        if guide and settings.get("python_hypotheses", True) is not False:
+            say("note: program.md tells the agent to write TOML only: set python_hypotheses = false in "
+                "[tool.autoresearch] to refuse Python hypothesis files")
     else:
         try:
             existing = pyproject.read_text(encoding="utf-8") if pyproject.is_file() else ""
@@ -320,11 +282,19 @@ def init(root: Path, say: Callable[[str], None], command: str | None = None) -> 
         target.write_text(hypothesis, encoding="utf-8")
         written.append(target)
         say(f"wrote {target.relative_to(root)}: one example hypothesis")
-    program = root / "program.md"
-    if os.path.lexists(program):
+    if not guide:
         say("program.md exists: left as it is")
     else:
-        program.write_text(PROGRAM.format(editable=editable), encoding="utf-8")
+        from autoresearch.guide import detect_metric, program as guide_text
+
+        metric, direction, source = settings.get("metric"), settings.get("direction") or "minimize", "pyproject.toml"
+        todo = not isinstance(metric, str) or metric.startswith("TODO")
+        if settings and "metric" not in settings:
+            metric, source = "val_bpb", "the default of the metric setting"
+        elif todo:  # not set yet: what the script prints
+            metric, direction = detect_metric(root, script(root)) or (None, "minimize")
+            source = f"what {script(root)} prints; pyproject.toml's metric and direction decide"
+        program.write_text(guide_text(editable, metric, str(direction), settings, source), encoding="utf-8")
         written.append(program)
         say("wrote program.md: the instructions an LLM agent follows to drive the loop")
     return written

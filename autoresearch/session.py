@@ -25,6 +25,17 @@ def default_tag() -> str:
     return dt.date.today().strftime("%b%d").lower()
 
 
+#: what ``--rerun`` may name
+RERUN = ("crashed", "inconclusive", "interrupted")
+
+
+def reruns(report: Report, words: tuple[str, ...]) -> bool:
+    """Whether ``--rerun WORDS`` runs this finished experiment again (an interrupted one always
+    runs again on --resume: it is no result)."""
+    return (("crashed" in words and report.status == Status.CRASH)
+            or ("inconclusive" in words and report.expectation == "inconclusive"))
+
+
 def check_tag(tag: str) -> str:
     if not TAG.fullmatch(tag) or tag.endswith((".", ".lock")) or ".." in tag:
         raise UsageError(f"--tag {tag!r}: a tag is letters, digits, '.', '_' and '-', starting with a letter "
@@ -119,6 +130,7 @@ class Session:
         self.shouldstop: str = ""  # set to a reason to stop after the current experiment
         self.stopping = threading.Event()  # set when the session stops: workers' runs end at once
         self.dispatched: set[str] = set()  # hypothesis keys handed to the loop in this process
+        self.deselected = 0  # hypotheses -k left out
         self.numbered: set[int] = set()  # experiment numbers given out in this process
         self.started = time.time()
         self.sandbox: Any = None  # the isolation.Level every run of the workload gets (set at sessionstart)
@@ -137,7 +149,8 @@ class Session:
         session = cls(config)
         session.tag = check_tag(tag)
         if not session.ledger.exists():
-            raise UsageError(f"no run tagged {tag!r} in {config.state_dir}")
+            runs = sorted(p.parent.name for p in (config.state_dir / "runs").glob("*/ledger.jsonl"))
+            raise UsageError(f"--tag {tag}: no run tagged {tag!r} in {config.state_dir} (runs here: {', '.join(runs) or 'none'})")
         try:
             session.load()
         except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
@@ -192,7 +205,11 @@ class Session:
     # -- what has run ----------------------------------------------------------------------
 
     def done_keys(self) -> set[str]:
-        return {r.key for r in self.history if r.status != Status.INTERRUPTED and r.key}
+        """The hypotheses this run has finished, which do not run again: all but those whose latest
+        result ``--rerun`` names (crashed, inconclusive, interrupted)."""
+        words = getattr(self.config, "getoption", lambda name: None)("rerun") or ()
+        latest = {r.key: r for r in self.history if r.status != Status.INTERRUPTED and r.key}
+        return {key for key, r in latest.items() if not reruns(r, words)}
 
     @property
     def baseline_done(self) -> bool:

@@ -18,6 +18,7 @@ import bench_parallel  # noqa: E402
 import bench_prune  # noqa: E402
 import bench_runner  # noqa: E402
 import bench_sandbox  # noqa: E402
+import bench_show  # noqa: E402
 import bench_startup  # noqa: E402
 import bench_workload  # noqa: E402
 
@@ -26,6 +27,7 @@ if __name__ == "__main__":
     bench_startup.main()
     bench_collect.main()
     bench_kinds_args.main()
+    bench_show.main()
     bench_runner.main()
     bench_byhand.main()
     bench_sandbox.main()

@@ -1,6 +1,8 @@
 """junitxml: ``--junitxml PATH`` writes one test case per experiment, so a CI system shows
-research results the way it shows tests: keep passes, discard fails with its reason, crash is an
-error carrying the log's tail.
+research results the way it shows tests, and a normal night stays green: a keep and a discard
+pass (a discard is the method working; its verdict, reason and expectation are in the case's
+properties), a crash is an error carrying the log's tail, an interrupted experiment is skipped.
+A refuted expectation is a failure only with ``junit_refuted = "failure"`` (default ``"pass"``).
 """
 from __future__ import annotations
 
@@ -18,6 +20,10 @@ from autoresearch.reports import Cause, Report, Status
 def autoresearch_addoption(parser) -> None:
     parser.addoption("--junitxml", "--junit-xml", dest="junitxml", metavar="PATH", default=None, group="reporting",
                      help="write a JUnit XML report of the experiments to PATH")
+    parser.addsetting("junit_refuted", "--junit-refuted", default="pass", choices=("pass", "failure"),
+                      group="reporting",
+                      help="how --junitxml marks an experiment whose expectation was refuted: pass (a discard is "
+                           "a normal outcome of research) or failure (a red CI check for every refuted hypothesis)")
 
 
 def _text(s: str) -> str:
@@ -28,16 +34,21 @@ def _text(s: str) -> str:
 class LogXML:
     """Renders the run's history (the ledger) as one test suite when the session finishes."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, refuted: str = "pass") -> None:
         self.path = path
         self.started = time.time()
+        self.refuted = refuted  # "pass" or "failure": the junit_refuted setting
+
+    def failed(self, r: Report) -> bool:
+        """A failure: a measured experiment whose expectation was refuted, with junit_refuted = "failure"."""
+        return self.refuted == "failure" and r.expectation == "refuted" and r.status in (Status.KEEP, Status.DISCARD)
 
     def element(self, reports: list[Report]) -> ET.Element:
         started = datetime.datetime.fromtimestamp(self.started).astimezone()
         suite = ET.Element("testsuite", name="autoresearch", hostname=socket.gethostname(),
                            timestamp=started.isoformat(timespec="seconds"),
                            time=f"{time.time() - self.started:.3f}", tests=str(len(reports)),
-                           failures=str(sum(r.status == Status.DISCARD for r in reports)),
+                           failures=str(sum(self.failed(r) for r in reports)),
                            errors=str(sum(r.status == Status.CRASH for r in reports)),
                            skipped=str(sum(r.status == Status.INTERRUPTED for r in reports)))
         for r in reports:
@@ -47,13 +58,13 @@ class LogXML:
                                  name=_text(name or r.nodeid), time=f"{r.duration:.3f}")
             props = ET.SubElement(case, "properties")
             for key, value in [("commit", r.commit), ("status", Cause.PRUNED if r.pruned else r.status),
-                               ("expectation", r.expectation or ""),
+                               ("verdict", r.reason), ("expectation", r.expectation or ""),
+                               ("beyond_noise", str(r.beyond_noise).lower()),
                                *((f"metric.{k}", f"{v:g}") for k, v in r.metrics.items())]:
                 ET.SubElement(props, "property", name=key, value=_text(str(value)))
-            if r.status == Status.DISCARD:
-                ET.SubElement(case, "failure", message=_text(r.reason),
-                              type=str(Cause.PRUNED if r.pruned else Status.DISCARD)).text = _text(
-                    "\n".join((r.reason, *r.expectation_details)))
+            if self.failed(r):
+                ET.SubElement(case, "failure", message=_text("expectation refuted: " + "; ".join(r.expectation_details)),
+                              type="refuted").text = _text("\n".join((r.reason, *r.expectation_details)))
             elif r.status == Status.CRASH:
                 ET.SubElement(case, "error", message=_text(r.root_cause or r.reason)).text = _text(r.log_tail)
             elif r.status == Status.INTERRUPTED:
@@ -73,4 +84,5 @@ class LogXML:
 def autoresearch_configure(config) -> None:
     path = config.getoption("junitxml")
     if path:  # registered only when asked for, as pytest's LogXML is
-        config.pluginmanager.register(LogXML(Path(path).absolute()), "junitxml-writer")
+        config.pluginmanager.register(LogXML(Path(path).absolute(), config.get("junit_refuted")),
+                                      "junitxml-writer")

@@ -6,8 +6,10 @@ On when ``mlflow_tracking_uri`` is set (or with ``-p mlflow``, which then uses
 
 - The session's run (named after the tag): tags ``autoresearch.tag``, ``.branch`` and
   ``.initial_commit``; every setting as a parameter.
-- One nested run per experiment (named after it): parameters are what its patch changed (name →
-  new value); metrics are every parsed metric (the mean over its runs) and the loss curve of each
+- One nested run per experiment (named after it): parameters are the whole configuration it ran
+  with (every module-level constant with a literal value of the editable files at its commit, as
+  the patch kinds name them: ``PatchKind.parameters``), what its patch changed among them (name →
+  new value), and the tag ``autoresearch.changed`` names those; metrics are every parsed metric (the mean over its runs) and the loss curve of each
   run as step metrics (``loss`` for the first run, ``loss.run2`` … for the others; the step is
   the percent of the budget done); tags are the status, the verdict's reason, the expectation's
   outcome, the hypothesis, the node id and the commit; artifacts are its logs and its diff.
@@ -214,12 +216,14 @@ class MLflowLogger:
         for i, run in enumerate(report.runs):
             key = "loss" if i == 0 else f"loss.run{i + 1}"
             metrics += [Metric(key, y, now, int(round(100 * x))) for x, y in self.curve(run.log_path)]
-        params = [Param(name, str(new)[:6000]) for name, _, new in report.changes]
+        full = {**self.configuration(report), **{name: str(new) for name, _, new in report.changes}}
+        params = [Param(name[:250], value[:6000]) for name, value in full.items()]
         tags = [RunTag("autoresearch.status", str(Cause.PRUNED if report.pruned else report.status)),
                 RunTag("autoresearch.reason", report.reason[:5000]),
                 RunTag("autoresearch.expectation", report.expectation or "none"),
                 RunTag("autoresearch.commit", report.commit or ""),
-                RunTag("autoresearch.description", report.description)]
+                RunTag("autoresearch.description", report.description),
+                RunTag("autoresearch.changed", ", ".join(name for name, _, _ in report.changes)[:5000])]
         for i in range(0, max(len(metrics), 1), 900):
             self.client.log_batch(run_id, metrics=metrics[i:i + 900], params=params if i == 0 else [],
                                   tags=tags if i == 0 else [])
@@ -234,6 +238,15 @@ class MLflowLogger:
                 self.client.log_artifact(run_id, str(path))
         status = {Status.KEEP: "FINISHED", Status.DISCARD: "FINISHED", Status.CRASH: "FAILED"}.get(report.status, "KILLED")
         self.client.set_terminated(run_id, status=status)
+
+    def configuration(self, report) -> dict[str, str]:
+        """The whole configuration the run used: every patch kind's parameters of the editable files
+        at its commit (``set``: every module-level constant with a literal value)."""
+        if not report.commit:
+            return {}
+        from autoresearch.compare import configuration_at
+
+        return configuration_at(self.config, report.commit)
 
     def curve(self, log_path: str) -> list[tuple[float, float]]:
         """The run's learning curve as the prune plugin kept it (share of the budget, loss)."""

@@ -121,7 +121,10 @@ class Terminal:
             self.write(f"command: {' '.join(command(c))} in {session.workdir}")
         done = len(session.history)
         n = len(session.items)
-        self.write(f"collected {n} {'hypothesis' if n == 1 else 'hypotheses'}" + (f"; resuming after {done} finished" if done else ""))
+        deselected = getattr(session, "deselected", 0)
+        self.write(f"collected {n + deselected} {'hypothesis' if n + deselected == 1 else 'hypotheses'}"
+                   + (f" / {deselected} deselected / {n} selected" if deselected else "")
+                   + (f"; resuming after {done} finished" if done else ""))
         self.write()
 
     @hookimpl

@@ -49,7 +49,13 @@ def test_a_session_and_its_experiments_in_a_local_store(repo, tmp_path):
     assert sorted(by_name) == ["000-baseline", "001-a_lr", "002-b_crash"]
     a = by_name["001-a_lr"]
     assert a.data.tags["mlflow.parentRunId"] == parent.info.run_id
-    assert a.data.params == {"LR": "0.02"}
+    # the whole configuration the run used (every constant of train.py at its commit); what it changed, named
+    assert a.data.params == {"LR": "0.02", "DEPTH": "4", "ACT": '"relu"', "SLEEP": "0.0", "CRASH": '""',
+                             "SEED_NOISE": "0.0"}
+    assert a.data.tags["autoresearch.changed"] == "LR"
+    base = by_name["000-baseline"]
+    assert base.data.params["LR"] == "0.01" and base.data.params["DEPTH"] == "4"
+    assert by_name["002-b_crash"].data.params["CRASH"] == '"exit"'
     assert a.data.metrics["val_bpb"] == pytest.approx(1.12) and a.data.metrics["peak_vram_mb"] == 4096
     assert a.data.tags["autoresearch.status"] == "keep" and a.data.tags["autoresearch.expectation"] == "none"
     assert a.data.tags["autoresearch.nodeid"] == "experiments/a_lr.toml::a_lr"
@@ -126,7 +132,7 @@ def test_against_a_real_mlflow_server(repo, tmp_path):
         assert len(parents) == 1 and parents[0].info.status == "FINISHED"
         assert sorted(c.info.run_name for c in children) == ["000-baseline", "001-a_lr"]
         a = next(c for c in children if c.info.run_name == "001-a_lr")
-        assert a.data.params == {"LR": "0.02"} and a.data.metrics["val_bpb"] == pytest.approx(1.12)
+        assert a.data.params["LR"] == "0.02" and a.data.params["DEPTH"] == "4" and a.data.metrics["val_bpb"] == pytest.approx(1.12)
         assert "experiment.diff" in {f.path for f in MlflowClient(tracking_uri=uri).list_artifacts(a.info.run_id)}
     finally:
         try:

@@ -98,12 +98,21 @@ def test_full_session_all_artefacts(repo, cli):
     assert "### LR" in lessons and "| 0.02 | 0.01 | 1.120000 | keep (confirmed) |" in lessons
     assert "**Best so far**: val_bpb 1.110000 — one layer less" in lessons
 
-    # JUnit XML: keep passes, discard fails, crash errors
+    # JUnit XML: keep and discard pass (the discard's verdict in its properties), crash errors
     suite = ET.parse(repo / "junit.xml").getroot().find("testsuite")
-    assert suite.get("tests") == "5" and suite.get("failures") == "1" and suite.get("errors") == "1"
+    assert suite.get("tests") == "5" and suite.get("failures") == "0" and suite.get("errors") == "1"
     cases = {c.get("name"): c for c in suite.iter("testcase")}
-    assert cases["b_lr_down"].find("failure").get("message") == "discard: +0.1900 val_bpb after 1 run, +0 lines (not better; the runs show no noise)"
+    props = {p.get("name"): p.get("value") for p in cases["b_lr_down"].iter("property")}
+    assert props["status"] == "discard" and props["expectation"] == "refuted"
+    assert props["verdict"] == "discard: +0.1900 val_bpb after 1 run, +0 lines (not better; the runs show no noise)"
+    assert cases["b_lr_down"].find("failure") is None
     assert "ValueError: synthetic failure" in cases["c_crash"].find("error").text
+    # ... and with junit_refuted = "failure", the refuted expectation fails
+    assert cli("run", "--resume", "--junitxml", "junit2.xml", "--junit-refuted", "failure").rc == ExitCode.OK
+    suite2 = ET.parse(repo / "junit2.xml").getroot().find("testsuite")
+    assert suite2.get("failures") == "1" and suite2.get("errors") == "1"
+    failure = suite2.find(".//testcase[@name='b_lr_down']/failure")
+    assert failure.get("type") == "refuted" and "val_bpb" in failure.get("message")
     assert cases["a_lr_up"].find("failure") is None and cases["a_lr_up"].find("error") is None
     assert cases["a_lr_up"].get("classname") == "experiments.a_lr_up"  # no ".toml" for CI reporters
     assert suite.get("hostname") and re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d[+-]\d\d:\d\d", suite.get("timestamp"))

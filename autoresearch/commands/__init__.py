@@ -1,4 +1,4 @@
-"""The commands, one module each: ``run``, ``status``, ``report``, ``new``, ``calibrate``, ``init``,
+"""The commands, one module each: ``run``, ``status``, ``show``, ``diff``, ``report``, ``new``, ``calibrate``, ``init``,
 and ``export`` / ``import`` / ``publish`` (``share``, over :mod:`autoresearch.share`).
 
 Each module has ``main(config) -> int`` (``init``: ``main(rootdir)``, run before the settings are
@@ -10,7 +10,7 @@ import importlib
 from types import ModuleType
 
 #: command name -> the module that runs it
-MODULES = {"run": "run", "status": "status", "new": "new", "report": "report", "calibrate": "calibrate",
+MODULES = {"run": "run", "status": "status", "show": "show", "diff": "diff", "new": "new", "report": "report", "calibrate": "calibrate",
            "init": "init", "export": "share", "import": "share", "publish": "share"}
 
 

@@ -9,12 +9,18 @@ from collections import Counter
 from typing import Any
 
 from autoresearch.errors import UsageError
+from autoresearch.live import fmt_s  # noqa: F401 (status.fmt_s, as before)
 from autoresearch.reports import ExitCode, MEASURED, Status, printable, results
 
 STATUS_LINES = 40
 
 
 def main(config: Any) -> int:
+    if config.getoption("follow"):
+        interval = config.getoption("interval")
+        if not 0 < interval <= 3600:
+            raise UsageError(f"--interval {interval:g}: give seconds between looks, more than 0 and at most 3600")
+        return follow(config, interval)
     print(status(config))
     return ExitCode.OK
 
@@ -37,18 +43,13 @@ def runner(config: Any) -> dict[str, Any]:
 
 
 def running(session: Any, done: list[Any]) -> list[dict[str, Any]]:
-    """The experiments in flight (started in the ledger, not done), with elapsed time and an ETA from
-    the mean duration of the finished ones."""
-    import time
+    """The experiments in flight (started in the ledger, not done): elapsed time, the latest
+    progress their log shows (step, share of the budget, loss) and an ETA (autoresearch.live)."""
+    from autoresearch.live import in_flight
 
     finished = [r.duration for r in done if r.duration and r.status in MEASURED]
     mean = sum(finished) / len(finished) if finished else None
-    out = []
-    for entry in session.pending if session else []:
-        elapsed = max(0.0, time.time() - float(entry.get("time") or time.time()))
-        out.append(dict(seq=entry.get("seq"), nodeid=entry.get("nodeid"), elapsed_s=round(elapsed, 1),
-                        eta_s=round(max(0.0, mean - elapsed), 1) if mean is not None else None))
-    return out
+    return [in_flight(session.config, session.run_dir, entry, mean) for entry in (session.pending if session else [])]
 
 
 def status_data(config: Any) -> dict[str, Any]:
@@ -69,8 +70,8 @@ def status_data(config: Any) -> dict[str, Any]:
         items, errors = collect(config, [config.rootdir / p for p in config.get("paths")], config.hook, warn=False)
     except UsageError as exc:
         items, errors, queue_error = [], [], str(exc)
-    keys = {r.key for r in done}
     run = runner(config)
+    keys = {r.key for r in done} | ({e.get("key") for e in session.pending} if run["alive"] else set())  # in flight: not queued
     return dict(tag=session.tag, branch=f"autoresearch/{session.tag}", metric=config.get("metric"),
                 direction=config.get("direction"), counts={s: counts[s] for s in ("keep", "discard", "crash")},
                 best=_brief(best) if best else None, baseline=_brief(base) if base else None,
@@ -118,12 +119,13 @@ def render(config: Any, data: dict[str, Any]) -> str:
 
     tag, done, counts, run = data["tag"], data["experiments"], data["counts"], data["runner"]
     alive = run["alive"] and run["tag"] == tag
-    lines = [f"autoresearch status — tag {tag} (branch autoresearch/{tag}): {len(done)} experiments, "
-             + ", ".join(f"{counts[s]} {s}" for s in ("keep", "discard", "crash") if counts[s])
+    from autoresearch.live import describe
+
+    tally = ", ".join(f"{counts[s]} {s}" for s in ("keep", "discard", "crash") if counts[s])
+    lines = [f"autoresearch status — tag {tag} (branch autoresearch/{tag}): {len(done)} "
+             f"experiment{'' if len(done) == 1 else 's'}" + (f", {tally}" if tally else "")
              + (f"; runner alive (pid {run['pid']}, since {run['since']})" if alive else "; no runner at work")]
-    for r in data["running"]:
-        eta = f", about {fmt_s(r['eta_s'])} to go" if r["eta_s"] is not None else ""
-        lines.append(f"running: #{r['seq']} {r['nodeid']} for {fmt_s(r['elapsed_s'])}{eta}")
+    lines += [f"running: {describe(r)}" for r in data["running"]]
     best, base = data["best"], data["baseline"]
     if best is not None:
         gain = (f" ({best['value'] - base['value']:+.6f} from the baseline {base['value']:.6f})"
@@ -157,5 +159,36 @@ def render(config: Any, data: dict[str, Any]) -> str:
     return "\n".join(printable(line) for line in lines[:STATUS_LINES])
 
 
-def fmt_s(seconds: float) -> str:
-    return f"{seconds:.0f}s" if seconds < 120 else f"{seconds / 60:.0f}m"
+def follow(config: Any, interval: float = 2.0) -> int:
+    """``status --follow``: on a terminal, the status drawn again in place every `interval`
+    seconds; piped, one line per change. Ends when no runner works on the run (said in a last
+    line), or at Ctrl-C, cleanly."""
+    import sys
+    import time
+
+    from autoresearch.live import summary
+
+    tty = sys.stdout.isatty()
+    drawn, last = 0, None
+    try:
+        while True:
+            data = status_data(config)
+            alive = data["runner"]["alive"] and data["runner"]["tag"] == data["tag"]
+            if tty:
+                text = render(config, data)
+                sys.stdout.write("\033[1A\r\033[K" * drawn + "\r\033[K" + text.replace("\n", "\033[K\n") + "\033[J\n")
+                drawn = text.count("\n") + 1
+            else:
+                key, line = summary(data)
+                if key != last:
+                    print(printable(line), flush=True)
+                    last = key
+            sys.stdout.flush()
+            if not alive:
+                print(f"no runner at work on {data['tag']}: the run has ended (autoresearch run --resume continues it)",
+                      flush=True)
+                return ExitCode.OK
+            time.sleep(interval)
+    except KeyboardInterrupt:
+        print("\nstopped following (the run goes on)" if tty else "stopped following (the run goes on)", flush=True)
+        return ExitCode.OK

@@ -123,6 +123,12 @@ class PatchKind:
         """The entries the hypothesis' key hashes for this kind (JSON data); None means unused."""
         return {self.name: value}
 
+    def parameters(self, texts: dict[str, str]) -> dict[str, str]:
+        """The configuration the editable files' `texts` run with, as this kind names it (parameter
+        -> its value as source text): MLflow logs it for every run and ``autoresearch diff``
+        compares it. ``set`` gives every module-level constant with a literal value; {} by default."""
+        return {}
+
 
 def builtin_kinds() -> tuple[PatchKind, ...]:
     from autoresearch.patches.diff import DIFF
@@ -146,6 +152,15 @@ def apply_patch(h: Hypothesis, texts: dict[str, str], editable: list[str], prote
         kind.apply(value, h, result, editable, protected)
         result.by_kind[kind.name] = result.changes[start:]
     return result
+
+
+def configuration(texts: dict[str, str], kinds: tuple[PatchKind, ...] | None = None) -> dict[str, str]:
+    """Every parameter the editable files' `texts` run with: each kind's :meth:`PatchKind.parameters`,
+    merged in the registry's order (a later kind's name wins)."""
+    out: dict[str, str] = {}
+    for kind in kinds or builtin_kinds():
+        out.update(kind.parameters(texts))
+    return out
 
 
 def describe(h: Hypothesis, result: PatchResult) -> list[str]:

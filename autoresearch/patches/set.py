@@ -254,5 +254,23 @@ class SetKind(PatchKind):
     def key(self, value):
         return {"set": [list(pair) for pair in value or ()]}
 
+    def parameters(self, texts):
+        """Every module-level constant with a literal value, as its source text: ``LR`` in the
+        first editable file, ``path:NAME`` in the others; a file that does not parse gives none."""
+        out: dict[str, str] = {}
+        for i, (path, source) in enumerate(texts.items()):
+            if not path.endswith(".py"):
+                continue
+            try:
+                table = assignments(source)
+            except (SyntaxError, ValueError, RecursionError, MemoryError):
+                continue
+            raw = source.encode()
+            for name, entry in table.items():
+                if entry is None or not entry[3] or name.startswith("__"):
+                    continue
+                out[name if i == 0 else f"{path}:{name}"] = raw[entry[0]:entry[1]].decode(errors="replace")[:500]
+        return out
+
 
 SET = SetKind()
