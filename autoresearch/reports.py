@@ -273,6 +273,12 @@ class Report:
         return not self.key
 
     @property
+    def setup_crash(self) -> bool:
+        """The baseline (the unmodified code) crashed: the setup is broken (data, environment), no idea
+        was tested; no lesson is drawn from it, and summaries count it apart."""
+        return self.is_baseline and self.status == Status.CRASH
+
+    @property
     def value(self) -> float | None:
         return self.metrics.get(self.metric)
 
@@ -334,6 +340,7 @@ def record(report: Report, memory_metric: str = "peak_vram_mb") -> dict[str, Any
     entry["memory_gb"] = round(report.metrics.get(memory_metric, 0.0) / 1024, 1)
     values = report.values  # the metric in every successful run; its mean is the value in results.tsv
     entry.update(values=list(values), n=len(values), mean=report.value, sem=sem(report.sigma, len(values)))
+    entry["setup_crash"] = report.setup_crash
     return entry
 
 

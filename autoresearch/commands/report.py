@@ -88,9 +88,14 @@ def report(config: Any) -> str:
     sigma, df = pooled_over(done, metric)
     noise = floor(sigma, df, metric, config.get("noise_k"), config.get("repeats"), config.get("max_repeats")) \
         if config.get("repeats") else ""
+    from autoresearch.objectives import baseline_unmet
+
+    unmet = baseline_unmet(config, next((r for r in done if r.is_baseline and r.status == Status.KEEP), None))
     out = [f"# autoresearch report — {tag}\n", *([noise[0].upper() + noise[1:] + ".\n"] if noise else []), "## Metrics\n",
            "| # | experiment | " + " | ".join(names) + " | target | expectation | status |",
            "|---|---|" + "---|" * len(names) + "---|---|---|"]
+    if unmet:  # the baseline's unmet targets, above the tables
+        out.insert(out.index("## Metrics\n"), f"Targets the baseline misses: {md('; '.join(unmet))}.\n")
     for r in done:
         cells = [(r.shown if k == metric else f"{r.metrics[k]:.6g}") if k in r.metrics and r.status != Status.CRASH else "—"
                  for k in names]
