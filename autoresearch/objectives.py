@@ -176,6 +176,7 @@ class Core:
     label: str  # the metric (or score) the evidence is in
     direction: str
     reference_mean: float | None  # the reference's mean in those units: what a "0.1%" threshold is a share of
+    counted: bool = False  # decided by counting targets met: no simplicity or threshold rule overrides it
 
 
 def negated(e: Evidence) -> Evidence:
@@ -264,7 +265,7 @@ def targets_core(values: Values, ref: Values, sigmas, obj: Objective, k: float, 
     if mine != theirs:
         status = KEEP if mine > theirs else DISCARD
         return Core(status, f"meets {mine} of {len(obj.targets)} targets, {theirs} before", c.e, c.label,
-                    c.direction, c.reference_mean)
+                    c.direction, c.reference_mean, counted=True)
     return c
 
 

@@ -25,7 +25,7 @@ from dataclasses import dataclass, replace
 
 from autoresearch import Verdict, hookimpl
 from autoresearch.config import positive
-from autoresearch.reports import MINIMIZE, Status, sign, failed_verdict
+from autoresearch.reports import MAXIMIZE, MINIMIZE, Status, sign, failed_verdict
 from autoresearch.objectives import OBJECTIVES, Objective, check_weights, core, metric_core, target_rule
 from autoresearch.stats import AGAIN, DISCARD, KEEP, Evidence, amount, check_amount
 
@@ -70,7 +70,7 @@ def autoresearch_addoption(parser) -> None:
 
 
 def check_directions(directions: dict) -> str | None:
-    bad = next((f"{m} = {d!r}" for m, d in directions.items() if d not in ("minimize", "maximize")), None)
+    bad = next((f"{m} = {d!r}" for m, d in directions.items() if d not in (MINIMIZE, MAXIMIZE)), None)
     return f"{bad} (allowed: minimize, maximize)" if bad else None
 
 
@@ -148,7 +148,7 @@ def judge(values, base, tip, sigma: float | None, net_lines: int, rule: Rule, de
     c = decide(values, base)
     e = c.e
     z = e.z
-    if net_lines < 0 and z is not None and z > -k:
+    if net_lines < 0 and z is not None and z > -k and not c.counted:
         status, why = KEEP, "no worse within the noise, simpler code"
     else:
         status, why = c.status, c.why
