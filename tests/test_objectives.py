@@ -383,3 +383,71 @@ def test_link_on_a_tracked_folder_warns_once_and_links_its_ignored_files(repo, c
     warning = [line for line in r.err.splitlines() if "link: data is tracked by git" in line]
     assert len(warning) == 1 and "its ignored files are linked into it" in warning[0], r.err
     assert [e["metrics"]["val_bpb"] for e in entries(repo)] == [17.01, 17.02]
+
+
+# -------------------------------------------------------------------------------------------
+# A JSON-configured data generator with four metrics, two with targets, walked with settings only:
+# init -> new -> --collect-only -> run, then results, report and journal. Its config edits are
+# `replace` patches for now; the lead switches them to the [keys] patch kind once that is merged.
+
+GENERATOR = '''\
+import json
+cfg = json.load(open("config.json"))
+t, p, dedup = cfg["sampling"]["temperature"], cfg["sampling"]["top_p"], cfg["dedup"]
+dup_pct = 11.0 - (5.0 if dedup else 0.0) - 10 * (t - 0.7)
+diversity = 0.4 + (t - 0.7) + (p - 0.9)
+yield_ = 100 - dup_pct - 40 * abs(p - 0.95)
+print("generated", int(yield_), "examples")
+print("---")
+print(f"yield: {yield_:.4f}")
+print(f"dup_pct: {dup_pct:.4f}")
+print(f"diversity: {diversity:.4f}")
+print(f"cost: {1.0 + t:.4f}")
+'''
+CONFIG = '{\n  "sampling": {\n    "temperature": 0.7,\n    "top_p": 0.9\n  },\n  "dedup": false\n}\n'
+
+
+def test_a_json_configured_data_generator_with_settings_only(repo, cli):
+    (repo / "train.py").unlink()
+    (repo / "gen.py").write_text(GENERATOR)
+    (repo / "config.json").write_text(CONFIG)
+    (repo / "pyproject.toml").unlink()
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "a data generator")
+    assert cli("init").rc == 0
+    text = (repo / "pyproject.toml").read_text()
+    for old, new in [('editable = ["train.py"]', 'editable = ["config.json"]'),
+                     ('command = ["{python}", "train.py"]', 'command = ["{python}", "gen.py"]'),
+                     ('metric = "TODO: the name of the metric your script prints, e.g. val_loss"', 'metric = "yield"'),
+                     ('direction = "minimize"', 'direction = "maximize"\nrepeats = 1\nobjective = "lexicographic"\n'
+                                                'metrics = ["yield", "diversity"]\n'
+                                                'directions = {dup_pct = "minimize", cost = "minimize"}\n'
+                                                'targets = {dup_pct = "< 5", diversity = ">= 0.5"}')]:
+        assert old in text, old
+        text = text.replace(old, new)
+    (repo / "pyproject.toml").write_text(text)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "autoresearch init")
+    steps = [("dedup on", '"dedup": false', '"dedup": true'),  # dup_pct 11 -> 6 (target < 5), yield up: kept
+             ("top_p 0.9 to 0.95", '"top_p": 0.9', '"top_p": 0.95'),  # yield up, diversity up: kept
+             ("temperature 0.7 to 0.5", '"temperature": 0.7', '"temperature": 0.5')]  # more duplicates: discarded
+    for description, old, new in steps:
+        r = cli("new", description, "--replace", old, new, "--hypothesis", f"{description}: fewer duplicates")
+        assert r.rc == 0, r
+    r = cli("run", "--collect-only")
+    assert r.rc == 0 and "3 hypotheses collected; every patch applies to config.json" in r.out, r
+    r = cli("run", "--tag", "t1")
+    assert r.rc == 0, r
+    assert "objective lexicographic: yield (maximize) > diversity (maximize)" in r.out
+    assert "targets the baseline misses (goals: a step toward one is kept): dup_pct 11 not < 5; diversity 0.4 " \
+           "not >= 0.5" in r.out
+    assert outcomes(repo) == [("baseline", "keep"), ("dedup on", "keep"), ("temperature 0.7 to 0.5", "discard"),
+                              ("top_p 0.9 to 0.95", "keep")]  # in the files' order
+    assert json.loads((repo / "config.json").read_text()) == {"sampling": {"temperature": 0.7, "top_p": 0.9},
+                                                              "dedup": False}  # the branch has the keeps, not main
+    report = cli("report").out
+    assert "Targets the baseline misses: dup_pct 11 not < 5; diversity 0.4 not >= 0.5." in report
+    assert "| dup_pct | 11 | 6 ↓↓ | 6 | < 5 |" in report and "| diversity | 0.4 | 0.4 | 0.45 ↑ | >= 0.5 |" in report
+    journal = (repo / "experiments" / "journal.md").read_text()
+    assert all(description in journal for description, _, _ in steps)
+    assert "targets the baseline misses: dup_pct 11 not < 5" in cli("status").out
