@@ -92,6 +92,10 @@ class Objective:
             if w == 0 or (w > 0) != (self.direction == MAXIMIZE):
                 return (f"weights.{self.primary} = {w:g} contradicts direction = {self.direction!r} (a positive "
                         "weight for a metric to maximize, a negative one for one to minimize)")
+        if self.metrics and self.kind != "lexicographic":  # read by nothing else: a silent no-op otherwise
+            return f'metrics is read only by objective = "lexicographic" (objective is {self.kind!r})'
+        if self.weights and self.kind != "weighted":
+            return f'weights is read only by objective = "weighted" (objective is {self.kind!r})'
         if self.kind == "targets" and not self.targets:
             return 'objective = "targets" needs targets = {metric = "< 0.05", ...}'
         return None

@@ -171,6 +171,8 @@ def test_weighted_sums_changes_in_units_of_each_metrics_scale(gen, cli):
      "directions.yield = 'minimize' contradicts direction = 'maximize'"),
     ('objective = "weighted"\n', SETTINGS + '[tool.autoresearch.weights]\nyield = "1"\n',
      "weights must be a table of numbers"),
+    ('metrics = ["yield", "diversity"]\n', SETTINGS,
+     'metrics is read only by objective = "lexicographic" (objective is \'metric\')'),
 ])
 def test_objective_settings_that_contradict_each_other_are_one_line(gen, cli, top, tables, said):
     configure(gen, top, tables)
