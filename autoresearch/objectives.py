@@ -29,6 +29,7 @@ other (a step toward a target is a keep); one that misses a target its baseline 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Callable, Mapping, Sequence
 
@@ -82,8 +83,6 @@ class Objective:
             if self.metrics[0] != self.primary:
                 return (f"objective = \"lexicographic\": metric = {self.primary!r} must be the first of metrics "
                         f"({', '.join(self.metrics)}): set metric = {self.metrics[0]!r}")
-            if len(set(self.metrics)) != len(self.metrics):
-                return "metrics names a metric twice (each once, in order of importance)"
         if self.kind == "weighted":
             if self.primary not in self.weights:
                 return (f"objective = \"weighted\": metric = {self.primary!r} must be one of weights "
@@ -113,12 +112,24 @@ class Objective:
         return f"objective: {arrow(self.primary)}"
 
 
+NAME = re.compile(r"[A-Za-z_][\w.-]{0,99}")  # a metric's name, as the metric setting allows
+
+
+def check_names(names) -> str | None:
+    """The metrics setting's check (and the tables' keys): metric names, each once."""
+    bad = next((n for n in names if not NAME.fullmatch(n)), None)
+    if bad is not None:
+        return f"{bad!r} is not a metric name (letters, digits, '_', '.', '-')"
+    return None if len(set(names)) == len(list(names)) else "names a metric twice"
+
+
 def check_weights(weights: dict) -> str | None:
-    """The weights setting's check: finite numbers, not all zero."""
+    """The weights setting's check: metric names, each weight a finite number from 1e-6 to 1e6 either
+    way (0 weighs nothing: leave the metric out)."""
     for name, w in weights.items():
-        if not math.isfinite(w):
-            return f"{name} = {w}: must be a finite number"
-    return None
+        if not math.isfinite(w) or not 1e-6 <= abs(w) <= 1e6:
+            return f"{name} = {w}: must be from 1e-6 to 1e6, or from -1e6 to -1e-6 (leave out a metric that weighs nothing)"
+    return check_names(list(weights))
 
 
 # ----------------------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from dataclasses import dataclass, replace
 from autoresearch import Verdict, hookimpl
 from autoresearch.config import positive
 from autoresearch.reports import MAXIMIZE, MINIMIZE, Status, sign, failed_verdict
-from autoresearch.objectives import OBJECTIVES, Objective, check_weights, core, metric_core, target_rule
+from autoresearch.objectives import OBJECTIVES, Objective, check_names, check_weights, core, metric_core, target_rule
 from autoresearch.stats import AGAIN, DISCARD, KEEP, Evidence, amount, check_amount
 
 
@@ -58,7 +58,7 @@ def autoresearch_addoption(parser) -> None:
                            "(metrics in order, each beyond its own noise), weighted (weights on changes in units of "
                            "each metric's noise), targets (more targets met wins; as many: the metric decides); "
                            "see docs/objectives.md")
-    parser.addsetting("metrics", type="list", default=[],
+    parser.addsetting("metrics", type="list", default=[], check=check_names,
                       help="objective = \"lexicographic\": the metrics in order of importance, the metric setting "
                            "first (each in its direction, see directions)")
     parser.addsetting("directions", type="table", default={}, check=check_directions,
@@ -71,7 +71,7 @@ def autoresearch_addoption(parser) -> None:
 
 def check_directions(directions: dict) -> str | None:
     bad = next((f"{m} = {d!r}" for m, d in directions.items() if d not in (MINIMIZE, MAXIMIZE)), None)
-    return f"{bad} (allowed: minimize, maximize)" if bad else None
+    return f"{bad} (allowed: minimize, maximize)" if bad else check_names(list(directions))
 
 
 @hookimpl

@@ -171,6 +171,10 @@ def test_weighted_sums_changes_in_units_of_each_metrics_scale(gen, cli):
      "directions.yield = 'minimize' contradicts direction = 'maximize'"),
     ('objective = "weighted"\n', SETTINGS + '[tool.autoresearch.weights]\nyield = "1"\n',
      "weights must be a table of numbers"),
+    ('objective = "weighted"\n', SETTINGS + "[tool.autoresearch.weights]\nyield = 1.0\ncost = 0\n",
+     "weights = {'yield': 1.0, 'cost': 0}: cost = 0: must be from 1e-6 to 1e6"),
+    ('objective = "lexicographic"\nmetrics = ["yield", "yield"]\n', SETTINGS, "metrics = ['yield', 'yield']: names a metric twice"),
+    ('objective = "lexicographic"\nmetrics = ["yield", "a b"]\n', SETTINGS, "'a b' is not a metric name"),
     ('metrics = ["yield", "diversity"]\n', SETTINGS,
      'metrics is read only by objective = "lexicographic" (objective is \'metric\')'),
 ])
