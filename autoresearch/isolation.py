@@ -151,6 +151,8 @@ def link_into(config, work: Path) -> None:
             raise UsageError(f"link: {name} does not exist in {config.rootdir}: create it first (run your data "
                              "preparation), or take it out of link")
         if os.path.isdir(target) and not os.path.islink(target) and source.is_dir():
+            from autoresearch.links import link_missing
+
             link_missing(source, target)  # a folder git tracks: its ignored files are linked into it
             continue
         if os.path.lexists(target):
@@ -159,32 +161,11 @@ def link_into(config, work: Path) -> None:
         target.symlink_to(source.resolve(), target_is_directory=source.is_dir())
 
 
-def link_missing(source: Path, target: Path) -> None:
-    """Link each entry of `source` that `target` lacks (what git ignores), into folders both have."""
-    for entry in os.scandir(source):
-        there = target / entry.name
-        if entry.is_dir(follow_symlinks=False) and there.is_dir() and not there.is_symlink():
-            link_missing(Path(entry.path), there)
-        elif not os.path.lexists(there):
-            there.symlink_to(Path(entry.path).resolve(), target_is_directory=entry.is_dir())
-
-
 @hookimpl
 def autoresearch_preflight(config) -> None:
-    """A `link` naming a folder git tracks: one warning (its tracked files come with every commit;
-    only its ignored files are linked)."""
-    from autoresearch.gitcmd import SAFE
+    from autoresearch.links import warn_tracked
 
-    for name in config.get("link") or []:
-        try:
-            tracked = subprocess.run(["git", *SAFE, "ls-files", "-z", "--", name], cwd=config.rootdir,
-                                     capture_output=True).stdout
-        except OSError:  # no git: nothing is tracked
-            tracked = b""
-        if tracked and (config.rootdir / name).is_dir():
-            print(f"autoresearch: warning: link: {name} is tracked by git: every run has its tracked files from "
-                  f"the commit; its ignored files are linked into it (take {name} out of link to silence this)",
-                  file=sys.stderr)
+    warn_tracked(config)  # a link naming a folder git tracks: one warning
 
 
 def launcher_argv(spec: dict, command: list[str]) -> list[str]:
