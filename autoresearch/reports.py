@@ -114,10 +114,11 @@ def results(reports: Iterable[Report]) -> list[Report]:
 
 
 def best_kept(reports: Iterable[Report]) -> Report | None:
-    """The kept experiment with the best value of its metric, or None."""
+    """The kept experiment with the best value of its metric, or None; of equal values the later (it
+    was kept over the earlier: by another metric of the objective, or as simpler code)."""
     best = None
     for r in reports:
-        if r.status == Status.KEEP and r.value is not None and (best is None or better(r.value, best.value, r.direction)):
+        if r.status == Status.KEEP and r.value is not None and (best is None or not better(best.value, r.value, r.direction)):
             best = r
     return best
 

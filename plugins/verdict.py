@@ -253,7 +253,7 @@ class BaselineTargets:
     def __init__(self, config) -> None:
         self.config = config
 
-    @hookimpl
+    @hookimpl(trylast=True)  # below the baseline's own line
     def autoresearch_experiment_logreport(self, report) -> None:
         if not report.is_baseline or report.status != Status.KEEP:
             return

@@ -359,6 +359,9 @@ def test_a_crashed_baseline_is_a_setup_crash_and_teaches_no_lesson(repo, cli, mo
     assert [e["setup_crash"] for e in entries(repo)] == [True, True, False, False]
     lessons = (repo / "experiments" / "lessons.md").read_text()
     assert "NEVER" not in lessons and "baseline" not in lessons.split("## Lessons")[-1], lessons
+    journal = (repo / "experiments" / "journal.md").read_text()
+    assert "The unmodified code crashed (a setup crash, no lesson): error: no prepared data" in journal
+    assert "Fix the setup (data, environment, the command)" in journal and "drop the idea" not in journal
     status = cli("status").out.splitlines()[0]
     assert "2 keep, 2 setup crash" in status and "crash;" not in status.replace("setup crash;", ""), status
 
