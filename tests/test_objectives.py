@@ -21,7 +21,7 @@ from autoresearch.objectives import (Objective, core, lexicographic_core, met_co
                                      weighted_core)
 from autoresearch.plugins.results_tsv import read_results
 from autoresearch.plugins.verdict import Rule, judge
-from autoresearch.stats import AGAIN, DISCARD, FINAL_AT, KEEP, KEEP_AT, pooled_sigma
+from autoresearch.stats import AGAIN, DISCARD, FINAL_AT, KEEP, KEEP_AT, Evidence, pooled_sigma
 from conftest import git, hyp, write
 from test_session import run_dir
 
@@ -288,6 +288,23 @@ def test_weighted_with_one_weight_is_the_metric_objective(values, base, sigma, n
     weighted = judge({"m": values}, b, b, None, net, rule, decide)
     assert weighted.status == one.status
     assert weighted.e.improvement == pytest.approx(one.e.improvement, abs=1e-9)
+
+
+@PROPS
+@given(first=RUNS, first_ref=RUNS, second=RUNS, second_ref=RUNS, sigma=SIGMA, sigma2=SIGMA, net=st.integers(0, 30))
+def test_lexicographic_the_first_metric_beyond_its_noise_decides_whatever_the_second(first, first_ref, second,
+                                                                                    second_ref, sigma, sigma2, net):
+    from autoresearch.stats import evidence, sequential
+
+    obj = Objective(kind="lexicographic", primary="a", direction="maximize", metrics=("a", "b"))
+    decide = lambda vs, ref: core(obj, vs, ref, {"a": sigma, "b": sigma2}, 2.0, 5)  # noqa: E731
+    b = {"a": first_ref, "b": second_ref}
+    j = judge({"a": first, "b": second}, b, b, None, net, Rule(direction="maximize", repeats=1), decide)
+    e = evidence(first, first_ref, sigma, "maximize")
+    if sequential(Evidence(-e.improvement, e.n, e.n_ref, e.sigma), k=2.0, max_repeats=5) == KEEP:
+        assert j.status != KEEP and j.label == "a"  # worse beyond its noise: never kept
+    if sequential(e, k=2.0, max_repeats=5) == KEEP:
+        assert j.label == "a"  # better beyond its noise: the second metric is not read
 
 
 TARGETS = {"a": "< 5", "b": ">= 0.5", "c": "<= 1"}
