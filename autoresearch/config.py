@@ -35,6 +35,7 @@ class Setting:
     name: str
     type: str  # str, int, float, bool, list (comma-separated on the command line), args (shell-style),
     # amount (a number in the metric's units, or a percentage such as "0.1%"), table (NAME = "text", ini only)
+    # numbers (NAME = 1.0, ini only)
     default: Any
     help: str
     flags: tuple[str, ...]
@@ -185,7 +186,7 @@ def _check(setting: Setting, value: Any, where: str) -> Any:
     if todo is not None:
         raise UsageError(f"{where}: {setting.name} is still a TODO ({shown(todo)}); set it ({setting.help})")
     want = {"str": str, "int": int, "float": (int, float), "bool": bool, "list": list, "args": list,
-            "amount": (int, float, str), "table": dict}[setting.type]
+            "amount": (int, float, str), "table": dict, "numbers": dict}[setting.type]
     if setting.type == "list" and isinstance(value, str):
         value = [value]
     if setting.type == "args" and isinstance(value, str) and "\0" not in value and len(value) <= MAX_TEXT:
@@ -202,8 +203,10 @@ def _check(setting: Setting, value: Any, where: str) -> Any:
         ok = all(isinstance(v, str) for v in value)
     if setting.type == "table" and ok:
         ok = all(isinstance(v, str) for v in value.values())
+    if setting.type == "numbers" and ok:  # a table of numbers: weights = {yield = 1.0}
+        ok = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value.values())
     if value is not None and not ok:
-        kind = {"list": "a list of strings", "args": "a list of strings", "table": "a table of strings",
+        kind = {"list": "a list of strings", "args": "a list of strings", "table": "a table of strings", "numbers": "a table of numbers",
                 "int": "an int"}.get(setting.type, "a " + setting.type)
         raise UsageError(f"{where}: {setting.name} must be {kind}, got {shown(value)} ({setting.help})")
     if setting.choices and value is not None and value not in setting.choices:

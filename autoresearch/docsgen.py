@@ -36,6 +36,7 @@ TYPES = {  # what each Setting.type accepts (autoresearch/config.py)
     "args": "a list of arguments, or one string split as a shell would; no shell runs it",
     "amount": "a number in the metric's units, or a share of the baseline as a string (`\"0.1%\"`)",
     "table": "a table of strings (`NAME = \"text\"`), in pyproject.toml only",
+    "numbers": "a table of numbers (`NAME = 1.0`), in pyproject.toml only",
 }
 
 

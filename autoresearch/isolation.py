@@ -148,10 +148,22 @@ def link_into(config, work: Path) -> None:
 
             raise UsageError(f"link: {name} does not exist in {config.rootdir}: create it first (run your data "
                              "preparation), or take it out of link")
+        if os.path.isdir(target) and not os.path.islink(target) and source.is_dir():
+            from autoresearch.links import link_missing
+
+            link_missing(source, target)  # a folder git tracks: its ignored files are linked into it
+            continue
         if os.path.lexists(target):
-            continue  # tracked after all, or linked already
+            continue  # a tracked file, or linked already
         target.parent.mkdir(parents=True, exist_ok=True)
         target.symlink_to(source.resolve(), target_is_directory=source.is_dir())
+
+
+@hookimpl
+def autoresearch_preflight(config) -> None:
+    from autoresearch.links import warn_tracked
+
+    warn_tracked(config)  # a link naming a folder git tracks: one warning
 
 
 def launcher_argv(spec: dict, command: list[str]) -> list[str]:

@@ -114,10 +114,11 @@ def results(reports: Iterable[Report]) -> list[Report]:
 
 
 def best_kept(reports: Iterable[Report]) -> Report | None:
-    """The kept experiment with the best value of its metric, or None."""
+    """The kept experiment with the best value of its metric, or None; of equal values the later (it
+    was kept over the earlier: by another metric of the objective, or as simpler code)."""
     best = None
     for r in reports:
-        if r.status == Status.KEEP and r.value is not None and (best is None or better(r.value, best.value, r.direction)):
+        if r.status == Status.KEEP and r.value is not None and (best is None or not better(best.value, r.value, r.direction)):
             best = r
     return best
 
@@ -275,6 +276,12 @@ class Report:
         return not self.key
 
     @property
+    def setup_crash(self) -> bool:
+        """The baseline (the unmodified code) crashed: the setup is broken (data, environment), no idea
+        was tested; no lesson is drawn from it, and summaries count it apart."""
+        return self.is_baseline and self.status == Status.CRASH
+
+    @property
     def value(self) -> float | None:
         return self.metrics.get(self.metric)
 
@@ -336,6 +343,7 @@ def record(report: Report, memory_metric: str = "peak_vram_mb") -> dict[str, Any
     entry["memory_gb"] = round(report.metrics.get(memory_metric, 0.0) / 1024, 1)
     values = report.values  # the metric in every successful run; its mean is the value in results.tsv
     entry.update(values=list(values), n=len(values), mean=report.value, sem=sem(report.sigma, len(values)))
+    entry["setup_crash"] = report.setup_crash
     return entry
 
 

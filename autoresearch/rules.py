@@ -62,7 +62,7 @@ def derive(reports: Iterable[Report]) -> list[Rule]:
     out = []
     crashes: dict[str, list[Report]] = defaultdict(list)
     for r in done:
-        if r.status == Status.CRASH:
+        if r.status == Status.CRASH and not r.setup_crash:  # a broken setup is no lesson about ideas
             crashes[crash_kind(r)].append(r)
     for kind, rs in crashes.items():
         if len(rs) >= 2:

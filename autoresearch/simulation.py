@@ -121,12 +121,12 @@ def session(judge: Callable, rule, rng: random.Random, effects: Sequence[float],
                 sd, df = noise.pooled([*diffs, mine], window, scale_d)
                 est, scale = (sd, scale_d) if df >= 4 else (est and est * math.sqrt(2), scale and scale * math.sqrt(2))
                 paired = tuple(mine)
-            j = judge(tuple(values), tuple(tip), tuple(tip), est, net_lines, rule, scale, paired)
+            j = judge(tuple(values), tuple(tip), tuple(tip), est, net_lines, rule, scale=scale, paired=paired)
             if j.status != AGAIN:
                 break
             if len(values) >= rule.max_repeats:  # as make_verdict: on the means
                 j = judge(tuple(values), tuple(tip), tuple(tip), est, net_lines,
-                          replace(rule, repeats=len(values), max_repeats=len(values)), scale, paired)
+                          replace(rule, repeats=len(values), max_repeats=len(values)), scale=scale, paired=paired)
                 break
         if design == "paired":
             diffs.append(mine)

@@ -44,6 +44,8 @@ def learning(r: Report) -> str:
     """One sentence the result supports."""
     if r.status == Status.INTERRUPTED:
         return "Nothing yet: the run was interrupted, and it runs again on --resume."
+    if r.setup_crash:  # the unmodified code: no idea was tested, nothing to learn about one
+        return f"The unmodified code crashed (a setup crash, no lesson): {r.root_cause or 'see the log'}."
     if r.status == Status.CRASH:
         return f"This change crashed the run: {r.root_cause or 'see the log'}."
     if r.pruned:
@@ -70,6 +72,8 @@ def next_step(r: Report) -> str:
     """A suggestion derived from the result, such as the other direction for a worse parameter."""
     if r.status == Status.INTERRUPTED:
         return "Resume the run: autoresearch run --resume."
+    if r.setup_crash:
+        return "Fix the setup (data, environment, the command), then continue with autoresearch run --resume."
     if r.status == Status.CRASH:
         if r.cause in (Cause.OUT_OF_MEMORY, Cause.KILLED):
             return "Cut memory (batch size, width or depth) before trying this idea again."

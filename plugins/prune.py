@@ -13,7 +13,8 @@ whose output has no progress lines (the terminal says so once).
 
 Progress lines, by default the reference workload's ``step 00042 (35.0%) | loss 3.1 | ...``:
 ``prune_pattern`` is a regular expression with a named group ``loss`` and, optionally,
-``progress`` (percent of the budget); without it the share is elapsed / budget seconds.
+``step`` (the step number: the share is step / ``budget_steps`` when the budget is in steps) or
+``progress`` (percent of the budget); without either the share is elapsed / budget seconds.
 Off with ``prune = false`` or ``-p no:prune``.
 """
 from __future__ import annotations
@@ -49,8 +50,9 @@ def autoresearch_addoption(parser) -> None:
                       help="the least distance behind the tip's curve that counts (a loss or a share: \"2%\"); "
                            "the noise of its curves, times noise_k, counts when larger")
     parser.addsetting("prune_pattern", default=DEFAULT_PATTERN, check=check_pattern,
-                      help="regular expression for a progress line: named groups loss and (optionally) progress, "
-                           "the percent of the budget done")
+                      help="regular expression for a progress line: named groups loss and (optionally) step, "
+                           "the step number (the share done is step / budget_steps when budget_steps is set), or "
+                           "progress, the percent of the budget done")
 
 
 def check_pattern(pattern: str) -> str | None:
@@ -168,6 +170,9 @@ class Pruner:
             return None
         try:
             y = float(m.group("loss"))
+            steps = self.config.get("budget_steps")
+            if steps and "step" in self.pattern.groupindex and m.group("step") is not None:
+                return float(m.group("step")) / steps, y  # the budget is in steps: the share done in steps
             if "progress" in self.pattern.groupindex and m.group("progress") is not None:
                 return float(m.group("progress")) / 100, y
             return (elapsed or 0.0) / budget_seconds(self.config), y

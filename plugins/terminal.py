@@ -117,6 +117,10 @@ class Terminal:
             from autoresearch.drift import estimates
 
             self.write(estimates(c))
+        from autoresearch.objectives import header_lines
+
+        for line in header_lines(c, session.history):  # the objective; the targets the baseline misses
+            self.write(line)
         if self.verbosity > 0:
             self.write(f"command: {' '.join(command(c))} in {session.workdir}")
         done = len(session.history)
@@ -188,7 +192,10 @@ class Terminal:
     def autoresearch_sessionfinish(self, session, exitstatus) -> None:
         reports = session.history
         counts = {s: sum(1 for r in reports if r.status == s) for s in Status}
-        parts = [f"{n} {s}" for s, n in counts.items() if n]
+        setup = sum(1 for r in reports if r.setup_crash)  # the baseline crashed: shown apart, no idea failed
+        counts[Status.CRASH] -= setup
+        parts = [f"{n} {s}" for s, n in counts.items() if n] + ([f"{setup} setup crash{'es' if setup > 1 else ''}"]
+                                                                 if setup else [])
         wall = time.time() - session.started
         if not reports and int(exitstatus) == 4:  # refused at start-up: the error says why, nothing to sum up
             return

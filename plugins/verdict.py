@@ -26,8 +26,10 @@ from dataclasses import dataclass, replace
 
 from autoresearch import Verdict, hookimpl
 from autoresearch.config import positive
-from autoresearch.reports import MINIMIZE, Status, sign, failed_verdict
-from autoresearch.stats import AGAIN, DISCARD, KEEP, Evidence, amount, check_amount, evidence, sequential
+from autoresearch.reports import MAXIMIZE, MINIMIZE, Status, sign, failed_verdict
+from autoresearch.objectives import (OBJECTIVES, Core, Objective, check_names, check_weights, core, metric_core,
+                                     target_rule, why_of)
+from autoresearch.stats import AGAIN, DISCARD, KEEP, Evidence, amount, check_amount, sequential
 
 
 @hookimpl
@@ -56,8 +58,41 @@ def autoresearch_addoption(parser) -> None:
                       help="unpaired: a candidate's runs against all the tip's runs (paired runs are measured by "
                            "bench/bench_validity.py; see docs/noise.md)")
     parser.addsetting("targets", type="table", default={}, check=check_targets,
-                      help="metrics a keep must also meet, as expectations: peak_vram_mb = \"<= 80000\", "
-                           "runaway_rate = \"< 0.05\" (a table; report shows each against its target)")
+                      help="goals for metrics, as expectations: peak_vram_mb = \"<= 80000\", runaway_rate = "
+                           "\"< 0.05\" (a table); a keep must not miss one its baseline met; the baseline's unmet "
+                           "ones are shown in the header, status and report")
+    parser.addsetting("targets_gate", "--targets-gate", type="bool", default=False,
+                      help="make every target a hard gate: a keep must meet them all (by default a step toward "
+                           "an unmet target is kept)")
+    parser.addsetting("objective", "--objective", default="metric", choices=OBJECTIVES,
+                      help="what decides keep or discard: metric (the metric setting alone), lexicographic "
+                           "(metrics in order, each beyond its own noise), weighted (weights on changes in units of "
+                           "each metric's noise), targets (more targets met wins; as many: the metric decides); "
+                           "see docs/objectives.md")
+    parser.addsetting("metrics", type="list", default=[], check=check_names,
+                      help="objective = \"lexicographic\": the metrics in order of importance, the metric setting "
+                           "first (each in its direction, see directions)")
+    parser.addsetting("directions", type="table", default={}, check=check_directions,
+                      help="each metric's direction when it is not the direction setting's: dup_pct = \"minimize\" "
+                           "(a table)")
+    parser.addsetting("weights", type="numbers", default={}, check=check_weights,
+                      help="objective = \"weighted\": a weight per metric, on its change divided by its noise: "
+                           "yield = 1.0, dup_pct = -0.5 (positive: higher is better; negative: lower is)")
+
+
+def check_directions(directions: dict) -> str | None:
+    bad = next((f"{m} = {d!r}" for m, d in directions.items() if d not in (MINIMIZE, MAXIMIZE)), None)
+    return f"{bad} (allowed: minimize, maximize)" if bad else check_names(list(directions))
+
+
+@hookimpl
+def autoresearch_preflight(config) -> None:
+    """The objective's settings agree with each other, or one line says what to change."""
+    from autoresearch.errors import UsageError
+
+    problem = Objective.of(config).problem()
+    if problem:
+        raise UsageError(f"{config.rootdir / 'pyproject.toml'} [tool.autoresearch]: {problem}")
 
 
 def check_targets(targets: dict) -> str | None:
@@ -74,19 +109,6 @@ def check_targets(targets: dict) -> str | None:
         except ExpectationError as exc:
             return f"{metric}: {exc}"
     return None
-
-
-def missed_targets(config, metrics: dict[str, float], baseline: dict[str, float]) -> list[str]:
-    """The targets a result misses, in words ("peak_vram_mb 81234 is not <= 80000"): a metric it did
-    not print misses its target too."""
-    from autoresearch.expect import parse_expectation
-
-    out = []
-    for metric, expr in (config.get("targets") or {}).items():
-        status, reason = parse_expectation(expr).check(metrics.get(metric), baseline.get(metric), metric)
-        if status != "confirmed":
-            out.append(reason)
-    return out
 
 
 @dataclass(frozen=True)
@@ -115,19 +137,38 @@ class Judgement:
     why: str
     e: Evidence
     outliers: tuple[int, ...] = ()  # the candidate's runs (0-based) flagged as outliers
+    label: str = ""  # the metric (or weighted score) the evidence is in; "" for the metric setting
+    direction: str = ""  # its direction; "" for the direction setting
 
 
-def judge(values, base, tip, sigma: float | None, net_lines: int, rule: Rule, scale: float | None = None,
-          paired=None) -> Judgement:
+def single(sigma: float | None, rule: Rule):
+    """The decision on one metric's values, as objective = "metric" makes it."""
+    obj = Objective(primary="", direction=rule.direction)
+    return lambda vs, ref: metric_core({"": vs}, {"": ref}, {"": sigma}, obj, rule.noise_k, rule.max_repeats)
+
+
+def fixed(e: Evidence, rule: Rule, reference_mean: float):
+    """The decision on evidence already computed (paired differences), whatever it is asked."""
+    status = sequential(e, k=rule.noise_k, max_repeats=rule.max_repeats)
+    return lambda vs, ref: Core(status, why_of(status, e, rule.noise_k), e, "", rule.direction, reference_mean)
+
+
+def judge(values, base, tip, sigma: float | None, net_lines: int, rule: Rule, decide=None, *,
+          scale: float | None = None, paired=None) -> Judgement:
     """keep, discard or again for a candidate's values against its baseline's and the tip's.
 
     `base` and `tip` are the values of every run of those commits (the same when it builds on
-    the tip, as by default); `sigma` the pooled noise; `net_lines` what the patch adds; `scale`
-    the robust σ outliers are flagged with (autoresearch/noise.py; default `sigma`). `paired`:
-    the evidence on paired differences instead (design = "paired"; noise.paired_evidence).
-    A run flagged as an outlier is left out of the means; a keep that rests on it waits for one
-    more run (it is kept in the data: Judgement.outliers).
+    the tip, as by default); `sigma` the pooled noise; `net_lines` what the patch adds.
+
+    One metric (the default): `scale` is the robust σ outliers are flagged with
+    (autoresearch/noise.py; default `sigma`); a run flagged as an outlier is left out of the
+    means, and a keep that rests on it waits for one more run (it stays in the data:
+    Judgement.outliers). `paired`: the evidence on paired differences instead (design = "paired";
+    the simulation's). `decide`: an objective over several metrics (autoresearch/objectives.py),
+    when values, base and tip are tables of each metric's values: its decision, as it is.
     """
+    if decide is not None:
+        return _judge(values, base, tip, net_lines, rule, decide, tip is base)
     from autoresearch import noise
 
     scale = sigma if scale is None else scale
@@ -137,43 +178,43 @@ def judge(values, base, tip, sigma: float | None, net_lines: int, rule: Rule, sc
     if paired is None:
         flagged = noise.flags(values, scale, sum(base) / len(base), len(base))
         values = noise.kept(values, flagged)
-        e = evidence(values, base, sigma, rule.direction)
+        decide = single(sigma, rule)
     else:  # the improvement of each run over the tip's run with its seed, σ that of a difference
         flagged = noise.flags(paired, scale, 0.0, 10**9)
         clean = noise.kept(paired, flagged)
-        e = Evidence(sum(clean) / len(clean), len(clean), math.inf, sigma)  # type: ignore[arg-type]
+        decide = fixed(Evidence(sum(clean) / len(clean), len(clean), math.inf, sigma), rule,  # type: ignore[arg-type]
+                       sum(base) / len(base))
     outliers = tuple(i for i, f in enumerate(flagged) if f)
-    j = _judge(values, base, tip, sigma, net_lines, rule, e, same)
+    j = _judge(values, base, tip, net_lines, rule, decide, same)
     if j.status == KEEP and outliers and outliers[-1] == len(flagged) - 1 and len(flagged) < rule.max_repeats:
-        return Judgement(AGAIN, f"run {len(flagged)} is an outlier: one more run", j.e, outliers)
+        return replace(j, status=AGAIN, why=f"run {len(flagged)} is an outlier: one more run", outliers=outliers)
     return replace(j, outliers=outliers if len(outliers) < len(flagged) else ())  # those left out
 
 
-def _judge(values, base, tip, sigma: float | None, net_lines: int, rule: Rule, e: Evidence, same: bool) -> Judgement:
+def _judge(values, base, tip, net_lines: int, rule: Rule, decide, same: bool) -> Judgement:
+    """The rule on the objective's decision: simplicity, thresholds, the tip, confirmation runs."""
     k = rule.noise_k
+    c = decide(values, base)
+    e = c.e
     z = e.z
-    if net_lines < 0 and z is not None and z > -k:
+    if net_lines < 0 and z is not None and z > -k and not c.counted:
         status, why = KEEP, "no worse within the noise, simpler code"
     else:
-        status = sequential(e, k=k, max_repeats=rule.max_repeats)
-        why = {KEEP: "beyond the noise", DISCARD: "not beyond the noise", AGAIN: "in the grey zone"}[status]
-        if status == DISCARD and z is not None and z <= -k:
-            why = "worse beyond the noise"
-        if sigma == 0:  # every repeated run gave the same value: the plain comparison decides
-            why = "better; the runs show no noise" if status == KEEP else "not better; the runs show no noise"
-    if status == KEEP and why in ("beyond the noise", "better; the runs show no noise"):
-        base_mean = sum(base) / len(base)
+        status, why = c.status, c.why
+    if status == KEEP and why.endswith(("beyond the noise", "better; the runs show no noise")):
+        base_mean = c.reference_mean
         if e.improvement < amount(rule.min_improvement, base_mean):
             status, why = DISCARD, f"beyond the noise, but below min_improvement {rule.min_improvement}"
         elif net_lines >= rule.max_added_lines and e.improvement <= amount(rule.keep_threshold, base_mean):
             status, why = DISCARD, f"small improvement for {net_lines} added lines (limit {rule.max_added_lines})"
     if status == KEEP and not same:
-        versus_tip = sequential(evidence(values, tip, sigma, rule.direction), k=k, max_repeats=rule.max_repeats)
+        versus = decide(values, tip)
+        versus_tip = KEEP if versus is None else versus.status
         if versus_tip != KEEP:
             status, why = (AGAIN if versus_tip == AGAIN else DISCARD), "better than its baseline, not than the branch tip"
-    if status == KEEP and e.n < rule.repeats and sigma and e.n_ref != math.inf:
+    if status == KEEP and e.n < rule.repeats and e.sigma and e.n_ref != math.inf:
         status, why = AGAIN, "to be confirmed"  # a keep becomes the tip: it gets `repeats` runs
-    return Judgement(status, why, e)
+    return Judgement(status, why, e, label=c.label, direction=c.direction)
 
 
 def values_of(runs, metric: str) -> tuple[float, ...]:
@@ -186,19 +227,33 @@ def judge_experiment(experiment, runs, tip, final: bool = False) -> Judgement | 
     `final`: no more runs will come (another plugin stopped them): still in the grey zone, it
     is decided on the means, as at ``max_repeats``."""
     config, session = experiment.session.config, experiment.session
-    metric = config.get("metric")
-    values = values_of(runs, metric)
-    base = experiment.baseline.values(metric)
-    if not values or not base:
-        return None
-    tip_values = tip.values(metric) if tip.commit != experiment.base_commit else base
-    sigma, _ = session.noise(metric, values)
-    scale = robust_scale(session, metric, values)
+    metric, obj = config.get("metric"), Objective.of(config)
+    scale = None  # the robust σ outliers are flagged with: one metric's (autoresearch/noise.py)
     rule, net = Rule.of(config), experiment.lines_added - experiment.lines_removed
-    j = judge(values, base, tip_values or base, sigma, net, rule, scale)
+    if obj.kind == "metric":
+        values, base = values_of(runs, metric), experiment.baseline.values(metric)
+        tip_values = tip.values(metric) if tip.commit != experiment.base_commit else base
+        sigma, decide = session.noise(metric, values)[0], None
+        scale = robust_scale(session, metric, values)
+    else:  # every metric the objective reads, each with its own noise
+        names = dict.fromkeys((*obj.counted, *obj.targets))
+        values = {m: values_of(runs, m) for m in names}
+        base = {m: experiment.baseline.values(m) for m in names}
+        tip_values = {m: tip.values(m) for m in names} if tip.commit != experiment.base_commit else base
+        sigmas = {m: session.noise(m, values[m])[0] for m in names}
+        sigma, baseline = None, experiment.baseline.metrics
+        decide = lambda vs, ref, r=None: core(obj, vs, ref, sigmas, (r or rule).noise_k,  # noqa: E731
+                                               (r or rule).max_repeats, baseline)
+    primary = values if obj.kind == "metric" else values[metric]
+    if not primary or not (base if obj.kind == "metric" else base[metric]):
+        return None
+    if obj.kind != "metric" and not tip_values[metric]:
+        tip_values = base
+    j = judge(values, base, tip_values or base, sigma, net, rule, decide, scale=scale)
     if final and j.status == AGAIN:
-        j = judge(values, base, tip_values or base, sigma, net, replace(rule, repeats=len(values), max_repeats=len(values)),
-                  scale)
+        last = replace(rule, repeats=len(primary), max_repeats=len(primary))
+        again = None if decide is None else (lambda vs, ref: decide(vs, ref, last))
+        j = judge(values, base, tip_values or base, sigma, net, last, again, scale=scale)
     return j
 
 
@@ -214,10 +269,11 @@ def autoresearch_experiment_rerun(experiment, runs):
     if getattr(experiment, "remeasure", False):  # the tip re-measured: one run, one more for an outlier
         return remeasure_again(experiment, runs)
     if experiment.hypothesis is None:  # the baseline: `repeats` runs, the first measure of the noise
-        values = values_of(runs, experiment.session.config.get("metric"))
-        if len(values) >= 3 and len(set(values)) == 1:
+        config = experiment.session.config
+        columns = [values_of(runs, m) for m in Objective.of(config).counted]
+        if len(columns[0]) >= 3 and all(len(set(vs)) <= 1 for vs in columns):
             return False  # a deterministic workload: more runs would measure nothing
-        return len(runs) < experiment.session.config.get("repeats")
+        return len(runs) < config.get("repeats")
     j = judge_experiment(experiment, runs, experiment.session.sample(experiment.session.tip))
     return j is not None and j.status == AGAIN
 
@@ -244,17 +300,18 @@ def autoresearch_make_verdict(experiment, metrics, runs, tip) -> Verdict:
     if j is None:
         return Verdict(Status.DISCARD, f"discard: the baseline printed no {metric} to compare with")
     status = KEEP if j.status == KEEP else DISCARD  # still grey when the runs ran out: not beyond the noise
-    missed = missed_targets(config, metrics, experiment.baseline.metrics) if status == KEEP else []
+    base = experiment.baseline.metrics
+    missed = target_rule(Objective.of(config), metrics, base, base) if status == KEEP else []
     if missed:
         status = DISCARD
         j = replace(j, why=f"better, but misses its target: {'; '.join(missed)}")
     net = experiment.lines_added - experiment.lines_removed
-    delta = sign(config.get("direction")) * j.e.improvement  # as the metric moved
+    delta = sign(j.direction or config.get("direction")) * j.e.improvement  # as the metric moved
     spread = f" ± {j.e.se:.2g}" if j.e.se else ""
     zs = f", {j.e.z:+.1f} SE" if j.e.z is not None and abs(j.e.z) != float("inf") else ""
     runs_text = f"{j.e.n} run{'s' if j.e.n > 1 else ''}"
     flagged = f"; run {', '.join(str(i + 1) for i in j.outliers)} flagged as an outlier, left out" if j.outliers else ""
-    return Verdict(status, f"{status}: {delta:+.4f}{spread} {metric}{zs} after {runs_text}, {net:+d} lines ({j.why}"
+    return Verdict(status, f"{status}: {delta:+.4f}{spread} {j.label or metric}{zs} after {runs_text}, {net:+d} lines ({j.why}"
                    f"{flagged})", sigma=sigma, z=j.e.z,
                    beyond_noise=j.e.z is not None and abs(j.e.z) >= config.get("noise_k"), outliers=j.outliers)
 
@@ -270,6 +327,29 @@ def remeasure_again(experiment, runs) -> bool:
     if len(values) != 1 or not tip or not scale:
         return False
     return abs(values[0] - noise.location(tip, scale)) > noise.OUTLIER * scale * (1 + 1 / len(tip)) ** 0.5
+
+
+class BaselineTargets:
+    """Once the baseline has run: the targets it misses, on the terminal (status and report show them too)."""
+
+    def __init__(self, config) -> None:
+        self.config = config
+
+    @hookimpl(trylast=True)  # below the baseline's own line
+    def autoresearch_experiment_logreport(self, report) -> None:
+        if not report.is_baseline or report.status != Status.KEEP:
+            return
+        from autoresearch.objectives import unmet_line
+
+        line = unmet_line(self.config, report)
+        terminal = self.config.pluginmanager.get_plugin("terminal-reporter") if line else None
+        if terminal is not None:
+            terminal.write(line)
+
+
+@hookimpl
+def autoresearch_configure(config) -> None:
+    config.pluginmanager.register(BaselineTargets(config), "verdict-targets")
 
 
 def simulate(rule: Rule, rng, effects, sigma: float = 1.0, net_lines: int = 2) -> list[tuple[float, bool, int]]:

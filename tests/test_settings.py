@@ -127,7 +127,8 @@ NUMBERS = (st.sampled_from(HOSTILE_NUMBERS) | st.integers(-2 ** 70, 2 ** 70)
 OF_TYPE = {"int": st.integers(0, 100) | st.integers(-10, 2 ** 70) | st.sampled_from(HOSTILE_NUMBERS),
            "float": st.floats(0, 1000) | NUMBERS,
            "amount": NUMBERS | TEXTS, "str": TEXTS, "bool": st.booleans(), "list": st.lists(TEXTS, max_size=3) | TEXTS,
-           "args": st.lists(TEXTS, max_size=3) | TEXTS, "table": st.dictionaries(TEXTS, TEXTS, max_size=2)}
+           "args": st.lists(TEXTS, max_size=3) | TEXTS, "table": st.dictionaries(TEXTS, TEXTS, max_size=2),
+           "numbers": st.dictionaries(TEXTS, NUMBERS, max_size=2)}
 ANY_TYPE = st.one_of(*OF_TYPE.values(), st.lists(NUMBERS, max_size=2), st.dictionaries(TEXTS, NUMBERS, max_size=1))
 
 

@@ -92,9 +92,14 @@ def report(config: Any) -> str:
 
     moved = line(done, metric, config.get("noise_window", 40))  # σ or the tip's level changed: one line
     noise += f"\n\n{moved[0].upper() + moved[1:]}" if moved and noise else ""
+    from autoresearch.objectives import baseline_unmet
+
+    unmet = baseline_unmet(config, next((r for r in done if r.is_baseline and r.status == Status.KEEP), None))
     out = [f"# autoresearch report — {tag}\n", *([noise[0].upper() + noise[1:] + ".\n"] if noise else []), "## Metrics\n",
            "| # | experiment | " + " | ".join(names) + " | target | expectation | status |",
            "|---|---|" + "---|" * len(names) + "---|---|---|"]
+    if unmet:  # the baseline's unmet targets, above the tables
+        out.insert(out.index("## Metrics\n"), f"Targets the baseline misses: {md('; '.join(unmet))}.\n")
     for r in done:
         cells = [(r.shown if k == metric else f"{r.metrics[k]:.6g}") if k in r.metrics and r.status != Status.CRASH else "—"
                  for k in names]

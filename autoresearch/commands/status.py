@@ -55,13 +55,14 @@ def running(session: Any, done: list[Any]) -> list[dict[str, Any]]:
 def status_data(config: Any) -> dict[str, Any]:
     """Everything `status` shows, as data (``status --json``, for agents)."""
     from autoresearch.collect import collect
+    from autoresearch.objectives import baseline_unmet
     from autoresearch.reports import best_kept
     from autoresearch.session import Session
     from autoresearch.stats import pooled_over
 
     session = Session.open_existing(config, config.getoption("tag"))
     done = results(session.history)
-    counts = Counter(r.status for r in done)
+    counts = Counter("setup crash" if r.setup_crash else r.status for r in done)  # a broken setup, apart
     best = best_kept(done)
     base = next((r for r in done if r.is_baseline), None)
     sigma, df = pooled_over(done, config.get("metric")) if done else (None, 0)
@@ -73,13 +74,14 @@ def status_data(config: Any) -> dict[str, Any]:
     run = runner(config)
     keys = {r.key for r in done} | ({e.get("key") for e in session.pending} if run["alive"] else set())  # in flight: not queued
     return dict(tag=session.tag, branch=f"autoresearch/{session.tag}", metric=config.get("metric"),
-                direction=config.get("direction"), counts={s: counts[s] for s in ("keep", "discard", "crash")},
+                direction=config.get("direction"), counts={s: counts[s] for s in ("keep", "discard", "crash", "setup crash")},
                 best=_brief(best) if best else None, baseline=_brief(base) if base else None,
                 noise=dict(sigma=sigma, df=df), drift=drift_line(config, done),
                 runner=run, running=running(session, done) if run["alive"] and run["tag"] == session.tag else [],
                 experiments=[_brief(r) for r in done], queued=[h.nodeid for h in items if h.key not in keys],
                 queue_error=queue_error, collection_errors=[str(e) for e in errors],
-                lessons=lesson_rules(config, session))
+                lessons=lesson_rules(config, session), unmet_targets=baseline_unmet(
+                    config, next((r for r in done if r.is_baseline and r.status == Status.KEEP), None)))
 
 
 def drift_line(config: Any, done: list) -> str:
@@ -121,7 +123,7 @@ def render(config: Any, data: dict[str, Any]) -> str:
     alive = run["alive"] and run["tag"] == tag
     from autoresearch.live import describe
 
-    tally = ", ".join(f"{counts[s]} {s}" for s in ("keep", "discard", "crash") if counts[s])
+    tally = ", ".join(f"{counts[s]} {s}" for s in ("keep", "discard", "crash", "setup crash") if counts.get(s))
     lines = [f"autoresearch status — tag {tag} (branch autoresearch/{tag}): {len(done)} "
              f"experiment{'' if len(done) == 1 else 's'}" + (f", {tally}" if tally else "")
              + (f"; runner alive (pid {run['pid']}, since {run['since']})" if alive else "; no runner at work")]
@@ -131,6 +133,8 @@ def render(config: Any, data: dict[str, Any]) -> str:
         gain = (f" ({best['value'] - base['value']:+.6f} from the baseline {base['value']:.6f})"
                 if base and base["value"] is not None else "")
         lines.append(f"best {best['metric']} {best['shown']}{gain}: {best['description']} [{best['commit'][:7]}]")
+    if data.get("unmet_targets"):
+        lines.append(f"targets the baseline misses: {'; '.join(data['unmet_targets'])}")
     if config.get("repeats") and done:
         lines.append(floor(data["noise"]["sigma"], data["noise"]["df"], data["metric"], config.get("noise_k"),
                            config.get("repeats"), config.get("max_repeats")))
