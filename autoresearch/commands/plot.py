@@ -16,11 +16,11 @@ def curves_of(report: Any, folder: Path) -> list[list[tuple[float, float]]]:
     return [curve for curve in curves if len(curve) > 1]
 
 
-def plot(reports: list[Any], path: Path, curves: Path | None = None, tip_seq: int | None = None) -> None:
+def plot(reports: list[Any], path: Path, curves: Path | None = None, tip_seq: int | None = None) -> list[str]:
     """The metric per experiment: kept green and labelled, discarded grey, crashes red; the tip the
     verdicts used (the last keep, a step line) and the best measured (kept) so far, told apart; each
     run a small dot, each mean with its standard error; a point off the clipped axis a triangle at
-    its edge with its value. Beside it, when the runs' learning
+    its edge with its value. Returns the labels and annotations drawn (what the figure says). Beside it, when the runs' learning
     curves were kept: the kept commits' curves (the tip's is the last of them) against the
     discarded candidates', the pruned ones ending where they were stopped.
 
@@ -116,7 +116,9 @@ def plot(reports: list[Any], path: Path, curves: Path | None = None, tip_seq: in
     ax.grid(alpha=0.3)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
+    said = ax.get_legend_handles_labels()[1] + [t.get_text() for t in ax.texts]
     plt.close(fig)
+    return said
 
 
 def edges(ax: Any, points: list[tuple[int, float, str]], low: float, high: float) -> None:

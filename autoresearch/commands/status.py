@@ -78,7 +78,17 @@ def status_data(config: Any) -> dict[str, Any]:
                 runner=run, running=running(session, done) if run["alive"] and run["tag"] == session.tag else [],
                 experiments=[_brief(r) for r in done], queued=[h.nodeid for h in items if h.key not in keys],
                 queue_error=queue_error, collection_errors=[str(e) for e in errors],
-                lessons=lesson_rules(config, session))
+                lessons=lesson_rules(config, session), **cost_and_lessons(config, session))
+
+
+def cost_and_lessons(config: Any, session: Any) -> dict[str, Any]:
+    """The run's cost against its budget (autoresearch/cost.py) and its distilled lessons
+    (autoresearch/distil.py, one line per subject), as report shows them."""
+    from autoresearch import cost
+    from autoresearch.distil import learn
+
+    return dict(cost=cost.data(config, session.history),
+                learned=[x.text for x in learn(session.history, config.get("noise_k", 2.0))])
 
 
 def _brief(r: Any) -> dict[str, Any]:
@@ -125,6 +135,8 @@ def render(config: Any, data: dict[str, Any]) -> str:
     if config.get("repeats") and done:
         lines.append(floor(data["noise"]["sigma"], data["noise"]["df"], data["metric"], config.get("noise_k"),
                            config.get("repeats"), config.get("max_repeats")))
+    if data.get("cost"):
+        lines.append(f"cost: {data['cost']['line']}")
     lines.append("last results:")
     for r in done[-12:]:
         shown = r["value"] is not None and r["status"] != Status.CRASH
@@ -141,10 +153,11 @@ def render(config: Any, data: dict[str, Any]) -> str:
         lines.append(f"  … and {len(queued) - 8} more")
     if errors:
         lines.append(f"  {len(errors)} file(s) with errors, e.g. {errors[0]} (autoresearch run --collect-only)")
-    rules = data["lessons"]
+    rules, learned = data["lessons"], data.get("learned") or []
+    if learned:
+        lines.append(f"lessons: {len(learned)}, e.g. {learned[0][:110]}")
     if rules is not None:
-        lines.append("lessons: " + (f"{len(rules)} rule{'s' if len(rules) != 1 else ''}, e.g. {rules[0][:110]}"
-                                    if rules else "no rules yet"))
+        lines.append("rules: " + (f"{len(rules)}, e.g. {rules[0][:110]}" if rules else "no rules yet"))
     return "\n".join(printable(line) for line in lines[:STATUS_LINES])
 
 
