@@ -84,7 +84,8 @@ def command(config, experiment=None, workdir: str | None = None) -> list[str]:
 
 def timeout(config, experiment=None) -> float:
     """The hard limit of a run: the timeout setting, else twice the budget, at least budget + 60 s;
-    a smoke run's (autoresearch/smoke.py) is derived from its own budget, never above the full one."""
+    a smoke run's (autoresearch/smoke.py): its own budget plus as much again, at least budget_slack
+    (default 60 s: start-up, compilation), never above the full one."""
     if config.get("timeout"):
         full = float(config.get("timeout"))
     else:
@@ -92,7 +93,8 @@ def timeout(config, experiment=None) -> float:
         full = max(2 * budget, budget + 60)
     smoke = getattr(experiment, "smoke", None)
     if smoke is not None and smoke.budget:
-        return min(full, max(2 * smoke.budget, smoke.budget + 60))
+        slack = config.get("budget_slack")
+        return min(full, smoke.budget + max(smoke.budget, 60.0 if slack is None else slack))
     return full
 
 
