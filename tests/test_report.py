@@ -259,3 +259,75 @@ def test_results_tsv_reads_as_the_seeds_notebook_reads_it(repo, cli):
     assert df.loc[kept["val_bpb"].idxmin(), "description"] == "a"
     crash = df[df["status"] == "CRASH"].iloc[0]
     assert crash["val_bpb"] == 0.0 and crash["memory_gb"] == 0.0
+
+
+# -------------------------------------------------------------------------------------------
+# The kinds of failure the issue lists, as properties: an experiment missing from the parameters
+# table, evidence split over several lines or counted twice, a point hidden off the clipped axis.
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+CHANGE = st.tuples(st.sampled_from(["LR", "DEPTH", "ACT"]), st.sampled_from(["0.01", "0.02", "4", "'relu'"]),
+                   st.sampled_from(["0.03", "8", "'silu'", "0.001"]))
+TRY = st.fixed_dictionaries(dict(
+    changes=st.lists(CHANGE, max_size=2, unique_by=lambda c: c[0]), status=st.sampled_from(["keep", "discard", "crash"]),
+    delta=st.floats(-0.1, 0.1, allow_nan=False), z=st.one_of(st.none(), st.floats(-20, 20, allow_nan=False)),
+    code=st.sampled_from([(), ("replace",), ("diff",)]), removed=st.integers(0, 5), added=st.integers(0, 5)))
+
+
+def made(i: int, t: dict) -> Report:
+    return report(i + 1, t["changes"], status=t["status"], delta=t["delta"], z=t["z"], beyond=t["z"] is not None and abs(t["z"]) >= 2,
+                  kinds=("set", *t["code"]) if t["changes"] else t["code"] or ("set",), added=t["added"],
+                  removed=t["removed"], cause=Cause.EXIT_CODE if t["status"] == "crash" else "",
+                  description=f"try {i + 1}")
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(TRY, min_size=1, max_size=25))
+def test_every_try_is_evidence_of_exactly_one_lesson_and_one_line_each(tries):
+    from autoresearch.distil import subject_of
+
+    reports = [made(i, t) for i, t in enumerate(tries)]
+    learned = learn(reports)
+    assert sorted(s for x in learned for s in x.tries) == [r.seq for r in reports]  # each once, none lost
+    assert len(learned) == len({subject_of(r) for r in reports})  # one line per subject
+    assert len({x.text.split(":")[0] for x in learned}) == len(learned)
+    assert all("\n" not in x.text and x.verdict in ("better", "worse", "crashes", "no effect beyond the noise")
+               for x in learned)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(TRY, min_size=1, max_size=30))
+def test_every_experiment_is_in_the_parameters_table(tries):
+    from autoresearch.reporting import parameters_table
+
+    reports = [made(i, t) for i, t in enumerate(tries)]
+    text = "\n".join(parameters_table(reports))
+    header = next((line for line in text.splitlines() if line.startswith("| parameter")), "")
+    for r in reports:
+        if len(reports) <= 12:
+            assert f" #{r.seq} |" in header  # a column of its own, whatever it changed
+            if any(k != "set" for k in r.patch_kinds):
+                assert f"try {r.seq} (" in text  # a code change: its description and line counts
+        else:
+            assert f"\n| {r.seq} |" in text  # one row per change at least
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.floats(-100, 100, allow_nan=False), min_size=1, max_size=20), st.floats(-10, 10), st.floats(0.1, 10))
+def test_every_point_off_the_clipped_axis_is_marked_with_its_value(values, low, width):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from autoresearch.commands.plot import edges
+
+    fig, ax = plt.subplots()
+    try:
+        points = [(i, v, "grey") for i, v in enumerate(values)]
+        edges(ax, points, low, low + width)
+        off = [v for v in values if not low <= v <= low + width]
+        assert sorted(t.get_text() for t in ax.texts) == sorted(f"{v:.4g}" for v in off)
+    finally:
+        plt.close(fig)
