@@ -1,5 +1,10 @@
 """lessons: ``experiments/lessons.md``, distilled every N experiments and at the session's end.
 
+Seed 001's two sections: the lessons, one line per subject with its evidence merged
+(autoresearch/distil.py: "LR ↑ from 0.02: worse (3 tries, ...)"), and the ALWAYS/NEVER rules
+(autoresearch/rules.py); then each parameter's tries, the evidence. ``status`` and ``report``
+draw the same lessons from the ledger, never from this file's prose.
+
 The distilled part sits between two marker comments and is rewritten each time; everything
 outside the markers (notes written by people) is kept word for word.
 """
