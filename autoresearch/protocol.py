@@ -89,7 +89,7 @@ def measure(exp) -> None:
     from autoresearch import smoke
 
     hook = exp.session.config.hook
-    seconds = smoke.first(exp)  # a short run first (smoke_steps, smoke_budget); None: it failed, recorded
+    seconds = smoke.first(exp, call)  # a short run first (smoke_steps, smoke_budget); None: it failed, recorded
     if seconds is None:
         return
     while True:

@@ -57,12 +57,11 @@ def printed_progress(log_path: str) -> bool:
     return bool(log_path) and any(LOSS.search(line) for line in read_tail(Path(log_path), 65536).splitlines())
 
 
-def first(exp) -> float | None:
-    """The smoke run before an experiment's first run: its seconds when it passed (0.0 when smoke
-    runs are off, or the experiment ran before), or None when it failed; the failed run is then
-    recorded on the experiment, a crash with cause ``smoke``."""
-    from autoresearch.protocol import call
-
+def first(exp, call) -> float | None:
+    """The smoke run before an experiment's first run, run by `call` (protocol.call: one run of the
+    workload, its metrics and cause): its seconds when it passed (0.0 when smoke runs are off, or the
+    experiment ran before), or None when it failed; the failed run is then recorded on the
+    experiment, a crash with cause ``smoke``."""
     config = exp.session.config
     wanted = limits(config)
     if wanted is None or exp.runs:
