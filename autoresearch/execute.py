@@ -66,7 +66,7 @@ def command(config, experiment=None, workdir: str | None = None) -> list[str]:
     {budget} (seconds), {budget_steps}, {seed} (the run's) and {workdir} (where it runs); with the
     flags and overrides of autoresearch.args.toml merged in (never filled in)."""
     args = list(config.get("command")) or [sys.executable, config.editable[0]]
-    budget, steps = budget_seconds(config), config.get("budget_steps")
+    budget, steps = run_budget(config, experiment)
     if workdir is None:
         workdir = str(experiment.workdir) if experiment is not None else str(config.rootdir)
 
@@ -102,11 +102,29 @@ def merge_args_file(args: list[str], workdir: str, experiment=None) -> list[tupl
         raise UsageError(f"{path}: {exc}") from None
 
 
-def timeout(config) -> float:
+def timeout(config, experiment=None) -> float:
+    """The hard limit of a run: the timeout setting, else twice the budget, at least budget + 60 s;
+    a smoke run's (autoresearch/smoke.py): its own budget plus as much again, at least budget_slack
+    (default 60 s: start-up, compilation), never above the full one."""
     if config.get("timeout"):
-        return float(config.get("timeout"))
-    budget = budget_seconds(config)
-    return max(2 * budget, budget + 60)
+        full = float(config.get("timeout"))
+    else:
+        budget = budget_seconds(config)
+        full = max(2 * budget, budget + 60)
+    smoke = getattr(experiment, "smoke", None)
+    if smoke is not None and smoke.budget:
+        slack = config.get("budget_slack")
+        return min(full, smoke.budget + max(smoke.budget, 60.0 if slack is None else slack))
+    return full
+
+
+def run_budget(config, experiment=None) -> tuple[float, int | None]:
+    """(seconds, steps) a run gets: the budget settings', or a smoke run's where it sets them."""
+    smoke = getattr(experiment, "smoke", None)
+    budget, steps = budget_seconds(config), config.get("budget_steps")
+    if smoke is not None:
+        budget, steps = smoke.budget or budget, smoke.steps or steps
+    return budget, steps
 
 
 def worker_env(session, worker: int) -> dict[str, str]:
@@ -206,10 +224,11 @@ def run_env(experiment) -> dict[str, str]:
            "AUTORESEARCH_SEED": str(experiment.seed),
            procs.MARKER: str(session.run_dir.resolve())}  # finds it, and its children, after a kill
     env.update(worker_env(session, experiment.worker))
-    if session.config.get("budget"):
-        env["AUTORESEARCH_TIME_BUDGET"] = f"{session.config.get('budget'):g}"
-    if session.config.get("budget_steps"):
-        env["AUTORESEARCH_MAX_STEPS"] = str(session.config.get("budget_steps"))
+    budget, steps = run_budget(session.config, experiment)
+    if session.config.get("budget") or getattr(experiment, "smoke", None) is not None:
+        env["AUTORESEARCH_TIME_BUDGET"] = f"{budget:g}"
+    if steps:
+        env["AUTORESEARCH_MAX_STEPS"] = str(steps)
     return env
 
 
@@ -250,7 +269,7 @@ def autoresearch_experiment_run(experiment) -> RunResult:
                 experiment=experiment, elapsed=elapsed, line=line, loss=loss))
 
         argv = isolation.wrap(level, config, command(config, experiment, workdir=str(folder)), folder, [folder])
-        result = run_command(argv, folder, experiment.log_path, env, timeout(config), on_start=session.record_pid,
+        result = run_command(argv, folder, experiment.log_path, env, timeout(config, experiment), on_start=session.record_pid,
                              on_progress=on_progress, should_stop=experiment.should_stop,
                              max_log=int(config.get("max_log_mb") * 2**20))
         result = replace(result, seed=seed, overrun=overrun(config, result.duration))

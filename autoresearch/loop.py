@@ -82,6 +82,8 @@ def baseline_decided(session, report) -> bool:
 
 @hookimpl(trylast=True)
 def autoresearch_runloop(session) -> bool:
+    if session.shouldstop:  # stopped before anything ran (a cost budget already spent)
+        return True
     if not run_baseline(session):
         return True
     from autoresearch.drift import remeasure

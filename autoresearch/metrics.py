@@ -24,6 +24,10 @@ def autoresearch_addoption(parser) -> None:
     parser.addsetting("metric", "--metric", default="val_bpb", help="the metric that decides keep or discard",
                       check=lambda v: None if re.fullmatch(r"[A-Za-z_][\w.-]{0,99}", v) else
                       "must be a metric's name as the log prints it (letters, digits, '_', '.', '-')")
+    parser.addsetting("report_metrics", type="list", default=[],
+                      help="the metrics report shows, in this order; default: the metric, the targets' metrics, "
+                           "and the summary's time, throughput and memory lines (names with seconds, per_second, "
+                           "tokens_per, mfu, vram, memory, ...); the report says which it shows")
     parser.addsetting("direction", "--direction", default="minimize", choices=("minimize", "maximize"),
                       help="whether a lower or a higher metric is better")
     parser.addsetting("metric_pattern", type="str", default=DEFAULT_PATTERN, check=check_pattern,

@@ -16,11 +16,12 @@ from autoresearch.errors import UsageError
 
 ENTRY_POINT_GROUP = "autoresearch"
 #: Core plugins: the runner cannot work without them, so ``-p no:NAME`` refuses them.
-ESSENTIAL = {name: f"autoresearch.{name}" for name in ("main", "collect", "loop", "isolation", "protocol", "execute", "metrics")}
+ESSENTIAL = {name: f"autoresearch.{name}" for name in ("main", "collect", "loop", "isolation", "protocol", "execute", "metrics",
+                                                               "smoke")}
 #: Built-in plugins shipped in ``plugins/`` (installed as ``autoresearch.plugins``).
 BUILTIN = {name: f"autoresearch.plugins.{name}" for name in
            ("git", "device", "verdict", "expect", "exitfirst", "watch", "workers", "ray", "results_tsv", "journal",
-            "lessons", "terminal", "junitxml", "prune", "mlflow")}
+            "lessons", "terminal", "junitxml", "prune", "mlflow", "cost")}
 
 
 class PluginManager(pluggy.PluginManager):

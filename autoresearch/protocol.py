@@ -86,9 +86,15 @@ def prepare(exp) -> bool:
 
 def measure(exp) -> None:
     """Run the workload, again while ``autoresearch_experiment_rerun`` asks for it."""
+    from autoresearch import smoke
+
     hook = exp.session.config.hook
+    seconds = smoke.first(exp, call)  # a short run first (smoke_steps, smoke_budget); None: it failed, recorded
+    if seconds is None:
+        return
     while True:
-        exp.runs.append(call(exp))
+        run = call(exp)
+        exp.runs.append(replace(run, smoke_seconds=seconds) if seconds and not exp.runs else run)
         if not exp.runs[-1].ok or not hook.autoresearch_experiment_rerun(experiment=exp, runs=tuple(exp.runs)):
             return
 

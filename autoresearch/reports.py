@@ -20,7 +20,8 @@ class ExitCode(enum.IntEnum):
 
     #: The session completed: every selected hypothesis ran, whatever the verdicts.
     OK = 0
-    #: The session stopped early: the baseline crashed, -x met a crash, git failed, the disk is full.
+    #: The session stopped early: the baseline crashed, -x met a crash, the cost budget is spent, git
+    #: failed, the disk is full.
     STOPPED = 1
     #: An internal error in the runner or a plugin (a bug: please report it).
     INTERNAL_ERROR = 3
@@ -80,6 +81,7 @@ class Cause(str, enum.Enum):
     FORGED = "forged"  # the log holds the metric more than once: a forged or repeated summary
     EVALUATOR = "evaluator"  # the protected evaluator failed or printed no metric for this run
     DEVICE = "device"  # it trained on another device than require_device names (a CPU fallback)
+    SMOKE = "smoke"  # the short smoke run before the full one failed (smoke_steps, smoke_budget): seconds, not a run
 
     def __str__(self) -> str:
         return self.value
@@ -183,6 +185,8 @@ class RunResult:
     signal: int | None = None  # the signal that killed it, when one from outside did
     evaluated: dict[str, float] | None = None  # what the protected evaluator measured (the evaluate setting)
     overrun: float = 0.0  # seconds it ran past its budget and the slack (0: within them)
+    device: str = ""  # what its summary's `device:` line named (cuda, cpu, mps), "" when it printed none
+    smoke_seconds: float = 0.0  # seconds of the smoke run that passed before this run (its cost)
 
     @property
     def ok(self) -> bool:

@@ -17,7 +17,7 @@ from autoresearch.reports import Cause, Report, Status, results
 CRASH_KINDS = {Cause.TIMEOUT: "timeouts", Cause.OUT_OF_MEMORY: "out-of-memory crashes",
                Cause.KILLED: "kills (out of memory?)", Cause.NAN: "NaN/exploding losses",
                Cause.PATCH_FAILED: "patches that did not apply", Cause.EXIT_CODE: "errors (a non-zero exit)",
-               Cause.NO_METRIC: "runs that printed no metric"}
+               Cause.NO_METRIC: "runs that printed no metric", Cause.SMOKE: "failed smoke runs"}
 
 
 def crash_kind(r: Report) -> str:

@@ -68,6 +68,7 @@ class Experiment:
         self.runs: list[RunResult] = []  # every run of the workload so far
         self.finished = False  # True once its report is in the ledger
         self.cancelled = threading.Event()  # set to stop its run at once (a run loop's decision)
+        self.smoke: Any = None  # a smoke run's budget (autoresearch.smoke.Limits) while one runs
 
     @property
     def baseline(self) -> Sample:
@@ -97,6 +98,8 @@ class Experiment:
     def log_path(self) -> Path:
         """The log of the next run: ``NNN-name.log``, then ``NNN-name.1.log``, ... for repeats."""
         n = len(self.runs)
+        if self.smoke is not None:  # the smoke run before the first (autoresearch/smoke.py)
+            return self.session.run_dir / "logs" / f"{self.label}.smoke.log"
         return self.session.run_dir / "logs" / f"{self.label}{f'.{n}' if n else ''}.log"
 
     @property

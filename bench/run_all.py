@@ -1,5 +1,5 @@
 """Run every benchmark and print its figures:
-python bench/run_all.py [--skip-workload] [--skip-parallel] [--skip-prune]
+python bench/run_all.py [--skip-workload] [--skip-parallel] [--skip-prune] [--skip-smoke]
 
 The long ones run on their own: python bench/soak.py (1,000 random stops), python
 bench/bench_validity.py (the verdict's error rates, simulated).
@@ -19,6 +19,7 @@ import bench_prune  # noqa: E402
 import bench_runner  # noqa: E402
 import bench_sandbox  # noqa: E402
 import bench_show  # noqa: E402
+import bench_smoke  # noqa: E402
 import bench_startup  # noqa: E402
 import bench_workload  # noqa: E402
 
@@ -35,5 +36,7 @@ if __name__ == "__main__":
         bench_parallel.main()
     if "--skip-prune" not in flags:
         bench_prune.main()
+    if "--skip-smoke" not in flags:
+        bench_smoke.main()
     if "--skip-workload" not in flags:
         bench_workload.main()

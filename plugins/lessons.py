@@ -1,5 +1,10 @@
 """lessons: ``experiments/lessons.md``, distilled every N experiments and at the session's end.
 
+Seed 001's two sections: the lessons, one line per subject with its evidence merged
+(autoresearch/distil.py: "LR ↑ from 0.02: worse (3 tries, ...)"), and the ALWAYS/NEVER rules
+(autoresearch/rules.py); then each parameter's tries, the evidence. ``status`` and ``report``
+draw the same lessons from the ledger, never from this file's prose.
+
 The distilled part sits between two marker comments and is rewritten each time; everything
 outside the markers (notes written by people) is kept word for word.
 """
@@ -12,6 +17,7 @@ from pathlib import Path
 from autoresearch import hookimpl
 from autoresearch.config import inside, positive
 from autoresearch.reports import Report, Status, better, gain, results
+from autoresearch.distil import lines
 from autoresearch.rules import derive
 
 BEGIN = "<!-- autoresearch:lessons:begin (generated; edit outside these markers) -->"
@@ -28,7 +34,9 @@ def autoresearch_addoption(parser) -> None:
                       help="distil lessons after every N experiments (3-5 is the seed's advice) and at the end")
 
 
-def distil(reports: list[Report], today: str) -> str:
+def distil(reports: list[Report], today: str, k: float = 2.0) -> str:
+    """lessons.md's generated block: the best so far, the distilled lessons (one line per subject),
+    the ALWAYS/NEVER rules, and each parameter's tries as evidence."""
     done = results(reports)
     if not done:
         return "_No experiments yet._\n"
@@ -41,13 +49,22 @@ def distil(reports: list[Report], today: str) -> str:
         out.append(f"**Best so far**: {metric} {best.value:.6f} — {best.description} "
                    f"(commit {best.commit[:7]}{better_by}). {len(done)} experiments: "
                    + ", ".join(f"{n} {s}" for s, n in Counter(r.status for r in done).items()) + ".\n")
-    # one table per parameter
+    # the distilled lessons: one line per subject, its evidence merged (autoresearch/distil.py)
+    learned = lines(done, k)
+    if learned:
+        out.append("## Lessons\n\n" + "\n".join(learned) + "\n")
+    out.append("## Rules (hard-won)\n\n" + "\n".join(rules(done, today) or ["_None yet: rules need repeated evidence beyond the noise._"]) + "\n")
+    out += evidence(done, metric, direction)
+    return "\n".join(out)
+
+
+def evidence(done: list[Report], metric: str, direction: str) -> list[str]:
+    """One table per parameter: every try of it (the lessons' evidence), with the best kept value."""
     by_param: dict[str, list[tuple[Report, str, str]]] = defaultdict(list)
     for r in done:
         for name, old, new in r.changes:
             by_param[name].append((r, old, new))
-    if by_param:
-        out.append("## Parameters\n")
+    out = ["## Evidence per parameter\n"] if by_param else []
     for name in sorted(by_param):
         rows = by_param[name]
         out.append(f"### {name}\n\n| value | from | {metric} | outcome | date |\n|---|---|---|---|---|")
@@ -60,24 +77,7 @@ def distil(reports: list[Report], today: str) -> str:
                 best_row = (r, new)
         out.append(f"\nBest so far: {name} = {best_row[1]} ({metric} {best_row[0].value:.6f}).\n" if best_row
                    else f"\nBest so far: the original value ({rows[0][1]}); no change of {name} was kept.\n")
-    # lessons: one per experiment that changed something
-    lessons = []
-    for r in done:
-        if r.is_baseline:
-            continue
-        day = dt.date.fromtimestamp(r.started).isoformat()
-        what = ", ".join(f"{n} {o} → {v}" for n, o, v in r.changes) or r.description
-        if r.status == Status.CRASH:
-            lessons.append(f"- [{day}] {what}: crashed ({r.root_cause}). Source: experiment {r.nodeid}")
-        elif r.delta is not None:
-            noise = "" if r.beyond_noise else " (within the noise)"
-            lessons.append(f"- [{day}] {what}: {r.metric} {r.delta:+.4f} in {len(r.values)} "
-                           f"run{'s' if len(r.values) != 1 else ''}{noise}, {r.status}. "
-                           f"Source: experiment {r.nodeid}, commit {r.commit[:7]}")
-    if lessons:
-        out.append("## Lessons\n\n" + "\n".join(lessons) + "\n")
-    out.append("## Rules (hard-won)\n\n" + "\n".join(rules(done, today) or ["_None yet: rules need repeated evidence beyond the noise._"]) + "\n")
-    return "\n".join(out)
+    return out
 
 
 def rules(done: list[Report], today: str) -> list[str]:
@@ -108,7 +108,7 @@ class Lessons:
         if self.session is None:
             return
         existing = self.path.read_text(encoding="utf-8") if self.path.exists() else ""
-        block = distil(self.session.history, dt.date.today().isoformat())
+        block = distil(self.session.history, dt.date.today().isoformat(), self.config.get("noise_k", 2.0))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_name(f".{self.path.name}.tmp")
         tmp.write_text(merge(existing, block), encoding="utf-8")

@@ -181,6 +181,8 @@ class Pruner:
 
     @hookimpl
     def autoresearch_experiment_progress(self, experiment, elapsed: float, line: str, loss) -> str | None:
+        if getattr(experiment, "smoke", None) is not None:  # a smoke run: no curve, never pruned
+            return None
         log_path = experiment.log_path
         new = self.read(experiment, log_path, elapsed)
         if not new or experiment.hypothesis is None or not self.config.get("prune"):

@@ -169,7 +169,7 @@ class RayExecutor:
                 experiment=experiment, elapsed=elapsed, line=line, loss=loss))
 
         with open(log_path, "wb") as log:
-            result = supervise(RayRun(ray, stream, log), log_path, timeout(config), on_progress,
+            result = supervise(RayRun(ray, stream, log), log_path, timeout(config, experiment), on_progress,
                                experiment.should_stop)
         return replace(result, seed=experiment.seed, overrun=overrun(config, result.duration))
 

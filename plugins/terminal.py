@@ -216,13 +216,11 @@ class Terminal:
             moved = line(reports, c.get("metric"), c.get("noise_window", 40))
             if moved:
                 self.write(moved)
-        from autoresearch.loop import compute_unit
+        from autoresearch.cost import cost_of
 
-        unit = compute_unit(self.config)
-        hours = sum(r.duration for r in reports) / 3600 * (self.config.get("gpus") or 1)
-        rate = self.config.get("cost_per_hour")
-        cost = f", ${hours * rate:.2f} at ${rate:g}/{unit}-hour" if rate else ""
-        self.write(f"compute {hours:.3f} {unit}-hours{cost}; results in {self.config.get('results_path', 'results.tsv')}, "
+        spent = cost_of(self.config, reports)  # each run at its own device's price (autoresearch/cost.py)
+        cost = f", {spent.shown}" if spent.dollars is not None and spent.hours else ""
+        self.write(f"compute {spent.text}{cost}; results in {self.config.get('results_path', 'results.tsv')}, "
                    f"journal in {self.config.get('journal_path', '-')}")
 
 

@@ -251,9 +251,10 @@ def test_targets_a_keep_must_meet_and_the_iteration_table(repo, cli):
     entries = [json.loads(x) for x in (repo / ".autoresearch/runs/t1/results.jsonl").read_text().splitlines()]
     assert "misses its target: peak_vram_mb 5120 not <= 4096" in entries[3]["reason"], entries[3]["reason"]
     text = cli("report").out
-    assert "## Metrics per kept iteration" in text
-    assert "| peak_vram_mb | 4096 | 4096 | <= 4096 |" in text
-    assert "| val_bpb | 1.22 | 1.12 ↓ | — |" in text
+    assert "## Summary of iterations" in text  # seed 002's table: every iteration, the reverted ones too
+    assert "| metric | baseline | #1 a_deeper (reverted) | #2 b_lr | #3 c_lr_deep (reverted) | target |" in text
+    assert "| peak_vram_mb | 4096 | 6144 ↑↑ | 4096 | 5120 ↑ | <= 4096 |" in text
+    assert "| val_bpb | 1.22 | 1.24 ↑ | 1.12 ↓ | 1.03 ↓ | — |" in text
 
 
 def test_a_link_that_does_not_exist_is_refused_before_anything_is_written(project, cli):

@@ -16,9 +16,11 @@ def curves_of(report: Any, folder: Path) -> list[list[tuple[float, float]]]:
     return [curve for curve in curves if len(curve) > 1]
 
 
-def plot(reports: list[Any], path: Path, curves: Path | None = None) -> None:
-    """The metric per experiment: kept green and labelled, discarded grey, crashes red, running best;
-    each run a small dot, each mean with its standard error. Beside it, when the runs' learning
+def plot(reports: list[Any], path: Path, curves: Path | None = None, tip_seq: int | None = None) -> list[str]:
+    """The metric per experiment: kept green and labelled, discarded grey, crashes red; the tip the
+    verdicts used (the last keep, a step line) and the best measured (kept) so far, told apart; each
+    run a small dot, each mean with its standard error; a point off the clipped axis a triangle at
+    its edge with its value. Returns the labels and annotations drawn (what the figure says). Beside it, when the runs' learning
     curves were kept: the kept commits' curves (the tip's is the last of them) against the
     discarded candidates', the pruned ones ending where they were stopped.
 
@@ -53,11 +55,13 @@ def plot(reports: list[Any], path: Path, curves: Path | None = None) -> None:
             lc.legend()
     else:
         fig, ax = plt.subplots(figsize=(10, 5))
-    best, xs, ys = None, [], []
+    best, xs, ys, tips = None, [], [], []
+    tip = None
     kept_seen, discard_seen, crash_seen, pruned_seen = 0, False, False, False
     from matplotlib.transforms import blended_transform_factory
 
     top = blended_transform_factory(ax.transData, ax.transAxes)  # x in experiments, y in the axes' height
+    points = []  # (seq, value, color): each drawn where it is, or at the edge when the axis is clipped
     for r in reports:
         if r.cause == "pruned":  # stopped early: no value, a mark along the top
             ax.scatter(r.seq, 0.97, transform=top, marker="x", color="tab:red", zorder=3,
@@ -69,6 +73,7 @@ def plot(reports: list[Any], path: Path, curves: Path | None = None) -> None:
             crash_seen = True
             continue
         color = "tab:green" if r.status == Status.KEEP else "grey"
+        points.append((r.seq, r.value, color))
         if len(r.values) > 1:  # every run as a small dot, the mean with its standard error
             ax.scatter([r.seq] * len(r.values), r.values, color=color, s=8, alpha=0.4, zorder=2)
         if r.sigma and r.values:
@@ -79,6 +84,7 @@ def plot(reports: list[Any], path: Path, curves: Path | None = None) -> None:
             ax.annotate(r.description[:28], (r.seq, r.value), textcoords="offset points",
                         xytext=(4, 6 if kept_seen % 2 else -12), fontsize=7, rotation=20)
             best = r.value if best is None or (r.value < best if minimize else r.value > best) else best
+            tip = r.value  # the last keep: what the next experiments are judged against
         else:
             ax.scatter(r.seq, r.value, color="grey", alpha=0.6, zorder=2,
                        label="discarded" if not discard_seen else None)
@@ -86,12 +92,17 @@ def plot(reports: list[Any], path: Path, curves: Path | None = None) -> None:
         if best is not None:
             xs.append(r.seq)
             ys.append(best)
+            tips.append(tip)
     if xs:
-        ax.step(xs, ys, where="post", color="tab:green", alpha=0.7, label="best so far")
+        ax.step(xs, tips, where="post", color="tab:blue", alpha=0.8, lw=1.5,
+                label=f"tip (what verdicts used{f', now #{tip_seq}' if tip_seq is not None else ''})")
+        ax.step(xs, ys, where="post", color="tab:green", alpha=0.7, ls="--", label="best measured (kept)")
     base = next((r.value for r in reports if r.is_baseline and r.value is not None), None)
     if base is not None and best is not None and best != base:  # as the seed's notebook: between the baseline and the best
-        pad = abs(base - best) * 0.15
-        ax.set_ylim(min(base, best) - pad, max(base, best) + pad)
+        low, high = min(base, best, *[t for t in tips if t is not None]), max(base, best, *[t for t in tips if t is not None])
+        pad = (high - low) * 0.15
+        ax.set_ylim(low - pad, high + pad)
+        edges(ax, points, low - pad, high + pad)
     if crash_seen:
         ax.plot([], [], color="tab:red", alpha=0.3, label="crash")
     if ax.get_legend_handles_labels()[0]:
@@ -105,4 +116,24 @@ def plot(reports: list[Any], path: Path, curves: Path | None = None) -> None:
     ax.grid(alpha=0.3)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110, bbox_inches="tight")
+    said = ax.get_legend_handles_labels()[1] + [t.get_text() for t in ax.texts]
     plt.close(fig)
+    return said
+
+
+def edges(ax: Any, points: list[tuple[int, float, str]], low: float, high: float) -> None:
+    """Points off the clipped y-axis: a triangle at the edge they are beyond, with their value."""
+    from matplotlib.transforms import blended_transform_factory
+
+    frame = blended_transform_factory(ax.transData, ax.transAxes)
+    shown = False
+    for seq, value, color in points:
+        if low <= value <= high:
+            continue
+        above = value > high
+        ax.scatter(seq, 0.985 if above else 0.015, transform=frame, marker="^" if above else "v", color=color,
+                   edgecolors="black", linewidths=0.5, zorder=4, clip_on=False,
+                   label="off the scale (value shown)" if not shown else None)
+        ax.annotate(f"{value:.4g}", (seq, 0.985 if above else 0.015), xycoords=frame, textcoords="offset points",
+                    xytext=(5, -8 if above else 3), fontsize=7, color="dimgrey")
+        shown = True

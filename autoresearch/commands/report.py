@@ -1,16 +1,20 @@
-"""``autoresearch report``: seed 002's tables in Markdown (or every experiment as JSON), and the plot.
+"""``autoresearch report``: seed 002's report in Markdown (or every experiment as JSON), and the plot.
 
-Everything shown is escaped (:func:`autoresearch.reports.printable`): a run's record may come from
-an archive another machine wrote.
+In order: the status (what ran, the tip the verdicts used and the best measured, the cost against
+the budget, the queue), the experiments' metrics (which ones, and why, said), the summary of
+iterations (kept, reverted, running), the parameters and code each changed, the compute and cost
+per iteration, the key learnings (the distilled lessons and rules) and the next steps. Tables are
+autoresearch/reporting.py's. Everything shown is escaped (:func:`autoresearch.reports.printable`):
+a run's record may come from an archive another machine wrote.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from autoresearch.commands.status import load_reports
 from autoresearch.errors import UsageError
-from autoresearch.reports import ExitCode, Status, printable
+from autoresearch.reporting import md  # noqa: F401 (report.md, as before)
+from autoresearch.reports import ExitCode, Status, improvement, printable, results
 
 
 def main(config: Any) -> int:
@@ -33,126 +37,152 @@ def main(config: Any) -> int:
     return ExitCode.OK
 
 
-def iterations_table(config: Any, done: list[Any], names: list[str]) -> list[str]:
-    """seed 002's first table: each metric at the baseline and after each kept experiment, with
-    arrows (doubled past a 25 % change) against the previous column, and its target."""
-    targets = dict(config.get("targets") or {})
-    kept = [r for r in done if r.status == Status.KEEP]
-    if len(kept) < 2 and not targets:
+def queue(config: Any, done: list[Any]) -> list[str]:
+    """The hypotheses collected now that have not run in this run (as ``status`` lists them)."""
+    from autoresearch.collect import collect
+
+    try:
+        items, _ = collect(config, [config.rootdir / p for p in config.get("paths")], config.hook, warn=False)
+    except UsageError:
         return []
-    metrics = list(dict.fromkeys([*names, *targets]))
-    out = ["\n## Metrics per kept iteration\n",
-           "| metric | " + " | ".join("baseline" if r.is_baseline else f"#{r.seq} {md(r.description[:24])}" for r in kept)
-           + " | target |", "|---|" + "---|" * len(kept) + "---|"]
-    for m in metrics:
-        cells, previous = [], None
-        for r in kept:
-            value = r.metrics.get(m)
-            if value is None:
-                cells.append("—")
-                continue
-            arrow = ""
-            if previous is not None and value != previous:
-                big = previous and abs(value - previous) / abs(previous) > 0.25
-                arrow = (" ↑↑" if big else " ↑") if value > previous else (" ↓↓" if big else " ↓")
-            cells.append(f"{value:.6g}{arrow}")
-            previous = value
-        out.append(f"| {m} | " + " | ".join(cells) + f" | {md(targets.get(m, '—'))} |")
+    keys = {r.key for r in done}
+    return [h.nodeid for h in items if h.key not in keys]
+
+
+def tip_of(session: Any, done: list[Any]) -> Any:
+    """The report of the commit the branch is at: what every later experiment was judged against."""
+    kept = [r for r in done if r.status == Status.KEEP and r.commit]
+    return next((r for r in reversed(kept) if r.commit == session.tip), kept[-1] if kept else None)
+
+
+def in_flight(config: Any, session: Any) -> list[dict[str, Any]]:
+    """Experiments started and not done: running now (a runner holds the lock for this run), or
+    left by a stopped runner (they run again on --resume)."""
+    from autoresearch.commands.status import runner
+
+    run = runner(config)
+    alive = run["alive"] and run["tag"] == session.tag
+    return [dict(seq=e.get("seq"), nodeid=e.get("nodeid", "?"),
+                 state="running" if alive else "unfinished (runs again on --resume)") for e in session.pending]
+
+
+def status_section(config: Any, session: Any, done: list[Any], running: list[dict], tip: Any, best: Any,
+                   queued: list[str]) -> list[str]:
+    """What ran, the tip and the best (told apart), the cost against the budget, the queue."""
+    from collections import Counter
+
+    from autoresearch.cost import budget_line
+
+    counts = Counter(r.status for r in done)
+    state = (f"running #{running[0]['seq']} {md(running[0]['nodeid'])}" if running and running[0]["state"] == "running"
+             else f"{len(running)} unfinished (they run again on --resume)" if running else "no runner at work")
+    out = ["## Status\n", f"- **Run**: {len(done)} experiments ("
+           + ", ".join(f"{counts[s]} {s}" for s in (Status.KEEP, Status.DISCARD, Status.CRASH) if counts[s])
+           + f"); {state}."]
+    if tip is not None:
+        out.append(f"- **Tip** (the commit later experiments were judged against): #{tip.seq} {md(tip.description)} "
+                   f"— {tip.metric} {tip.shown}, commit {tip.commit[:7]}.")
+    if best is not None and (tip is None or best.seq != tip.seq):
+        gap = improvement(best.value, tip.value, best.direction) if tip is not None and tip.value is not None else 0.0
+        behind = (f"; the tip is {gap:.6g} behind it: a later keep (simpler code within the noise, or a change "
+                  "judged on another baseline) moved the tip past it" if gap > 0 else "; the tip measures the same")
+        out.append(f"- **Best measured** (kept): #{best.seq} {md(best.description)} — {best.metric} {best.shown}, "
+                   f"commit {best.commit[:7]}{behind}.")
+    elif best is not None:
+        out.append("- **Best measured** (kept): the tip itself.")
+    out.append(f"- **Cost**: {budget_line(config, session.history)}.")
+    out.append(f"- **Queue**: {len(queued)} hypothes{'e' if len(queued) != 1 else 'i'}s not yet run.")
     return out
 
 
-def md(text: str) -> str:
-    """A Markdown table cell: a | in it would start a new cell; a control character is escaped."""
-    return printable(str(text)).replace("|", "\\|")
+def learnings_section(config: Any, history: list[Any]) -> list[str]:
+    """Key learnings: the distilled lessons (one line per subject) and the ALWAYS/NEVER rules."""
+    from autoresearch.distil import learn
+    from autoresearch.rules import derive
+
+    lessons = learn(history, config.get("noise_k", 2.0))
+    out = ["\n## Key learnings\n"]
+    out += [f"- {md(x.text)} ({x.source})" for x in lessons[:10]] or ["- None yet: no experiment beyond the baseline."]
+    if len(lessons) > 10:
+        out.append(f"- … {len(lessons) - 10} more in {config.get('lessons_path', 'experiments/lessons.md')}")
+    out += [f"- Rule: {md(rule.text)}" for rule in derive(history)]
+    return out
+
+
+def next_steps(config: Any, history: list[Any], queued: list[str]) -> list[str]:
+    """What runs next (the queue), and what the lessons suggest trying."""
+    from autoresearch.distil import BETTER, CRASHES, WORSE, learn
+
+    out = ["\n## Next steps\n"]
+    out += [f"- Queued: {md(n)}" for n in queued[:8]]
+    if len(queued) > 8:
+        out.append(f"- … and {len(queued) - 8} more queued")
+    for x in learn(history, config.get("noise_k", 2.0))[:6]:
+        moved = len(x.key) == 1 and x.key[0][0] and x.key[0][1] in ("↑", "↓")  # one parameter, one way
+        subject = " ".join(x.key[0]) if moved else x.subject
+        if x.verdict == BETTER and moved:
+            out.append(f"- {md(subject)} was better: try a step further the same way.")
+        elif x.verdict == WORSE and moved:
+            out.append(f"- {md(subject)} was worse: try the other direction.")
+        elif x.verdict == CRASHES:
+            out.append(f"- {md(subject)} crashed: fix the cause (the journal has the log's tail) before trying it again.")
+    if len(out) == 1:
+        out.append("- Nothing queued: write hypotheses (`autoresearch new`), combining near misses or trying "
+                   "the opposite of what failed.")
+    return out
 
 
 def report(config: Any) -> str:
-    """seed 002's tables in Markdown: metrics against targets, parameters, compute and cost.
+    """The report in Markdown (``--json``: every finished experiment, whole)."""
+    from autoresearch.session import Session
 
-    One function, long: the tables in the order they are printed, each a few lines of cells."""
-    tag, done = load_reports(config)
+    session = Session.open_existing(config, config.getoption("tag"))
+    tag, done = session.tag, results(session.history)
     if not done:
         raise UsageError(f"run {tag!r} has no finished experiments yet")
     if config.getoption("json"):  # for agents: every finished experiment, whole
         import json
 
+        from autoresearch.cost import data
         from autoresearch.reports import record
 
         return json.dumps(dict(tag=tag, metric=config.get("metric"), direction=config.get("direction"),
+                               cost=data(config, session.history),
                                experiments=[record(r, config.get("memory_metric", "peak_vram_mb"))
                                             for r in done]), indent=2, default=str)
-    metric = done[0].metric
-    names = sorted({k for r in done for k in r.metrics}, key=lambda k: (k != metric, k))[:6]
+    return "\n".join(printable(line) for line in "\n".join(markdown(config, session, done)).split("\n")) + "\n"
+
+
+def markdown(config: Any, session: Any, done: list[Any]) -> list[str]:
+    """The report's sections in order, as Markdown lines."""
+    from autoresearch.reporting import chosen_metrics, cost_tables, iterations_table, metrics_table, parameters_table
+    from autoresearch.reports import best_kept
     from autoresearch.stats import floor, pooled_over
 
+    metric = done[0].metric
+    names, which = chosen_metrics(config, done)
+    tip, best, running = tip_of(session, done), best_kept(done), in_flight(config, session)
+    queued = queue(config, done)
     sigma, df = pooled_over(done, metric)
     noise = floor(sigma, df, metric, config.get("noise_k"), config.get("repeats"), config.get("max_repeats")) \
         if config.get("repeats") else ""
     from autoresearch.drift import line
+    from autoresearch.objectives import baseline_unmet
 
     moved = line(done, metric, config.get("noise_window", 40))  # σ or the tip's level changed: one line
     noise += f"\n\n{moved[0].upper() + moved[1:]}" if moved and noise else ""
-    from autoresearch.objectives import baseline_unmet
-
     unmet = baseline_unmet(config, next((r for r in done if r.is_baseline and r.status == Status.KEEP), None))
-    out = [f"# autoresearch report — {tag}\n", *([noise[0].upper() + noise[1:] + ".\n"] if noise else []), "## Metrics\n",
-           "| # | experiment | " + " | ".join(names) + " | target | expectation | status |",
-           "|---|---|" + "---|" * len(names) + "---|---|---|"]
-    if unmet:  # the baseline's unmet targets, above the tables
-        out.insert(out.index("## Metrics\n"), f"Targets the baseline misses: {md('; '.join(unmet))}.\n")
-    for r in done:
-        cells = [(r.shown if k == metric else f"{r.metrics[k]:.6g}") if k in r.metrics and r.status != Status.CRASH else "—"
-                 for k in names]
-        if r.baseline_value is not None and r.value is not None and not r.is_baseline and r.status != Status.CRASH:
-            arrow = "↓" if r.value < r.baseline_value else "↑" if r.value > r.baseline_value else "="
-            cells[0] += f" {arrow}"
-        if r.outliers and names and names[0] == metric and r.status != Status.CRASH:  # kept in the data, flagged
-            cells[0] += f" ({len(r.outliers)} outlier{'s' if len(r.outliers) > 1 else ''}, left out of the verdict)"
-        target = "; ".join(f"{m} {e}" for m, e in r.expect) or "—"
-        out.append(f"| {r.seq} | {md(r.description)} | " + " | ".join(cells)
-                   + f" | {md(target)} | {r.expectation or '—'} | {r.status} |")
-    out += iterations_table(config, done, names)
-    params = sorted({n for r in done for n, _, _ in r.changes})
-    if params and len([r for r in done if r.changes]) > 12:  # many experiments: one row per change, not a column each
-        out += ["\n## Parameters\n", "| # | parameter | from | to | status |", "|---|---|---|---|---|"]
-        for r in done:
-            for n, o, v in r.changes:
-                out.append(f"| {r.seq} | {n} | {md(o)} | **{md(v)}** | {r.status if r.status == Status.KEEP else f'{r.status} (reverted)'} |")
-    elif params:
-        changed = [r for r in done if r.changes]
-        out += ["\n## Parameters\n", "| parameter | baseline | " + " | ".join(f"#{r.seq}" for r in changed) + " |",
-                "|---|---|" + "---|" * len(changed)]
-        for p in params:
-            original = next(o for r in changed for n, o, _ in r.changes if n == p)
-            cells = []
-            for r in changed:
-                hit = [(o, v) for n, o, v in r.changes if n == p]
-                if not hit:
-                    cells.append("")
-                    continue
-                o, v = hit[0]
-                try:
-                    arrow = " ↑" if float(v) > float(o) else " ↓" if float(v) < float(o) else ""
-                except ValueError:
-                    arrow = ""
-                cells.append(f"{md(o)} → **{md(v)}**{arrow}" + ("" if r.status == Status.KEEP else " (reverted)"))
-            out.append(f"| {p} | {md(original)} | " + " | ".join(cells) + " |")
-        code = [", ".join(k for k in r.patch_kinds if k not in ("set", "args", "overrides")) for r in changed]
-        if any(code):  # replace and diff changes have no name: one row for them
-            out.append("| (code: replace, diff) | | " + " | ".join(
-                (c + ("" if r.status == Status.KEEP else " (reverted)")) if c else "" for c, r in zip(code, changed)) + " |")
-    rate, gpus = config.get("cost_per_hour"), config.get("gpus") or 1
-    from autoresearch.loop import compute_unit
-
-    unit = compute_unit(config)
-    out += ["\n## Compute and cost\n", f"| experiments | status | {unit}-hours | cost |", "|---|---|---|---|"]
-    total_hours = 0.0
-    for s in ("keep", "discard", "crash"):
-        rs = [r for r in done if r.status == s]
-        hours = sum(r.duration for r in rs) / 3600 * gpus
-        total_hours += hours
-        out.append(f"| {len(rs)} | {s} | {hours:.3f} | {f'${hours * rate:.2f}' if rate else '—'} |")
-    out.append(f"| {len(done)} | **total** | **{total_hours:.3f}** | {f'**${total_hours * rate:.2f}**' if rate else '— (set cost_per_hour)'} |")
+    targets = config.get("targets") or {}
+    out = [f"# autoresearch report — {session.tag}\n", *([noise[0].upper() + noise[1:] + ".\n"] if noise else []),
+           *status_section(config, session, done, running, tip, best, queued),
+           *([f"\nTargets the baseline misses: {md('; '.join(unmet))}.\n"] if unmet else []), "\n## Experiments\n", which,
+           "The expected column is each hypothesis's own expectation"
+           + (f"; targets ({md(', '.join(f'{m} {e}' for m, e in targets.items()))}) are settings every keep "
+              "must meet." if targets else ".") + "\n",
+           *metrics_table(config, done, running, names, tip, best),
+           *iterations_table(config, done, running, names), *parameters_table(done),
+           *cost_tables(config, done, session.history), *learnings_section(config, session.history),
+           *next_steps(config, session.history, queued)]
     for extra in config.hook.autoresearch_report_extra(config=config):
         if extra:
             out.append("\n" + str(extra))
@@ -160,6 +190,6 @@ def report(config: Any) -> str:
     if plot_path:
         from autoresearch.commands.plot import plot
 
-        plot(done, Path(plot_path), config.state_dir / "runs" / tag / "curves")
+        plot(done, Path(plot_path), config.state_dir / "runs" / session.tag / "curves", tip_seq=tip.seq if tip else None)
         out.append(f"\n![{metric} per experiment]({plot_path})")
-    return "\n".join(printable(line) for line in "\n".join(out).split("\n")) + "\n"
+    return out

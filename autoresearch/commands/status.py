@@ -81,7 +81,8 @@ def status_data(config: Any) -> dict[str, Any]:
                 experiments=[_brief(r) for r in done], queued=[h.nodeid for h in items if h.key not in keys],
                 queue_error=queue_error, collection_errors=[str(e) for e in errors],
                 lessons=lesson_rules(config, session), unmet_targets=baseline_unmet(
-                    config, next((r for r in done if r.is_baseline and r.status == Status.KEEP), None)))
+                    config, next((r for r in done if r.is_baseline and r.status == Status.KEEP), None)),
+                **cost_and_lessons(config, session))
 
 
 def drift_line(config: Any, done: list) -> str:
@@ -89,6 +90,16 @@ def drift_line(config: Any, done: list) -> str:
     from autoresearch.drift import line
 
     return line(done, config.get("metric"), config.get("noise_window", 40)) if done else ""
+
+
+def cost_and_lessons(config: Any, session: Any) -> dict[str, Any]:
+    """The run's cost against its budget (autoresearch/cost.py) and its distilled lessons
+    (autoresearch/distil.py, one line per subject), as report shows them."""
+    from autoresearch import cost
+    from autoresearch.distil import learn
+
+    return dict(cost=cost.data(config, session.history),
+                learned=[x.text for x in learn(session.history, config.get("noise_k", 2.0))])
 
 
 def _brief(r: Any) -> dict[str, Any]:
@@ -140,6 +151,8 @@ def render(config: Any, data: dict[str, Any]) -> str:
                            config.get("repeats"), config.get("max_repeats")))
         if data.get("drift"):
             lines.append(data["drift"])
+    if data.get("cost"):
+        lines.append(f"cost: {data['cost']['line']}")
     lines.append("last results:")
     for r in done[-12:]:
         shown = r["value"] is not None and r["status"] != Status.CRASH
@@ -156,10 +169,11 @@ def render(config: Any, data: dict[str, Any]) -> str:
         lines.append(f"  … and {len(queued) - 8} more")
     if errors:
         lines.append(f"  {len(errors)} file(s) with errors, e.g. {errors[0]} (autoresearch run --collect-only)")
-    rules = data["lessons"]
+    rules, learned = data["lessons"], data.get("learned") or []
+    if learned:
+        lines.append(f"lessons: {len(learned)}, e.g. {learned[0][:110]}")
     if rules is not None:
-        lines.append("lessons: " + (f"{len(rules)} rule{'s' if len(rules) != 1 else ''}, e.g. {rules[0][:110]}"
-                                    if rules else "no rules yet"))
+        lines.append("rules: " + (f"{len(rules)}, e.g. {rules[0][:110]}" if rules else "no rules yet"))
     return "\n".join(printable(line) for line in lines[:STATUS_LINES])
 
 
