@@ -486,7 +486,9 @@ def test_a_json_configured_data_generator_with_settings_only(repo, cli):
                                                               "dedup": False}  # the branch has the keeps, not main
     report = cli("report").out
     assert "Targets the baseline misses: dup_pct 11 not < 5; diversity 0.4 not >= 0.5." in report
-    assert "| dup_pct | 11 | 6 ↓↓ | 6 | < 5 |" in report and "| diversity | 0.4 | 0.4 | 0.45 ↑ | >= 0.5 |" in report
+    # seed 002's per-iteration table: the reverted iteration too, arrows against the commit it built on
+    assert "| dup_pct | 11 | 6 ↓↓ | 8 ↑↑ | 6 | < 5 |" in report and \
+        "| diversity | 0.4 | 0.4 | 0.2 ↓↓ | 0.45 ↑ | >= 0.5 |" in report
     journal = (repo / "experiments" / "journal.md").read_text()
     assert all(description in journal for description, _, _ in steps)
     assert "targets the baseline misses: dup_pct 11 not < 5" in cli("status").out
