@@ -131,8 +131,9 @@ class Hypothesis:
         so that adding a field or a patch kind changes no existing key (tests/test_keys.py)."""
         content: dict[str, Any] = {k: getattr(self, k) for k in _KEYED}
         used = {kind.name: (kind, value) for kind, value in self.patches}
-        for kind in builtin_kinds():  # hashed even when unused, as before (``"set": []``)
-            content.update(kind.key(used.pop(kind.name, (kind, None))[1]))
+        for kind in builtin_kinds():  # the legacy kinds: hashed even when unused, as before (``"set": []``)
+            if kind.legacy:
+                content.update(kind.key(used.pop(kind.name, (kind, None))[1]))
         for kind, value in used.values():
             content.update(kind.key(value))
         for f in fields_of(type(self)):

@@ -1,0 +1,108 @@
+"""A value as YAML, JSON or TOML text, in the style of the value it replaces.
+
+Numbers keep the file's style as ``set`` keeps Python's (an integer given for a float stays a
+float, ``6e-4`` becomes ``1e-3``, not ``0.001``); strings keep their quotes where the new text
+allows them. YAML floats always carry a dot and a signed exponent (``1.0e-3``), which YAML 1.1
+readers such as PyYAML also read as floats; YAML strings are written plain only when no reader
+could take them for anything but a string.
+"""
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from autoresearch.patches.keyfiles import KeyProblem, Slot
+from autoresearch.patches.set import exponent
+
+_EXPONENT = re.compile(r"[-+]?[\d._]+[eE][-+]?\d+")
+# what YAML reads back as written in a double-quoted scalar (no line breaks it would fold, no BOM)
+_YAML_RAW = re.compile(r"[^\x09\x0a\x0d\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
+_YAML_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*(?: [A-Za-z0-9_./-]+)*")
+_YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "nan", "inf"}
+_TOML_LITERAL = re.compile(r"[^'\x00-\x08\x0a-\x1f\x7f]*")
+
+
+def number(value: Any, old: Any, old_text: str, fmt: str) -> str:
+    """An int, float or bool as `fmt` writes it, in the style of the old value's text."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int) and not (isinstance(old, float) and not isinstance(old, bool)):
+        return str(value)
+    value = float(value)
+    text = repr(value)
+    if _EXPONENT.fullmatch(old_text.strip()) and value != 0:
+        text = exponent(value)
+    if fmt == "yaml" and "e" in text:
+        mantissa, power = text.split("e")
+        text = f"{mantissa if '.' in mantissa else mantissa + '.0'}e{power if power[0] in '+-' else '+' + power}"
+    return text
+
+
+def yaml_string(value: str, style: str = "") -> str:
+    if style == "'" and not _YAML_RAW.search(value) and "\n" not in value and value.strip() == value:
+        return "'" + value.replace("'", "''") + "'"
+    if style in ("", "plain") and _YAML_PLAIN.fullmatch(value) and value.lower() not in _YAML_WORDS:
+        return value
+    text = json.dumps(value, ensure_ascii=False)
+    return json.dumps(value) if _YAML_RAW.search(text) else text
+
+
+def toml_string(value: str, style: str = "") -> str:
+    if style == "'" and _TOML_LITERAL.fullmatch(value):
+        return f"'{value}'"
+    return json.dumps(value, ensure_ascii=False).replace("\x7f", "\\u007f")
+
+
+def inline(value: Any, fmt: str, old: Any = None, old_text: str = "", style: str = "", depth: int = 0) -> str:
+    """`value` on one line: a scalar in the old value's style, a list or table in flow style."""
+    if value is None:
+        if fmt == "toml":
+            raise KeyProblem("cannot be null: TOML has no null (give a value)")
+        return "~" if old_text.strip() == "~" else "null"
+    if isinstance(value, (bool, int, float)):
+        return number(value, old, old_text, fmt)
+    if isinstance(value, str):
+        return {"yaml": yaml_string, "toml": toml_string}.get(fmt, lambda s, _: json.dumps(s, ensure_ascii=False))(
+            value, style)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(inline(v, fmt, depth=depth + 1) for v in value) + "]"
+    if isinstance(value, dict):
+        if fmt == "toml":
+            return "{" + ", ".join(f"{toml_string(k)} = {inline(v, fmt, depth=depth + 1)}"
+                                   for k, v in value.items()) + "}" if value else "{}"
+        key = yaml_string if fmt == "yaml" else (lambda s: json.dumps(s, ensure_ascii=False))
+        return "{" + ", ".join(f"{key(k)}: {inline(v, fmt, depth=depth + 1)}" for k, v in value.items()) + "}"
+    raise KeyProblem(f"cannot write a {type(value).__name__} in a {fmt.upper()} file")
+
+
+def json_block(value: Any, indent: str, unit: str) -> str:
+    """A JSON list or table over several lines, indented as the file is (`unit` per level)."""
+    text = json.dumps(value, ensure_ascii=False, indent=unit)
+    return text.replace("\n", "\n" + indent)
+
+
+def indent_unit(text: str) -> str:
+    m = re.search(r"\n([ \t]+)\S", text)
+    return m.group(1) if m else "  "
+
+
+def render(fmt: str, value: Any, slot: Slot, text: str) -> str:
+    """The text that replaces ``text[slot.start:slot.end]``."""
+    old_text = text[slot.start:slot.end]
+    if fmt == "json" and isinstance(value, (list, dict)) and slot.multiline and value:
+        return json_block(value, slot.indent, indent_unit(text))
+    out = inline(value, fmt, slot.value, old_text, slot.style)
+    if fmt == "yaml" and slot.style == "block" and not text[:slot.start].endswith((": ", "- ")) and (
+            text[text.rfind("\n", 0, slot.start) + 1:slot.start].strip() == ""):
+        out = "  " + out  # a block list or table on its own line: the flow form goes deeper than its key
+    return out
+
+
+def shown(value: Any, fmt: str = "json") -> str:
+    """A value on one line, for ``--collect-only``, results and the journal (at most 80 characters)."""
+    try:
+        text = inline(value, "yaml" if fmt == "yaml" else "json")
+    except KeyProblem:
+        text = str(value)
+    return text if len(text) <= 80 else text[:77] + "..."

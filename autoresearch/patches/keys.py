@@ -1,0 +1,301 @@
+"""``keys``: assign keys of a YAML, JSON or TOML editable file, by their dotted paths.
+
+``[keys] "model.temperature" = 1.0`` finds the value of ``temperature`` under ``model`` and
+splices the new value's text into exactly its bytes (:mod:`.keyfiles` finds them, :mod:`.keyrender`
+writes the value in the file's style), so comments, key order and formatting are kept. It works
+by value, as ``set`` does: a keep that changed the same line leaves the key where it was, and the
+patch still applies. A path is dot-separated keys; bare digits index a list (``layers.0.width``);
+a key that holds a dot is quoted (``'a."b.c".d'``).
+"""
+from __future__ import annotations
+
+import difflib
+import functools
+from pathlib import PurePosixPath
+from typing import Any
+
+from autoresearch.errors import PatchError
+from autoresearch.patches import PatchKind, PatchResult
+from autoresearch.patches.keyfiles import FORMATS, KeyProblem, Missing, Segment, Slot, check, find, line_indent
+from autoresearch.patches.keyrender import indent_unit, inline, json_block, render, shown
+from autoresearch.patches.set import ALLOWED, _compatible, literal_problem, option_value
+
+MAX_PATH = 300  # characters of one key path
+
+
+@functools.lru_cache(maxsize=4096)
+def parse_path(path: str) -> tuple[Segment, ...]:
+    """``model.layers.0`` -> segments; ``a."b.c"`` quotes a key that holds a dot (``\\"`` and ``\\\\``
+    escape within quotes). A ValueError says what is wrong."""
+    if not path or len(path) > MAX_PATH:
+        raise ValueError(f"a key path of 1 to {MAX_PATH} characters")
+    segments, i = [], 0
+    while True:
+        if path.startswith('"', i):
+            name, i, escaped = [], i + 1, False
+            while i < len(path) and (escaped or path[i] != '"'):
+                if not escaped and path[i] == "\\":
+                    escaped = True
+                else:
+                    name.append(path[i])
+                    escaped = False
+                i += 1
+            if i >= len(path):
+                raise ValueError("a quote that is not closed")
+            segments.append(Segment("".join(name), True))
+            i += 1
+        else:
+            end = path.find(".", i)
+            end = len(path) if end < 0 else end
+            name = path[i:end]
+            if not name or '"' in name:
+                raise ValueError("an empty segment or a stray quote (write a.b.c; quote keys that hold dots: "
+                                 'a."b.c")')
+            segments.append(Segment(name))
+            i = end
+        if i == len(path):
+            return tuple(segments)
+        if path[i] != ".":
+            raise ValueError("a quoted key must be followed by a dot or the end")
+        i += 1
+
+
+def flatten(table: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
+    """A [keys] table as (path, value) pairs: nested tables (``model.temperature = 1`` written bare in
+    TOML) are read as deeper keys; an empty table is a value."""
+    out: list[tuple[str, Any]] = []
+    for key, value in table.items():
+        key = str(key)
+        if prefix:  # a key of a nested table is one segment: quoted when it must be
+            key = f"{prefix}.{Segment(key).text}"
+        if isinstance(value, dict) and value:
+            out += flatten(value, key)
+        else:
+            out.append((key, value))
+    return out
+
+
+def target_file(h: Any, editable: list[str]) -> str:
+    """The file a keys patch changes: the hypothesis' `file` when it is YAML, JSON or TOML, else the
+    only editable file that is."""
+    if h.file and PurePosixPath(h.file).suffix.lower() in FORMATS:
+        return h.file
+    configs = [e for e in editable if PurePosixPath(e).suffix.lower() in FORMATS]
+    if len(configs) == 1 and (not h.file or h.file in editable):
+        return configs[0]
+    if h.file and h.file in editable:
+        raise PatchError(f"keys: {h.file} is not a YAML, JSON or TOML file (keys edits .yaml, .yml, .json and .toml "
+                         f"files; editable ones: {', '.join(configs) or 'none'})", "file")
+    if not configs:
+        raise PatchError(f"keys: no editable file is YAML, JSON or TOML (editable: {', '.join(editable)}; add the "
+                         "config file to editable = [...] in [tool.autoresearch])", "keys")
+    raise PatchError(f"keys: say which file, with file = \"...\" (editable YAML, JSON and TOML files: "
+                     f"{', '.join(configs)})", "file" if h.file else "keys")
+
+
+def _join(segments: tuple) -> str:
+    return ".".join(s.text for s in segments)
+
+
+def unknown(path: str, missing: Missing, filename: str) -> PatchError:
+    """Why `path` leads nowhere in `filename`, with what exists nearby."""
+    where, seg = _join(missing.found), missing.missing
+    if missing.scalar is not None or (missing.size is None and not missing.keys and missing.container is None):
+        what = f"a {type(missing.scalar).__name__} ({shown(missing.scalar)})"
+        message = f"{where or 'the document'} in {filename} is {what}, not a table or a list"
+    elif missing.size is not None:
+        items = f"{missing.size} item{'s' if missing.size != 1 else ''}"
+        span = f"indices 0 to {missing.size - 1}" if missing.size else "none"
+        message = (f"{where or 'the document'} in {filename} is a list of {items} ({span}); "
+                   + (f"{seg.text} is not an index" if seg.index is None else
+                      "allow_new adds keys to tables, not items to lists"))
+    else:
+        close = difflib.get_close_matches(seg.name, missing.keys, n=3, cutoff=0.6)
+        close += [k for k in missing.keys if k.lower() == seg.name.lower() and k not in close]
+        listed = ", ".join(missing.keys[:40]) + (f", and {len(missing.keys) - 40} more" if len(missing.keys) > 40 else "")
+        near = f"keys of {where}" if where else "top-level keys"
+        hint = (f"did you mean {', '.join(_join((*missing.found, Segment(c))) for c in close)}? " if close else "")
+        message = (f"{filename} has no key {path} ({hint}{near}: {listed or 'none'}; allow_new = true adds it)")
+    return PatchError(f"keys.{path}: {message}", "keys", path)
+
+
+def _insert(fmt: str, text: str, missing: Missing, segments: tuple, value: Any) -> str:
+    """`text` with the missing key added to the table it was looked up in (allow_new)."""
+    rest = segments[len(missing.found):]
+    nested = value
+    for seg in reversed(rest[1:]):
+        nested = {seg.name: nested}
+    key = rest[0].name
+    if fmt == "toml":
+        from autoresearch.patches.keyfiles import toml_write
+
+        return toml_write(text, segments, value)
+    newline = "\r\n" if "\r\n" in text else "\n"
+    if fmt == "json":
+        start, end = missing.container
+        first = text[start + 1:len(text) - len(text[start + 1:].lstrip())]
+        head = f"{inline(key, 'json')}: "
+        if not text[start + 1:end - 1].strip():
+            return text[:start + 1] + head + inline(nested, "json") + text[end - 1:]
+        member = first[first.rfind("\n") + 1:] if "\n" in first else ""
+        body = (json_block(nested, member, indent_unit(text)) if "\n" in first and isinstance(nested, (list, dict))
+                and nested else inline(nested, "json"))
+        at = len(text[:end - 1].rstrip())
+        return text[:at] + "," + (first or " ") + head + body + text[at:]
+    node = missing.container
+    entry = f"{inline(key, 'yaml')}: {inline(nested, 'yaml')}"
+    if node.flow_style:
+        end = node.end_mark.index
+        close = text.rfind("}", 0, end)
+        return text[:close] + (", " if node.value else "") + entry + text[close:]
+    from autoresearch.patches.keyfiles import _yaml_end
+
+    column = node.value[0][0].start_mark.column
+    last = _yaml_end(node)
+    if text[last - 1:last] == "\n":
+        at = last
+    else:
+        at = text.find("\n", last)
+        at = len(text) if at < 0 else at + 1
+    lead = "" if at == 0 or text[at - 1:at] == "\n" else newline
+    return text[:at] + lead + " " * column + entry + newline + text[at:]
+
+
+def _type_problem(path: str, slot: Slot, new: Any, text: str) -> PatchError | None:
+    old = slot.value
+    if not slot.known or old is None or _compatible(old, new) or (isinstance(old, dict) and isinstance(new, dict)):
+        return None
+    old_text = " ".join(text[slot.start:slot.end].split()) if slot.start >= 0 else shown(old)
+    return PatchError(f"keys.{path}: type change from {type(old).__name__} ({old_text[:60]}) to {type(new).__name__} "
+                      f"({new!r}) (give a {type(old).__name__}, or set allow_type_change = true)", "keys", path)
+
+
+def apply_keys(text: str, fmt: str, values: tuple[tuple[str, Any], ...], filename: str,
+               allow_type_change: bool = False, allow_new: bool = False) -> tuple[str, list[tuple[str, str, str]]]:
+    """Assign keys by path; returns the new text and (path, old, new) as shown to the user.
+
+    Every key is looked up in the file as it is; the new values are spliced in together (last
+    first) unless one key lies inside another or a value needs the format library to write it
+    (a TOML table or list, a new key), when they are applied one after the other."""
+    found: list[tuple[str, tuple, Slot | Missing]] = []
+    for path, new in values:
+        segments = parse_path(path)
+        try:
+            slot = find(fmt, text, segments)
+        except KeyProblem as exc:
+            raise PatchError(f"keys.{path}: {path} in {filename} {exc}", "keys", path) from None
+        except ValueError as exc:
+            raise PatchError(f"keys: {filename} does not parse as {fmt.upper()} ({exc})", "keys", path) from None
+        if isinstance(slot, Missing) and not (allow_new and slot.container is not None and slot.scalar is None):
+            raise unknown(path, slot, filename)
+        if isinstance(slot, Slot) and not allow_type_change:
+            problem = _type_problem(path, slot, new, text)
+            if problem:
+                raise problem
+        found.append((path, segments, slot))
+    spans = sorted((s.start, s.end) for _, _, s in found if isinstance(s, Slot) and s.start >= 0)
+    together = len(spans) == len(found) and all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
+    changes, edits = [], []
+    for (path, segments, slot), (_, new) in zip(found, values):
+        if not together and len(values) > 1:  # one after the other, each on the text the last one wrote
+            slot = find(fmt, text, segments)
+        try:
+            if isinstance(slot, Missing):
+                text = _insert(fmt, text, slot, segments, new)
+                changes.append((path, "(new)", shown(new, fmt)))
+                continue
+            if slot.start < 0:  # TOML tables and lists: tomlkit writes them
+                from autoresearch.patches.keyfiles import toml_write
+
+                text = toml_write(text, segments, float(new) if isinstance(slot.value, float) and isinstance(
+                    new, int) and not isinstance(new, bool) else new)
+                changes.append((path, shown(slot.value, fmt), shown(new, fmt)))
+                continue
+            written = render(fmt, new, slot, text)
+        except KeyProblem as exc:
+            raise PatchError(f"keys.{path}: {path} {exc}", "keys", path) from None
+        old_text = text[slot.start:slot.end]
+        changes.append((path, old_text if "\n" not in old_text and len(old_text) <= 80 else shown(slot.value, fmt),
+                        written.strip() if "\n" not in written and len(written) <= 80 else shown(new, fmt)))
+        if together:
+            edits.append((slot.start, slot.end, written))
+        else:
+            text = text[:slot.start] + written + text[slot.end:]
+    for start, end, written in sorted(edits, reverse=True):
+        text = text[:start] + written + text[end:]
+    return text, changes
+
+
+class KeysKind(PatchKind):
+    """``[keys] "model.temperature" = 1.0``, ``patch.keys({"model.temperature": 1.0})``; the value is
+    ``((path, value), ...)``."""
+
+    name = "keys"
+    fields = {"keys": "table of keys of a YAML, JSON or TOML editable file to assign, \"model.temperature\" = 1.0 "
+                      "(dotted paths, list indices as layers.0.width, quoted keys as 'a.\"b.c\"')"}
+    new_option = {"flags": ("--key",), "dest": "keys", "metavar": "PATH=VALUE",
+                  "help": "a key of the editable YAML, JSON or TOML file to assign (model.temperature=1.0, "
+                          "layers.0.width=64); VALUE as for --set; the file is the only editable config file, "
+                          "or --file"}
+
+    def parse(self, raw, fail):
+        table = raw.get("keys", {})
+        if not isinstance(table, dict):
+            raise fail("keys must be a table of \"dotted.key\" = value", "keys")
+        pairs = flatten(table)
+        for path, value in pairs:
+            try:
+                parse_path(path)
+            except ValueError as exc:
+                raise fail(f"keys.{path[:60]!r}: not a key path: {exc}", path) from None
+            problem = literal_problem(value)
+            if problem:
+                raise fail(f"keys.{path}: {problem} (allowed: {ALLOWED})", path)
+        return tuple(pairs) or None
+
+    def from_calls(self, calls):
+        out: dict[str, Any] = {}
+        for args, kwargs in calls:
+            if len(args) > 1 or (args and not isinstance(args[0], dict)):
+                raise TypeError("patch.keys() takes one table of paths and values, or path=value keywords "
+                                "(patch.keys({\"model.temperature\": 1.0}))")
+            out.update(*args, **kwargs)
+        return out
+
+    def from_new(self, values):
+        out: dict[str, Any] = {}
+        for item in values:
+            path, value = _split(item)
+            out[path] = option_value(value)
+        return out
+
+    def apply(self, value, h, result: PatchResult, editable, protected):
+        target = target_file(h, editable)
+        if target not in result.after:
+            raise PatchError(f"file: {target} is not an editable file (editable: {', '.join(editable)})", "file")
+        fmt = FORMATS[PurePosixPath(target).suffix.lower()]
+        result.after[target], changes = apply_keys(result.after[target], fmt, value, target, h.allow_type_change,
+                                                   h.allow_new)
+        result.changes += changes
+
+    def describe(self, value, result):
+        return [f"{n} {o} → {v}" for n, o, v in result.by_kind.get(self.name, ())]
+
+    def key(self, value):
+        return {"keys": [list(pair) for pair in value or ()]}
+
+
+def _split(item: str) -> tuple[str, str]:
+    """``model.temperature=1.0`` -> (path, value text): the first ``=`` outside quotes."""
+    quoted = False
+    for i, char in enumerate(item):
+        if char == '"' and (i == 0 or item[i - 1] != "\\"):
+            quoted = not quoted
+        elif char == "=" and not quoted:
+            return item[:i].strip(), item[i + 1:].strip()
+    raise ValueError(f"--key {item!r}: write PATH=VALUE, e.g. --key model.temperature=1.0")
+
+
+KEYS = KeysKind()
+
+__all__ = ["KEYS", "KeysKind", "apply_keys", "check", "flatten", "line_indent", "parse_path", "target_file"]
