@@ -121,9 +121,6 @@ def json_find(text: str, segments: tuple) -> Slot | Missing:
     return Slot(pos, end, value, multiline="\n" in text[pos:end], indent=line_indent(text, pos))
 
 
-def json_check(text: str) -> None:
-    json.loads(text)
-
 
 # -------------------------------------------------------------------------------------------
 # YAML: ruamel.yaml's composer gives every node's start and end
@@ -185,8 +182,9 @@ def yaml_find(text: str, segments: tuple) -> Slot | Missing:
         raise KeyProblem("is empty (no YAML document)")
     for depth, seg in enumerate(segments):
         if node.anchor:
-            raise KeyProblem(f"{'the document' if not depth else _join(segments[:depth])} is an anchor (&{node.anchor}) "
-                             "that aliases share: a change there changes them too (edit it with replace)")
+            where = _join(segments[:depth]) if depth else "the document"
+            raise KeyProblem(f"{where} is an anchor (&{node.anchor}) that aliases share: a change there changes "
+                             "them too (edit it with replace)")
         kind = type(node).__name__
         if kind == "MappingNode":
             keys = [k for k, _ in node.value]
@@ -215,11 +213,6 @@ def yaml_find(text: str, segments: tuple) -> Slot | Missing:
     return Slot(start, end, value, known, style, "\n" in text[start:end], line_indent(text, start))
 
 
-def yaml_check(text: str) -> None:
-    from ruamel.yaml import YAML
-
-    YAML(typ="safe", pure=True).load(text)
-
 
 def _join(segments: tuple) -> str:
     return ".".join(s.text for s in segments)
@@ -245,7 +238,7 @@ def _toml_walk(doc: Any, segments: tuple) -> tuple[Any, Any, Any] | Missing:
         if isinstance(node, dict):
             if seg.name not in node:
                 return Missing(segments[:depth], seg, [str(k) for k in node], container=node)
-            parent, key, node = node, seg.name, node[seg.name]
+            parent, key, node = node, seg.name, node.item(seg.name) if hasattr(node, "item") else node[seg.name]
         elif isinstance(node, list):
             if seg.index is None or seg.index >= len(node):
                 return Missing(segments[:depth], seg, size=len(node))
@@ -316,11 +309,6 @@ def toml_write(text: str, segments: tuple, value: Any) -> str:
     return tomlkit.dumps(doc)
 
 
-def toml_check(text: str) -> None:
-    import tomllib
-
-    tomllib.loads(text)
-
 
 def find(fmt: str, text: str, segments: tuple) -> Slot | Missing:
     """The value at `segments` in a file of format `fmt` (``yaml``, ``json``, ``toml``), or where the
@@ -335,7 +323,3 @@ def find(fmt: str, text: str, segments: tuple) -> Slot | Missing:
         message = " ".join(str(exc).split())
         raise ValueError(message[:200] or type(exc).__name__) from None
 
-
-def check(fmt: str, text: str) -> None:
-    """Parse a written file again (the slow path): a ValueError if it no longer parses."""
-    {"json": json_check, "yaml": yaml_check, "toml": toml_check}[fmt](text)

@@ -17,7 +17,8 @@ from autoresearch.patches.set import exponent
 
 _EXPONENT = re.compile(r"[-+]?[\d._]+[eE][-+]?\d+")
 # what YAML reads back as written in a double-quoted scalar (no line breaks it would fold, no BOM)
-_YAML_RAW = re.compile(r"[^\x09\x0a\x0d\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd\U00010000-\U0010ffff]")
+_YAML_RAW = re.compile("[^\x09\x0a\x0d\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
+                       "\U00010000-\U0010ffff]")
 _YAML_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*(?: [A-Za-z0-9_./-]+)*")
 _YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "nan", "inf"}
 _TOML_LITERAL = re.compile(r"[^'\x00-\x08\x0a-\x1f\x7f]*")
@@ -44,8 +45,25 @@ def yaml_string(value: str, style: str = "") -> str:
         return "'" + value.replace("'", "''") + "'"
     if style in ("", "plain") and _YAML_PLAIN.fullmatch(value) and value.lower() not in _YAML_WORDS:
         return value
-    text = json.dumps(value, ensure_ascii=False)
-    return json.dumps(value) if _YAML_RAW.search(text) else text
+    return yaml_quoted(value)
+
+
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def yaml_quoted(value: str) -> str:
+    """A double-quoted YAML scalar: what YAML would not read back as written is escaped, one
+    character at a time (YAML does not join escaped surrogate pairs, as JSON does)."""
+    out = []
+    for char in value:
+        code = ord(char)
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif _YAML_RAW.match(char):
+            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}" if code < 0x10000 else f"\\U{code:08x}")
+        else:
+            out.append(char)
+    return '"' + "".join(out) + '"'
 
 
 def toml_string(value: str, style: str = "") -> str:

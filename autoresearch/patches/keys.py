@@ -16,7 +16,7 @@ from typing import Any
 
 from autoresearch.errors import PatchError
 from autoresearch.patches import PatchKind, PatchResult
-from autoresearch.patches.keyfiles import FORMATS, KeyProblem, Missing, Segment, Slot, check, find, line_indent
+from autoresearch.patches.keyfiles import FORMATS, KeyProblem, Missing, Segment, Slot, find
 from autoresearch.patches.keyrender import indent_unit, inline, json_block, render, shown
 from autoresearch.patches.set import ALLOWED, _compatible, literal_problem, option_value
 
@@ -112,7 +112,8 @@ def unknown(path: str, missing: Missing, filename: str) -> PatchError:
     else:
         close = difflib.get_close_matches(seg.name, missing.keys, n=3, cutoff=0.6)
         close += [k for k in missing.keys if k.lower() == seg.name.lower() and k not in close]
-        listed = ", ".join(missing.keys[:40]) + (f", and {len(missing.keys) - 40} more" if len(missing.keys) > 40 else "")
+        more = len(missing.keys) - 40
+        listed = ", ".join(missing.keys[:40]) + (f", and {more} more" if more > 0 else "")
         near = f"keys of {where}" if where else "top-level keys"
         hint = (f"did you mean {', '.join(_join((*missing.found, Segment(c))) for c in close)}? " if close else "")
         message = (f"{filename} has no key {path} ({hint}{near}: {listed or 'none'}; allow_new = true adds it)")
@@ -298,4 +299,4 @@ def _split(item: str) -> tuple[str, str]:
 
 KEYS = KeysKind()
 
-__all__ = ["KEYS", "KeysKind", "apply_keys", "check", "flatten", "line_indent", "parse_path", "target_file"]
+__all__ = ["KEYS", "KeysKind", "apply_keys", "flatten", "parse_path", "target_file"]
