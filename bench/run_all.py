@@ -12,6 +12,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).parent))
 
 import bench_collect  # noqa: E402
+import bench_keys  # noqa: E402
 import bench_parallel  # noqa: E402
 import bench_prune  # noqa: E402
 import bench_runner  # noqa: E402
@@ -23,6 +24,7 @@ if __name__ == "__main__":
     flags, sys.argv = set(sys.argv[1:]), sys.argv[:1]  # the benchmarks read their own arguments
     bench_startup.main()
     bench_collect.main()
+    bench_keys.main()
     bench_runner.main()
     bench_sandbox.main()
     if "--skip-parallel" not in flags:

@@ -310,9 +310,11 @@ def toml_write(text: str, segments: tuple, value: Any) -> str:
 
 
 
+@functools.lru_cache(maxsize=4096)  # collection looks up the same keys of the same text again and again
 def find(fmt: str, text: str, segments: tuple) -> Slot | Missing:
     """The value at `segments` in a file of format `fmt` (``yaml``, ``json``, ``toml``), or where the
-    path stops. A file that does not parse raises ValueError with the parser's message."""
+    path stops. A file that does not parse raises ValueError with the parser's message. What it
+    returns is shared between calls: read it, never change it."""
     try:
         return {"json": json_find, "yaml": yaml_find, "toml": toml_find}[fmt](text, segments)
     except (KeyProblem, RecursionError):

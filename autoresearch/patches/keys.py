@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import difflib
 import functools
-from pathlib import PurePosixPath
 from typing import Any
 
 from autoresearch.errors import PatchError
@@ -75,12 +74,18 @@ def flatten(table: dict[str, Any], prefix: str = "") -> list[tuple[str, Any]]:
     return out
 
 
+def suffix(path: str) -> str:
+    """``config.YAML`` -> ``.yaml``; "" for none (a leading dot is a hidden file's name, not a suffix)."""
+    name = path.rsplit("/", 1)[-1]
+    return name[name.rfind("."):].lower() if name.rfind(".") > 0 else ""
+
+
 def target_file(h: Any, editable: list[str]) -> str:
     """The file a keys patch changes: the hypothesis' `file` when it is YAML, JSON or TOML, else the
     only editable file that is."""
-    if h.file and PurePosixPath(h.file).suffix.lower() in FORMATS:
+    if h.file and suffix(h.file) in FORMATS:
         return h.file
-    configs = [e for e in editable if PurePosixPath(e).suffix.lower() in FORMATS]
+    configs = [e for e in editable if suffix(e) in FORMATS]
     if len(configs) == 1 and (not h.file or h.file in editable):
         return configs[0]
     if h.file and h.file in editable:
@@ -274,7 +279,7 @@ class KeysKind(PatchKind):
         target = target_file(h, editable)
         if target not in result.after:
             raise PatchError(f"file: {target} is not an editable file (editable: {', '.join(editable)})", "file")
-        fmt = FORMATS[PurePosixPath(target).suffix.lower()]
+        fmt = FORMATS[suffix(target)]
         result.after[target], changes = apply_keys(result.after[target], fmt, value, target, h.allow_type_change,
                                                    h.allow_new)
         result.changes += changes
