@@ -242,7 +242,8 @@ def warnings_for(config, h: Hypothesis, patch: Any) -> list[str]:
     for kind, name, old, new in ((k, *change) for k, changes in patch.by_kind.items() for change in changes):
         where = f"{h.path}:{key_line(config, h, name)}: warning: {kind}.{name}"
         if old == new:
-            out.append(f"{where} = {new} changes nothing ({name} is already {old} in {h.file or config.editable[0]})")
+            file = patch.files.get(kind) or h.file or config.editable[0]
+            out.append(f"{where} = {new} changes nothing ({name} is already {old} in {file})")
         passed = passed_on_command_line(config, name) if kind == "set" else None  # a flag that overrides a constant
         if passed:
             out.append(f"{where}: the command also passes {passed}, which wins (the run never sees this change; "

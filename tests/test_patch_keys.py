@@ -272,6 +272,18 @@ def test_a_type_change_is_refused_unless_allowed(fmt):
     assert load(fmt, out)["model"]["temperature"] == 1.0 and isinstance(load(fmt, out)["model"]["temperature"], float)
 
 
+@pytest.mark.parametrize("fmt", LINES)
+def test_allow_new_adds_a_key_and_the_tables_it_needs(fmt):
+    text = LINES[fmt][0]
+    out, changes = apply_keys(text, fmt, (("model.warmup.steps", 100), ("model.act", "silu")), "c", allow_new=True)
+    assert load(fmt, out)["model"] == {"temperature": 0.7, "layers": [16, 32], "warmup": {"steps": 100},
+                                       "act": "silu"}
+    assert changes == [("model.warmup.steps", "(new)", "100"), ("model.act", "(new)", '"silu"' if fmt != "yaml"
+                                                                else "silu")]
+    if fmt == "yaml":
+        assert out == text + "  warmup: {steps: 100}\n  act: silu\n"
+
+
 def test_paths_quoting_and_flattening():
     assert [s.name for s in parse_path('a."b.c".0')] == ["a", "b.c", "0"]
     assert parse_path('a."b.c".0')[2].index == 0 and parse_path('"0"')[0].index is None
@@ -388,8 +400,11 @@ def test_collection_errors_name_the_file_and_key(configured, cli):
     hyp(root, "typo", 'description = "t"\nhypothesis = "h"\n[keys]\n"model.temprature" = 0.4\n')
     hyp(root, "newset", 'description = "n"\nhypothesis = "h"\nfile = "train.py"\nallow_new = true\n'
                         '[set]\nWARM = 1\n')
+    hyp(root, "same", 'description = "s"\nhypothesis = "h"\n[keys]\n"model.temperature" = 0.7\n')
     r = cli("run", "--collect-only")
     assert r.rc == 4
+    assert (f"experiments/same.toml:4: warning: keys.model.temperature = 0.7 changes nothing (model.temperature is "
+            f"already 0.7 in {name})") in r.err
     assert (f"experiments/typo.toml:4: keys.model.temprature: {name} has no key model.temprature (did you mean "
             "model.temperature?") in r.err
     (root / "experiments" / "newset.toml").write_text(f'description = "n"\nhypothesis = "h"\nfile = "{name}"\n'

@@ -32,6 +32,7 @@ class PatchResult:
     changes: list[tuple[str, str, str]] = field(default_factory=list)  # (parameter, old, new), e.g. of set
     target: str = ""  # the editable file that set and replace change (the hypothesis' file, or the first)
     by_kind: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)  # the changes, kind by kind
+    files: dict[str, str] = field(default_factory=dict)  # the file each kind changed, when not `target` (keys)
 
     @functools.cached_property
     def counts(self) -> tuple[int, int]:

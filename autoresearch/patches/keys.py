@@ -283,6 +283,7 @@ class KeysKind(PatchKind):
         result.after[target], changes = apply_keys(result.after[target], fmt, value, target, h.allow_type_change,
                                                    h.allow_new)
         result.changes += changes
+        result.files[self.name] = target
 
     def describe(self, value, result):
         return [f"{n} {o} → {v}" for n, o, v in result.by_kind.get(self.name, ())]
