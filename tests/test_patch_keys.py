@@ -429,3 +429,29 @@ def test_the_python_api(configured, cli):
     r = cli("run", "--collect-only")
     assert r.rc == 0, r
     assert "model.temperature 0.7 → 0.4, model.layers.1 32 → 8" in r.out
+
+
+def test_mlflow_names_the_keys(tmp_path, monkeypatch):
+    mlflow = pytest.importorskip("mlflow")
+    from conftest import run_subprocess
+
+    root = tmp_path / "sampler"
+    write(root / "config.yaml", 'model:\n  temperature: 0.7\n  "lr/head": 0.1\n  layers: [16, 32]\n')
+    write(root / "train.py", CONFIGS["yaml"][2] + WORKLOAD)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    write(root / "pyproject.toml", '[tool.autoresearch]\neditable = ["config.yaml"]\nmetric = "val_loss"\n'
+                                   f'command = ["{{python}}", "train.py"]\nrepeats = 1\nmlflow_tracking_uri = "{uri}"\n')
+    hyp(root, "cooler", 'description = "c"\nhypothesis = "h"\n[keys]\n"model.temperature" = 0.4\n'
+                        '\'model."lr/head"\' = 0.2\n')
+    git(root, "init", "-q", "-b", "main")
+    git(root, "config", "user.email", "k@example.com")
+    git(root, "config", "user.name", "K")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "a sampler")
+    r = run_subprocess(root, "run", "--tag", "m")
+    assert r.returncode == 0, r.stderr
+    client = mlflow.tracking.MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("autoresearch")
+    runs = client.search_runs([experiment.experiment_id], max_results=10)
+    (child,) = [x for x in runs if x.info.run_name == "001-cooler"]
+    assert child.data.params == {"model.temperature": "0.4", "model._lr_head_": "0.2"}
