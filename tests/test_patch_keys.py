@@ -440,7 +440,8 @@ def test_mlflow_names_the_keys(tmp_path, monkeypatch):
     write(root / "train.py", CONFIGS["yaml"][2] + WORKLOAD)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     write(root / "pyproject.toml", '[tool.autoresearch]\neditable = ["config.yaml"]\nmetric = "val_loss"\n'
-                                   f'command = ["{{python}}", "train.py"]\nrepeats = 1\nmlflow_tracking_uri = "{uri}"\n')
+                                   f'command = ["{{python}}", "train.py"]\nrepeats = 1\n'
+                                   f'mlflow_tracking_uri = "{uri}"\n')
     hyp(root, "cooler", 'description = "c"\nhypothesis = "h"\n[keys]\n"model.temperature" = 0.4\n'
                         '\'model."lr/head"\' = 0.2\n')
     git(root, "init", "-q", "-b", "main")
@@ -455,3 +456,32 @@ def test_mlflow_names_the_keys(tmp_path, monkeypatch):
     runs = client.search_runs([experiment.experiment_id], max_results=10)
     (child,) = [x for x in runs if x.info.run_name == "001-cooler"]
     assert child.data.params == {"model.temperature": "0.4", "model._lr_head_": "0.2"}
+
+
+FRAGMENTS = st.sampled_from(["a", ":", " ", "\n", "  ", "- ", "{", "}", "[", "]", ",", '"', "'", "=", "#", "1",
+                             "0.5", "true", "null", "&x ", "*x", "!!str ", "---", "|", ">", "\t", "\\", "é", "[[t]]",
+                             "[t]", "a.b", "\r\n", "1e3", "~", "?", "%YAML 1.1\n"])
+PATHS = st.lists(st.sampled_from(["a", "b", "t", "0", "1", '"a.b"', "x"]), min_size=1, max_size=4).map(".".join)
+
+
+@pytest.mark.parametrize("fmt", ["yaml", "json", "toml"])
+@given(text=st.lists(FRAGMENTS, max_size=30).map("".join) | st.text(max_size=40), path=PATHS,
+       value=SCALAR | st.none() | st.lists(st.integers(-2 ** 63, 2 ** 63), max_size=2)
+       | st.dictionaries(KEY, st.integers(-9, 9), max_size=2),
+       allow=st.booleans())
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_any_file_and_any_key_apply_or_say_why(fmt, text, path, value, allow):
+    """Whatever the file holds: a written file that parses as intended, or one PatchError line."""
+    try:
+        out, _ = apply_keys(text, fmt, ((path, value),), "c", allow_type_change=allow, allow_new=allow)
+    except PatchError as exc:
+        assert str(exc).startswith(("keys.", "keys:")) and "\n" not in str(exc)
+        return
+    data = load(fmt, out)
+    for seg in parse_path(path):
+        if isinstance(data, list):
+            data = data[seg.index]
+        else:
+            data = data[seg.name] if seg.name in data else data[int(seg.name)]  # YAML reads 0: as an integer key
+    assert data == value or (
+        isinstance(data, float) and data == float(value))

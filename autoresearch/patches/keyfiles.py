@@ -86,10 +86,17 @@ def _decoder() -> json.JSONDecoder:
     return json.JSONDecoder()
 
 
+@functools.lru_cache(maxsize=16)
+def _json_valid(text: str) -> bool:
+    json.loads(text.removeprefix("\ufeff"))  # the whole file, once: the walk below reads only the path
+    return True
+
+
 def json_find(text: str, segments: tuple) -> Slot | Missing:
     """The span of the value at `segments` in a JSON text (a ValueError when it is not JSON)."""
     from json.decoder import scanstring
 
+    _json_valid(text)
     pos = _WS.match(text, 1 if text.startswith("\ufeff") else 0).end()
     decode = _decoder().raw_decode
     for depth, seg in enumerate(segments):

@@ -78,6 +78,8 @@ def inline(value: Any, fmt: str, old: Any = None, old_text: str = "", style: str
         if fmt == "toml":
             raise KeyProblem("cannot be null: TOML has no null (give a value)")
         return "~" if old_text.strip() == "~" else "null"
+    if fmt == "toml" and isinstance(value, int) and not -2 ** 63 <= value < 2 ** 63:
+        raise KeyProblem("cannot hold an integer beyond 64 bits in TOML (-2**63 to 2**63 - 1)")
     if isinstance(value, (bool, int, float)):
         return number(value, old, old_text, fmt)
     if isinstance(value, str):

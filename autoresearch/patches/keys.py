@@ -126,7 +126,36 @@ def unknown(path: str, missing: Missing, filename: str) -> PatchError:
 
 
 def _insert(fmt: str, text: str, missing: Missing, segments: tuple, value: Any) -> str:
-    """`text` with the missing key added to the table it was looked up in (allow_new)."""
+    """`text` with the missing key added to the table it was looked up in (allow_new), read back
+    to make sure it holds the new key and parses (a layout that defeats the insertion is refused)."""
+    out = _inserted(fmt, text, missing, segments, value)
+    try:
+        data = _load(fmt, out)
+        for seg in segments:
+            data = data[seg.index] if isinstance(data, list) else data[seg.name]
+        ok = data == value or (data is None and value is None)
+    except Exception:  # the format's own error, a key that is not there: either way, not written
+        ok = False
+    if not ok:
+        raise KeyProblem("cannot be added to that table as the file is laid out (add it by hand, or with replace)")
+    return out
+
+
+def _load(fmt: str, text: str) -> Any:
+    if fmt == "json":
+        import json
+
+        return json.loads(text)
+    if fmt == "toml":
+        import tomllib
+
+        return tomllib.loads(text)
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe", pure=True).load(text)
+
+
+def _inserted(fmt: str, text: str, missing: Missing, segments: tuple, value: Any) -> str:
     rest = segments[len(missing.found):]
     nested = value
     for seg in reversed(rest[1:]):
@@ -176,6 +205,46 @@ def _type_problem(path: str, slot: Slot, new: Any, text: str) -> PatchError | No
                       f"({new!r}) (give a {type(old).__name__}, or set allow_type_change = true)", "keys", path)
 
 
+def _lookup(fmt: str, text: str, path: str, new: Any, filename: str, allow_type_change: bool,
+            allow_new: bool) -> Slot | Missing:
+    """Where `path` is in `text`, checked: a PatchError for a key the file lacks (unless `allow_new`
+    and a table is there to add it to), a type change, or a file that does not parse."""
+    try:
+        slot = find(fmt, text, parse_path(path))
+    except KeyProblem as exc:
+        raise PatchError(f"keys.{path}: {path} in {filename} {exc}", "keys", path) from None
+    except RecursionError:
+        raise PatchError(f"keys: {filename} is nested too deep to read as {fmt.upper()}", "keys", path) from None
+    except ValueError as exc:
+        raise PatchError(f"keys: {filename} does not parse as {fmt.upper()} ({exc})", "keys", path) from None
+    if isinstance(slot, Missing) and not (allow_new and slot.container is not None and slot.scalar is None):
+        raise unknown(path, slot, filename)
+    if isinstance(slot, Slot) and not allow_type_change:
+        problem = _type_problem(path, slot, new, text)
+        if problem:
+            raise problem
+    return slot
+
+
+def _write(fmt: str, text: str, path: str, slot: Slot | Missing, new: Any) -> tuple[str, str, str, str]:
+    """(the text that replaces the slot's bytes, or the whole new file when the slot has none;
+    the old and new values as shown; "span" or "file" for which of the two the first one is)."""
+    segments = parse_path(path)
+    if isinstance(slot, Missing):
+        return _insert(fmt, text, slot, segments, new), "(new)", shown(new, fmt), "file"
+    if slot.start < 0:  # TOML tables and lists: tomlkit writes them
+        from autoresearch.patches.keyfiles import toml_write
+
+        if isinstance(slot.value, float) and isinstance(new, int) and not isinstance(new, bool):
+            new = float(new)
+        return toml_write(text, segments, new), shown(slot.value, fmt), shown(new, fmt), "file"
+    written = render(fmt, new, slot, text)
+    old_text = text[slot.start:slot.end]
+    old_shown = old_text if "\n" not in old_text and len(old_text) <= 80 else shown(slot.value, fmt)
+    new_shown = written.strip() if "\n" not in written and len(written) <= 80 else shown(new, fmt)
+    return written, old_shown, new_shown, "span"
+
+
 def apply_keys(text: str, fmt: str, values: tuple[tuple[str, Any], ...], filename: str,
                allow_type_change: bool = False, allow_new: bool = False) -> tuple[str, list[tuple[str, str, str]]]:
     """Assign keys by path; returns the new text and (path, old, new) as shown to the user.
@@ -183,47 +252,30 @@ def apply_keys(text: str, fmt: str, values: tuple[tuple[str, Any], ...], filenam
     Every key is looked up in the file as it is; the new values are spliced in together (last
     first) unless one key lies inside another or a value needs the format library to write it
     (a TOML table or list, a new key), when they are applied one after the other."""
-    found: list[tuple[str, tuple, Slot | Missing]] = []
-    for path, new in values:
-        segments = parse_path(path)
+    for path, _ in values:
         try:
-            slot = find(fmt, text, segments)
-        except KeyProblem as exc:
-            raise PatchError(f"keys.{path}: {path} in {filename} {exc}", "keys", path) from None
+            parse_path(path)
         except ValueError as exc:
-            raise PatchError(f"keys: {filename} does not parse as {fmt.upper()} ({exc})", "keys", path) from None
-        if isinstance(slot, Missing) and not (allow_new and slot.container is not None and slot.scalar is None):
-            raise unknown(path, slot, filename)
-        if isinstance(slot, Slot) and not allow_type_change:
-            problem = _type_problem(path, slot, new, text)
-            if problem:
-                raise problem
-        found.append((path, segments, slot))
-    spans = sorted((s.start, s.end) for _, _, s in found if isinstance(s, Slot) and s.start >= 0)
+            raise PatchError(f"keys.{path[:60]!r}: not a key path: {exc}", "keys", path) from None
+    found = [_lookup(fmt, text, path, new, filename, allow_type_change, allow_new) for path, new in values]
+    spans = sorted((s.start, s.end) for s in found if isinstance(s, Slot) and s.start >= 0)
     together = len(spans) == len(found) and all(a[1] <= b[0] for a, b in zip(spans, spans[1:]))
     changes, edits = [], []
-    for (path, segments, slot), (_, new) in zip(found, values):
+    for (path, new), slot in zip(values, found):
         if not together and len(values) > 1:  # one after the other, each on the text the last one wrote
-            slot = find(fmt, text, segments)
+            slot = _lookup(fmt, text, path, new, filename, allow_type_change, allow_new)
         try:
-            if isinstance(slot, Missing):
-                text = _insert(fmt, text, slot, segments, new)
-                changes.append((path, "(new)", shown(new, fmt)))
-                continue
-            if slot.start < 0:  # TOML tables and lists: tomlkit writes them
-                from autoresearch.patches.keyfiles import toml_write
-
-                text = toml_write(text, segments, float(new) if isinstance(slot.value, float) and isinstance(
-                    new, int) and not isinstance(new, bool) else new)
-                changes.append((path, shown(slot.value, fmt), shown(new, fmt)))
-                continue
-            written = render(fmt, new, slot, text)
+            written, old_shown, new_shown, what = _write(fmt, text, path, slot, new)
         except KeyProblem as exc:
             raise PatchError(f"keys.{path}: {path} {exc}", "keys", path) from None
-        old_text = text[slot.start:slot.end]
-        changes.append((path, old_text if "\n" not in old_text and len(old_text) <= 80 else shown(slot.value, fmt),
-                        written.strip() if "\n" not in written and len(written) <= 80 else shown(new, fmt)))
-        if together:
+        except Exception as exc:  # the format library refused the value or the file: one line, not a traceback
+            message = " ".join(str(exc).split())[:160] or type(exc).__name__
+            raise PatchError(f"keys.{path}: cannot write {new!r} there in {filename} ({message})", "keys",
+                             path) from None
+        changes.append((path, old_shown, new_shown))
+        if what == "file":
+            text = written
+        elif together:
             edits.append((slot.start, slot.end, written))
         else:
             text = text[:slot.start] + written + text[slot.end:]
