@@ -387,6 +387,9 @@ def test_init_new_collect_run_name_the_key(configured, cli):
     entries = [json.loads(line) for line in (root / ".autoresearch/runs/k/results.jsonl").read_text().splitlines()]
     assert [e.get("changes") for e in entries[1:]] == [
         [["model.temperature", "0.7", "0.4"]], [["model.temperature", "0.4", "0.35"]], [["model.layers.0", "16", "64"]]]
+    report = cli("report").out  # the parameters table names the key; no row of unnamed code changes
+    assert "| model.temperature | 0.7 | 0.7 → **0.4** ↓ | 0.4 → **0.35** ↓ |  |" in report, report
+    assert "(code: replace, diff)" not in report
     kept = git(root, "show", f"autoresearch/k:{name}") + "\n"  # the run's branch: the kept change, every other byte
     assert kept == CONFIGS[name.split(".")[1]][1].replace("0.7", "0.35")
 

@@ -126,7 +126,7 @@ def report(config: Any) -> str:
                     arrow = ""
                 cells.append(f"{md(o)} → **{md(v)}**{arrow}" + ("" if r.status == Status.KEEP else " (reverted)"))
             out.append(f"| {p} | {md(original)} | " + " | ".join(cells) + " |")
-        code = [", ".join(k for k in r.patch_kinds if k != "set") for r in changed]
+        code = [", ".join(k for k in r.patch_kinds if k not in ("set", "keys")) for r in changed]  # named above
         if any(code):  # replace and diff changes have no name: one row for them
             out.append("| (code: replace, diff) | | " + " | ".join(
                 (c + ("" if r.status == Status.KEEP else " (reverted)")) if c else "" for c, r in zip(code, changed)) + " |")

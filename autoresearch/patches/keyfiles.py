@@ -174,7 +174,7 @@ def yaml_value(node: Any, depth: int = 0) -> Any:
     return yaml_scalar(node)[0]
 
 
-def _yaml_end(node: Any) -> int:
+def yaml_end(node: Any) -> int:
     """Where a node's own text ends: its last scalar's end (a block collection's end mark lies past
     the comments and blank lines that follow it)."""
     while type(node).__name__ in ("MappingNode", "SequenceNode") and not node.flow_style and node.value:
@@ -209,7 +209,7 @@ def yaml_find(text: str, segments: tuple) -> Slot | Missing:
     if node.anchor:
         raise KeyProblem(f"is an anchor (&{node.anchor}) that aliases share: a change there changes them too "
                          "(edit it with replace)")
-    start, end = node.start_mark.index, _yaml_end(node)
+    start, end = node.start_mark.index, yaml_end(node)
     if type(node).__name__ == "ScalarNode":
         value, known = yaml_scalar(node)
         style = node.style or ""

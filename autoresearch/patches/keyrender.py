@@ -1,4 +1,4 @@
-"""A value as YAML, JSON or TOML text, in the style of the value it replaces.
+"""A value as YAML, JSON or TOML text, in the style of the value it replaces; a new key added.
 
 Numbers keep the file's style as ``set`` keeps Python's (an integer given for a float stays a
 float, ``6e-4`` becomes ``1e-3``, not ``0.001``); strings keep their quotes where the new text
@@ -12,7 +12,7 @@ import json
 import re
 from typing import Any
 
-from autoresearch.patches.keyfiles import KeyProblem, Slot
+from autoresearch.patches.keyfiles import KeyProblem, Missing, Slot, yaml_end, toml_write
 from autoresearch.patches.set import exponent
 
 _EXPONENT = re.compile(r"[-+]?[\d._]+[eE][-+]?\d+")
@@ -126,3 +126,71 @@ def shown(value: Any, fmt: str = "json") -> str:
     except KeyProblem:
         text = str(value)
     return text if len(text) <= 80 else text[:77] + "..."
+
+
+def insert(fmt: str, text: str, missing: Missing, segments: tuple, value: Any) -> str:
+    """`text` with the missing key added to the table it was looked up in (allow_new), read back
+    to make sure it holds the new key and parses (a layout that defeats the insertion is refused)."""
+    out = _inserted(fmt, text, missing, segments, value)
+    try:
+        data = _load(fmt, out)
+        for seg in segments:
+            data = data[seg.index] if isinstance(data, list) else data[seg.name]
+        ok = data == value or (data is None and value is None)
+    except Exception:  # the format's own error, a key that is not there: either way, not written
+        ok = False
+    if not ok:
+        raise KeyProblem("cannot be added to that table as the file is laid out (add it by hand, or with replace)")
+    return out
+
+
+def _load(fmt: str, text: str) -> Any:
+    if fmt == "json":
+        return json.loads(text)
+    if fmt == "toml":
+        import tomllib
+
+        return tomllib.loads(text)
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe", pure=True).load(text)
+
+
+def _inserted(fmt: str, text: str, missing: Missing, segments: tuple, value: Any) -> str:
+    """The new key's line (YAML: after the table's last entry, at its keys' column; a flow table
+    gains ``, key: value``), member (JSON: indented as the first member) or tomlkit's placement."""
+    rest = segments[len(missing.found):]
+    nested = value
+    for seg in reversed(rest[1:]):
+        nested = {seg.name: nested}
+    key = rest[0].name
+    if fmt == "toml":
+        inline(value, "toml")  # refuses what TOML cannot hold (null), in its own words
+        return toml_write(text, segments, value)
+    newline = "\r\n" if "\r\n" in text else "\n"
+    if fmt == "json":
+        start, end = missing.container
+        first = text[start + 1:len(text) - len(text[start + 1:].lstrip())]
+        head = f"{inline(key, 'json')}: "
+        if not text[start + 1:end - 1].strip():
+            return text[:start + 1] + head + inline(nested, "json") + text[end - 1:]
+        member = first[first.rfind("\n") + 1:] if "\n" in first else ""
+        body = (json_block(nested, member, indent_unit(text)) if "\n" in first and isinstance(nested, (list, dict))
+                and nested else inline(nested, "json"))
+        at = len(text[:end - 1].rstrip())
+        return text[:at] + "," + (first or " ") + head + body + text[at:]
+    node = missing.container
+    entry = f"{inline(key, 'yaml')}: {inline(nested, 'yaml')}"
+    if node.flow_style:
+        end = node.end_mark.index
+        close = text.rfind("}", 0, end)
+        return text[:close] + (", " if node.value else "") + entry + text[close:]
+    column = node.value[0][0].start_mark.column
+    last = yaml_end(node)
+    if text[last - 1:last] == "\n":
+        at = last
+    else:
+        at = text.find("\n", last)
+        at = len(text) if at < 0 else at + 1
+    lead = "" if at == 0 or text[at - 1:at] == "\n" else newline
+    return text[:at] + lead + " " * column + entry + newline + text[at:]

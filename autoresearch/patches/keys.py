@@ -16,7 +16,7 @@ from typing import Any
 from autoresearch.errors import PatchError
 from autoresearch.patches import PatchKind, PatchResult
 from autoresearch.patches.keyfiles import FORMATS, KeyProblem, Missing, Segment, Slot, find
-from autoresearch.patches.keyrender import indent_unit, inline, json_block, render, shown
+from autoresearch.patches.keyrender import insert, render, shown
 from autoresearch.patches.set import ALLOWED, _compatible, literal_problem, option_value
 
 MAX_PATH = 300  # characters of one key path
@@ -125,77 +125,6 @@ def unknown(path: str, missing: Missing, filename: str) -> PatchError:
     return PatchError(f"keys.{path}: {message}", "keys", path)
 
 
-def _insert(fmt: str, text: str, missing: Missing, segments: tuple, value: Any) -> str:
-    """`text` with the missing key added to the table it was looked up in (allow_new), read back
-    to make sure it holds the new key and parses (a layout that defeats the insertion is refused)."""
-    out = _inserted(fmt, text, missing, segments, value)
-    try:
-        data = _load(fmt, out)
-        for seg in segments:
-            data = data[seg.index] if isinstance(data, list) else data[seg.name]
-        ok = data == value or (data is None and value is None)
-    except Exception:  # the format's own error, a key that is not there: either way, not written
-        ok = False
-    if not ok:
-        raise KeyProblem("cannot be added to that table as the file is laid out (add it by hand, or with replace)")
-    return out
-
-
-def _load(fmt: str, text: str) -> Any:
-    if fmt == "json":
-        import json
-
-        return json.loads(text)
-    if fmt == "toml":
-        import tomllib
-
-        return tomllib.loads(text)
-    from ruamel.yaml import YAML
-
-    return YAML(typ="safe", pure=True).load(text)
-
-
-def _inserted(fmt: str, text: str, missing: Missing, segments: tuple, value: Any) -> str:
-    rest = segments[len(missing.found):]
-    nested = value
-    for seg in reversed(rest[1:]):
-        nested = {seg.name: nested}
-    key = rest[0].name
-    if fmt == "toml":
-        from autoresearch.patches.keyfiles import toml_write
-
-        return toml_write(text, segments, value)
-    newline = "\r\n" if "\r\n" in text else "\n"
-    if fmt == "json":
-        start, end = missing.container
-        first = text[start + 1:len(text) - len(text[start + 1:].lstrip())]
-        head = f"{inline(key, 'json')}: "
-        if not text[start + 1:end - 1].strip():
-            return text[:start + 1] + head + inline(nested, "json") + text[end - 1:]
-        member = first[first.rfind("\n") + 1:] if "\n" in first else ""
-        body = (json_block(nested, member, indent_unit(text)) if "\n" in first and isinstance(nested, (list, dict))
-                and nested else inline(nested, "json"))
-        at = len(text[:end - 1].rstrip())
-        return text[:at] + "," + (first or " ") + head + body + text[at:]
-    node = missing.container
-    entry = f"{inline(key, 'yaml')}: {inline(nested, 'yaml')}"
-    if node.flow_style:
-        end = node.end_mark.index
-        close = text.rfind("}", 0, end)
-        return text[:close] + (", " if node.value else "") + entry + text[close:]
-    from autoresearch.patches.keyfiles import _yaml_end
-
-    column = node.value[0][0].start_mark.column
-    last = _yaml_end(node)
-    if text[last - 1:last] == "\n":
-        at = last
-    else:
-        at = text.find("\n", last)
-        at = len(text) if at < 0 else at + 1
-    lead = "" if at == 0 or text[at - 1:at] == "\n" else newline
-    return text[:at] + lead + " " * column + entry + newline + text[at:]
-
-
 def _type_problem(path: str, slot: Slot, new: Any, text: str) -> PatchError | None:
     old = slot.value
     if not slot.known or old is None or _compatible(old, new) or (isinstance(old, dict) and isinstance(new, dict)):
@@ -231,7 +160,7 @@ def _write(fmt: str, text: str, path: str, slot: Slot | Missing, new: Any) -> tu
     the old and new values as shown; "span" or "file" for which of the two the first one is)."""
     segments = parse_path(path)
     if isinstance(slot, Missing):
-        return _insert(fmt, text, slot, segments, new), "(new)", shown(new, fmt), "file"
+        return insert(fmt, text, slot, segments, new), "(new)", shown(new, fmt), "file"
     if slot.start < 0:  # TOML tables and lists: tomlkit writes them
         from autoresearch.patches.keyfiles import toml_write
 
