@@ -488,3 +488,25 @@ def test_any_file_and_any_key_apply_or_say_why(fmt, text, path, value, allow):
             data = data[seg.name] if seg.name in data else data[int(seg.name)]  # YAML reads 0: as an integer key
     assert data == value or (
         isinstance(data, float) and data == float(value))
+
+
+def test_set_points_to_keys_and_keys_changes_no_other_hypothesis_key():
+    from autoresearch.model import build
+    from autoresearch.patches import apply_patch
+
+    texts = {"train.py": "LR = 0.1\n", "config.yaml": "lr: 0.1\n", "run.sh": "LR=0.1\n"}
+    editable = list(texts)
+    (h,) = build({"description": "d", "hypothesis": "h", "file": "config.yaml", "set": {"lr": 0.2}}, "x.toml", 1, "a")
+    with pytest.raises(PatchError, match=r"set: config.yaml is a YAML file, and set assigns Python constants \(use "
+                                         r"\[keys\] for YAML, JSON and TOML files: \[keys\] \"lr\" = \.\.\.\)"):
+        apply_patch(h, texts, editable, [])
+    (h,) = build({"description": "d", "hypothesis": "h", "file": "run.sh", "set": {"WARM": 1}, "allow_new": True}, "x.toml", 1, "a")
+    with pytest.raises(PatchError, match="set: allow_new adds a Python line NAME = value, and run.sh is not a "
+                                         "Python file"):
+        apply_patch(h, texts, editable, [])
+    (h,) = build({"description": "d", "hypothesis": "h", "file": "train.py", "set": {"LR": 0.2}, "keys": {"lr": 0.3}}, "x.toml", 1, "a")
+    patch = apply_patch(h, texts, editable, [])  # set on train.py, keys on the only config file, together
+    assert patch.after == {"train.py": "LR = 0.2\n", "config.yaml": "lr: 0.3\n", "run.sh": "LR=0.1\n"}
+    plain = build({"description": "d", "hypothesis": "h", "set": {"LR": 0.2}}, "x.toml", 1, "a")[0].key
+    keyed = [build({"description": "d", "hypothesis": "h", "keys": {"lr": v}}, "x.toml", 1, "a")[0].key for v in (0.2, 0.3, 0.2)]
+    assert keyed[0] != keyed[1] and keyed[0] == keyed[2] and plain not in keyed
