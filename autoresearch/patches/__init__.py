@@ -39,6 +39,8 @@ class PatchResult:
         """(lines added, lines removed) over all editable files."""
         added = removed = 0
         for path, old in self.before.items():
+            if old == self.after[path]:  # an editable file the patch left alone (a config file beside the code)
+                continue
             for line in difflib.unified_diff(old.splitlines(), self.after[path].splitlines(), lineterm="", n=0):
                 if line.startswith("+") and not line.startswith("+++"):
                     added += 1
