@@ -253,7 +253,8 @@ def test_an_unknown_key_is_refused_with_what_exists(fmt):
                                "model.temperature? keys of model: temperature, layers; allow_new = true adds it)")
     assert info.value.key == "model.temprature"
     with pytest.raises(PatchError, match=r"keys.model.layers.5: model.layers in c is a list of 2 items "
-                                         r"\(indices 0 to 1\); allow_new adds keys to tables"):
+                                         r"\(indices 0 to 1\); 5 is past its end \(keys changes items; it does not "
+                                         r"add them, even with allow_new\)"):
         apply_keys(text, fmt, (("model.layers.5", 1),), "c", allow_new=True)
     with pytest.raises(PatchError, match=r"model.temperature in c is a float \(0.7\), not a table or a list"):
         apply_keys(text, fmt, (("model.temperature.x", 1),), "c", allow_new=True)
@@ -494,19 +495,22 @@ def test_set_points_to_keys_and_keys_changes_no_other_hypothesis_key():
     from autoresearch.model import build
     from autoresearch.patches import apply_patch
 
+    def one(**raw):
+        return build({"description": "d", "hypothesis": "h", **raw}, "x.toml", 1, "a")[0]
+
     texts = {"train.py": "LR = 0.1\n", "config.yaml": "lr: 0.1\n", "run.sh": "LR=0.1\n"}
     editable = list(texts)
-    (h,) = build({"description": "d", "hypothesis": "h", "file": "config.yaml", "set": {"lr": 0.2}}, "x.toml", 1, "a")
+    h = one(file="config.yaml", set={"lr": 0.2})
     with pytest.raises(PatchError, match=r"set: config.yaml is a YAML file, and set assigns Python constants \(use "
                                          r"\[keys\] for YAML, JSON and TOML files: \[keys\] \"lr\" = \.\.\.\)"):
         apply_patch(h, texts, editable, [])
-    (h,) = build({"description": "d", "hypothesis": "h", "file": "run.sh", "set": {"WARM": 1}, "allow_new": True}, "x.toml", 1, "a")
+    h = one(file="run.sh", set={"WARM": 1}, allow_new=True)
     with pytest.raises(PatchError, match="set: allow_new adds a Python line NAME = value, and run.sh is not a "
                                          "Python file"):
         apply_patch(h, texts, editable, [])
-    (h,) = build({"description": "d", "hypothesis": "h", "file": "train.py", "set": {"LR": 0.2}, "keys": {"lr": 0.3}}, "x.toml", 1, "a")
+    h = one(file="train.py", set={"LR": 0.2}, keys={"lr": 0.3})
     patch = apply_patch(h, texts, editable, [])  # set on train.py, keys on the only config file, together
     assert patch.after == {"train.py": "LR = 0.2\n", "config.yaml": "lr: 0.3\n", "run.sh": "LR=0.1\n"}
-    plain = build({"description": "d", "hypothesis": "h", "set": {"LR": 0.2}}, "x.toml", 1, "a")[0].key
-    keyed = [build({"description": "d", "hypothesis": "h", "keys": {"lr": v}}, "x.toml", 1, "a")[0].key for v in (0.2, 0.3, 0.2)]
+    plain = one(set={"LR": 0.2}).key
+    keyed = [one(keys={"lr": v}).key for v in (0.2, 0.3, 0.2)]
     assert keyed[0] != keyed[1] and keyed[0] == keyed[2] and plain not in keyed

@@ -106,14 +106,14 @@ def unknown(path: str, missing: Missing, filename: str) -> PatchError:
     """Why `path` leads nowhere in `filename`, with what exists nearby."""
     where, seg = _join(missing.found), missing.missing
     if missing.scalar is not None or (missing.size is None and not missing.keys and missing.container is None):
-        what = f"a {type(missing.scalar).__name__} ({shown(missing.scalar)})"
+        what = "null" if missing.scalar is None else f"a {type(missing.scalar).__name__} ({shown(missing.scalar)})"
         message = f"{where or 'the document'} in {filename} is {what}, not a table or a list"
     elif missing.size is not None:
         items = f"{missing.size} item{'s' if missing.size != 1 else ''}"
         span = f"indices 0 to {missing.size - 1}" if missing.size else "none"
         message = (f"{where or 'the document'} in {filename} is a list of {items} ({span}); "
                    + (f"{seg.text} is not an index" if seg.index is None else
-                      "allow_new adds keys to tables, not items to lists"))
+                      f"{seg.index} is past its end (keys changes items; it does not add them, even with allow_new)"))
     else:
         close = difflib.get_close_matches(seg.name, missing.keys, n=3, cutoff=0.6)
         close += [k for k in missing.keys if k.lower() == seg.name.lower() and k not in close]
