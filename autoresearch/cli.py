@@ -109,6 +109,9 @@ def make_parser(parser: Parser) -> tuple[ArgumentParser, dict[str, ArgumentParse
                      help="what you expect and why (default: a sentence naming the change and the "
                           "direction expected, marked as written by autoresearch new: replace it with your reason)")
     new.add_argument("--name", default=None, help="the hypothesis name and file stem (default: from the description)")
+    new.add_argument("--file", default=None, metavar="PATH",
+                     help="the editable file the patch changes (default: the first editable file; for --key, the "
+                          "only editable YAML, JSON or TOML file)")
     new.add_argument("--dir", default="experiments", help="where to write the file (default: experiments)")
     new.add_argument("--baseline", default="best", help='"best" (default), "initial" or a hypothesis name')
     return top, subs

@@ -249,8 +249,8 @@ def warnings_for(config, h: Hypothesis, patch: Any) -> list[str]:
     for kind, name, old, new in ((k, *change) for k, changes in patch.by_kind.items() for change in changes):
         key = name.lstrip("-") if kind == "args" else name  # a flag's key in its table: learning-rate
         if old == new:
-            out.append(f"{where(kind, key)} = {new} changes nothing ({name} is already {old} in "
-                       f"{h.file or config.editable[0]})")
+            file = patch.files.get(kind) or h.file or config.editable[0]
+            out.append(f"{where(kind, key)} = {new} changes nothing ({name} is already {old} in {file})")
         passed = passed_on_command_line(config, name) if kind == "set" else None  # a flag that overrides a constant
         if passed:
             out.append(f"{where(kind, key)}: the command also passes {passed}, which wins (the run never sees this "

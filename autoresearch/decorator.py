@@ -16,6 +16,7 @@ class Patch:
     - ``patch.set(DEPTH=6, LR=0.02)``: assign module-level constants of the editable file;
     - ``patch.replace(old, new)``: replace exact text that must occur exactly once;
     - ``patch.diff(text)``: apply a unified diff to the editable files (once);
+    - ``patch.keys({"model.temperature": 0.4})``: assign keys of a YAML, JSON or TOML editable file;
     - and ``patch.<kind>(...)`` for any kind a plugin adds (``autoresearch_patch_kinds``).
     """
 

@@ -30,9 +30,10 @@ TAIL_FIELDS = {
     "baseline": "\"best\" (the branch tip), \"initial\", or another hypothesis's name",
     "sweep": "table NAME = [values]: one hypothesis per value",
     "tags": "list of strings, matched by -k",
-    "file": "the editable file that set and replace change (default: the first editable file)",
-    "allow_type_change": "true to let set change a constant's type",
-    "allow_new": "true to let set add a constant the file lacks (at its end)",
+    "file": "the editable file that set and replace change (default: the first editable file); for keys, the "
+            "YAML, JSON or TOML file (default: the only editable one)",
+    "allow_type_change": "true to let set (or keys) change a constant's (or a key's) type",
+    "allow_new": "true to let set add a constant the file lacks (at its end), or keys a key",
 }
 COMMON_FIELDS = {**HEAD_FIELDS, **TAIL_FIELDS}
 RESERVED = {"best", "initial", "baseline"}  # names a baseline field means something else by
@@ -133,7 +134,7 @@ class Hypothesis:
         so that adding a field or a patch kind changes no existing key (tests/test_keys.py)."""
         content: dict[str, Any] = {k: getattr(self, k) for k in _KEYED}
         used = {kind.name: (kind, value) for kind, value in self.patches}
-        for kind in builtin_kinds():  # the legacy kinds hashed even when unused, as before (``"set": []``)
+        for kind in builtin_kinds():  # the legacy kinds: hashed even when unused, as before (``"set": []``)
             if kind.legacy:
                 content.update(kind.key(used.pop(kind.name, (kind, None))[1]))
         for kind, value in used.values():

@@ -149,12 +149,17 @@ def iterations_table(config: Any, done: list[Any], running: list[dict], names: l
     return out
 
 
+#: The patch kinds whose changes are named parameters (a constant, a flag, a config key, an
+#: override): shown row by row; the others (replace, diff) are code changes, shown by description.
+NAMED = ("set", "keys", "args", "overrides")
+
+
 def change_cell(r: Any, p: str | None) -> str:
     """What one experiment did to one parameter (``0.01 → **0.02** ↑``), or to the code (its
     description and line counts), with ``(reverted)`` when it was not kept."""
     state = "" if r.status == Status.KEEP else " (crash)" if r.status == Status.CRASH else " (reverted)"
     if p is None:
-        kinds = [k for k in r.patch_kinds if k != "set"]
+        kinds = [k for k in r.patch_kinds if k not in NAMED]
         return f"{md(r.description[:40])} ({'/'.join(kinds)}, +{r.lines_added} −{r.lines_removed} lines){state}" \
             if kinds else ""
     hit = [(o, v) for n, o, v in r.changes if n == p]
@@ -175,7 +180,7 @@ def parameters_table(done: list[Any]) -> list[str]:
     if not changed:
         return []
     params = sorted({n for r in changed for n, _, _ in r.changes})
-    code = any(k != "set" for r in changed for k in r.patch_kinds)
+    code = any(k not in NAMED for r in changed for k in r.patch_kinds)
     out = ["\n## Parameters and code\n"]
     if len(changed) > MANY:
         out += ["| # | change | from | to | status |", "|---|---|---|---|---|"]

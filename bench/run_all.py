@@ -14,6 +14,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import bench_byhand  # noqa: E402
 import bench_collect  # noqa: E402
 import bench_kinds_args  # noqa: E402
+import bench_keys  # noqa: E402
 import bench_parallel  # noqa: E402
 import bench_prune  # noqa: E402
 import bench_runner  # noqa: E402
@@ -29,6 +30,7 @@ if __name__ == "__main__":
     bench_collect.main()
     bench_kinds_args.main()
     bench_show.main()
+    bench_keys.main()
     bench_runner.main()
     bench_byhand.main()
     bench_sandbox.main()

@@ -132,7 +132,9 @@ def planned(exp, now: dt.datetime) -> str:
         added, removed = (exp.patch.counts if exp.patch else (0, 0))
         config = "\n".join(f"- {n}: {o} → {v}" for n, o, v in changes) or f"- (code change: +{added} -{removed} lines)"
         kinds = "/".join(patch_kinds(h)) or "no patch"
-        change = f"{h.description} ({kinds} in {h.file or exp.session.config.editable[0]}; {h.nodeid}, commit {exp.commit[:7]})"
+        files = [f for f, text in exp.patch.after.items() if text != exp.patch.before[f]] if exp.patch else []
+        files = ", ".join(files) or h.file or exp.session.config.editable[0]  # the files the patch changed
+        change = f"{h.description} ({kinds} in {files}; {h.nodeid}, commit {exp.commit[:7]})"
         hypothesis = h.hypothesis
         expected = "; ".join(f"{m} {e}" for m, e in h.expect) or f"{metric} better than the baseline (no expectation given)"
     baseline = f"{metric} {base:.6f} (commit {exp.base_commit[:7]})" if base is not None else "none yet"

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -217,7 +218,8 @@ class MLflowLogger:
             key = "loss" if i == 0 else f"loss.run{i + 1}"
             metrics += [Metric(key, y, now, int(round(100 * x))) for x, y in self.curve(run.log_path)]
         full = {**self.configuration(report), **{name: str(new) for name, _, new in report.changes}}
-        params = [Param(name[:250], value[:6000]) for name, value in full.items()]
+        # a param's name as MLflow allows it: a keys path may quote a key with any character in it
+        params = [Param(re.sub(r"[^\w.\- ]", "_", name)[:250], value[:6000]) for name, value in full.items()]
         tags = [RunTag("autoresearch.status", str(Cause.PRUNED if report.pruned else report.status)),
                 RunTag("autoresearch.reason", report.reason[:5000]),
                 RunTag("autoresearch.expectation", report.expectation or "none"),

@@ -112,7 +112,7 @@ def test_malformed_toml(repo, cli):
 def test_unknown_key(repo, cli):
     hyp(repo, "bad", 'description = "x"\nhypothesis = "y"\n\nsett = 1\n')
     assert error_of(cli) == ("ERROR experiments/bad.toml:4: unknown key 'sett' (allowed: name, description, "
-                             "hypothesis, set, replace, diff, args, overrides, expect, baseline, sweep, tags, file, allow_type_change, allow_new)")
+                             "hypothesis, set, replace, diff, keys, args, overrides, expect, baseline, sweep, tags, file, allow_type_change, allow_new)")
 
 
 def test_no_hypothesis_text(repo, cli):

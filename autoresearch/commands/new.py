@@ -50,6 +50,8 @@ def new(config: Any) -> Path:
         expect[m.group(1)] = rest
     name = opt.name or slug(opt.description)
     raw: dict[str, Any] = {"description": opt.description}
+    if getattr(opt, "file", None):
+        raw["file"] = opt.file
     texts = editable_texts(config)
     try:
         draft = build({**raw, "hypothesis": "-", **patches, "expect": expect, "name": name}, "new", 1, name,

@@ -3,8 +3,8 @@
 A kind (:class:`PatchKind`) reads its keys from a hypothesis' table (TOML) or its calls on the
 Python API's ``patch`` object, checks them as data at collection, applies them to the editable
 files' texts, describes them for ``--collect-only`` and names the parameters it changes for the
-journal, reports and MLflow. ``set``, ``replace`` and ``diff`` are the built-in kinds
-(:mod:`.set`, :mod:`.replace`, :mod:`.diff`); a plugin adds one by returning it from the
+journal, reports and MLflow. ``set``, ``replace``, ``diff`` and ``keys`` are the built-in kinds
+(:mod:`.set`, :mod:`.replace`, :mod:`.diff`, :mod:`.keys`); a plugin adds one by returning it from the
 ``autoresearch_patch_kinds`` hook, and nothing else in the runner changes.
 """
 from __future__ import annotations
@@ -33,12 +33,15 @@ class PatchResult:
     target: str = ""  # the editable file that set and replace change (the hypothesis' file, or the first)
     by_kind: dict[str, list[tuple[str, str, str]]] = field(default_factory=dict)  # the changes, kind by kind
     command: tuple[str, ...] = ()  # the command setting, unfilled (what args and overrides change)
+    files: dict[str, str] = field(default_factory=dict)  # the file each kind changed, when not `target` (keys)
 
     @functools.cached_property
     def counts(self) -> tuple[int, int]:
         """(lines added, lines removed) over all editable files."""
         added = removed = 0
         for path, old in self.before.items():
+            if old == self.after[path]:  # an editable file the patch left alone (a config file beside the code)
+                continue
             for line in difflib.unified_diff(old.splitlines(), self.after[path].splitlines(), lineterm="", n=0):
                 if line.startswith("+") and not line.startswith("+++"):
                     added += 1
@@ -132,11 +135,12 @@ class PatchKind:
 
 def builtin_kinds() -> tuple[PatchKind, ...]:
     from autoresearch.patches.diff import DIFF
+    from autoresearch.patches.keys import KEYS
     from autoresearch.patches.replace import REPLACE
     from autoresearch.patches.set import SET
     from autoresearch.patches.args import ARGS, OVERRIDES
 
-    return (SET, REPLACE, DIFF, ARGS, OVERRIDES)
+    return (SET, REPLACE, DIFF, KEYS, ARGS, OVERRIDES)
 
 
 def apply_patch(h: Hypothesis, texts: dict[str, str], editable: list[str], protected: list[str],

@@ -195,6 +195,23 @@ def apply_set(source: str, values: tuple[tuple[str, Any], ...], filename: str,
     return raw.decode(), changes
 
 
+_CONFIG_FORMATS = {".yaml": "YAML", ".yml": "YAML", ".json": "JSON", ".toml": "TOML"}
+
+
+def _refuse_non_python(target: str, allow_new: bool, value: Any) -> None:
+    """set writes Python: a YAML, JSON or TOML file is refused (keys edits those), and so is
+    allow_new on any file that is not Python (its ``NAME = value`` line would break the file)."""
+    suffix = target[target.rfind("."):].lower() if "." in target.rsplit("/", 1)[-1] else ""
+    name = value[0][0] if value else None
+    if suffix in _CONFIG_FORMATS:
+        example = f'"{name}" = ...' if name else '"model.temperature" = 1.0'
+        raise PatchError(f"set: {target} is a {_CONFIG_FORMATS[suffix]} file, and set assigns Python constants "
+                         f"(use [keys] for YAML, JSON and TOML files: [keys] {example})", "set", name)
+    if allow_new and suffix not in (".py", ".pyw", ".pyi", ""):
+        raise PatchError(f"set: allow_new adds a Python line NAME = value, and {target} is not a Python file "
+                         "(for YAML, JSON and TOML files use [keys]; otherwise replace or diff)", "allow_new")
+
+
 class SetKind(PatchKind):
     """``[set] NAME = value``, ``patch.set(NAME=value)``; the value is ``((NAME, value), ...)``."""
 
@@ -244,6 +261,7 @@ class SetKind(PatchKind):
 
     def apply(self, value, h, result: PatchResult, editable, protected):
         target = result.target
+        _refuse_non_python(target, h.allow_new, value)
         result.after[target], changes = apply_set(result.after[target], value, target, h.allow_type_change,
                                                   h.allow_new)
         result.changes += changes
