@@ -1,4 +1,4 @@
-"""The command line: ``autoresearch run | status | new | report | calibrate | init | export | import | publish``.
+"""The command line: ``autoresearch run | status | new | report | calibrate | init | export | import | publish | ci``.
 Arguments only: each command is a module of autoresearch/commands/, and every exit code main.guard's.
 
 Exit codes (autoresearch.ExitCode): 0 the session completed, whatever the verdicts;
@@ -28,6 +28,9 @@ COMMANDS = {
     "export": "one file holding a run: its commits (a git bundle), results, ledger, logs, journal and lessons",
     "import": "bring a run that autoresearch export wrote into this clone (status and report then show it)",
     "publish": "push a run's branch (with --all, every experiment's ref) and print its results in Markdown",
+    "ci": "one night of research that continues the last one: restore the research branch's run (from the "
+          "remote or --from-export), run only the hypotheses it has not decided, push the branch and its record, "
+          "and with --pr open or update the pull request (docs/ci.md)",
     "init": "set up this repository: a commented [tool.autoresearch] table with what it detects and TODOs "
             "for the rest, experiments/ with one example, and program.md for an LLM agent (never overwrites)",
 }
@@ -81,6 +84,13 @@ def make_parser(parser: Parser) -> tuple[ArgumentParser, dict[str, ArgumentParse
     subs["publish"].add_argument("--remote", default="origin", help="the git remote to push to (default: origin)")
     subs["publish"].add_argument("--all", action="store_true",
                                  help="also push every experiment's commit, as refs/autoresearch/TAG/NNN-name")
+    subs["publish"].add_argument("--pr", action="store_true",
+                                 help="also open, or update, the pull request of the branch into --base, the report "
+                                      "as its body (the gh CLI when on PATH, else the REST API with $GITHUB_TOKEN)")
+    subs["publish"].add_argument("--base", default="main", help="the branch the pull request goes into (default: main)")
+    from autoresearch.commands.ci import add_options
+
+    add_options(subs["ci"])
     cal = subs["calibrate"]
     cal.add_argument("--runs", type=int, default=5, metavar="N",
                      help="runs of the unmodified code, seeds 0 to N-1 (default: 5; at least 2)")
@@ -145,4 +155,4 @@ def print_help(top: argparse.ArgumentParser, subs: dict[str, argparse.ArgumentPa
     for s in sorted(parser.settings.values(), key=lambda s: s.name):
         flag = f" ({s.flags[0]})" if s.flags else ""
         print(f"  {s.name}{flag} = {s.default!r}\n      {s.help}")
-    print("\nMore: autoresearch COMMAND --help (status, new, report, calibrate, init, export, import, publish).")
+    print("\nMore: autoresearch COMMAND --help (status, new, report, calibrate, init, export, import, publish, ci).")

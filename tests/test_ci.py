@@ -1,0 +1,186 @@
+"""``autoresearch ci``: nights of research against a bare "remote" repository (real git, the fake
+workload), a fake GitHub API (a local HTTP server), and ``publish --pr`` through it and through a
+fake ``gh`` on PATH."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from conftest import git, run_subprocess, simple
+
+
+class FakeGitHub:
+    """The pulls endpoints of GitHub's REST API, in memory; every request recorded."""
+
+    def __init__(self) -> None:
+        self.requests: list[tuple[str, str, Any, str]] = []
+        self.pulls: list[dict[str, Any]] = []
+        github = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def answer(self, code: int, data: Any) -> None:
+                raw = json.dumps(data).encode()
+                self.send_response(code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(raw)))
+                self.end_headers()
+                self.wfile.write(raw)
+
+            def handle_any(self) -> None:
+                n = int(self.headers.get("Content-Length") or 0)
+                body = json.loads(self.rfile.read(n)) if n else None
+                github.requests.append((self.command, self.path, body, self.headers.get("Authorization", "")))
+                if self.headers.get("Authorization") != "Bearer secret-token":
+                    return self.answer(401, {"message": "Bad credentials"})
+                path = self.path.split("?")[0]
+                if self.command == "GET" and path == "/repos/me/proj/pulls":
+                    return self.answer(200, [p for p in github.pulls if p["state"] == "open"])
+                if self.command == "POST" and path == "/repos/me/proj/pulls":
+                    pr = dict(body, number=len(github.pulls) + 1, state="open",
+                              html_url=f"https://github.example/me/proj/pull/{len(github.pulls) + 1}")
+                    github.pulls.append(pr)
+                    return self.answer(201, pr)
+                if self.command == "PATCH" and path.startswith("/repos/me/proj/pulls/"):
+                    pr = github.pulls[int(path.rsplit("/", 1)[1]) - 1]
+                    pr.update(body)
+                    return self.answer(200, pr)
+                return self.answer(404, {"message": "Not Found"})
+
+            do_GET = do_POST = do_PATCH = handle_any
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+    def __enter__(self) -> FakeGitHub:
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(10)
+
+
+@pytest.fixture
+def github() -> Iterator[FakeGitHub]:
+    with FakeGitHub() as fake:
+        yield fake
+
+
+def bare_path() -> str:
+    """PATH with git and this Python only: no real gh can answer instead of the fake server."""
+    dirs = dict.fromkeys(os.path.dirname(p) for p in (shutil.which("git"), sys.executable) if p)
+    return os.pathsep.join(dirs)
+
+
+def clone(remote: Path, where: Path) -> Path:
+    subprocess.run(["git", "clone", "-q", str(remote), str(where)], check=True, capture_output=True)
+    git(where, "config", "user.email", "ci@example.com")
+    git(where, "config", "user.name", "CI")
+    return where
+
+
+def night(tmp: Path, remote: Path, name: str, github: FakeGitHub, *args: str) -> tuple[Path, subprocess.CompletedProcess]:
+    """A night in a fresh clone, as a CI runner has it: autoresearch ci --pr."""
+    work = clone(remote, tmp / name)
+    env = dict(GITHUB_TOKEN="secret-token", GITHUB_API_URL=github.url, GITHUB_REPOSITORY="me/proj",
+               GITHUB_SERVER_URL="https://github.example", GITHUB_STEP_SUMMARY=str(tmp / f"{name}-summary.md"),
+               PATH=bare_path())
+    return work, run_subprocess(work, "ci", "--pr", *args, env=env, timeout=300)
+
+
+def status_of(where: Path) -> str:
+    proc = run_subprocess(where, "status")
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def imported_status(remote: Path, export: Path, where: Path) -> str:
+    work = clone(remote, where)
+    proc = run_subprocess(work, "import", str(export))
+    assert proc.returncode == 0, proc.stderr
+    return status_of(work)
+
+
+def test_two_nights_continue_the_research(repo: Path, tmp_path: Path, github: FakeGitHub) -> None:
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", "-b", "main", str(remote)], check=True)
+    simple(repo, "lr_up", "LR = 0.03")  # better: kept
+    simple(repo, "deeper", "DEPTH = 6")  # worse: discarded
+    simple(repo, "gelu", 'ACT = "gelu"')  # no change: discarded
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "three hypotheses")
+    git(repo, "remote", "add", "origin", str(remote))
+    git(repo, "push", "-q", "origin", "main")
+
+    # night 1: the baseline and three hypotheses; the kept commit pushed, the pull request opened
+    one, proc = night(tmp_path, remote, "night1", github)
+    assert proc.returncode == 0, proc
+    assert "3 hypotheses to run on autoresearch/nightly (a new run: the baseline first)" in proc.stdout
+    tip1 = git(remote, "rev-parse", "refs/heads/autoresearch/nightly")
+    assert "experiment: lr_up" in git(remote, "log", "-1", "--format=%B", tip1)
+    assert git(remote, "rev-parse", f"{tip1}~1") == git(remote, "rev-parse", "main")
+    assert [(m, p.split("?")[0]) for m, p, _, _ in github.requests] == [
+        ("GET", "/repos/me/proj/pulls"), ("POST", "/repos/me/proj/pulls")]
+    pr = github.pulls[0]
+    assert (pr["head"], pr["base"]) == ("autoresearch/nightly", "main")
+    assert "Tonight: 4 experiments" in pr["body"] and "| 3 | keep | 1.020000 | lr_up |" in pr["body"]
+    assert pr["title"].startswith("autoresearch nightly: 1 kept of 3 hypotheses")
+    summary = (tmp_path / "night1-summary.md").read_text()
+    assert "Tonight: 4 experiments" in summary and "Pull request: https://github.example/me/proj/pull/1" in summary
+    record1 = git(remote, "rev-parse", "refs/heads/autoresearch-record/nightly")
+    assert f"https://github.example/me/proj/blob/{record1}/progress.png?raw=true" in summary
+    assert {"junit.xml", "report.md", "record.tar.gz"} <= {p.name for p in (one / "autoresearch-ci").iterdir()}
+    assert "autoresearch-ci" not in git(one, "status", "--porcelain")  # the night's files are git-ignored
+    status1 = status_of(one)
+    assert "4 experiments, 2 keep, 2 discard" in status1
+    assert imported_status(remote, one / "autoresearch-ci" / "record.tar.gz", tmp_path / "check1") == status1
+
+    # a new hypothesis file on main
+    simple(repo, "shallower", "DEPTH = 3")  # better than night 1's tip: kept
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "one more hypothesis")
+    git(repo, "push", "-q", "origin", "main")
+
+    # night 2: only the new one, on top of night 1's tip; the same branch and pull request move on
+    two, proc = night(tmp_path, remote, "night2", github)
+    assert proc.returncode == 0, proc
+    assert "imported run nightly" in proc.stdout
+    assert "1 hypothesis to run on autoresearch/nightly (continuing it): experiments/shallower.toml::shallower" \
+        in proc.stdout
+    tip2 = git(remote, "rev-parse", "refs/heads/autoresearch/nightly")
+    assert git(remote, "rev-parse", f"{tip2}~1") == tip1
+    assert "experiment: shallower" in git(remote, "log", "-1", "--format=%B", tip2)
+    assert git(remote, "rev-parse", "refs/heads/autoresearch-record/nightly~1") == record1
+    ledger = [json.loads(line) for line in
+              (two / ".autoresearch" / "runs" / "nightly" / "ledger.jsonl").read_text().splitlines()]
+    ran = [e["report"]["name"] for e in ledger if e["event"] == "done"]
+    assert ran == ["baseline", "deeper", "gelu", "lr_up", "shallower"]  # night 1's four, night 2's one
+    assert [e["report"]["baseline_commit"] for e in ledger if e["event"] == "done"][-1] == tip1
+    assert len(github.pulls) == 1 and github.requests[-1][0] == "PATCH"
+    assert "Tonight: 1 experiment." in github.pulls[0]["body"] and "shallower" in github.pulls[0]["body"]
+    status2 = status_of(two)
+    assert "5 experiments, 3 keep, 2 discard" in status2
+    assert imported_status(remote, two / "autoresearch-ci" / "record.tar.gz", tmp_path / "check2") == status2
+
+    # night 3: nothing new: it says so and runs nothing, pushes nothing
+    three, proc = night(tmp_path, remote, "night3", github)
+    assert proc.returncode == 0, proc
+    assert "nothing new since the last night: the 4 hypotheses collected were all decided in run nightly" \
+        in proc.stdout
+    assert git(remote, "rev-parse", "refs/heads/autoresearch/nightly") == tip2
+    assert not (three / "autoresearch-ci").exists()
+    assert "nothing new" in (tmp_path / "night3-summary.md").read_text()
