@@ -184,3 +184,107 @@ def test_two_nights_continue_the_research(repo: Path, tmp_path: Path, github: Fa
     assert git(remote, "rev-parse", "refs/heads/autoresearch/nightly") == tip2
     assert not (three / "autoresearch-ci").exists()
     assert "nothing new" in (tmp_path / "night3-summary.md").read_text()
+
+
+FAKE_GH = """#!/bin/sh
+# a fake gh: logs its arguments (and the body file it was given), answers pr list from $FAKE_GH_LIST
+echo "$@" >> "$FAKE_GH_LOG"
+for a in "$@"; do
+  if [ "$prev" = "--body-file" ]; then cat "$a" >> "$FAKE_GH_LOG"; echo >> "$FAKE_GH_LOG"; fi
+  prev="$a"
+done
+case "$1 $2" in
+  "pr list") echo "${FAKE_GH_LIST:-[]}" ;;
+  "pr create") echo "https://github.example/me/proj/pull/7" ;;
+esac
+"""
+
+
+@pytest.fixture
+def published(repo: Path, tmp_path: Path, cli) -> Path:
+    """A finished run `t` and a bare remote to push it to."""
+    simple(repo, "lr_up", "LR = 0.03")
+    assert cli("run", "--tag", "t").rc == 0
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    git(repo, "remote", "add", "origin", str(remote))
+    return remote
+
+
+def test_publish_pr_through_gh(repo: Path, tmp_path: Path, published: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "gh").write_text(FAKE_GH)
+    (bin_dir / "gh").chmod(0o755)
+    log = tmp_path / "gh.log"
+    env = dict(PATH=f"{bin_dir}{os.pathsep}{bare_path()}", FAKE_GH_LOG=str(log), GITHUB_REPOSITORY="me/proj")
+    proc = run_subprocess(repo, "publish", "--pr", env=env)
+    assert proc.returncode == 0, proc
+    assert "opened the pull request of autoresearch/t into main: https://github.example/me/proj/pull/7" in proc.stdout
+    calls = log.read_text()
+    assert "pr list --repo me/proj --head autoresearch/t --base main --state open --json number,url --limit 1" in calls
+    assert "pr create --repo me/proj --head autoresearch/t --base main --title autoresearch t: 1 kept of 1 " in calls
+    assert "| commit | val_bpb | memory_gb | status | description |" in calls and "# autoresearch report — t" in calls
+    assert git(published, "rev-parse", "refs/heads/autoresearch/t") == git(repo, "rev-parse", "autoresearch/t")
+    log.unlink()
+    proc = run_subprocess(repo, "publish", "--pr", "--base", "dev",
+                          env=dict(env, FAKE_GH_LIST='[{"number": 7, "url": "https://github.example/me/proj/pull/7"}]'))
+    assert proc.returncode == 0, proc
+    assert "updated the pull request of autoresearch/t into dev" in proc.stdout
+    assert "pr edit 7 --repo me/proj --title" in log.read_text() and "pr create" not in log.read_text()
+
+
+def test_publish_pr_refused_is_one_line(repo: Path, published: Path, github: FakeGitHub) -> None:
+    env = dict(PATH=bare_path(), GITHUB_API_URL=github.url, GITHUB_REPOSITORY="me/proj", GITHUB_TOKEN="wrong")
+    proc = run_subprocess(repo, "publish", "--pr", env=env)
+    assert proc.returncode == 4
+    assert proc.stderr.strip() == ("autoresearch: error: GitHub API GET /repos/me/proj/pulls: 401 Bad credentials "
+                                   "(the token needs pull-requests: write)")
+    proc = run_subprocess(repo, "publish", "--pr", env=dict(env, GITHUB_TOKEN="", GH_TOKEN=""))
+    assert proc.returncode == 4 and proc.stderr.count("\n") == 1
+    assert "--pr needs the gh CLI on PATH or a token in $GITHUB_TOKEN" in proc.stderr
+    proc = run_subprocess(repo, "publish", "--pr", env=dict(env, GITHUB_REPOSITORY=""))
+    assert proc.returncode == 4 and "which GitHub repository? remote 'origin' is not on github.com" in proc.stderr
+
+
+def test_ci_refuses_what_it_cannot_continue(repo: Path, tmp_path: Path, cli) -> None:
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    git(repo, "remote", "add", "origin", str(remote))
+    git(repo, "push", "-q", "origin", "main:refs/heads/autoresearch/nightly")  # a branch without its record
+    simple(repo, "lr_up", "LR = 0.03")
+    r = cli("ci")
+    assert r.rc == 4 and r.err.count("\n") == 1, r
+    assert "origin has branch autoresearch/nightly but no record of it (autoresearch-record/nightly)" in r.err
+    r = cli("ci", "--", "--tag", "x")
+    assert r.rc == 4 and "autoresearch ci -- --tag: ci sets it itself" in r.err
+    r = cli("ci", "--branch", "main")
+    assert r.rc == 4 and "--branch 'main': the research branch is a run's branch, autoresearch/TAG" in r.err
+    r = cli("ci", "--remote", "nowhere")
+    assert r.rc == 4 and "no git remote named 'nowhere'" in r.err
+    assert not (repo / ".autoresearch" / "runs").exists()  # nothing written by any of them
+
+
+def test_ci_from_an_export_without_a_remote_push(repo: Path, tmp_path: Path, cli) -> None:
+    """--from-export (last night's artefact) and --no-push: the same continuation, offline."""
+    simple(repo, "lr_up", "LR = 0.03")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "one")
+    first = clone(repo, tmp_path / "first")
+    proc = run_subprocess(first, "ci", "--no-push", "--remote", "nowhere", env=dict(PATH=bare_path()))
+    assert proc.returncode == 4 and "no git remote named 'nowhere'" in proc.stderr  # the remote is asked first
+    git(first, "remote", "add", "nowhere", str(tmp_path / "empty.git"))
+    subprocess.run(["git", "init", "-q", "--bare", str(tmp_path / "empty.git")], check=True)
+    proc = run_subprocess(first, "ci", "--no-push", "--remote", "nowhere", env=dict(PATH=bare_path()))
+    assert proc.returncode == 0, proc
+    assert git(tmp_path / "empty.git", "for-each-ref") == ""  # --no-push: nothing pushed
+    simple(repo, "shallower", "DEPTH = 3")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "two")
+    second = clone(repo, tmp_path / "second")
+    proc = run_subprocess(second, "ci", "--no-push", "--from-export", str(first / "autoresearch-ci" / "record.tar.gz"),
+                          env=dict(PATH=bare_path()))
+    assert proc.returncode == 0, proc
+    assert "1 hypothesis to run on autoresearch/nightly (continuing it): experiments/shallower.toml::shallower" \
+        in proc.stdout
+    assert "3 experiments, 3 keep" in status_of(second)
