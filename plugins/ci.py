@@ -13,7 +13,9 @@ def _branch(value: str) -> str | None:
 @hookimpl
 def autoresearch_addoption(parser) -> None:
     parser.addsetting("ci_branch", default="autoresearch/nightly", check=_branch,
-                      help="autoresearch ci: the long-lived research branch it continues night after night "
-                           "(the run tagged TAG; its record lives on autoresearch-record/TAG); ci --branch overrides")
+                      help="the long-lived research branch that autoresearch ci continues night after night, "
+                           "autoresearch/TAG (the run tagged TAG; its record lives on autoresearch-record/TAG); "
+                           "ci --branch overrides")
     parser.addsetting("ci_base", default="main",
-                      help="autoresearch ci --pr / publish --pr: the branch the pull request goes into")
+                      help="the branch the pull request of autoresearch ci --pr and publish --pr goes into; --base "
+                           "overrides")
