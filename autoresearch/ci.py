@@ -135,11 +135,30 @@ def undecided(rootdir: Path, run_args: list[str], tag: str, resumed: bool) -> tu
 
 def run(rootdir: Path, tag: str, resumed: bool, junit: Path, run_args: list[str]) -> int:
     """``autoresearch run`` in a child process (its own settings and plugins, as on a terminal);
-    its output goes to ours. A stop of ours reaches it too (the same process group)."""
+    its output goes to ours. It has a session of its own: a stop of ours (Ctrl-C, SIGTERM, a
+    cancelled CI job) reaches it once, forwarded, and we wait for it to stop as it does on a
+    terminal (the experiment in progress recorded as interrupted), then stop with that stop."""
+    import signal
+
+    from autoresearch import interrupts
+    from autoresearch.errors import Terminated
+
     argv = [sys.executable, "-m", "autoresearch", "run", "--tag", tag, *(["--resume"] if resumed else []),
             "--junitxml", str(junit), *run_args]
     sys.stdout.flush()
-    return subprocess.run(argv, cwd=rootdir).returncode
+    proc = subprocess.Popen(argv, cwd=rootdir, start_new_session=True)
+    try:
+        return proc.wait()
+    except (KeyboardInterrupt, Terminated) as exc:
+        with interrupts.deferred():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGINT if isinstance(exc, KeyboardInterrupt) else signal.SIGTERM)
+            proc.wait()
+        raise
+    finally:
+        if proc.poll() is None:  # anything else that ended us (a bug): nothing is left behind
+            proc.kill()
+            proc.wait()
 
 
 def record_commit(root: Path, tag: str, files: dict[str, Path], parent: str, message: str) -> str:

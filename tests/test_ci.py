@@ -6,16 +6,18 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
 
-from conftest import git, run_subprocess, simple
+from conftest import git, processes_under, run_subprocess, simple, spawn, stop_everything_under
 
 
 class FakeGitHub:
@@ -72,6 +74,15 @@ class FakeGitHub:
         self.server.shutdown()
         self.server.server_close()
         self.thread.join(10)
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_running(tmp_path: Path) -> Iterator[None]:
+    """Whatever a night started (a runner, a workload) is stopped when its test ends, however it ends."""
+    try:
+        yield
+    finally:
+        stop_everything_under(tmp_path)
 
 
 @pytest.fixture
@@ -288,3 +299,34 @@ def test_ci_from_an_export_without_a_remote_push(repo: Path, tmp_path: Path, cli
     assert "1 hypothesis to run on autoresearch/nightly (continuing it): experiments/shallower.toml::shallower" \
         in proc.stdout
     assert "3 experiments, 3 keep" in status_of(second)
+
+
+@pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_stopped_night_stops_its_run_and_pushes_nothing(repo: Path, tmp_path: Path, sig: int, code: int) -> None:
+    """A stop of ci (a cancelled job) reaches the run once: it stops as on a terminal, the
+    experiment in progress recorded as interrupted, nothing pushed, nothing left running."""
+    (repo / "train.py").write_text((repo / "train.py").read_text().replace("SLEEP = 0.0", "SLEEP = 60.0"))
+    simple(repo, "lr_up", "LR = 0.03")
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "a slow workload")
+    remote = tmp_path / "remote.git"
+    subprocess.run(["git", "init", "-q", "--bare", str(remote)], check=True)
+    work = clone(repo, tmp_path / "night")
+    git(work, "remote", "set-url", "origin", str(remote))
+    ledger = work / ".autoresearch" / "runs" / "nightly" / "ledger.jsonl"
+    try:
+        with spawn(work, "ci", env=dict(PATH=bare_path()), ignore_sigint=True) as proc:
+            deadline = time.monotonic() + 120
+            while '"event": "start"' not in (ledger.read_text() if ledger.is_file() else "") and proc.poll() is None:
+                assert time.monotonic() < deadline, "the run never started"
+                time.sleep(0.2)
+            time.sleep(1.0)
+            os.kill(proc.pid, sig)  # ci only: its run has a session of its own, and hears it from ci
+            out, err = proc.communicate(timeout=60)
+            assert proc.returncode == code, (out, err)
+        done = [json.loads(line) for line in ledger.read_text().splitlines() if '"event": "done"' in line]
+        assert [d["report"]["status"] for d in done] == ["interrupted"]
+        assert git(remote, "for-each-ref") == ""  # nothing pushed
+        assert processes_under(work) == []
+    finally:
+        stop_everything_under(work)
