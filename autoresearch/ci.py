@@ -146,7 +146,7 @@ def run(rootdir: Path, tag: str, resumed: bool, junit: Path, run_args: list[str]
     argv = [sys.executable, "-m", "autoresearch", "run", "--tag", tag, *(["--resume"] if resumed else []),
             "--junitxml", str(junit), *run_args]
     sys.stdout.flush()
-    proc = subprocess.Popen(argv, cwd=rootdir, start_new_session=True)
+    proc = subprocess.Popen(argv, start_new_session=True)  # in our folder: a PATH in RUN_ARGS means the same
     try:
         return proc.wait()
     except (KeyboardInterrupt, Terminated) as exc:
@@ -180,9 +180,8 @@ def carry(config: Any, tag: str, remote: str, out: Path, say: Callable[[str], No
 
     root = config.rootdir
     export(config, str(out / RECORD_FILE), say)
-    parent = git(root, "rev-parse", "--verify", "--quiet", f"refs/autoresearch-ci/{tag}/record") \
-        if subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"refs/autoresearch-ci/{tag}/record"],
-                          cwd=root, capture_output=True).returncode == 0 else ""
+    parent = subprocess.run(["git", "rev-parse", "--verify", "--quiet", f"refs/autoresearch-ci/{tag}/record"],
+                            cwd=root, capture_output=True, text=True).stdout.strip()  # the night before, if any
     tip = git(root, "rev-parse", f"refs/heads/autoresearch/{tag}")
     commit = record_commit(root, tag, {RECORD_FILE: out / RECORD_FILE, "report.md": out / "report.md",
                                        "progress.png": out / "progress.png"}, parent,

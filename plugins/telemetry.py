@@ -67,20 +67,28 @@ class Smi:
         self.read(None)  # it answers, or this is no source
 
     def read(self, indices: list[int] | None) -> dict[int, tuple[float, float]]:
-        out = {}
         text = subprocess.run([self.path, *self.QUERY], capture_output=True, text=True, timeout=10, check=True).stdout
-        for line in text.splitlines():
-            cells = [c.strip() for c in line.split(",")]
-            try:
-                index, util, memory = int(cells[0]), float(cells[1]), float(cells[2])
-            except (ValueError, IndexError):
-                continue  # "[N/A]" on a GPU that does not report it
-            if indices is None or index in indices:
-                out[index] = (util, memory)
-        return out
+        return parse_smi(text, indices)
 
     def close(self) -> None:
         pass
+
+
+def parse_smi(text: str, indices: list[int] | None = None) -> dict[int, tuple[float, float]]:
+    """``index, utilization.gpu, memory.used`` lines (CSV, no header, no units) -> {index: (percent,
+    MiB)}; a line that is not three finite numbers (``[N/A]`` on a GPU that does not say) is skipped."""
+    import math
+
+    out = {}
+    for line in text.splitlines():
+        cells = [c.strip() for c in line.split(",")]
+        try:
+            index, util, memory = int(cells[0]), float(cells[1]), float(cells[2])
+        except (ValueError, IndexError):
+            continue
+        if len(cells) == 3 and math.isfinite(util) and math.isfinite(memory) and (indices is None or index in indices):
+            out[index] = (util, memory)
+    return out
 
 
 def open_source() -> Nvml | Smi | None:

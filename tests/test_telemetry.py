@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sys
 import textwrap
 from pathlib import Path
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from conftest import run_subprocess, simple
 
@@ -160,3 +164,25 @@ def test_the_sampler_reads_every_interval() -> None:
     values = [10.0 * k for k in range(1, n + 1) if k != 2]
     assert metrics["gpu_util_percent"] == round(sum(values) / len(values), 2)
     assert metrics["gpu_memory_peak_mb"] == 200.0
+
+
+def first_int(line: str) -> int | None:
+    try:
+        return int(line.split(",")[0])
+    except ValueError:
+        return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(st.text(), st.tuples(st.integers(-3, 99), st.floats(allow_nan=True), st.floats(0, 1e6))
+                          .map(lambda t: f"{t[0]}, {t[1]}, {t[2]}")), max_size=8))
+def test_any_nvidia_smi_output_reads_as_numbers_or_nothing(lines) -> None:
+    """Whatever nvidia-smi prints (a driver message, N/A, a partial line), parsing never fails,
+    and what it returns is finite numbers from lines of exactly three."""
+    from autoresearch.plugins.telemetry import parse_smi
+
+    found = parse_smi("\n".join(lines))
+    for index, (util, memory) in found.items():
+        assert isinstance(index, int) and math.isfinite(util) and math.isfinite(memory)
+        assert any(line.count(",") == 2 and first_int(line) == index for line in lines)
+    assert parse_smi("0, 55, 1000\n1, [N/A], [N/A]\n2, 7, 8, 9\n", [0, 1]) == {0: (55.0, 1000.0)}

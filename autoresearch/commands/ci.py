@@ -97,9 +97,9 @@ def main(config: Any) -> int:
         how, pr = open_or_update(repository(config.rootdir, remote), branch, config.getoption("base") or config.get("ci_base", "main"),
                                  title(config, tag), body)
         print(f"{how} the pull request of {branch} into {config.getoption('base') or config.get('ci_base', 'main')}: {pr}")
-    from autoresearch.github import step_summary
+    from autoresearch.github import body_of, step_summary
 
-    if step_summary(body + (f"\n\nPull request: {pr}\n" if pr else "")):
+    if step_summary(body_of(body) + (f"\n\nPull request: {pr}\n" if pr else "")):
         print("wrote the report to the job's summary page ($GITHUB_STEP_SUMMARY)")
     return rc
 
