@@ -186,3 +186,24 @@ def test_any_nvidia_smi_output_reads_as_numbers_or_nothing(lines) -> None:
         assert isinstance(index, int) and math.isfinite(util) and math.isfinite(memory)
         assert any(line.count(",") == 2 and first_int(line) == index for line in lines)
     assert parse_smi("0, 55, 1000\n1, [N/A], [N/A]\n2, 7, 8, 9\n", [0, 1]) == {0: (55.0, 1000.0)}
+
+
+def test_the_telemetry_reaches_mlflow(repo: Path, tmp_path: Path) -> None:
+    import pytest
+
+    pytest.importorskip("mlflow")
+    from mlflow.tracking import MlflowClient
+
+    from conftest import git
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (repo / "pyproject.toml").write_text((repo / "pyproject.toml").read_text() + f'mlflow_tracking_uri = "{uri}"\n')
+    git(repo, "commit", "-qam", "log to mlflow")
+    simple(repo, "lr_up", "LR = 0.03")
+    proc = run_subprocess(repo, "run", "--tag", "t", env=fakes(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    client = MlflowClient(tracking_uri=uri)
+    experiment = client.get_experiment_by_name("autoresearch")
+    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    assert runs["001-lr_up"].data.metrics["gpu_util_percent"] == 40.0
+    assert runs["001-lr_up"].data.metrics["gpu_memory_peak_mb"] == 4096.0
