@@ -271,6 +271,8 @@ def test_ci_refuses_what_it_cannot_continue(repo: Path, tmp_path: Path, cli) -> 
     assert r.rc == 4 and "autoresearch ci -- --tag: ci sets it itself" in r.err
     r = cli("ci", "--branch", "main")
     assert r.rc == 4 and "--branch 'main': the research branch is a run's branch, autoresearch/TAG" in r.err
+    r = cli("ci", "--pr", "--no-push")
+    assert r.rc == 4 and "ci --pr --no-push: a pull request needs the branch pushed" in r.err
     r = cli("ci", "--remote", "nowhere")
     assert r.rc == 4 and "no git remote named 'nowhere'" in r.err
     assert not (repo / ".autoresearch" / "runs").exists()  # nothing written by any of them

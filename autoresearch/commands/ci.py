@@ -58,6 +58,8 @@ def main(config: Any) -> int:
     branch = config.getoption("branch") or config.get("ci_branch", "autoresearch/nightly")
     tag, remote = ci.tag_of(branch), config.getoption("remote") or "origin"
     args = run_args(config)
+    if config.getoption("pr") and config.getoption("no_push"):
+        raise UsageError("ci --pr --no-push: a pull request needs the branch pushed (drop one of them)")
     out = Path(config.getoption("out") or "autoresearch-ci")
     out = out if out.is_absolute() else Path.cwd() / out
     resumed = ci.restore(config, tag, remote, config.getoption("from_export"), print)
