@@ -10,6 +10,7 @@ the git work, autoresearch/github.py the pull request and the summary page).
 from __future__ import annotations
 
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -79,31 +80,36 @@ def main(config: Any) -> int:
     git_dir = common_dir(config.rootdir)
     if git_dir and out.resolve().is_relative_to(config.rootdir.resolve()):
         exclude(git_dir, [str(out.resolve().relative_to(config.rootdir.resolve()))])
-    before = len(_history(config, tag)) if resumed else 0
+    started = time.time()
     rc = ci.run(config.rootdir, tag, resumed, out / "junit.xml", args)
     if rc not in (ExitCode.OK, ExitCode.STOPPED) or not (config.state_dir / "runs" / tag / "ledger.jsonl").is_file():
         return rc  # a usage error, a stop, a bug: nothing to carry (the run said why)
+    bring_home(config, tag, branch, remote, out, started)
+    return rc
+
+
+def bring_home(config: Any, tag: str, branch: str, remote: str, out: Path, started: float) -> None:
+    """After the night's run: the report and plot, the export, the push, the pull request, the summary page."""
+    from autoresearch import ci
+    from autoresearch.github import body_of, open_or_update, repository, step_summary
+
     config.option.tag = tag
     report = write_report(config, out)
-    tonight = [r for r in _history(config, tag)[before:]]
-    record = "" if config.getoption("no_push") else ci.carry(config, tag, remote, out, print)
+    tonight = [r for r in _history(config, tag) if r.started >= started]
     if config.getoption("no_push"):
         from autoresearch.share import export
 
+        record = ""
         export(config, str(out / ci.RECORD_FILE), print)
-    body = pr_body(config, tag, branch, tonight, report, record)
-    pr = ""
+    else:
+        record = ci.carry(config, tag, remote, out, print)
+    body, pr = pr_body(config, tag, branch, tonight, report, record), ""
     if config.getoption("pr"):
-        from autoresearch.github import open_or_update, repository
-
-        how, pr = open_or_update(repository(config.rootdir, remote), branch, config.getoption("base") or config.get("ci_base", "main"),
-                                 title(config, tag), body)
-        print(f"{how} the pull request of {branch} into {config.getoption('base') or config.get('ci_base', 'main')}: {pr}")
-    from autoresearch.github import body_of, step_summary
-
+        base = config.getoption("base") or config.get("ci_base", "main")
+        how, pr = open_or_update(repository(config.rootdir, remote), branch, base, title(config, tag), body)
+        print(f"{how} the pull request of {branch} into {base}: {pr}")
     if step_summary(body_of(body) + (f"\n\nPull request: {pr}\n" if pr else "")):
         print("wrote the report to the job's summary page ($GITHUB_STEP_SUMMARY)")
-    return rc
 
 
 def _history(config: Any, tag: str) -> list[Any]:
