@@ -5,7 +5,7 @@ seconds (the first sample as it starts): utilisation and memory in use, through 
 ``pynvml`` module of ``nvidia-ml-py``, the ``gpu`` extra) when it loads, else through
 ``nvidia-smi --query-gpu`` when it is on PATH, else not at all (a CPU machine: nothing is added).
 The run's GPUs are its worker's device (``devices``), else those ``CUDA_VISIBLE_DEVICES`` names,
-else every GPU.
+else every GPU; with ``executor = "ray"`` nothing is sampled (the task may train elsewhere).
 
 What it found is two metrics of the run, ``gpu_util_percent`` (the mean over its samples and
 GPUs) and ``gpu_memory_peak_mb`` (the most any of its GPUs had in use: the whole device's, other
@@ -176,7 +176,8 @@ class Telemetry:
 
     @hookimpl(wrapper=True)
     def autoresearch_experiment_run(self, experiment):
-        source = self.get_source()
+        # a Ray task may train on another machine: this one's GPUs would say nothing about it
+        source = self.get_source() if self.config.get("executor", "local") == "local" else None
         sampler = Sampler(source, run_devices(experiment), self.config.get("telemetry_interval")).start() \
             if source is not None else None
         try:
