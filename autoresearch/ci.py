@@ -21,6 +21,7 @@ A night, in a fresh clone:
 """
 from __future__ import annotations
 
+import argparse
 import os
 import subprocess
 import sys
@@ -98,18 +99,25 @@ def restore(config: Any, tag: str, remote: str, from_export: str | None, say: Ca
     return True
 
 
+class RunArguments(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"autoresearch ci -- RUN OPTIONS: {message} (see autoresearch run --help)")
+
+
 def run_config(rootdir: Path, run_args: list[str]) -> Any:
     """The settings `autoresearch run RUN_ARGS` would read here, configured (unconfigure it after)."""
     from autoresearch import pluginmanager
-    from autoresearch.cli import make_parser
     from autoresearch.config import Config, Parser
+    from autoresearch.runargs import add_run_arguments
 
-    argv = ["run", *run_args]
-    pm = pluginmanager.build(rootdir, argv)
+    pm = pluginmanager.build(rootdir, ["run", *run_args])
     parser = Parser()
     pm.hook.autoresearch_addoption.call_historic(kwargs=dict(parser=parser))
-    top, _ = make_parser(parser)
-    config = Config(rootdir, pm, parser, top.parse_args(argv))
+    run = RunArguments(prog="autoresearch run", add_help=False)
+    add_run_arguments(run, parser)
+    option = run.parse_args(run_args)
+    option.subcommand = "run"
+    config = Config(rootdir, pm, parser, option)
     pm.hook.autoresearch_configure.call_historic(kwargs=dict(config=config))
     return config
 

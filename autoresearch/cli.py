@@ -17,6 +17,7 @@ from autoresearch.config import Config, Parser, find_rootdir
 from autoresearch.errors import UsageError
 from autoresearch.main import guard
 from autoresearch.reports import ExitCode
+from autoresearch.runargs import add_run_arguments
 
 COMMANDS = {
     "run": "collect hypothesis files and run them: baseline first, one commit each",
@@ -53,14 +54,7 @@ def make_parser(parser: Parser) -> tuple[ArgumentParser, dict[str, ArgumentParse
     subs = {name: sub.add_parser(name, help=text, description=text) for name, text in COMMANDS.items()}
     for p in subs.values():
         p.__class__ = ArgumentParser
-    run = subs["run"]
-    run.add_argument("file_or_dir", nargs="*", metavar="PATH", help="hypothesis files or folders (default: the "
-                                                               "'paths' setting, experiments/)")
-    run.add_argument("-p", dest="plugins", action="append", default=[], metavar="NAME",
-                     help="load plugin module NAME early; -p no:NAME blocks a plugin (e.g. -p no:journal)")
-    parser.addsetting("paths", type="list", default=["experiments"], help="where hypotheses are collected "
-                                                                           "when no PATH is given")
-    parser.populate(run)
+    add_run_arguments(subs["run"], parser)
     for name in ("status", "report"):
         subs[name].add_argument("--tag", default=None, help="the run to show (default: the latest)")
         subs[name].add_argument("--json", action="store_true", help="print it as JSON, for agents and scripts")
@@ -87,7 +81,7 @@ def make_parser(parser: Parser) -> tuple[ArgumentParser, dict[str, ArgumentParse
     subs["publish"].add_argument("--pr", action="store_true",
                                  help="also open, or update, the pull request of the branch into --base, the report "
                                       "as its body (the gh CLI when on PATH, else the REST API with $GITHUB_TOKEN)")
-    subs["publish"].add_argument("--base", default="main", help="the branch the pull request goes into (default: main)")
+    subs["publish"].add_argument("--base", default=None, help="the branch the pull request goes into [ci_base, default main]")
     from autoresearch.commands.ci import add_options
 
     add_options(subs["ci"])

@@ -128,16 +128,3 @@ def step_summary(text: str) -> bool:
         f.write(text.rstrip("\n") + "\n")
     return True
 
-
-def publish_pr(config: Any, tag: str, remote: str, table: str, say: Any) -> str:
-    """``publish --pr``: the pull request of autoresearch/TAG into --base, the results table and
-    the report as its body; returns its URL."""
-    from autoresearch.commands.ci import title
-    from autoresearch.commands.report import report
-
-    config.option.tag = tag
-    base = config.getoption("base") or config.get("ci_base", "main")
-    how, url = open_or_update(repository(config.rootdir, remote), f"autoresearch/{tag}", base, title(config, tag),
-                              table + "\n\n" + report(config))
-    say(f"{how} the pull request of autoresearch/{tag} into {base}: {url}")
-    return url

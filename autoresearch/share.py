@@ -257,7 +257,7 @@ def check_export(folder: Path, manifest: Any, file: str) -> None:
 
 def publish(config: Any, say: Callable[[str], None]) -> str:
     """Push the run's branch (and with --all every experiment's ref) and print the results as a
-    Markdown table for a pull request; with --pr, open or update that pull request."""
+    Markdown table for a pull request (``publish --pr`` opens it: commands/share.py)."""
     from autoresearch.reports import read_results
     from autoresearch.session import Session
 
@@ -290,9 +290,5 @@ def publish(config: Any, say: Callable[[str], None]) -> str:
     say(f"pushed {len(push)} ref{'s' if len(push) > 1 else ''} to {remote}\n")
     text = "\n".join(printable(line) for line in lines)  # the results may be an imported run's
     say(text)
-    if config.getoption("pr"):
-        from autoresearch.github import publish_pr
-
-        publish_pr(config, tag, remote, text, say)
     return text
 
