@@ -57,28 +57,68 @@ CUDA_WIDTH_SCALE = 4      # width multiplier
 CUDA_BATCH_SCALE = 8      # batch size multiplier
 
 # ---------------------------------------------------------------------------------------------
-# Device
+# Device: what differs on CUDA is decided by the functions below from the device's facts
+# (tests/test_cuda_path.py passes made-up ones, so the CUDA path runs on a machine without a GPU)
 
-if torch.cuda.is_available():
-    device = torch.device("cuda")
-elif torch.backends.mps.is_available():
-    device = torch.device("mps")
-else:
-    device = torch.device("cpu")
+PEAK_FLOPS = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}  # dense bf16 FLOP/s
+
+
+def pick_device(cuda_available, mps_available):
+    return torch.device("cuda" if cuda_available else "mps" if mps_available else "cpu")
+
+
+def device_plan(cuda, device_name="", bf16_supported=False):
+    """The sizes (the CUDA_*_SCALE factors on CUDA), the autocast dtype (bf16 on a GPU that has it;
+    None: no autocast), TF32, torch.compile, the fused optimizer, and the peak FLOP/s MFU divides by."""
+    return dict(depth=DEPTH * (CUDA_DEPTH_SCALE if cuda else 1), width=MODEL_DIM * (CUDA_WIDTH_SCALE if cuda else 1),
+                batch_size=BATCH_SIZE * (CUDA_BATCH_SCALE if cuda else 1),
+                autocast_dtype=torch.bfloat16 if cuda and bf16_supported else None, tf32=cuda, compile=cuda,
+                fused=cuda, peak_flops=next((v for k, v in PEAK_FLOPS.items() if cuda and k in device_name), 0.0))
+
+
+def set_precision(plan):
+    if plan["tf32"]:  # TF32 matmuls and convolutions: fp32 code at tensor-core speed
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+
+
+def make_autocast(plan):
+    if plan["autocast_dtype"] is not None:
+        return torch.autocast("cuda", dtype=plan["autocast_dtype"])
+    return torch.autocast("cpu", enabled=False)
+
+
+def synchronize(cuda):
+    """What waits for the device before a step is timed (nothing to wait for on the CPU)."""
+    return torch.cuda.synchronize if cuda else (lambda: None)
+
+
+def peak_memory_mb(cuda, max_allocated=None):
+    """CUDA: the peak allocated by torch; CPU / MPS: the process's peak resident memory (ru_maxrss:
+    KiB on Linux, bytes on macOS)."""
+    if cuda:
+        return max_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+def mfu_percent(flops_per_token, timed_tokens, training_time, peak_flops):
+    """Model FLOPs utilisation: the training FLOP/s achieved, in percent of the device's peak (0: unknown)."""
+    return 100 * flops_per_token * timed_tokens / training_time / peak_flops if peak_flops and training_time else 0.0
+
+
+device = pick_device(torch.cuda.is_available(), torch.backends.mps.is_available())
 CUDA = device.type == "cuda"
 if os.environ.get("AUTORESEARCH_THREADS"):  # the runner's share of the cores when workers run side by side
     torch.set_num_threads(int(os.environ["AUTORESEARCH_THREADS"]))
-depth = DEPTH * (CUDA_DEPTH_SCALE if CUDA else 1)
-width = MODEL_DIM * (CUDA_WIDTH_SCALE if CUDA else 1)
-batch_size = BATCH_SIZE * (CUDA_BATCH_SCALE if CUDA else 1)
+plan = device_plan(CUDA, torch.cuda.get_device_name() if CUDA else "", CUDA and torch.cuda.is_bf16_supported())
+depth, width, batch_size = plan["depth"], plan["width"], plan["batch_size"]
 assert width % N_HEAD == 0 and (width // N_HEAD) % 2 == 0, "width / N_HEAD must be even"
 assert 1 <= CONTEXT <= prepare.SEQ_LEN, f"CONTEXT must be in 1..{prepare.SEQ_LEN}"
 seed = SEED + int(os.environ.get("AUTORESEARCH_SEED", "0"))  # the runner's n-th run of a commit: SEED + n
 torch.manual_seed(seed)
-if CUDA:
-    torch.backends.cuda.matmul.allow_tf32 = True
-    torch.backends.cudnn.allow_tf32 = True
-autocast = torch.autocast("cuda", dtype=torch.bfloat16) if CUDA else torch.autocast("cpu", enabled=False)
+set_precision(plan)
+autocast = make_autocast(plan)
+sync = synchronize(CUDA)
 
 # ---------------------------------------------------------------------------------------------
 # Model: pre-norm GPT with rotary positions, QK-norm and SDPA attention
@@ -194,15 +234,13 @@ optimizer = torch.optim.AdamW([
     dict(params=model.embed.parameters(), lr=EMBED_LR, weight_decay=0.0),
     dict(params=matrices, lr=MATRIX_LR, weight_decay=WEIGHT_DECAY),
     dict(params=model.head.parameters(), lr=HEAD_LR, weight_decay=0.0),
-], betas=ADAM_BETAS, eps=1e-10, fused=CUDA)
+], betas=ADAM_BETAS, eps=1e-10, fused=plan["fused"])
 for group in optimizer.param_groups:
     group["initial_lr"] = group["lr"]
-train_model = torch.compile(model) if CUDA else model  # compile on CUDA only
+train_model = torch.compile(model) if plan["compile"] else model  # compile on CUDA only
 generator = torch.Generator().manual_seed(seed)
 # Training FLOPs per token: 6 per parameter plus attention (forward and backward).
 flops_per_token = 6 * num_params + 12 * depth * width * CONTEXT
-peak_flops = {"H100": 989e12, "H200": 989e12, "A100": 312e12, "L4": 121e12, "A10": 125e12}.get(
-    next((k for k in ("H100", "H200", "A100", "L4", "A10") if CUDA and k in torch.cuda.get_device_name()), ""), 0.0)
 print(f"device {device} | depth {depth} | width {width} | params {num_params / 1e6:.2f}M | "
       f"batch {batch_size}x{CONTEXT} | budget {budget:g}s" + (f" | steps {step_budget}" if step_budget else ""),
       flush=True)
@@ -216,8 +254,7 @@ while True:
     progress = step / step_budget if step_budget else training_time / budget
     if progress >= 1.0:
         break
-    if CUDA:
-        torch.cuda.synchronize()
+    sync()
     t_step = time.time()
     for group in optimizer.param_groups:
         group["lr"] = group["initial_lr"] * lr_multiplier(progress)
@@ -257,18 +294,15 @@ torch.save(model.state_dict(), "model.pt")  # what the protected evaluator score
 if not math.isfinite(val_bpb):
     print("FAIL")
     sys.exit(1)
-if CUDA:
-    peak_memory_mb = torch.cuda.max_memory_allocated() / 2**20  # CUDA: peak allocated by torch
-else:  # CPU / MPS: the process's peak resident memory (ru_maxrss: KiB on Linux, bytes on macOS)
-    peak_memory_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / (2**20 if sys.platform == "darwin" else 2**10)
+peak_memory = peak_memory_mb(CUDA, torch.cuda.max_memory_allocated)
 timed_tokens = tokens * max(0, step - UNTIMED_STEPS) / step
-mfu = 100 * flops_per_token * timed_tokens / training_time / peak_flops if peak_flops and training_time else 0.0
+mfu = mfu_percent(flops_per_token, timed_tokens, training_time, plan["peak_flops"])
 print("---")
 print(f"val_bpb:          {val_bpb:.6f}")
 print(f"training_seconds: {training_time:.1f}")
 print(f"total_seconds:    {time.time() - T0:.1f}")
 print(f"startup_seconds:  {startup_seconds:.1f}")
-print(f"peak_vram_mb:     {peak_memory_mb:.1f}")
+print(f"peak_vram_mb:     {peak_memory:.1f}")
 print(f"mfu_percent:      {mfu:.2f}")
 print(f"total_tokens_M:   {tokens / 1e6:.1f}")
 print(f"num_steps:        {step}")

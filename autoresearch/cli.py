@@ -1,4 +1,4 @@
-"""The command line: ``autoresearch run | status | show | diff | new | report | calibrate | init | export | import | publish``.
+"""The command line: ``autoresearch run | status | show | diff | new | report | calibrate | init | export | import | publish | ci``.
 Arguments only: each command is a module of autoresearch/commands/, and every exit code main.guard's.
 
 Exit codes (autoresearch.ExitCode): 0 the session completed, whatever the verdicts;
@@ -17,6 +17,7 @@ from autoresearch.config import Config, Parser, find_rootdir
 from autoresearch.errors import UsageError
 from autoresearch.main import guard
 from autoresearch.reports import ExitCode
+from autoresearch.runargs import add_run_arguments
 
 COMMANDS = {
     "run": "collect hypothesis files and run them: baseline first, one commit each",
@@ -31,6 +32,9 @@ COMMANDS = {
     "export": "one file holding a run: its commits (a git bundle), results, ledger, logs, journal and lessons",
     "import": "bring a run that autoresearch export wrote into this clone (status and report then show it)",
     "publish": "push a run's branch (with --all, every experiment's ref) and print its results in Markdown",
+    "ci": "one night of research that continues the last one: restore the research branch's run (from the "
+          "remote or --from-export), run only the hypotheses it has not decided, push the branch and its record, "
+          "and with --pr open or update the pull request (docs/ci.md)",
     "init": "set up this repository: a commented [tool.autoresearch] table with what it detects and TODOs "
             "for the rest, experiments/ with one example, and program.md for an LLM agent (never overwrites)",
 }
@@ -53,14 +57,7 @@ def make_parser(parser: Parser) -> tuple[ArgumentParser, dict[str, ArgumentParse
     subs = {name: sub.add_parser(name, help=text, description=text) for name, text in COMMANDS.items()}
     for p in subs.values():
         p.__class__ = ArgumentParser
-    run = subs["run"]
-    run.add_argument("file_or_dir", nargs="*", metavar="PATH", help="hypothesis files or folders (default: the "
-                                                               "'paths' setting, experiments/)")
-    run.add_argument("-p", dest="plugins", action="append", default=[], metavar="NAME",
-                     help="load plugin module NAME early; -p no:NAME blocks a plugin (e.g. -p no:journal)")
-    parser.addsetting("paths", type="list", default=["experiments"], help="where hypotheses are collected "
-                                                                           "when no PATH is given")
-    parser.populate(run)
+    add_run_arguments(subs["run"], parser)
     for name in ("status", "report"):
         subs[name].add_argument("--tag", default=None, help="the run to show (default: the latest)")
         subs[name].add_argument("--json", action="store_true", help="print it as JSON, for agents and scripts")
@@ -93,6 +90,13 @@ def make_parser(parser: Parser) -> tuple[ArgumentParser, dict[str, ArgumentParse
     subs["init"].add_argument("--command", dest="init_command", metavar="CMD", default=None,
                               help="the workload's command line, e.g. \"python train.py config/x.py\": written as the "
                                    "command setting, and a config file it passes is the editable file")
+    subs["publish"].add_argument("--pr", action="store_true",
+                                 help="also open, or update, the pull request of the branch into --base, the report "
+                                      "as its body (the gh CLI when on PATH, else the REST API with $GITHUB_TOKEN)")
+    subs["publish"].add_argument("--base", default=None, help="the branch the pull request goes into [ci_base, default main]")
+    from autoresearch.commands.ci import add_options
+
+    add_options(subs["ci"])
     cal = subs["calibrate"]
     cal.add_argument("--runs", type=int, default=5, metavar="N",
                      help="runs of the unmodified code, seeds 0 to N-1 (default: 5; at least 2)")
@@ -183,4 +187,4 @@ def print_help(top: argparse.ArgumentParser, subs: dict[str, argparse.ArgumentPa
     for s in sorted(parser.settings.values(), key=lambda s: s.name):
         flag = f" ({s.flags[0]})" if s.flags else ""
         print(f"  {s.name}{flag} = {s.default!r}\n      {s.help}")
-    print("\nMore: autoresearch COMMAND --help (status, show, diff, new, report, calibrate, init, export, import, publish).")
+    print("\nMore: autoresearch COMMAND --help (status, show, diff, new, report, calibrate, init, export, import, publish, ci).")

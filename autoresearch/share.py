@@ -257,7 +257,7 @@ def check_export(folder: Path, manifest: Any, file: str) -> None:
 
 def publish(config: Any, say: Callable[[str], None]) -> str:
     """Push the run's branch (and with --all every experiment's ref) and print the results as a
-    Markdown table for a pull request."""
+    Markdown table for a pull request (``publish --pr`` opens it: commands/share.py)."""
     from autoresearch.reports import read_results
     from autoresearch.session import Session
 

@@ -1,5 +1,6 @@
 """The commands, one module each: ``run``, ``status``, ``show``, ``diff``, ``report``, ``new``, ``calibrate``, ``init``,
-and ``export`` / ``import`` / ``publish`` (``share``, over :mod:`autoresearch.share`).
+and ``export`` / ``import`` / ``publish`` (``share``, over :mod:`autoresearch.share`), ``ci`` (over
+:mod:`autoresearch.ci`).
 
 Each module has ``main(config) -> int`` (``init``: ``main(rootdir)``, run before the settings are
 read); the command line imports only the module of the command it runs.
@@ -10,8 +11,9 @@ import importlib
 from types import ModuleType
 
 #: command name -> the module that runs it
-MODULES = {"run": "run", "status": "status", "show": "show", "diff": "diff", "new": "new", "report": "report", "calibrate": "calibrate",
-           "init": "init", "export": "share", "import": "share", "publish": "share"}
+MODULES = {"run": "run", "status": "status", "show": "show", "diff": "diff", "new": "new", "report": "report",
+           "calibrate": "calibrate", "init": "init", "export": "share", "import": "share", "publish": "share",
+           "ci": "ci"}
 
 
 def module(name: str) -> ModuleType:
