@@ -426,8 +426,7 @@ def test_link_on_a_tracked_folder_warns_once_and_links_its_ignored_files(repo, c
 
 # -------------------------------------------------------------------------------------------
 # A JSON-configured data generator with four metrics, two with targets, walked with settings only:
-# init -> new -> --collect-only -> run, then results, report and journal. Its config edits are
-# `replace` patches for now; the lead switches them to the [keys] patch kind once that is merged.
+# init -> new --key -> --collect-only -> run, then results, report and journal, each naming the keys.
 
 GENERATOR = '''\
 import json
@@ -467,14 +466,15 @@ def test_a_json_configured_data_generator_with_settings_only(repo, cli):
     (repo / "pyproject.toml").write_text(text)
     git(repo, "add", "-A")
     git(repo, "commit", "-qm", "autoresearch init")
-    steps = [("dedup on", '"dedup": false', '"dedup": true'),  # dup_pct 11 -> 6 (target < 5), yield up: kept
-             ("top_p 0.9 to 0.95", '"top_p": 0.9', '"top_p": 0.95'),  # yield up, diversity up: kept
-             ("temperature 0.7 to 0.5", '"temperature": 0.7', '"temperature": 0.5')]  # more duplicates: discarded
-    for description, old, new in steps:
-        r = cli("new", description, "--replace", old, new, "--hypothesis", f"{description}: fewer duplicates")
+    steps = [("dedup on", "dedup", "true"),  # dup_pct 11 -> 6 (target < 5), yield up: kept
+             ("top_p 0.9 to 0.95", "sampling.top_p", "0.95"),  # yield up, diversity up: kept
+             ("temperature 0.7 to 0.5", "sampling.temperature", "0.5")]  # more duplicates: discarded
+    for description, key, value in steps:  # the config's keys as data: [keys]
+        r = cli("new", description, "--key", f"{key}={value}", "--hypothesis", f"{description}: fewer duplicates")
         assert r.rc == 0, r
     r = cli("run", "--collect-only")
     assert r.rc == 0 and "3 hypotheses collected; every patch applies to config.json" in r.out, r
+    assert "sampling.top_p 0.9 → 0.95" in r.out and "dedup false → true" in r.out, r.out
     r = cli("run", "--tag", "t1")
     assert r.rc == 0, r
     assert "objective lexicographic: yield (maximize) > diversity (maximize)" in r.out
@@ -489,6 +489,9 @@ def test_a_json_configured_data_generator_with_settings_only(repo, cli):
     # seed 002's per-iteration table: the reverted iteration too, arrows against the commit it built on
     assert "| dup_pct | 11 | 6 ↓↓ | 8 ↑↑ | 6 | < 5 |" in report and \
         "| diversity | 0.4 | 0.4 | 0.2 ↓↓ | 0.45 ↑ | >= 0.5 |" in report
+    assert all(f"| {key} |" in report for _, key, _ in steps)  # the parameter table names every key
     journal = (repo / "experiments" / "journal.md").read_text()
-    assert all(description in journal for description, _, _ in steps)
+    assert all(description in journal and key in journal for description, key, _ in steps)
+    changed = [e["changes"] for e in map(json.loads, (run_dir(repo, "t1") / "results.jsonl").read_text().splitlines())]
+    assert sorted(c[0][0] for c in changed if c) == ["dedup", "sampling.temperature", "sampling.top_p"]
     assert "targets the baseline misses: dup_pct 11 not < 5" in cli("status").out
