@@ -22,6 +22,7 @@ import fcntl
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -148,8 +149,16 @@ def start(project: Path, phases: Path, workers: int = 1) -> subprocess.Popen:
     args = ["run", "--tag", TAG, "-n", str(workers)]
     args += ["--resume"] if (project / ".autoresearch" / "runs" / TAG).is_dir() else []
     return subprocess.Popen([sys.executable, "-m", "autoresearch", *args], cwd=project, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=as_at_a_terminal,
                             env={**os.environ, "SOAK_PHASES": str(phases)})
+
+
+def as_at_a_terminal() -> None:
+    """The runner starts with the signals' default actions, as a command typed at a terminal does,
+    whatever the soak inherited: started with `&` (a background job), SIGINT is ignored, and a Ctrl-C
+    before the entry point's first instruction would be lost rather than end the interpreter."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def phase_at(phases: Path, pid: int, when: float) -> str:
@@ -204,6 +213,9 @@ class Stats:
         return "\n".join(lines)
 
 
+# Before its session has remade the worktrees a runner has touched none: a worktree an earlier SIGKILL
+# left dirty is as dirty after a graceful stop in these phases (a resume remakes it, as it would anyway)
+EARLY = ("interpreter", "start-up", "session")
 PHASE_ORDER = ["interpreter", "start-up", "session", "setup", "training", "verdict", "logging",
                "between experiments", "finish"]
 
@@ -252,6 +264,7 @@ def soak_session(project: Path, expected: list, duration: float, stops: int, rng
     phases = project.parent / f"{project.name}.phases"
     initial_head = git(project, "rev-parse", "HEAD")
     for n in range(stops + 1):
+        dirty_before = dirty_worktrees(project)  # what an earlier SIGKILL left: the session start remakes it
         proc = start(project, phases, workers)
         stats.attempts += 1
         kind = rng.choice(KINDS)
@@ -287,7 +300,7 @@ def soak_session(project: Path, expected: list, duration: float, stops: int, rng
             stats.violations.append(f"{project.name}: {kind} in {phase}: a traceback: {err.strip()[-600:]}")
         if not kind.startswith("sigkill"):  # a graceful stop leaves the tree as a resume expects it
             dirty = dirty_worktrees(project)
-            if dirty:
+            if dirty and not (dirty == dirty_before and phase in EARLY):
                 stats.violations.append(f"{project.name}: {kind} in {phase}: a dirty worktree after the stop: {dirty}")
         if rc == 0:  # the run is done
             break
@@ -364,10 +377,15 @@ def check(project: Path, expected: list, initial_head: str, workers: int = 1) ->
     if len(completed) != len(expected):
         bad.append(f"the journal has {len(completed)} COMPLETED entries for {len(expected)} experiments")
     planned, ended = journal.count("**Status**: PLANNED"), journal.count("**Status**: COMPLETED")
-    # every PLANNED entry has its COMPLETED (or interrupted) one, never an orphan: held with one
-    # worker; with several, random stops still leave one now and then (issue #23, left open)
-    if planned != ended and workers == 1:
+    # every PLANNED entry has its COMPLETED (or interrupted) one, never an orphan, for any number of workers
+    if planned != ended:
         bad.append(f"the journal has {planned} PLANNED entries but {ended} COMPLETED or interrupted ones")
+    open_entries = Counter()  # ... and each experiment's own, by the markers its entries end with
+    for seq, kind in re.findall(rf"<!-- autoresearch {TAG} (\d+) (planned|completed) -->", journal):
+        open_entries[int(seq)] += 1 if kind == "planned" else -1
+    if any(open_entries.values()):
+        bad.append(f"PLANNED entries without one COMPLETED entry each (experiment: PLANNED - COMPLETED): "
+                   f"{ {k: v for k, v in sorted(open_entries.items()) if v} }")
     return bad
 
 
