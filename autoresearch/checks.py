@@ -107,6 +107,10 @@ def check_layout(config: Any) -> None:
     for key in OWN_OUTPUTS:  # each on its own first: a folder, a link (relative to the project's root)
         if config.get(key):
             check_output(config, key, config.get(key), config.rootdir)
+            if _real(config, config.get(key), config.rootdir) is None:  # through a linked folder, say
+                raise UsageError(f"{key}: {shown(config.get(key))} leads outside the project (to "
+                                 f"{os.path.realpath(config.rootdir / config.get(key))}): the runner keeps its records "
+                                 "in the project; give a path inside it")
     places = _places(config)
     for i, x in enumerate(places):
         for y in places[i + 1:]:
