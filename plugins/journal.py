@@ -235,15 +235,16 @@ class Journal:
     def autoresearch_experiment_logstart(self, experiment) -> None:
         with self.lock:
             if experiment.seq in self.planned:  # run again on a new tip: one PLANNED, one COMPLETED
-                self.append(redispatched(experiment, dt.datetime.now()))
+                self.append(inert(redispatched(experiment, dt.datetime.now()))
+                            + marker(self.tag, experiment.seq, "redispatched"))
                 return
-            self.append(planned(experiment, dt.datetime.now()) + marker(self.tag, experiment.seq, "planned"))
+            self.append(inert(planned(experiment, dt.datetime.now())) + marker(self.tag, experiment.seq, "planned"))
             self.planned.add(experiment.seq)
             self.last = experiment.nodeid
 
     @hookimpl
     def autoresearch_experiment_logreport(self, report: Report) -> None:
-        text = completed(report, self.unit) + marker(self.tag, report.seq, "completed")
+        text = inert(completed(report, self.unit)) + marker(self.tag, report.seq, "completed")
         with self.lock:
             if report.seq in self.planned:  # planned by this process: its COMPLETED entry is not written yet
                 self.planned.discard(report.seq)
@@ -255,7 +256,7 @@ class Journal:
                     text = ("\n**Status**: PLANNED (written after the fact: the runner stopped before it was)\n"
                             + marker(self.tag, report.seq, "planned") + text)
             if self.last != report.nodeid:  # another entry came in between (several workers, a resume)
-                text = heading(dt.datetime.now(), self.tag, f"{report.name}, completed") + text
+                text = inert(heading(dt.datetime.now(), self.tag, f"{report.name}, completed")) + text
             self.append(text)
             self.last = report.nodeid
 
@@ -269,6 +270,28 @@ class Journal:
 def marker(tag: str, seq: int, kind: str) -> str:
     """The invisible end of an entry: which run's experiment, and which half of its record."""
     return f"<!-- autoresearch {tag} {seq} {kind} -->\n"
+
+
+MARKER = re.compile(r"<!-- autoresearch (\S+) (\d+) (planned|completed|redispatched) -->\n?")
+
+
+def inert(text: str) -> str:
+    """An entry's own text, where a hypothesis' words cannot pass for a marker (nor hide what follows):
+    an HTML comment opener is written as an entity (Markdown still shows it as typed)."""
+    return text.replace("<!--", "&lt;!--")
+
+
+def entries_of(text: str, tag: str) -> str:
+    """The journal as run `tag` sees it: its header and that run's entries only (each entry ends with
+    its marker; text that ends with none, from before markers, belongs to no run)."""
+    first = text.find("\n### ")
+    head, rest = (text[:first], text[first:]) if first >= 0 else (text, "")
+    out, start = [head], 0
+    for m in MARKER.finditer(rest):
+        if m.group(1) == tag:
+            out.append(rest[start:m.end()])
+        start = m.end()
+    return "".join(out)
 
 
 @hookimpl

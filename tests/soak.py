@@ -213,8 +213,8 @@ class Stats:
         return "\n".join(lines)
 
 
-# Before its session has remade the worktrees a runner has touched none: a worktree an earlier SIGKILL
-# left dirty is as dirty after a graceful stop in these phases (a resume remakes it, as it would anyway)
+# Before its session has remade the worktrees a runner has touched none: what is in them then is an
+# earlier runner's (a SIGKILLed runner's git may still be at work there), and the session remakes them
 EARLY = ("interpreter", "start-up", "session")
 PHASE_ORDER = ["interpreter", "start-up", "session", "setup", "training", "verdict", "logging",
                "between experiments", "finish"]
@@ -264,7 +264,6 @@ def soak_session(project: Path, expected: list, duration: float, stops: int, rng
     phases = project.parent / f"{project.name}.phases"
     initial_head = git(project, "rev-parse", "HEAD")
     for n in range(stops + 1):
-        dirty_before = dirty_worktrees(project)  # what an earlier SIGKILL left: the session start remakes it
         proc = start(project, phases, workers)
         stats.attempts += 1
         kind = rng.choice(KINDS)
@@ -300,7 +299,7 @@ def soak_session(project: Path, expected: list, duration: float, stops: int, rng
             stats.violations.append(f"{project.name}: {kind} in {phase}: a traceback: {err.strip()[-600:]}")
         if not kind.startswith("sigkill"):  # a graceful stop leaves the tree as a resume expects it
             dirty = dirty_worktrees(project)
-            if dirty and not (dirty == dirty_before and phase in EARLY):
+            if dirty and phase not in EARLY:
                 stats.violations.append(f"{project.name}: {kind} in {phase}: a dirty worktree after the stop: {dirty}")
         if rc == 0:  # the run is done
             break
