@@ -388,13 +388,16 @@ def check(project: Path, expected: list, initial_head: str, workers: int = 1) ->
     return bad
 
 
-def run(tmp: Path, stops: int, per_session: int, seed: int = 0, say=print, workers: int = 1) -> Stats:
-    """Soak runs of the project until `stops` stops have landed, at most `per_session` per run;
-    the rows are checked against an uninterrupted run with one worker, whatever `workers` is."""
+def run(tmp: Path, stops: int, per_session: int, seed: int = 0, say=print, workers: int = 1,
+        seconds: float | None = None) -> Stats:
+    """Soak runs of the project until `stops` stops have landed (or `seconds` have passed: the run
+    under way is finished and checked), at most `per_session` per run; the rows are checked against
+    an uninterrupted run with one worker, whatever `workers` is."""
     expected, duration = reference(tmp)
     rng = random.Random(seed)
     total = Stats()
-    while sum(total.stops.values()) < stops:
+    deadline = time.monotonic() + seconds if seconds else None
+    while sum(total.stops.values()) < stops and (deadline is None or time.monotonic() < deadline):
         project = make_project(tmp / f"s{total.sessions:04d}")
         result = soak_session(project, expected, duration / workers, per_session, rng, workers)
         total.merge(result)
