@@ -121,6 +121,17 @@ def check_layout(config: Any) -> None:
                     raise UsageError(f"{a[0]} = {shown(a[2])} and {b[0]} = {shown(b[2])}: {why}")
 
 
+def inside_project(file: Path, allowed: list[Path], config: Any) -> Path:
+    """The real path of a collected file, if in the project or a PATH given on the command line (else one line)."""
+    real = file.resolve()
+    if any(real == root or root in real.parents for root in allowed):
+        return real
+    rel = os.path.relpath(file, config.rootdir) if config.rootdir in file.parents else str(file)
+    raise UsageError(f"{rel}: leads outside the project (to {real}, through a link): a hypothesis file there "
+                     f"would be read, a Python one imported and run; give it on the command line "
+                     f"(autoresearch run {rel}) to collect it on purpose")
+
+
 def check_state_dir(config: Any) -> None:
     """The state folder, through any link: inside the project, never in .git, a folder, and no tracked
     file in it (it is written into .git/info/exclude: new code there would be hidden from git)."""

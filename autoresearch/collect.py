@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from autoresearch import hookimpl
+from autoresearch.checks import inside_project
 from autoresearch.config import inside, positive
 from autoresearch.errors import CollectError, PatchError, UsageError
 from autoresearch.model import Hypothesis
@@ -71,17 +72,6 @@ def find_files(paths: list[Path], config) -> list[Path]:
                     and state not in file.parents):
                 found[inside_project(file, allowed, config)] = None
     return list(found)
-
-
-def inside_project(file: Path, allowed: list[Path], config) -> Path:
-    """The real path of a file, if in the project or a PATH given on the command line (else one line)."""
-    real = file.resolve()
-    if any(real == root or root in real.parents for root in allowed):
-        return real
-    rel = relpath(file, config.rootdir)
-    raise UsageError(f"{rel}: leads outside the project (to {real}, through a link): a hypothesis file there "
-                     f"would be read, a Python one imported and run; give it on the command line "
-                     f"(autoresearch run {rel}) to collect it on purpose")
 
 
 def relpath(path: Path, rootdir: Path) -> str:
