@@ -99,7 +99,7 @@ def own_part(path: Path, key: str, tag: str, tmp: Path) -> Path:
     project), its header and this run's entries only; any other file whole."""
     if key != "journal_path":
         return path
-    from autoresearch.plugins.journal import entries_of
+    from autoresearch.journalmarks import entries_of
 
     out = tmp / f"own-{path.name}"
     out.write_text(entries_of(path.read_text(encoding="utf-8", errors="replace"), tag), encoding="utf-8")

@@ -18,6 +18,7 @@ from pathlib import Path
 from autoresearch.patches import patch_kinds
 from autoresearch import hookimpl
 from autoresearch.config import inside
+from autoresearch.journalmarks import inert, marker
 from autoresearch.reports import Cause, Report, Status, sign
 
 
@@ -265,33 +266,6 @@ class Journal:
             return self.path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return ""
-
-
-def marker(tag: str, seq: int, kind: str) -> str:
-    """The invisible end of an entry: which run's experiment, and which half of its record."""
-    return f"<!-- autoresearch {tag} {seq} {kind} -->\n"
-
-
-MARKER = re.compile(r"<!-- autoresearch (\S+) (\d+) (planned|completed|redispatched) -->\n?")
-
-
-def inert(text: str) -> str:
-    """An entry's own text, where a hypothesis' words cannot pass for a marker (nor hide what follows):
-    an HTML comment opener is written as an entity (Markdown still shows it as typed)."""
-    return text.replace("<!--", "&lt;!--")
-
-
-def entries_of(text: str, tag: str) -> str:
-    """The journal as run `tag` sees it: its header and that run's entries only (each entry ends with
-    its marker; text that ends with none, from before markers, belongs to no run)."""
-    first = text.find("\n### ")
-    head, rest = (text[:first], text[first:]) if first >= 0 else (text, "")
-    out, start = [head], 0
-    for m in MARKER.finditer(rest):
-        if m.group(1) == tag:
-            out.append(rest[start:m.end()])
-        start = m.end()
-    return "".join(out)
 
 
 @hookimpl
