@@ -261,9 +261,11 @@ def soak_session(project: Path, expected: list, duration: float, stops: int, rng
                  workers: int = 1) -> Stats:
     """Stop a run `stops` times at random, resuming each time, then let it finish; check it."""
     stats = Stats(sessions=1)
-    phases = project.parent / f"{project.name}.phases"
     initial_head = git(project, "rev-parse", "HEAD")
     for n in range(stops + 1):
+        # each runner marks its phases in a file of its own: pids come round again within minutes on a
+        # busy machine, and an earlier runner's markers under the same pid would misplace the stop
+        phases = project.parent / f"{project.name}.{n}.phases"
         proc = start(project, phases, workers)
         stats.attempts += 1
         kind = rng.choice(KINDS)
