@@ -107,6 +107,10 @@ def check_layout(config: Any) -> None:
     for key in OWN_OUTPUTS:  # each on its own first: a folder, a link (relative to the project's root)
         if config.get(key):
             check_output(config, key, config.get(key), config.rootdir)
+            if _real(config, config.get(key), config.rootdir) is None:  # through a linked folder, say
+                raise UsageError(f"{key}: {shown(config.get(key))} leads outside the project (to "
+                                 f"{os.path.realpath(config.rootdir / config.get(key))}): the runner keeps its records "
+                                 "in the project; give a path inside it")
     places = _places(config)
     for i, x in enumerate(places):
         for y in places[i + 1:]:
@@ -115,6 +119,17 @@ def check_layout(config: Any) -> None:
             for a, b in ((x, y), (y, x)):
                 if a[3][:len(b[3])] == b[3] and (why := _clash(a, b)):
                     raise UsageError(f"{a[0]} = {shown(a[2])} and {b[0]} = {shown(b[2])}: {why}")
+
+
+def inside_project(file: Path, allowed: list[Path], config: Any) -> Path:
+    """The real path of a collected file, if in the project or a PATH given on the command line (else one line)."""
+    real = file.resolve()
+    if any(real == root or root in real.parents for root in allowed):
+        return real
+    rel = os.path.relpath(file, config.rootdir) if config.rootdir in file.parents else str(file)
+    raise UsageError(f"{rel}: leads outside the project (to {real}, through a link): a hypothesis file there "
+                     f"would be read, a Python one imported and run; give it on the command line "
+                     f"(autoresearch run {rel}) to collect it on purpose")
 
 
 def check_state_dir(config: Any) -> None:

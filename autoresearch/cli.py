@@ -42,6 +42,8 @@ COMMANDS = {
 
 class ArgumentParser(argparse.ArgumentParser):
     def error(self, message: str) -> None:  # type: ignore[override]
+        if len(message) > 300:  # argparse quotes the value it refused whole: one line stays readable
+            message = message[:280] + "…'" + ("" if message.endswith("'") else message[message.rfind("'") + 1:][:20])
         raise UsageError(f"{message} (see autoresearch {self.prog.split()[-1] if ' ' in self.prog else ''} --help)".replace("  ", " "))
 
 
@@ -71,7 +73,7 @@ def make_parser(parser: Parser) -> tuple[ArgumentParser, dict[str, ArgumentParse
                                 help="also draw the metric per experiment: kept green and labelled, "
                                      "discarded grey, crashes red, with the running best")
     subs["report"].add_argument("--cost-per-hour", dest="cost_per_hour", type=float, metavar="RATE", default=None,
-                                help="price of one GPU-hour for the cost table [cost_per_hour]")
+                                help="price of one GPU-hour for the cost table, from 0 to 1,000,000 [cost_per_hour]")
     subs["report"].add_argument("-o", "--output", metavar="FILE.md", default=None, help="write the Markdown here")
     subs["export"].add_argument("--tag", default=None, help="the run to export (default: the latest)")
     subs["export"].add_argument("-o", "--output", metavar="FILE", default=None,
@@ -99,7 +101,7 @@ def make_parser(parser: Parser) -> tuple[ArgumentParser, dict[str, ArgumentParse
     add_options(subs["ci"])
     cal = subs["calibrate"]
     cal.add_argument("--runs", type=int, default=5, metavar="N",
-                     help="runs of the unmodified code, seeds 0 to N-1 (default: 5; at least 2)")
+                     help="runs of the unmodified code, seeds 0 to N-1 (default: 5; from 2 to 1,000)")
     parser.populate(cal, only={"budget", "budget_steps", "timeout", "command", "noise_k", "repeats", "max_repeats"})
     new = subs["new"]
     new.add_argument("description", help="one line: the commit subject")

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from autoresearch import hookimpl
+from autoresearch.checks import inside_project
 from autoresearch.config import inside, positive
 from autoresearch.errors import CollectError, PatchError, UsageError
 from autoresearch.model import Hypothesis
@@ -51,21 +52,25 @@ def find_files(paths: list[Path], config) -> list[Path]:
     skip = {config.rootdir / p for p in config.editable + config.protected}
     state = config.state_dir
     found: dict[Path, None] = {}
+    # where a file may lead through links: into the project, or into what was given on the command line
+    allowed = [config.rootdir.resolve(), *(p.resolve() for p in paths if config.getoption("file_or_dir"))]
     for path in paths:
         if not path.exists():
             raise UsageError(f"file or folder not found: {relpath(path, config.rootdir)}")
         if path.is_file():
-            found[path.resolve()] = None
+            found[inside_project(path, allowed, config)] = None
             continue
         for file in sorted(path.rglob("*")):
             rel = file.relative_to(path).parts
             if any(part.startswith((".", "_")) or any(fnmatch.fnmatch(part, pat) for pat in NORECURSE)
                    for part in rel[:-1]):
                 continue
+            if file.is_symlink() and file.is_dir() and not file.name.startswith((".", "_")):
+                inside_project(file, allowed, config)  # not searched (as rglob does not); never one outside
             if (file.suffix in (".toml", ".py") and file.is_file() and file.name not in NOT_HYPOTHESES
                     and not file.name.startswith((".", "_")) and file not in skip
                     and state not in file.parents):
-                found[file.resolve()] = None
+                found[inside_project(file, allowed, config)] = None
     return list(found)
 
 
@@ -203,6 +208,10 @@ def editable_texts(config, root: Path | None = None) -> dict[str, str]:
         if path.is_symlink():
             raise UsageError(f"editable file {name} is a symbolic link (to {os.readlink(path)}): a patch would "
                              "change or read what it points to; make it a regular file, or leave it out of editable")
+        real, meant = os.path.realpath(path), os.path.join(os.path.realpath(root), os.path.normpath(name))
+        if real != meant:
+            raise UsageError(f"editable file {name} leads through a linked folder to {real}: a patch would change "
+                             "what it points to; make its folders regular ones, or leave it out of editable")
         if not path.is_file():
             raise UsageError(f"editable file {name} not found in {root} (set editable = [...] "
                              "in [tool.autoresearch])")

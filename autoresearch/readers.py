@@ -12,7 +12,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from autoresearch.errors import CollectError
+from autoresearch.errors import CollectError, OutputClosed, Terminated
 from autoresearch.model import Hypothesis, build
 from autoresearch.kinds import registry
 
@@ -134,7 +134,7 @@ def _import_hypotheses(path: Path, rel: str, config) -> list[Hypothesis]:
             raise CollectError(rel, line, f"raised SyntaxError on import: {exc.msg} in {Path(exc.filename).name} "
                                           f"line {exc.lineno}") from None
         raise CollectError(rel, exc.lineno or 1, f"syntax error: {exc.msg}") from None
-    except _TimeUp:
+    except (_TimeUp, KeyboardInterrupt, Terminated, OutputClosed):  # a stop while it imports is the command's
         raise
     except BaseException as exc:  # trusted but fallible code: report where it failed
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if _same_file(f.filename, path)]

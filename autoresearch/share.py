@@ -89,9 +89,21 @@ def export(config: Any, out: str | None, say: Callable[[str], None]) -> Path:
             for key in ("journal_path", "lessons_path"):
                 value = config.get(key)
                 if value and (root / value).is_file():
-                    tar.add(root / value, f"project/{Path(value).name}")
+                    tar.add(own_part(root / value, key, tag, Path(tmp)), f"project/{Path(value).name}")
     say(f"exported run {tag} ({len(session.history)} experiments, {len(refs)} refs) to {path}")
     return path
+
+
+def own_part(path: Path, key: str, tag: str, tmp: Path) -> Path:
+    """What of a project file the export of run `tag` carries: of the journal (one for every run of the
+    project), its header and this run's entries only; any other file whole."""
+    if key != "journal_path":
+        return path
+    from autoresearch.journalmarks import entries_of
+
+    out = tmp / f"own-{path.name}"
+    out.write_text(entries_of(path.read_text(encoding="utf-8", errors="replace"), tag), encoding="utf-8")
+    return out
 
 
 def import_run(config: Any, file: str, say: Callable[[str], None]) -> str:

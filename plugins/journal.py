@@ -18,6 +18,7 @@ from pathlib import Path
 from autoresearch.patches import patch_kinds
 from autoresearch import hookimpl
 from autoresearch.config import inside
+from autoresearch.journalmarks import inert, marker
 from autoresearch.reports import Cause, Report, Status, sign
 
 
@@ -120,6 +121,12 @@ def in_range(name: str, value: float, up: bool) -> bool:
     return not (SHARES.search(name) and 0 <= value and value >= 1)
 
 
+def heading(now: dt.datetime, tag: str, name: str) -> str:
+    """An entry's heading, the seed's ``### YYYY-MM-DD HH:MM — [Experiment Name]`` with the run's tag
+    before the dash: one journal holds every run of the project, and each entry says whose it is."""
+    return f"\n### {now:%Y-%m-%d %H:%M} · run {tag} — {name}\n"
+
+
 def planned(exp, now: dt.datetime) -> str:
     h = exp.hypothesis
     metric = exp.session.config.get("metric")
@@ -138,7 +145,7 @@ def planned(exp, now: dt.datetime) -> str:
         hypothesis = h.hypothesis
         expected = "; ".join(f"{m} {e}" for m, e in h.expect) or f"{metric} better than the baseline (no expectation given)"
     baseline = f"{metric} {base:.6f} (commit {exp.base_commit[:7]})" if base is not None else "none yet"
-    return (f"\n### {now:%Y-%m-%d %H:%M} — {exp.name}\n\n**Status**: PLANNED\n**Hypothesis**: {hypothesis}\n"
+    return (f"{heading(now, exp.session.tag, exp.name)}\n**Status**: PLANNED\n**Hypothesis**: {hypothesis}\n"
             f"**Change**: {change}\n**Config**:\n{config}\n**Expected outcome**: {expected}\n**Baseline**: {baseline}\n")
 
 
@@ -216,27 +223,35 @@ class Journal:
 
     @hookimpl
     def autoresearch_sessionstart(self, session) -> None:
+        """Close what a killed runner left open: one interrupted entry for every PLANNED entry with no
+        COMPLETED one, except the one a report the runner finished but had not logged yet will close
+        (the session logs those next). An experiment interrupted before, run again and killed, is closed
+        too: whatever the ledger says of it, its open entries are counted from the journal itself."""
         self.tag = session.tag
-        done = {r.seq for r in session.history}
+        unlogged = {r.seq for r in getattr(session, "unlogged", None) or ()}
+        names = {r.seq: r.name for r in session.history}
+        now = dt.datetime.now()
         for seq, left in sorted(self.open_entries(session.tag).items()):
-            if left > 0 and seq not in done:  # a runner was killed mid-experiment: its entry is closed
-                self.append(f"\n**Status**: COMPLETED\n**Actual outcome**: interrupted — the runner stopped during "
-                            f"experiment {seq}; it runs again below, with an entry of its own\n"
-                            + marker(session.tag, seq, "completed") * left)
+            for _ in range(left - (1 if seq in unlogged else 0)):
+                name = names.get(seq, f"experiment {seq}")
+                self.append(f"{heading(now, session.tag, name + ', interrupted')}\n**Status**: COMPLETED\n"
+                            f"**Actual outcome**: interrupted — the runner stopped during experiment {seq}; it "
+                            "runs again below, with an entry of its own\n" + marker(session.tag, seq, "completed"))
 
     @hookimpl
     def autoresearch_experiment_logstart(self, experiment) -> None:
         with self.lock:
             if experiment.seq in self.planned:  # run again on a new tip: one PLANNED, one COMPLETED
-                self.append(redispatched(experiment, dt.datetime.now()))
+                self.append(inert(redispatched(experiment, dt.datetime.now()))
+                            + marker(self.tag, experiment.seq, "redispatched"))
                 return
-            self.append(planned(experiment, dt.datetime.now()) + marker(self.tag, experiment.seq, "planned"))
+            self.append(inert(planned(experiment, dt.datetime.now())) + marker(self.tag, experiment.seq, "planned"))
             self.planned.add(experiment.seq)
             self.last = experiment.nodeid
 
     @hookimpl
     def autoresearch_experiment_logreport(self, report: Report) -> None:
-        text = completed(report, self.unit) + marker(self.tag, report.seq, "completed")
+        text = inert(completed(report, self.unit)) + marker(self.tag, report.seq, "completed")
         with self.lock:
             if report.seq in self.planned:  # planned by this process: its COMPLETED entry is not written yet
                 self.planned.discard(report.seq)
@@ -248,7 +263,7 @@ class Journal:
                     text = ("\n**Status**: PLANNED (written after the fact: the runner stopped before it was)\n"
                             + marker(self.tag, report.seq, "planned") + text)
             if self.last != report.nodeid:  # another entry came in between (several workers, a resume)
-                text = f"\n### {dt.datetime.now():%Y-%m-%d %H:%M} — {report.name}, completed\n" + text
+                text = inert(heading(dt.datetime.now(), self.tag, f"{report.name}, completed")) + text
             self.append(text)
             self.last = report.nodeid
 
@@ -257,11 +272,6 @@ class Journal:
             return self.path.read_text(encoding="utf-8", errors="replace")
         except OSError:
             return ""
-
-
-def marker(tag: str, seq: int, kind: str) -> str:
-    """The invisible end of an entry: which run's experiment, and which half of its record."""
-    return f"<!-- autoresearch {tag} {seq} {kind} -->\n"
 
 
 @hookimpl

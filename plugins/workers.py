@@ -123,10 +123,14 @@ class ParallelLoop:
     def decide_ready(self) -> None:
         self.rerun_stale()
         while self.inflight and self.inflight[0].future.done() and not self.stale(self.inflight[0].exp):
-            slot = self.inflight.pop(0)
-            slot.future.result()  # a worker's error is the session's
+            slot = self.inflight[0]
+            if slot.future.exception() is not None:
+                self.inflight.pop(0)
+                slot.future.result()  # a worker's error is the session's
             tip = self.session.tip
+            # in flight until decided: a stop during its verdict records it as interrupted, as with one worker
             report = self.session.config.hook.autoresearch_experiment_decide(experiment=slot.exp)
+            self.inflight.pop(0)
             if slot.exp.hypothesis is None and not baseline_decided(self.session, report):
                 return
             if self.session.shouldstop:

@@ -22,6 +22,7 @@ import fcntl
 import json
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
@@ -148,8 +149,16 @@ def start(project: Path, phases: Path, workers: int = 1) -> subprocess.Popen:
     args = ["run", "--tag", TAG, "-n", str(workers)]
     args += ["--resume"] if (project / ".autoresearch" / "runs" / TAG).is_dir() else []
     return subprocess.Popen([sys.executable, "-m", "autoresearch", *args], cwd=project, start_new_session=True,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, preexec_fn=as_at_a_terminal,
                             env={**os.environ, "SOAK_PHASES": str(phases)})
+
+
+def as_at_a_terminal() -> None:
+    """The runner starts with the signals' default actions, as a command typed at a terminal does,
+    whatever the soak inherited: started with `&` (a background job), SIGINT is ignored, and a Ctrl-C
+    before the entry point's first instruction would be lost rather than end the interpreter."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, signal.SIG_DFL)
 
 
 def phase_at(phases: Path, pid: int, when: float) -> str:
@@ -204,6 +213,9 @@ class Stats:
         return "\n".join(lines)
 
 
+# Before its session has remade the worktrees a runner has touched none: what is in them then is an
+# earlier runner's (a SIGKILLed runner's git may still be at work there), and the session remakes them
+EARLY = ("interpreter", "start-up", "session")
 PHASE_ORDER = ["interpreter", "start-up", "session", "setup", "training", "verdict", "logging",
                "between experiments", "finish"]
 
@@ -249,9 +261,11 @@ def soak_session(project: Path, expected: list, duration: float, stops: int, rng
                  workers: int = 1) -> Stats:
     """Stop a run `stops` times at random, resuming each time, then let it finish; check it."""
     stats = Stats(sessions=1)
-    phases = project.parent / f"{project.name}.phases"
     initial_head = git(project, "rev-parse", "HEAD")
     for n in range(stops + 1):
+        # each runner marks its phases in a file of its own: pids come round again within minutes on a
+        # busy machine, and an earlier runner's markers under the same pid would misplace the stop
+        phases = project.parent / f"{project.name}.{n}.phases"
         proc = start(project, phases, workers)
         stats.attempts += 1
         kind = rng.choice(KINDS)
@@ -287,7 +301,7 @@ def soak_session(project: Path, expected: list, duration: float, stops: int, rng
             stats.violations.append(f"{project.name}: {kind} in {phase}: a traceback: {err.strip()[-600:]}")
         if not kind.startswith("sigkill"):  # a graceful stop leaves the tree as a resume expects it
             dirty = dirty_worktrees(project)
-            if dirty:
+            if dirty and phase not in EARLY:
                 stats.violations.append(f"{project.name}: {kind} in {phase}: a dirty worktree after the stop: {dirty}")
         if rc == 0:  # the run is done
             break
@@ -364,20 +378,28 @@ def check(project: Path, expected: list, initial_head: str, workers: int = 1) ->
     if len(completed) != len(expected):
         bad.append(f"the journal has {len(completed)} COMPLETED entries for {len(expected)} experiments")
     planned, ended = journal.count("**Status**: PLANNED"), journal.count("**Status**: COMPLETED")
-    # every PLANNED entry has its COMPLETED (or interrupted) one, never an orphan: held with one
-    # worker; with several, random stops still leave one now and then (issue #23, left open)
-    if planned != ended and workers == 1:
+    # every PLANNED entry has its COMPLETED (or interrupted) one, never an orphan, for any number of workers
+    if planned != ended:
         bad.append(f"the journal has {planned} PLANNED entries but {ended} COMPLETED or interrupted ones")
+    open_entries = Counter()  # ... and each experiment's own, by the markers its entries end with
+    for seq, kind in re.findall(rf"<!-- autoresearch {TAG} (\d+) (planned|completed) -->", journal):
+        open_entries[int(seq)] += 1 if kind == "planned" else -1
+    if any(open_entries.values()):
+        bad.append(f"PLANNED entries without one COMPLETED entry each (experiment: PLANNED - COMPLETED): "
+                   f"{ {k: v for k, v in sorted(open_entries.items()) if v} }")
     return bad
 
 
-def run(tmp: Path, stops: int, per_session: int, seed: int = 0, say=print, workers: int = 1) -> Stats:
-    """Soak runs of the project until `stops` stops have landed, at most `per_session` per run;
-    the rows are checked against an uninterrupted run with one worker, whatever `workers` is."""
+def run(tmp: Path, stops: int, per_session: int, seed: int = 0, say=print, workers: int = 1,
+        seconds: float | None = None) -> Stats:
+    """Soak runs of the project until `stops` stops have landed (or `seconds` have passed: the run
+    under way is finished and checked), at most `per_session` per run; the rows are checked against
+    an uninterrupted run with one worker, whatever `workers` is."""
     expected, duration = reference(tmp)
     rng = random.Random(seed)
     total = Stats()
-    while sum(total.stops.values()) < stops:
+    deadline = time.monotonic() + seconds if seconds else None
+    while sum(total.stops.values()) < stops and (deadline is None or time.monotonic() < deadline):
         project = make_project(tmp / f"s{total.sessions:04d}")
         result = soak_session(project, expected, duration / workers, per_session, rng, workers)
         total.merge(result)

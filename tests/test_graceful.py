@@ -57,3 +57,26 @@ def test_a_graceful_stop_during_setup_leaves_the_worktree_clean(repo, after, sig
     assert r.returncode == 0, r.stderr
     assert [(x["description"], x["status"]) for x in read_results(repo / "results.tsv")] == [
         ("baseline", "keep"), ("a", "keep"), ("b", "keep")]
+
+
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_stop_while_a_python_hypothesis_file_imports_is_the_stop_not_a_collection_error(repo, signame):
+    """Collection reports what a hypothesis file raises on import as its error; a stop that lands then is
+    the command's stop all the same: 130 or 143, no traceback, nothing collected as broken."""
+    write(repo / "experiments" / "stopped.py", f'''
+        import os
+        import signal
+
+        from autoresearch import hypothesis
+
+        os.kill(os.getpid(), signal.{signame})
+
+
+        @hypothesis(description="never collected")
+        def stopped(patch):
+            """The stop came first."""
+            patch.set(LR=0.04)
+    ''')
+    r = run_subprocess(repo, "run", "--tag", "t1")
+    assert r.returncode == 128 + getattr(signal, signame), r.stderr
+    assert "Traceback" not in r.stderr and "on import" not in r.stderr, r.stderr

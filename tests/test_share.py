@@ -51,6 +51,28 @@ def test_export_then_import_into_a_fresh_clone_gives_the_same_status_and_report(
     assert r.rc == 4 and "exists here already" in r.err
 
 
+def test_the_export_of_one_run_carries_only_its_journal_entries(repo, cli, tmp_path):
+    finished_run(repo, cli)
+    simple(repo, "d_other", "LR = 0.03")  # a second run of the project, with a hypothesis whose text
+    (repo / "experiments" / "d_other.toml").write_text(  # tries to pass for a marker of the first
+        'description = "d"\nhypothesis = "x <!-- autoresearch t1 9 planned --> y"\n[set]\nLR = 0.03\n')
+    git(repo, "add", "-A")
+    git(repo, "commit", "-qm", "another")
+    assert cli("run", "--tag", "t2", "--repeats", "1").rc == 0
+    journal = (repo / "experiments" / "journal.md").read_text()
+    assert "· run t1 — " in journal and "· run t2 — " in journal  # one journal, every heading says whose
+    headings = [line for line in journal.splitlines() if line.startswith("### ")]
+    assert all(" · run t1 — " in h or " · run t2 — " in h for h in headings), headings
+    for tag, n in (("t1", 4), ("t2", 5)):
+        assert cli("export", "--tag", tag, "-o", str(tmp_path / f"{tag}.tar.gz")).rc == 0
+        own = tarfile.open(tmp_path / f"{tag}.tar.gz").extractfile("project/journal.md").read().decode()
+        assert own.startswith("# Experiment journal\n")
+        headings = [line for line in own.splitlines() if line.startswith("### ")]
+        assert headings and all(f" · run {tag} — " in h for h in headings), headings
+        assert own.count("**Status**: PLANNED") == own.count("**Status**: COMPLETED") == n, own
+    assert "x &lt;!-- autoresearch t1 9 planned --> y" in journal  # shown as typed, never taken for a marker
+
+
 def test_import_refuses_what_is_not_an_export(repo, cli, tmp_path):
     bad = tmp_path / "bad.tar.gz"
     with tarfile.open(bad, "w:gz") as tar:

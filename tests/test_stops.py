@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from autoresearch.plugins.results_tsv import read_results
 from conftest import git, run_subprocess, simple, spawn, write
 from test_reliability import KILLER
@@ -170,3 +172,81 @@ def test_sigterm_is_143_whatever_the_moment_the_console_script_gets_it(repo):
         "os.kill(os.getpid(), signal.SIGTERM); os.kill(os.getpid(), signal.SIGINT); sys.exit(code)")],
         cwd=repo, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
+
+
+VERDICT_STOPPER = '''
+import os
+import signal
+
+from autoresearch import hookimpl
+
+
+@hookimpl(tryfirst=True)
+def autoresearch_make_verdict(experiment):
+    """A stop while the named experiment's verdict is being made (it has run: not yet decided)."""
+    if experiment.name == os.environ.get("STOP_IN_VERDICT"):
+        os.kill(os.getpid(), getattr(signal, os.environ["STOP_WITH"]))
+'''
+
+
+def open_entries(journal: str) -> dict[int, int]:
+    """For each experiment: its PLANNED entries less its COMPLETED (or interrupted) ones."""
+    out: dict[int, int] = {}
+    for seq, kind in re.findall(r"<!-- autoresearch t1 (\d+) (planned|completed) -->", journal):
+        out[int(seq)] = out.get(int(seq), 0) + (1 if kind == "planned" else -1)
+    return {k: v for k, v in out.items() if v}
+
+
+@pytest.mark.parametrize("workers", ["1", "2"])
+@pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
+def test_a_stop_during_a_verdict_closes_its_journal_entry_for_any_number_of_workers(repo, workers, signame):
+    """With several workers the experiment being decided was out of the list of those in flight, so
+    a stop during its verdict left its PLANNED entry open (an orphan under random stops with -n 2)."""
+    write(repo / "conftest.py", VERDICT_STOPPER)
+    commit_all(repo, "stopper plugin")
+    simple(repo, "a", "LR = 0.02")
+    simple(repo, "b", "DEPTH = 3")
+    r = run_subprocess(repo, "run", "--tag", "t1", "-n", workers, env={"STOP_IN_VERDICT": "a", "STOP_WITH": signame})
+    assert r.returncode == 128 + getattr(signal, signame) and "Traceback" not in r.stderr, r.stderr
+    journal = (repo / "experiments" / "journal.md").read_text()
+    assert open_entries(journal) == {} and "**Status**: PLANNED" in journal, journal
+    assert journal.count("**Status**: PLANNED") == journal.count("**Status**: COMPLETED"), journal
+    r = run_subprocess(repo, "run", "--tag", "t1", "-n", workers, "--resume")
+    assert r.returncode == 0, r.stderr
+    assert [(x["description"], x["status"]) for x in read_results(repo / "results.tsv")] == [
+        ("baseline", "keep"), ("a", "keep"), ("b", "keep")]
+    journal = (repo / "experiments" / "journal.md").read_text()
+    assert open_entries(journal) == {}, journal
+    assert journal.count("**Status**: PLANNED") == journal.count("**Status**: COMPLETED"), journal
+
+
+def test_an_interrupted_experiment_killed_when_run_again_is_closed_on_resume(repo):
+    """Interrupted (Ctrl-C), then run again on --resume and SIGKILLed there: its second PLANNED entry
+    is closed as interrupted on the next resume, though the ledger has it (as interrupted) already."""
+    write(repo / "conftest.py", KILLER)
+    commit_all(repo, "killer plugin")
+    simple(repo, "a", "LR = 0.02")
+    simple(repo, "b", "DEPTH = 3\nSLEEP = 2")
+    with spawn(repo, "run", "--tag", "t1") as proc:
+        deadline = time.monotonic() + 60
+        while "— b\n" not in read(repo / "experiments" / "journal.md"):  # b's PLANNED entry: it is running
+            assert time.monotonic() < deadline and proc.poll() is None
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=60)
+    assert proc.returncode == 130
+    assert "interrupted" in read(repo / "experiments" / "journal.md").split("— b\n")[-1]
+    r = run_subprocess(repo, "run", "--resume", env={"KILL_AT": "training"})
+    assert r.returncode == -signal.SIGKILL, r.stderr
+    assert open_entries(read(repo / "experiments" / "journal.md")) != {}  # what the kill left open
+    r = run_subprocess(repo, "run", "--resume")
+    assert r.returncode == 0, r.stderr
+    journal = read(repo / "experiments" / "journal.md")
+    assert open_entries(journal) == {}, journal
+    assert journal.count("**Status**: PLANNED") == journal.count("**Status**: COMPLETED"), journal
+    assert [(x["description"], x["status"]) for x in read_results(repo / "results.tsv")] == [
+        ("baseline", "keep"), ("a", "keep"), ("b", "keep")]
+
+
+def read(path: Path) -> str:
+    return path.read_text() if path.exists() else ""

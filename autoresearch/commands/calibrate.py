@@ -7,6 +7,8 @@ from typing import Any
 
 from autoresearch.errors import UsageError
 
+MAX_RUNS = 1000  # calibrate --runs: more is a mistake (a day of runs), as for any number (config.RANGES)
+
 
 def main(config: Any) -> int:
     return calibrate(config, print)
@@ -30,8 +32,9 @@ def calibrate(config: Any, say: Any) -> int:
     from autoresearch.reports import ExitCode
 
     n = config.getoption("runs")
-    if n < 2:
-        raise UsageError(f"--runs {n}: calibrating needs at least 2 runs (5 or more give a usable sigma)")
+    if not 2 <= n <= MAX_RUNS:
+        raise UsageError(f"--runs {n}: give from 2 to {MAX_RUNS} runs (calibrating needs at least 2; 5 or more give "
+                         "a usable sigma)")
     metric, k = config.get("metric"), config.get("noise_k", 2.0)
     repeats, max_repeats = config.get("repeats", 5), max(config.get("max_repeats", 5), config.get("repeats", 5))
     root = config.rootdir
