@@ -82,7 +82,8 @@ def autoresearch_unconfigure(config: Config) -> None:
 
 @hookspec
 def autoresearch_patch_kinds(config: Config) -> list[PatchKind] | None:
-    """Add patch kinds: what a hypothesis may change besides ``set``, ``replace`` and ``diff``.
+    """Add patch kinds: what a hypothesis may change besides the built-in kinds
+    (``set``, ``replace``, ``diff``, ``keys``, ``args``, ``overrides``).
 
     Each kind is one :class:`autoresearch.patches.PatchKind` object: it reads its own keys from
     a hypothesis (its table in TOML, ``patch.<name>(...)`` in Python), applies itself to the

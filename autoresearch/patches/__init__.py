@@ -3,8 +3,8 @@
 A kind (:class:`PatchKind`) reads its keys from a hypothesis' table (TOML) or its calls on the
 Python API's ``patch`` object, checks them as data at collection, applies them to the editable
 files' texts, describes them for ``--collect-only`` and names the parameters it changes for the
-journal, reports and MLflow. ``set``, ``replace``, ``diff`` and ``keys`` are the built-in kinds
-(:mod:`.set`, :mod:`.replace`, :mod:`.diff`, :mod:`.keys`); a plugin adds one by returning it from the
+journal, reports and MLflow. ``set``, ``replace``, ``diff``, ``keys``, ``args`` and ``overrides``
+are the built-in kinds (:mod:`.set`, :mod:`.replace`, :mod:`.diff`, :mod:`.keys`, :mod:`.args`); a plugin adds one by returning it from the
 ``autoresearch_patch_kinds`` hook, and nothing else in the runner changes.
 """
 from __future__ import annotations
