@@ -11,6 +11,7 @@ the section ends: a half-written commit or record is never left by our own hand.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from contextlib import contextmanager
 from typing import Any, Iterator
@@ -23,6 +24,16 @@ _depth = 0
 _pending: BaseException | None = None
 _previous: dict[int, Any] = {}
 _armed = False  # the command is running: a stop raises (outside critical sections)
+_raised: BaseException | None = None  # the last stop raised: kept in case a place Python cannot raise from swallowed it
+_hook: Any = None  # the unraisable hook in place before install()
+
+
+def _unraisable(unraisable: Any) -> None:
+    """A stop raised where Python cannot raise (a weakref callback of an import, a __del__) is
+    not printed as "Exception ignored": take() still returns it, and the command ends as that stop."""
+    if isinstance(unraisable.exc_value, (KeyboardInterrupt, Terminated)):
+        return
+    (_hook or sys.__unraisablehook__)(unraisable)
 
 
 def _handler(signum: int, frame: Any) -> None:
@@ -35,12 +46,13 @@ def install() -> bool:
     Once per process: returns True for the call that installed them (it restores or closes
     them), False when they are in place already.
     """
-    global _pending, _depth
+    global _pending, _depth, _raised, _hook
     if _previous:
         return False
-    _pending, _depth = None, 0
+    _pending, _depth, _raised = None, 0, None
     for signum in SIGNALS:
         _previous[signum] = signal.signal(signum, _handler)
+    _hook, sys.unraisablehook = sys.unraisablehook, _unraisable
     # blocked signals (a supervisor's mask) reach the handler from now on: a stop that came before is pending
     signal.pthread_sigmask(signal.SIG_UNBLOCK, set(SIGNALS))
     return True
@@ -48,11 +60,13 @@ def install() -> bool:
 
 def restore() -> None:
     """Put back the handlers that were in place before :func:`install` (an in-process caller's)."""
-    global _pending
+    global _pending, _raised
     for signum, handler in _previous.items():
         signal.signal(signum, handler)
     _previous.clear()
-    _pending = None
+    _pending = _raised = None
+    if sys.unraisablehook is _unraisable:
+        sys.unraisablehook = _hook or sys.__unraisablehook__
 
 
 def close() -> None:
@@ -83,10 +97,11 @@ def armed() -> Iterator[None]:
 
 def interrupt(exc: BaseException) -> None:
     """Stop the runner with `exc`: now, or at the end of the critical section it is in."""
-    global _pending
+    global _pending, _raised
     if _depth or not _armed:
         _pending = _pending or exc
         return
+    _raised = exc
     raise exc
 
 
@@ -95,9 +110,10 @@ def pending() -> BaseException | None:
 
 
 def take() -> BaseException | None:
-    """The stop that arrived and was not raised (in a deferred section, or after the command), cleared."""
-    global _pending
-    exc, _pending = _pending, None
+    """The stop that arrived and was not raised (in a deferred section, or after the command), or
+    the last one raised (which something may have swallowed), cleared."""
+    global _pending, _raised
+    exc, _pending, _raised = _pending or _raised, None, None
     return exc
 
 

@@ -223,3 +223,51 @@ def test_the_lock_holds_its_holder_as_data_and_status_reads_it(repo, cli, tmp_pa
         assert data["runner"] == dict(alive=True, pid=os.getpid(), tag="t1", since=Lock.read(lock)["since"])
         assert f"runner alive (pid {os.getpid()}, since " in cli("status").out
     assert "no runner at work" in cli("status").out
+
+
+SWALLOWED = """
+import os, signal, sys, weakref
+from autoresearch import interrupts
+from autoresearch.main import guard
+
+interrupts.install()
+
+
+class Dropped:
+    def __del__(self):  # Python cannot raise from here: it prints "Exception ignored" and goes on
+        os.kill(os.getpid(), getattr(signal, sys.argv[1]))
+        for _ in range(1000):  # the handler runs between these bytecodes, inside __del__
+            pass
+
+
+class Target:
+    pass
+
+
+def command():
+    where = sys.argv[2]
+    if where == "del":
+        Dropped()
+    else:  # a weakref callback, as importlib's module locks have
+        target = Target()
+        ref = weakref.ref(target, lambda r: Dropped.__del__(None))
+        del target
+    print("the command went on")
+    return 0
+
+
+code = guard(command)
+interrupts.close()
+sys.exit(code)
+"""
+
+
+@pytest.mark.parametrize("where", ["del", "weakref"])
+@pytest.mark.parametrize("sig, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_stop_that_python_swallows_still_ends_the_command_as_that_stop(where, sig, code):
+    """A Ctrl-C or SIGTERM whose exception lands where Python cannot raise it (a __del__, a weakref
+    callback such as an import's module lock: a fresh-clone run found it) is neither lost (exit 0)
+    nor printed as "Exception ignored ... Traceback": the command ends as that stop."""
+    r = subprocess.run([sys.executable, "-c", SWALLOWED, sig, where], capture_output=True, text=True, timeout=60)
+    assert r.returncode == code, r
+    assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr

@@ -208,5 +208,8 @@ def follow(config: Any, interval: float = 2.0) -> int:
                 return ExitCode.OK
             time.sleep(interval)
     except KeyboardInterrupt:
+        from autoresearch import interrupts
+
+        interrupts.take()  # Ctrl-C is how one stops following: handled, not the command's stop
         print("\nstopped following (the run goes on)" if tty else "stopped following (the run goes on)", flush=True)
         return ExitCode.OK
