@@ -5,6 +5,7 @@ run, minus the wall time.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -45,6 +46,19 @@ def test_reference_workload_end_to_end(tmp_path):
     journal = (project / "experiments" / "journal.md").read_text()
     assert "ValueError: unknown ACTIVATION 'nope' (relu2, gelu or silu)" in journal
     assert "torch" not in r.stdout.lower()  # workload output stays in its log
+    # the morning after, on the real workload: show names each change, the report has seed 002's tables
+    def command(*args: str) -> str:
+        out = subprocess.run([sys.executable, "-m", "autoresearch", *args], cwd=project, capture_output=True,
+                             text=True, env=env, timeout=120)
+        assert out.returncode == 0, out.stdout + out.stderr
+        return out.stdout
+
+    shown = {e["name"]: e for e in json.loads(command("show", "--json"))["experiments"]}
+    assert shown["lr"]["params"] == {"MATRIX_LR": "0.02"} and shown["bad_act"]["status"] == "crash"
+    assert 1.0 < shown["baseline"]["metrics"]["val_bpb"]["mean"] < 8.5
+    report = command("report")
+    assert "## Summary of iterations" in report and "| MATRIX_LR |" in report
+    assert "| cpu |" in report.lower() or "CPU" in report  # cost per iteration, priced by the device that ran
 
 
 def test_the_protected_evaluator_scores_the_reference_model_and_catches_a_peeking_one(tmp_path):
