@@ -56,7 +56,8 @@ def measure(fmt: str) -> dict[str, float]:
         os.chdir(root)
         from autoresearch import pluginmanager
         from autoresearch.cli import make_parser
-        from autoresearch.collect import collect, editable_texts, show_collection
+        from autoresearch.collect import collect, editable_texts
+        from autoresearch.listing import show_collection
         from autoresearch.config import Config, Parser
         from autoresearch.patches import apply_patch
 

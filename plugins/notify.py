@@ -13,8 +13,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-import urllib.error
-import urllib.request
 
 from autoresearch import hookimpl
 from autoresearch.reports import ExitCode, Status
@@ -33,6 +31,9 @@ def autoresearch_addoption(parser) -> None:
 
 def post(url: str, text: str, timeout: float = TIMEOUT) -> str | None:
     """POST ``{"text": text}`` to `url`; None when it went, else what went wrong, in words."""
+    import urllib.error  # here, not at the top: every command's start-up imports the plugins
+    import urllib.request
+
     request = urllib.request.Request(url, data=json.dumps({"text": text}).encode(), method="POST",
                                      headers={"Content-Type": "application/json", "User-Agent": "autoresearch"})
     try:
