@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 
-from common import scratch_project
+from common import scratch_project, in_process_config
 
 N = 1000
 
@@ -20,16 +20,10 @@ def main() -> dict[str, float]:
     root = scratch_project(N)
     try:
         os.chdir(root)
-        from autoresearch import pluginmanager
         from autoresearch.collect import collect
-        from autoresearch.config import Config, Parser
-        from autoresearch.cli import make_parser
 
-        pm = pluginmanager.build(root, [])
-        parser = Parser()
-        pm.hook.autoresearch_addoption.call_historic(kwargs=dict(parser=parser))
-        top, _ = make_parser(parser)
-        config = Config(root, pm, parser, top.parse_args(["run"]))
+        config = in_process_config(root, "run")
+        pm = config.pluginmanager
         best = float("inf")
         for _ in range(3):
             start = time.perf_counter()

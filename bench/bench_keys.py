@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import scratch_project
+from common import scratch_project, in_process_config
 
 N = 1000
 CONFIGS = {
@@ -54,18 +54,12 @@ def measure(fmt: str) -> dict[str, float]:
     root = keys_project(fmt) if fmt in CONFIGS else scratch_project(N)
     try:
         os.chdir(root)
-        from autoresearch import pluginmanager
-        from autoresearch.cli import make_parser
         from autoresearch.collect import collect, editable_texts
         from autoresearch.listing import show_collection
-        from autoresearch.config import Config, Parser
         from autoresearch.patches import apply_patch
 
-        pm = pluginmanager.build(root, [])
-        parser = Parser()
-        pm.hook.autoresearch_addoption.call_historic(kwargs=dict(parser=parser))
-        top, _ = make_parser(parser)
-        config = Config(root, pm, parser, top.parse_args(["run", "--collect-only"]))
+        config = in_process_config(root, "run", "--collect-only")
+        pm = config.pluginmanager
         best = {"collect": float("inf"), "listed": float("inf"), "patches": float("inf")}
         for _ in range(3):
             start = time.perf_counter()

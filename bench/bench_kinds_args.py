@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import in_process_config
+
 N = 1000
 SCRIPT = '''\
 import argparse
@@ -47,16 +49,10 @@ def main() -> dict[str, float]:
     root = project()
     try:
         os.chdir(root)
-        from autoresearch import pluginmanager
-        from autoresearch.cli import make_parser
         from autoresearch.collect import collect
-        from autoresearch.config import Config, Parser
 
-        pm = pluginmanager.build(root, [])
-        parser = Parser()
-        pm.hook.autoresearch_addoption.call_historic(kwargs=dict(parser=parser))
-        top, _ = make_parser(parser)
-        config = Config(root, pm, parser, top.parse_args(["run"]))
+        config = in_process_config(root, "run")
+        pm = config.pluginmanager
         best = cpu = float("inf")
         for _ in range(3):  # wall time, and the process's CPU time (steadier on a shared, loaded machine)
             start, start_cpu = time.perf_counter(), time.process_time()

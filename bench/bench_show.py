@@ -17,7 +17,7 @@ import sys
 import time
 from pathlib import Path
 
-from common import scratch_project
+from common import scratch_project, in_process_config
 
 N = 1000
 
@@ -72,15 +72,8 @@ def main() -> dict[str, float]:
             cpu.append(after.children_user + after.children_system - used.children_user - used.children_system)
         os.chdir(root)
         from autoresearch.commands.show import show
-        from autoresearch.config import Config, Parser
-        from autoresearch.cli import make_parser
-        from autoresearch import pluginmanager
 
-        pm = pluginmanager.build(root, [])
-        parser = Parser()
-        pm.hook.autoresearch_addoption.call_historic(kwargs=dict(parser=parser))
-        top, _ = make_parser(parser)
-        config = Config(root, pm, parser, top.parse_args(["show"]))
+        config = in_process_config(root, "show")
         inproc = float("inf")
         for _ in range(3):
             start = time.perf_counter()

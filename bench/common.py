@@ -27,3 +27,17 @@ def scratch_project(hypotheses: int) -> Path:
     for args in (["init", "-q"], ["add", "-A"], ["-c", "user.email=b@b", "-c", "user.name=b", "commit", "-qm", "init"]):
         subprocess.run(["git", *args], cwd=root, check=True)
     return root
+
+
+def in_process_config(root: Path, *argv: str):
+    """The configuration a command line makes in `root`, built in this process as the CLI builds
+    it (plugins, settings, options): for timing a command's own work without its start-up."""
+    from autoresearch import pluginmanager
+    from autoresearch.cli import make_parser
+    from autoresearch.config import Config, Parser
+
+    pm = pluginmanager.build(root, [])
+    parser = Parser()
+    pm.hook.autoresearch_addoption.call_historic(kwargs=dict(parser=parser))
+    top, _ = make_parser(parser)
+    return Config(root, pm, parser, top.parse_args(list(argv)))
