@@ -95,3 +95,16 @@ def estimates(config: Any) -> str:
     return (f"noise: robust (outliers beyond {noise.OUTLIER:g} robust σ flagged and left out, one more run before "
             f"a keep rests on one); σ pooled over the last {config.get('noise_window')} degrees of freedom; "
             f"design {config.get('design')}; the tip re-measured " + (f"every {again}" if again else "never"))
+
+
+def remeasure_again(experiment, runs) -> bool:
+    """A re-measurement of the tip runs once; once more when that run is an outlier against the
+    tip's other runs (the second decides nothing by itself: both stay in the data)."""
+    from autoresearch.plugins.verdict import robust_scale, values_of
+
+    metric = experiment.session.config.get("metric")
+    values, tip = values_of(runs, metric), experiment.baseline.values(metric)
+    scale = robust_scale(experiment.session, metric, values)
+    if len(values) != 1 or not tip or not scale:
+        return False
+    return abs(values[0] - noise.location(tip, scale)) > noise.OUTLIER * scale * (1 + 1 / len(tip)) ** 0.5

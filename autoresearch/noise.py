@@ -15,8 +15,10 @@ functions, no I/O; the verdict plugin and the status / report commands call them
                  classical pooled σ, to the last digit.
     drift        σ now (the window) against σ before it, and the tip's latest re-measurements
                  against its earlier runs: a change beyond the noise is reported.
-    paired       (simulated: autoresearch/simulation.py) a candidate's run and the tip's run
-                 with the same seed, decided on their differences: judge(paired=...).
+    paired       a candidate's run and the tip's run with the same seed, decided on their
+                 differences (judge(paired=...); autoresearch/pairing.py runs them): σ of a
+                 difference pooled over the session's paired candidates, σ × √2 before
+                 PAIRED_DF degrees of freedom.
 """
 from __future__ import annotations
 
@@ -28,7 +30,8 @@ from typing import Sequence
 OUTLIER = 3.0  # a run this many robust σ from the others is an outlier
 PAIR = 2.5  # two runs of a commit this many robust σ × √2 apart: one is wild (which one cannot be told)
 WINDOW = 40  # degrees of freedom σ is pooled over, the most recent first
-SHIFT_AT = 3.0  # a level shift or a change of σ: this many standard errors
+SHIFT_AT = 3.0
+PAIRED_DF = 4  # σ of a difference from the differences once they have this many degrees of freedom  # a level shift or a change of σ: this many standard errors
 
 
 #: the median |run - its commit's median| of n Gaussian runs of σ 1 (the zero of an odd n left out)
@@ -99,6 +102,18 @@ def pooled(groups: Sequence[Sequence[float]], window: int = WINDOW,
         if window and df >= window:
             break
     return (math.sqrt(total / df), df) if df else (None, 0)
+
+
+def paired_sigma(diffs: Sequence[Sequence[float]], sigma: float | None, scale: float | None,
+                 window: int = WINDOW) -> tuple[float | None, float | None]:
+    """(σ of a difference, its robust σ): pooled over each paired candidate's differences (the
+    current one last) once they have PAIRED_DF degrees of freedom; until then a run's σ × √2 (the
+    variance of a difference when the pair shares nothing)."""
+    scale_d = robust_sigma(diffs)
+    sd, df = pooled(diffs, window, scale_d)
+    if df >= PAIRED_DF:
+        return sd, scale_d
+    return (None if sigma is None else sigma * math.sqrt(2)), (None if scale is None else scale * math.sqrt(2))
 
 
 @dataclass(frozen=True)

@@ -117,9 +117,7 @@ def session(judge: Callable, rule, rng: random.Random, effects: Sequence[float],
             paired = None
             if design == "paired":
                 mine.append(better * (values[-1] - fresh))
-                scale_d = noise.robust_sigma([*diffs, mine])
-                sd, df = noise.pooled([*diffs, mine], window, scale_d)
-                est, scale = (sd, scale_d) if df >= 4 else (est and est * math.sqrt(2), scale and scale * math.sqrt(2))
+                est, scale = noise.paired_sigma([*diffs, mine], est, scale, window)
                 paired = tuple(mine)
             j = judge(tuple(values), tuple(tip), tuple(tip), est, net_lines, rule, scale=scale, paired=paired)
             if j.status != AGAIN:
