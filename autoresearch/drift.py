@@ -94,7 +94,12 @@ def estimates(config: Any) -> str:
     again = " or ".join(x for x in (f"{every} decisions" if every else "", f"{hours:g} h" if hours else "") if x)
     return (f"noise: robust (outliers beyond {noise.OUTLIER:g} robust σ flagged and left out, one more run before "
             f"a keep rests on one); σ pooled over the last {config.get('noise_window')} degrees of freedom; "
-            f"design {config.get('design')}; the tip re-measured " + (f"every {again}" if again else "never"))
+            f"design {config.get('design')}{PAIRED if config.get('design') == 'paired' else ''}; the tip re-measured "
+            + (f"every {again}" if again else "never"))
+
+
+PAIRED = (" (each candidate run right after a run of the tip with its seed, decided on the differences; "
+          "σ of a difference pooled over the session's pairs)")
 
 
 def remeasure_again(experiment, runs) -> bool:

@@ -12,7 +12,8 @@ runs once with the same seed, and the verdict decides on the differences.
 
 Run k of the candidate and run k of the tip both get seed k (``Experiment.seed``: the
 candidate's k-th run of a new commit), one right after the other on the same worker (with
-``-n > 1`` each worker runs its candidate's pairs itself, alternately). What a pair shares (the
+``-n > 1`` each worker runs its own candidate's pairs, tip then candidate; pairs are matched by
+seed, so repeats that run at once on several workers pair all the same). What a pair shares (the
 seed's effect, the machine's level at that moment) cancels in the difference; the difference
 has twice a run's variance when nothing is shared. σ of a difference is pooled over the
 session's paired candidates (noise.paired_sigma). Without git (``-p no:git``) there is no
@@ -64,9 +65,13 @@ class PairedRuns:
         if pairs(experiment):
             from autoresearch.protocol import call
 
-            tip = TipRun(experiment, experiment.seed, len(experiment.runs))
+            with self.lock:  # repeats run at once on several workers each take a seed of their own
+                seed = experiment.seed
+                tip = TipRun(experiment, seed, len(getattr(experiment, "paired", ())))
+                experiment.paired = [*getattr(experiment, "paired", ()), None]
             result = call(tip)
-            experiment.paired = [*getattr(experiment, "paired", ()), result]
+            with self.lock:
+                experiment.paired[tip.index] = result
             experiment.session.ledger.append({"event": "paired", "seq": experiment.seq, "commit": tip.commit,
                                               "run": result.to_dict()})  # kept in the record; replay skips it
         return (yield)
@@ -91,12 +96,9 @@ def differences(experiment: Any, runs: Sequence[Any], metric: str, direction: st
     better), for the pairs where both printed the metric."""
     from autoresearch.reports import sign
 
-    tips = getattr(experiment, "paired", ())
-    out = []
-    for run, tip in zip(runs, tips):
-        if run.ok and tip.ok and metric in run.metrics and metric in tip.metrics and run.seed == tip.seed:
-            out.append(sign(direction) * (run.metrics[metric] - tip.metrics[metric]))
-    return tuple(out)
+    tips = {t.seed: t for t in getattr(experiment, "paired", ()) if t is not None and t.ok and metric in t.metrics}
+    return tuple(sign(direction) * (run.metrics[metric] - tips[run.seed].metrics[metric])
+                 for run in runs if run.ok and metric in run.metrics and run.seed in tips)
 
 
 def plugin(config) -> PairedRuns | None:

@@ -65,6 +65,8 @@ class Decision:
     kept: bool
     runs: int  # its runs, with the tip's runs it caused (paired, re-measured)
     outliers: int = 0  # runs flagged as outliers
+    far: int = 0  # its runs whose noise drew more than 3σ in the harmful direction (known here, not to the rule)
+    first: int = 0  # runs of its own it took (1: decided at its first run)
 
 
 def session(judge: Callable, rule, rng: random.Random, effects: Sequence[float], sigma: float = 1.0, net_lines: int = 2,
@@ -128,7 +130,8 @@ def session(judge: Callable, rule, rng: random.Random, effects: Sequence[float],
                 break
         if design == "paired":
             diffs.append(mine)
-        out.append(Decision(effect, j.status == KEEP, len(values) + extra, len(j.outliers)))
+        far = sum(better * (v - true) < -3 * sigma for v in values)
+        out.append(Decision(effect, j.status == KEEP, len(values) + extra, len(j.outliers), far, len(values)))
         since += 1
         if j.status == KEEP:
             tip_true, tip = true, values
