@@ -192,3 +192,30 @@ def test_the_report_shows_the_outliers_and_the_drift(noisy, cli):
     assert len(rows) == 2 and all("(1 outlier, left out of the verdict)" in x for x in rows), rows
     data = json.loads(cli("report", "--json").out)
     assert [e["outliers"] for e in data["experiments"]] == [[3], [3]]
+
+
+def test_sigma_of_a_difference_is_a_runs_times_root_two_until_the_pairs_have_four_degrees_of_freedom():
+    assert noise.paired_sigma([[0.5, 0.7]], 1.0, 0.9) == (pytest.approx(math.sqrt(2)), pytest.approx(0.9 * math.sqrt(2)))
+    assert noise.paired_sigma([[0.5]], None, None) == (None, None)
+    diffs = [[0.5, 0.7, 0.6], [0.1, 0.3, 0.2]]  # 4 degrees of freedom: their own σ
+    sd, _ = noise.paired_sigma(diffs, 1.0, 1.0)
+    assert sd == pytest.approx(pooled_sigma(diffs)[0]) and sd == pytest.approx(0.1)
+
+
+@given(st.lists(st.tuples(st.integers(0, 9), st.floats(-5, 5), st.booleans(), st.booleans()), max_size=8))
+@settings(max_examples=60, deadline=None)
+def test_pairs_are_matched_by_seed_whatever_the_order_and_a_crash_leaves_its_pair_out(pairs):
+    from types import SimpleNamespace
+
+    from autoresearch.pairing import differences
+    from autoresearch.reports import RunResult
+
+    seeds = list(dict.fromkeys(seed for seed, *_ in pairs))
+    rows = {seed: row for seed, *row in pairs}
+    runs = [RunResult(0, 1.0, "", seed=s, metrics={"m": 1.0 + rows[s][0]}, cause="" if rows[s][1] else "crash")
+            for s in seeds]
+    tips = [RunResult(0, 1.0, "", seed=s, metrics={"m": 1.0}, cause="" if rows[s][2] else "crash")
+            for s in reversed(seeds)]  # the tip's runs in another order (parallel workers)
+    got = differences(SimpleNamespace(paired=tips + [None]), runs, "m", "minimize")
+    want = tuple(-rows[s][0] for s in seeds if rows[s][1] and rows[s][2])
+    assert got == pytest.approx(want)
