@@ -102,14 +102,10 @@ PAIRED = (" (each candidate run right after a run of the tip with its seed, deci
           "σ of a difference pooled over the session's pairs)")
 
 
-def remeasure_again(experiment, runs) -> bool:
-    """A re-measurement of the tip runs once; once more when that run is an outlier against the
-    tip's other runs (the second decides nothing by itself: both stay in the data)."""
-    from autoresearch.plugins.verdict import robust_scale, values_of
-
-    metric = experiment.session.config.get("metric")
-    values, tip = values_of(runs, metric), experiment.baseline.values(metric)
-    scale = robust_scale(experiment.session, metric, values)
+def remeasure_again(values, tip, scale: float | None) -> bool:
+    """A re-measurement of the tip runs once; once more when that run (`values`) is an outlier
+    against the tip's other runs (`tip`; `scale` the robust σ): the second decides nothing by
+    itself, both stay in the data."""
     if len(values) != 1 or not tip or not scale:
         return False
     return abs(values[0] - noise.location(tip, scale)) > noise.OUTLIER * scale * (1 + 1 / len(tip)) ** 0.5

@@ -255,7 +255,10 @@ def autoresearch_experiment_rerun(experiment, runs):
     from autoresearch import drift
 
     if getattr(experiment, "remeasure", False):  # the tip re-measured: one run, one more for an outlier
-        return drift.remeasure_again(experiment, runs)
+        metric = experiment.session.config.get("metric")
+        values = values_of(runs, metric)
+        return drift.remeasure_again(values, experiment.baseline.values(metric),
+                                     robust_scale(experiment.session, metric, values))
     if experiment.hypothesis is None:  # the baseline: `repeats` runs, the first measure of the noise
         config = experiment.session.config
         columns = [values_of(runs, m) for m in Objective.of(config).counted]
