@@ -31,6 +31,7 @@ OUTLIER = 3.0  # a run this many robust σ from the others is an outlier
 PAIR = 2.5  # two runs of a commit this many robust σ × √2 apart: one is wild (which one cannot be told)
 WINDOW = 40  # degrees of freedom σ is pooled over, the most recent first
 SHIFT_AT = 3.0
+MOVED = 2.0  # a re-measurement this many standard errors off the tip's earlier runs: it runs again, to tell
 PAIRED_DF = 4  # σ of a difference from the differences once they have this many degrees of freedom  # a level shift or a change of σ: this many standard errors
 
 
@@ -167,6 +168,31 @@ def level_shift(earlier: Sequence[float], latest: Sequence[float], sigma: float 
     a, b = location(earlier, sigma), location(latest, sigma)
     se = sigma * math.sqrt(1 / len(earlier) + 1 / len(latest))
     return b - a if abs(b - a) > SHIFT_AT * se else 0.0
+
+
+def remeasure_more(earlier: Sequence[float], latest: Sequence[float], sigma: float | None, scale: float | None,
+                   repeats: int) -> bool:
+    """Whether a re-measurement of the tip runs once more: its one run an outlier against the
+    tip's earlier runs (one more run: the second decides nothing by itself), or its runs so far
+    more than MOVED standard errors off them (the machine's level may have moved: up to `repeats`
+    runs, to tell, and then to measure the new level as well as a baseline)."""
+    if not earlier or not latest or not scale:
+        return False
+    ref = location(earlier, scale)
+    if len(latest) == 1 and abs(latest[0] - ref) > OUTLIER * scale * math.sqrt(1 + 1 / len(earlier)):
+        return True
+    if len(latest) >= repeats or not sigma:
+        return False
+    return abs(location(latest, scale) - ref) > MOVED * sigma * math.sqrt(1 / len(earlier) + 1 / len(latest))
+
+
+def since_shift(measurements: Sequence[Sequence[float]], sigma: float | None) -> list[float]:
+    """The tip's runs it is compared by: its measurements in order (its first runs, then each
+    re-measurement), from the last one whose level moved beyond the noise (level_shift) on."""
+    current: list[float] = []
+    for runs in measurements:
+        current = list(runs) if current and runs and level_shift(current, runs, sigma) else current + list(runs)
+    return current
 
 
 def tail_shape(values: Sequence[float]) -> tuple[float, float, float]:

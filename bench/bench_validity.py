@@ -6,7 +6,8 @@ Drives the verdict plugin's own ``judge()`` run by run (autoresearch/simulation.
 the runner runs it, σ pooled as the runner pools it), so what is measured is what runs.
 
 1. Validity, per noise model (Gaussian; Student-t 3 dof at the same σ; 10 % of runs off by ±5σ;
-   σ doubling halfway; and seed-dominated noise, where pairing can pay), unpaired and paired:
+   σ doubling halfway; and seed-dominated noise, where pairing can pay, and a level shift of 3σ
+   halfway, where re-measuring the tip must notice it), unpaired and paired:
    N sessions (default 40) of 35 null changes and 5 true 2σ steps (every eighth), printing the
    share of null changes kept, of true steps kept, of the true gain held by the final tip, and
    the runs per decision (the baseline's runs counted apart; the tip's re-measurements and
@@ -89,7 +90,7 @@ def effects() -> list[float]:
 
 def measure(rule: Rule, model: str, sessions: int, design: str, remeasure: int, seed: int = 20261203) -> Tally:
     rng, tally = random.Random(seed), Tally()
-    make = simulation.MODELS.get(model, simulation.Seeded)
+    make = simulation.MODELS.get(model) or simulation.EXTRA[model]
     for _ in range(sessions):
         tally.add(simulation.session(judge, rule, rng, effects(), model=make(), design=design, remeasure_every=remeasure),
                   rule.repeats)
@@ -105,7 +106,7 @@ def validity(sessions: int, rule: Rule) -> dict[tuple[str, str], Tally]:
           f"remeasure_every {REMEASURE})")
     print(f"{'noise model':24s} {'design':9s} {HEADER}")
     out = {}
-    for model in [*simulation.MODELS, "seed-dominated (80 %)"]:
+    for model in [*simulation.MODELS, *simulation.EXTRA]:
         for design in ("unpaired", "paired"):
             start = time.monotonic()
             t = out[(model, design)] = measure(rule, model, sessions, design, REMEASURE)

@@ -206,16 +206,16 @@ def judge_experiment(experiment, runs, tip, final: bool = False) -> Judgement | 
 
     `final`: no more runs will come (another plugin stopped them): still in the grey zone, it
     is decided on the means, as at ``max_repeats``."""
-    from autoresearch import pairing
+    from autoresearch import drift, pairing
 
     config, session = experiment.session.config, experiment.session
     metric, obj = config.get("metric"), Objective.of(config)
     scale, paired = None, None  # the robust σ outliers are flagged with: one metric's (autoresearch/noise.py)
     rule, net = Rule.of(config), experiment.lines_added - experiment.lines_removed
     if obj.kind == "metric":
-        values, base = values_of(runs, metric), experiment.baseline.values(metric)
-        tip_values = tip.values(metric) if tip.commit != experiment.base_commit else base
-        sigma, decide = session.noise(metric, values)[0], None
+        values, sigma, decide = values_of(runs, metric), session.noise(metric, values_of(runs, metric))[0], None
+        base = drift.reference(session, experiment.base_commit, metric, sigma)  # since a level shift, if any
+        tip_values = drift.reference(session, tip.commit, metric, sigma) if tip.commit != experiment.base_commit else base
         scale = robust_scale(session, metric, values)
         paired = pairing.evidence(experiment, runs, metric, rule.direction, tip.commit, sigma, scale)
         if paired is not None:  # design = "paired": the differences, and σ of a difference
@@ -252,13 +252,13 @@ def robust_scale(session, metric: str, values) -> float | None:
 
 @hookimpl
 def autoresearch_experiment_rerun(experiment, runs):
-    from autoresearch import drift
+    from autoresearch import drift, noise
 
     if getattr(experiment, "remeasure", False):  # the tip re-measured: one run, one more for an outlier
-        metric = experiment.session.config.get("metric")
-        values = values_of(runs, metric)
-        return drift.remeasure_again(values, experiment.baseline.values(metric),
-                                     robust_scale(experiment.session, metric, values))
+        session, metric = experiment.session, experiment.session.config.get("metric")
+        values, sigma = values_of(runs, metric), session.noise(metric)[0]
+        return noise.remeasure_more(drift.reference(session, experiment.base_commit, metric, sigma), values, sigma,
+                                    robust_scale(session, metric, values), session.config.get("repeats"))
     if experiment.hypothesis is None:  # the baseline: `repeats` runs, the first measure of the noise
         config = experiment.session.config
         columns = [values_of(runs, m) for m in Objective.of(config).counted]
@@ -278,13 +278,15 @@ def autoresearch_make_verdict(experiment, metrics, runs, tip) -> Verdict:
         return failed
     sigma, _ = experiment.session.noise(metric, values_of(runs, metric))
     if experiment.hypothesis is None:  # the baseline, or the tip re-measured: its own outliers flagged
-        from autoresearch import noise
+        from autoresearch import drift, noise
 
         values = values_of(runs, metric)
         flagged = noise.flags(values, robust_scale(experiment.session, metric, values))
         outliers = tuple(i for i, f in enumerate(flagged) if f)
         note = f"; run {', '.join(str(i + 1) for i in outliers)} flagged as an outlier" if outliers else ""
         what = "the tip re-measured" if getattr(experiment, "remeasure", False) else "baseline"
+        if what != "baseline":
+            note += drift.moved_note(experiment, values, metric, sigma)
         return Verdict(Status.KEEP, f"{what}: {metric} {metrics[metric]:.6f} in {len(runs)} run"
                        f"{'s' if len(runs) > 1 else ''}{note}", sigma=sigma, outliers=outliers)
     j = judge_experiment(experiment, runs, tip, final=True)

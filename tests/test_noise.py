@@ -139,9 +139,10 @@ SHIFT = ('print("---")', 'import pathlib\n_c = pathlib.Path(COUNTER)\n'
 
 def test_a_level_shift_mid_session_is_detected_and_reported(noisy, cli, tmp_path):
     """From the 11th run on, every run is 0.02 higher (12 σ): a slower machine. The tip is
-    re-measured every 2 decisions; the re-measurement after the shift runs twice (an outlier
-    first), and status and the summary say the level moved. (The sandbox is off: the runs count
-    themselves in a file outside their folder.)"""
+    re-measured every 2 decisions; the re-measurement after the shift runs until it has `repeats`
+    runs (its first an outlier, then off the tip's level), status and the summary say the level
+    moved, and the next candidate is compared with the tip as re-measured. (The sandbox is off:
+    the runs count themselves in a file outside their folder.)"""
     repo = noisy
     counter = f"COUNTER = {str(tmp_path / 'runs-so-far')!r}\n"
     (repo / "train.py").write_text(counter + (repo / "train.py").read_text().replace(*SHIFT))
@@ -154,8 +155,12 @@ def test_a_level_shift_mid_session_is_detected_and_reported(noisy, cli, tmp_path
     assert r.rc == 0, r
     got = entries(repo)
     remeasured = [e for e in got if e["description"] == "the tip, re-measured"]
-    assert [e["n"] for e in remeasured] == [1, 2]
+    assert [e["n"] for e in remeasured] == [1, 5]
     assert remeasured[1]["values"][0] > 1.235 and remeasured[0]["values"][0] < 1.225
+    assert re.search(r"the level moved by \+0\.020\d* beyond the noise: candidates are compared with these runs",
+                     remeasured[1]["reason"])
+    last = got[-1]  # DEPTH 9: 0.05 worse than the tip at today's level (0.07 against its runs before the shift)
+    assert last["name"] == "h4" and re.match(r"discard: \+0\.0(49|50)", last["reason"]), last["reason"]
     assert re.search(r"drift: the tip's level moved by \+0\.0(19|2)\d* val_bpb at \d\d:\d\d \(re-measured\)", r.out)
     status = cli("status")
     assert re.search(r"drift: the tip's level moved by \+0\.0(19|2)", status.out)
