@@ -6,8 +6,11 @@ tip re-measured at intervals, and what changed (autoresearch/noise.py does the a
     remeasure_hours   ... or after this many hours; 0 turns either off.
 
 The re-measurements join the tip's runs (the candidates are compared with them, as with every run
-of the tip) and σ's pool; a change of σ or of the tip's level beyond the noise is reported by
-``status`` and in the session's summary.
+of the tip) and σ's pool. A re-measurement whose run lands more than 2 standard errors off the
+tip's runs runs again, up to ``repeats`` runs (noise.remeasure_more); when its level is then
+beyond the noise (3 standard errors), the machine moved: candidates are compared with the tip's
+runs from that re-measurement on (:func:`reference`). A change of σ or of the tip's level beyond
+the noise is reported by ``status`` and in the session's summary.
 """
 from __future__ import annotations
 
@@ -94,4 +97,28 @@ def estimates(config: Any) -> str:
     again = " or ".join(x for x in (f"{every} decisions" if every else "", f"{hours:g} h" if hours else "") if x)
     return (f"noise: robust (outliers beyond {noise.OUTLIER:g} robust σ flagged and left out, one more run before "
             f"a keep rests on one); σ pooled over the last {config.get('noise_window')} degrees of freedom; "
-            f"design {config.get('design')}; the tip re-measured " + (f"every {again}" if again else "never"))
+            f"design {config.get('design')}{PAIRED if config.get('design') == 'paired' else ''}; the tip re-measured "
+            + (f"every {again}" if again else "never"))
+
+
+PAIRED = (" (each candidate run right after a run of the tip with its seed, decided on the differences; "
+          "σ of a difference pooled over the session's pairs)")
+
+
+def reference(session: Any, commit: str, metric: str, sigma: float | None) -> tuple[float, ...]:
+    """The runs of `commit` a candidate is compared with: all of them, or, when a re-measurement
+    found the machine's level moved beyond the noise, those from that re-measurement on (the tip
+    as measured under today's conditions; noise.since_shift)."""
+    measurements = []
+    for r in sorted((r for r in session.reports_of(commit) if r.status in MEASURED), key=lambda r: r.seq):
+        runs = [x.metrics for x in r.runs if x.ok] if r.runs else [r.metrics]
+        measurements.append([m[metric] for m in runs if metric in m])
+    return tuple(noise.since_shift(measurements, sigma))
+
+
+def moved_note(experiment: Any, values: Sequence[float], metric: str, sigma: float | None) -> str:
+    """For a re-measurement of the tip whose level moved beyond the noise: what it means, for its reason."""
+    earlier = reference(experiment.session, experiment.base_commit, metric, sigma)
+    shift = noise.level_shift(earlier, values, sigma)
+    return (f"; the level moved by {shift:+.4g} beyond the noise: candidates are compared with these runs "
+            "from now on") if shift else ""

@@ -15,8 +15,10 @@ functions, no I/O; the verdict plugin and the status / report commands call them
                  classical pooled σ, to the last digit.
     drift        σ now (the window) against σ before it, and the tip's latest re-measurements
                  against its earlier runs: a change beyond the noise is reported.
-    paired       (simulated: autoresearch/simulation.py) a candidate's run and the tip's run
-                 with the same seed, decided on their differences: judge(paired=...).
+    paired       a candidate's run and the tip's run with the same seed, decided on their
+                 differences (judge(paired=...); autoresearch/pairing.py runs them): σ of a
+                 difference pooled over the session's paired candidates, σ × √2 before
+                 PAIRED_DF degrees of freedom.
 """
 from __future__ import annotations
 
@@ -28,7 +30,9 @@ from typing import Sequence
 OUTLIER = 3.0  # a run this many robust σ from the others is an outlier
 PAIR = 2.5  # two runs of a commit this many robust σ × √2 apart: one is wild (which one cannot be told)
 WINDOW = 40  # degrees of freedom σ is pooled over, the most recent first
-SHIFT_AT = 3.0  # a level shift or a change of σ: this many standard errors
+SHIFT_AT = 3.0
+MOVED = 2.0  # a re-measurement this many standard errors off the tip's earlier runs: it runs again, to tell
+PAIRED_DF = 4  # σ of a difference from the differences once they have this many degrees of freedom  # a level shift or a change of σ: this many standard errors
 
 
 #: the median |run - its commit's median| of n Gaussian runs of σ 1 (the zero of an odd n left out)
@@ -101,6 +105,18 @@ def pooled(groups: Sequence[Sequence[float]], window: int = WINDOW,
     return (math.sqrt(total / df), df) if df else (None, 0)
 
 
+def paired_sigma(diffs: Sequence[Sequence[float]], sigma: float | None, scale: float | None,
+                 window: int = WINDOW) -> tuple[float | None, float | None]:
+    """(σ of a difference, its robust σ): pooled over each paired candidate's differences (the
+    current one last) once they have PAIRED_DF degrees of freedom; until then a run's σ × √2 (the
+    variance of a difference when the pair shares nothing)."""
+    scale_d = robust_sigma(diffs)
+    sd, df = pooled(diffs, window, scale_d)
+    if df >= PAIRED_DF:
+        return sd, scale_d
+    return (None if sigma is None else sigma * math.sqrt(2)), (None if scale is None else scale * math.sqrt(2))
+
+
 @dataclass(frozen=True)
 class Drift:
     """What changed in the noise as the session went: σ, and the tip's level."""
@@ -152,6 +168,31 @@ def level_shift(earlier: Sequence[float], latest: Sequence[float], sigma: float 
     a, b = location(earlier, sigma), location(latest, sigma)
     se = sigma * math.sqrt(1 / len(earlier) + 1 / len(latest))
     return b - a if abs(b - a) > SHIFT_AT * se else 0.0
+
+
+def remeasure_more(earlier: Sequence[float], latest: Sequence[float], sigma: float | None, scale: float | None,
+                   repeats: int) -> bool:
+    """Whether a re-measurement of the tip runs once more: its one run an outlier against the
+    tip's earlier runs (one more run: the second decides nothing by itself), or its runs so far
+    more than MOVED standard errors off them (the machine's level may have moved: up to `repeats`
+    runs, to tell, and then to measure the new level as well as a baseline)."""
+    if not earlier or not latest or not scale:
+        return False
+    ref = location(earlier, scale)
+    if len(latest) == 1 and abs(latest[0] - ref) > OUTLIER * scale * math.sqrt(1 + 1 / len(earlier)):
+        return True
+    if len(latest) >= repeats or not sigma:
+        return False
+    return abs(location(latest, scale) - ref) > MOVED * sigma * math.sqrt(1 / len(earlier) + 1 / len(latest))
+
+
+def since_shift(measurements: Sequence[Sequence[float]], sigma: float | None) -> list[float]:
+    """The tip's runs it is compared by: its measurements in order (its first runs, then each
+    re-measurement), from the last one whose level moved beyond the noise (level_shift) on."""
+    current: list[float] = []
+    for runs in measurements:
+        current = list(runs) if current and runs and level_shift(current, runs, sigma) else current + list(runs)
+    return current
 
 
 def tail_shape(values: Sequence[float]) -> tuple[float, float, float]:

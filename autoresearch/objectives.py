@@ -314,3 +314,24 @@ def header_lines(config, history) -> list[str]:
     base = next((r for r in history if r.is_baseline and r.status == KEEP), None)
     line = unmet_line(config, base)
     return out + ([line] if line else [])
+
+
+def check_directions(directions: dict) -> str | None:
+    bad = next((f"{m} = {d!r}" for m, d in directions.items() if d not in (MINIMIZE, MAXIMIZE)), None)
+    return f"{bad} (allowed: minimize, maximize)" if bad else check_names(list(directions))
+
+
+def check_targets(targets: dict) -> str | None:
+    import re
+
+    from autoresearch.errors import ExpectationError
+    from autoresearch.expect import parse_expectation
+
+    for metric, expr in targets.items():
+        if not re.fullmatch(r"[A-Za-z_][\w.-]{0,99}", metric):
+            return f"{metric!r} is not a metric name"
+        try:
+            parse_expectation(expr)
+        except ExpectationError as exc:
+            return f"{metric}: {exc}"
+    return None

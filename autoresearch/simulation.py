@@ -57,6 +57,9 @@ class Seeded:
 MODELS: dict[str, Callable[[], Callable[[random.Random, float, int], float]]] = {
     "Gaussian": lambda: gaussian, "Student-t 3 dof": lambda: student3, "10% off by ±5σ": lambda: wild,
     "σ doubles halfway": lambda: doubling}
+#: the models beyond the four the targets are set on: where pairing can pay, and a level shift
+EXTRA: dict[str, Callable[[], Callable[[random.Random, float, int], float]]] = {
+    "seed-dominated (80 %)": Seeded, "level +3σ halfway": lambda: shift}
 
 
 @dataclass(frozen=True)
@@ -65,16 +68,20 @@ class Decision:
     kept: bool
     runs: int  # its runs, with the tip's runs it caused (paired, re-measured)
     outliers: int = 0  # runs flagged as outliers
+    far: int = 0  # its runs whose noise drew more than 3σ in the harmful direction (known here, not to the rule)
+    first: int = 0  # runs of its own it took (1: decided at its first run)
 
 
 def session(judge: Callable, rule, rng: random.Random, effects: Sequence[float], sigma: float = 1.0, net_lines: int = 2,
             model: Callable[[random.Random, float, int], float] = gaussian, design: str = "unpaired",
-            remeasure_every: int = 0, window: int = 40) -> list[Decision]:
+            remeasure_every: int = 0, window: int = 40, shifts: bool = True) -> list[Decision]:
     """One session of `judge` (the verdict plugin's, with its Rule): the baseline `rule.repeats` times, then a candidate per true effect (an
     improvement, in the metric's units), each built on the tip and run until judge() decides;
     every `remeasure_every` decisions the tip runs once more (unpaired). With design "paired"
     each candidate run follows a run of the tip with the same seed, and the decision is on the
-    differences. σ and the robust σ are pooled as the runner pools them (noise.pooled).
+    differences. σ and the robust σ are pooled as the runner pools them (noise.pooled). A
+    re-measurement runs again when it is an outlier or moved (noise.remeasure_more), and after a
+    level shift the tip is compared by its runs since (noise.since_shift; `shifts` False: by all).
 
     One function, long: the loop as the runner runs it, in order."""
     from autoresearch import noise
@@ -88,6 +95,7 @@ def session(judge: Callable, rule, rng: random.Random, effects: Sequence[float],
 
     tip_true = 0.0
     tip = [run(tip_true, s) for s in range(rule.repeats)]
+    measured = [list(tip)]  # the tip's first runs, then each re-measurement's
     groups: list[list[float]] = [tip]  # every commit's runs, in order of first appearance
     diffs: list[list[float]] = []  # paired: each candidate's differences
     out, since = [], 0
@@ -95,12 +103,17 @@ def session(judge: Callable, rule, rng: random.Random, effects: Sequence[float],
         progress[0] = i / len(effects)
         extra = 0
         if design != "paired" and remeasure_every and since >= remeasure_every:
-            tip.append(run(tip_true, len(tip)))
-            extra, since = extra + 1, 0
+            latest = [run(tip_true, len(tip))]  # as the runner: one run, more when it is an outlier or moved
             scale = noise.robust_sigma(groups)
-            if scale and abs(tip[-1] - noise.location(tip[:-1], scale)) > noise.OUTLIER * scale * (1 + 1 / (len(tip) - 1)) ** 0.5:
-                tip.append(run(tip_true, len(tip)))  # an outlier: one more run, as the runner does
-                extra += 1
+            est, _ = noise.pooled(groups, window, scale)
+            ref = noise.since_shift(measured, est) if shifts else tip
+            while noise.remeasure_more(ref, latest, est, scale, rule.repeats):
+                latest.append(run(tip_true, len(tip) + len(latest)))
+            extra, since = extra + len(latest), 0
+            tip.extend(latest)  # the tip's runs, σ's pool
+            measured.append(latest)
+        scale = noise.robust_sigma(groups)
+        ref = tuple(noise.since_shift(measured, noise.pooled(groups, window, scale)[0]) if shifts else tip)
         true = tip_true + better * effect
         values: list[float] = []
         mine: list[float] = []
@@ -117,21 +130,20 @@ def session(judge: Callable, rule, rng: random.Random, effects: Sequence[float],
             paired = None
             if design == "paired":
                 mine.append(better * (values[-1] - fresh))
-                scale_d = noise.robust_sigma([*diffs, mine])
-                sd, df = noise.pooled([*diffs, mine], window, scale_d)
-                est, scale = (sd, scale_d) if df >= 4 else (est and est * math.sqrt(2), scale and scale * math.sqrt(2))
+                est, scale = noise.paired_sigma([*diffs, mine], est, scale, window)
                 paired = tuple(mine)
-            j = judge(tuple(values), tuple(tip), tuple(tip), est, net_lines, rule, scale=scale, paired=paired)
+            j = judge(tuple(values), ref, ref, est, net_lines, rule, scale=scale, paired=paired)
             if j.status != AGAIN:
                 break
             if len(values) >= rule.max_repeats:  # as make_verdict: on the means
-                j = judge(tuple(values), tuple(tip), tuple(tip), est, net_lines,
+                j = judge(tuple(values), ref, ref, est, net_lines,
                           replace(rule, repeats=len(values), max_repeats=len(values)), scale=scale, paired=paired)
                 break
         if design == "paired":
             diffs.append(mine)
-        out.append(Decision(effect, j.status == KEEP, len(values) + extra, len(j.outliers)))
+        far = sum(better * (v - true) < -3 * sigma for v in values)
+        out.append(Decision(effect, j.status == KEEP, len(values) + extra, len(j.outliers), far, len(values)))
         since += 1
         if j.status == KEEP:
-            tip_true, tip = true, values
+            tip_true, tip, measured = true, values, [list(values)]
     return out

@@ -1,12 +1,13 @@
 """How often the keep/discard verdict is right, on workloads whose noise and true effects are known.
 
-    python bench/bench_validity.py [--sessions N] [--ideas-sessions M] [--quick]
+    python bench/bench_validity.py [--sessions N] [--ideas-sessions M] [--no-tradeoff] [--frontier]
 
 Drives the verdict plugin's own ``judge()`` run by run (autoresearch/simulation.py: the loop as
 the runner runs it, σ pooled as the runner pools it), so what is measured is what runs.
 
 1. Validity, per noise model (Gaussian; Student-t 3 dof at the same σ; 10 % of runs off by ±5σ;
-   σ doubling halfway; and seed-dominated noise, where pairing can pay), unpaired and paired:
+   σ doubling halfway; and seed-dominated noise, where pairing can pay, and a level shift of 3σ
+   halfway, where re-measuring the tip must notice it), unpaired and paired:
    N sessions (default 40) of 35 null changes and 5 true 2σ steps (every eighth), printing the
    share of null changes kept, of true steps kept, of the true gain held by the final tip, and
    the runs per decision (the baseline's runs counted apart; the tip's re-measurements and
@@ -16,6 +17,7 @@ the runner runs it, σ pooled as the runner pools it), so what is measured is wh
 3. Gain per run against the by-hand rule (one run each, keep if lower than the best value so
    far) on a realistic queue: M sessions (default 40) of 40 ideas, 60 % slightly harmful
    (0.5-2σ), 25 % null, 15 % helpful (1-3σ), effects additive, so every tip's true value is known.
+4. (--frontier) The rule's own knobs swept on that queue: the best final gain against gain per run.
 """
 from __future__ import annotations
 
@@ -48,12 +50,23 @@ class Tally:
     decisions: int = 0
     baseline_runs: int = 0
     sessions: int = 0
+    lost_first: int = 0  # true steps discarded at their first run
+    lost_far: int = 0  # ... with a run of their own more than 3σ off in the harmful direction
+    halves: list = None  # type: ignore[assignment]  # [steps, kept] before and after halfway
+
+    def __post_init__(self) -> None:
+        self.halves = [[0, 0], [0, 0]]
 
     def add(self, decisions, baseline_runs: int) -> None:
         self.sessions += 1
         self.baseline_runs += baseline_runs
-        for d in decisions:
+        for i, d in enumerate(decisions):
             self.runs += d.runs
+            if d.effect > 0:
+                half = self.halves[2 * i >= len(decisions)]
+                half[0], half[1] = half[0] + 1, half[1] + d.kept
+                self.lost_first += not d.kept and d.first == 1
+                self.lost_far += not d.kept and d.far > 0
             self.decisions += 1
             if d.effect == 0:
                 self.nulls += 1
@@ -77,7 +90,7 @@ def effects() -> list[float]:
 
 def measure(rule: Rule, model: str, sessions: int, design: str, remeasure: int, seed: int = 20261203) -> Tally:
     rng, tally = random.Random(seed), Tally()
-    make = simulation.MODELS.get(model, simulation.Seeded)
+    make = simulation.MODELS.get(model) or simulation.EXTRA[model]
     for _ in range(sessions):
         tally.add(simulation.session(judge, rule, rng, effects(), model=make(), design=design, remeasure_every=remeasure),
                   rule.repeats)
@@ -93,11 +106,17 @@ def validity(sessions: int, rule: Rule) -> dict[tuple[str, str], Tally]:
           f"remeasure_every {REMEASURE})")
     print(f"{'noise model':24s} {'design':9s} {HEADER}")
     out = {}
-    for model in [*simulation.MODELS, "seed-dominated (80 %)"]:
+    for model in [*simulation.MODELS, *simulation.EXTRA]:
         for design in ("unpaired", "paired"):
             start = time.monotonic()
             t = out[(model, design)] = measure(rule, model, sessions, design, REMEASURE)
             print(f"{model:24s} {design:9s} {t.row()}   ({time.monotonic() - start:.0f}s)", flush=True)
+            if design == "unpaired":
+                lost = t.steps - t.steps_kept
+                (a, ka), (b, kb) = t.halves
+                print(f"{'':34s} steps lost {lost}: {t.lost_first} at their first run, {t.lost_far} with a run "
+                      f"of their own > 3σ off the harmful way; kept {ka / max(a, 1):.0%} before halfway, "
+                      f"{kb / max(b, 1):.0%} after")
     print("targets (defaults, every model): <= 2% nulls kept, >= 85% steps kept, >= 95% gain held, "
           "<= 2.5 runs/decision")
     return out
@@ -165,12 +184,51 @@ def gain_per_run(sessions: int, rule: Rule) -> None:
     print("targets: >= 1.0x the by-hand rule's gain per run, >= 1.3x its final gain, <= 0.1 harmful keeps a session")
 
 
+def frontier(sessions: int, rule: Rule) -> None:
+    """The best the sequential rule's own knobs reach on the realistic queue: noise_k, the futility
+    and final bounds (autoresearch/stats.py's FUTILE_AT and FINAL_AT, set here for the sweep only),
+    repeats and max_repeats; the Pareto frontier of final gain against gain per run, among the
+    settings with <= 0.1 harmful keeps a session."""
+    import itertools
+
+    from autoresearch import stats
+
+    print(f"\n4. the frontier on the realistic queue ({sessions} sessions; noise_k, futility, final, repeats, "
+          "max_repeats; <= 0.1 harmful keeps a session):")
+    hand, rng = Tally(), random.Random(777)
+    for _ in range(sessions):
+        by_hand(rng, ideas(rng), hand)
+    hand_per_run = hand.gain / (hand.runs + hand.baseline_runs)
+    saved, points = (stats.FUTILE_AT, stats.FINAL_AT), []
+    try:
+        for k, futile, final, (r, m) in itertools.product((1.4, 1.6, 2.0), (0.6, 0.8, 1.0), (0.8, 1.0),
+                                                          ((2, 3), (3, 3), (3, 5), (5, 8))):
+            stats.FUTILE_AT, stats.FINAL_AT = futile, final
+            tally, rng = Tally(), random.Random(777)
+            for _ in range(sessions):
+                tally.add(simulation.session(judge, replace(rule, noise_k=k, repeats=r, max_repeats=m), rng, ideas(rng),
+                                             remeasure_every=REMEASURE), r)
+            if tally.harmful_kept / sessions <= 0.1:
+                per_run = tally.gain / (tally.runs + tally.baseline_runs) / hand_per_run
+                points.append((tally.gain / hand.gain, per_run, f"{k:g}, {futile:g}, {final:g}, {r}, {m}",
+                               (tally.runs + tally.baseline_runs) / sessions))
+    finally:
+        stats.FUTILE_AT, stats.FINAL_AT = saved
+    best = [p for p in points if not any(q[0] >= p[0] and q[1] >= p[1] and q != p for q in points)]
+    print(f"{'noise_k, futility, final, r, m':>32s} {'gain':>6s} {'gain/run':>9s} {'runs':>6s}")
+    for gain, per_run, name, runs in sorted(best, reverse=True):
+        print(f"{name:>32s} {gain:5.2f}x {per_run:8.2f}x {runs:6.1f}")
+    print("target: >= 1.3x the gain at >= 1.0x the gain per run")
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("sessions", nargs="?", type=int, default=None, help="(as --sessions)")
     parser.add_argument("--sessions", dest="sessions_opt", type=int, default=40, help="sessions per cell (>= 8)")
     parser.add_argument("--ideas-sessions", type=int, default=40, help="sessions of the gain-per-run comparison")
     parser.add_argument("--no-tradeoff", action="store_true", help="skip the trade-off curve")
+    parser.add_argument("--frontier", action="store_true",
+                        help="also sweep the rule's knobs on the realistic queue (72 settings; a few minutes)")
     args = parser.parse_args(argv)
     sessions = args.sessions or args.sessions_opt
     rule = Rule()
@@ -182,6 +240,8 @@ def main(argv: list[str] | None = None) -> None:
     if missed and not args.no_tradeoff:
         tradeoff(max(8, sessions // 2), rule, missed)
     gain_per_run(args.ideas_sessions, rule)
+    if args.frontier:
+        frontier(args.ideas_sessions, rule)
     print(f"\n({time.monotonic() - start:.0f}s)")
 
 

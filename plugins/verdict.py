@@ -26,9 +26,9 @@ from dataclasses import dataclass, replace
 
 from autoresearch import Verdict, hookimpl
 from autoresearch.config import positive
-from autoresearch.reports import MAXIMIZE, MINIMIZE, Status, sign, failed_verdict
-from autoresearch.objectives import (OBJECTIVES, Core, Objective, check_names, check_weights, core, metric_core,
-                                     target_rule, why_of)
+from autoresearch.reports import MINIMIZE, Status, sign, failed_verdict
+from autoresearch.objectives import (OBJECTIVES, Core, Objective, check_directions, check_names, check_targets,
+                                     check_weights, core, metric_core, target_rule, why_of)
 from autoresearch.stats import AGAIN, DISCARD, KEEP, Evidence, amount, check_amount, sequential
 
 
@@ -54,9 +54,10 @@ def autoresearch_addoption(parser) -> None:
                       help="the tip runs once more after this many decisions since it was last measured (0: never)")
     parser.addsetting("remeasure_hours", type="float", default=0.0,
                       help="... or after this many hours (0: off)")
-    parser.addsetting("design", type="str", default="unpaired", choices=("unpaired",),
-                      help="unpaired: a candidate's runs against all the tip's runs (paired runs are measured by "
-                           "bench/bench_validity.py; see docs/noise.md)")
+    parser.addsetting("design", type="str", default="unpaired", choices=("unpaired", "paired"),
+                      help="unpaired: a candidate's runs against all the tip's runs; paired: each candidate run "
+                           "right after a run of the tip with the same seed, decided on the differences (pays "
+                           "only when the pair shares much of the noise; see docs/noise.md)")
     parser.addsetting("targets", type="table", default={}, check=check_targets,
                       help="goals for metrics, as expectations: peak_vram_mb = \"<= 80000\", runaway_rate = "
                            "\"< 0.05\" (a table); a keep must not miss one its baseline met; the baseline's unmet "
@@ -80,11 +81,6 @@ def autoresearch_addoption(parser) -> None:
                            "yield = 1.0, dup_pct = -0.5 (positive: higher is better; negative: lower is)")
 
 
-def check_directions(directions: dict) -> str | None:
-    bad = next((f"{m} = {d!r}" for m, d in directions.items() if d not in (MINIMIZE, MAXIMIZE)), None)
-    return f"{bad} (allowed: minimize, maximize)" if bad else check_names(list(directions))
-
-
 @hookimpl
 def autoresearch_preflight(config) -> None:
     """The objective's settings agree with each other, or one line says what to change."""
@@ -93,22 +89,6 @@ def autoresearch_preflight(config) -> None:
     problem = Objective.of(config).problem()
     if problem:
         raise UsageError(f"{config.rootdir / 'pyproject.toml'} [tool.autoresearch]: {problem}")
-
-
-def check_targets(targets: dict) -> str | None:
-    import re
-
-    from autoresearch.errors import ExpectationError
-    from autoresearch.expect import parse_expectation
-
-    for metric, expr in targets.items():
-        if not re.fullmatch(r"[A-Za-z_][\w.-]{0,99}", metric):
-            return f"{metric!r} is not a metric name"
-        try:
-            parse_expectation(expr)
-        except ExpectationError as exc:
-            return f"{metric}: {exc}"
-    return None
 
 
 @dataclass(frozen=True)
@@ -226,15 +206,20 @@ def judge_experiment(experiment, runs, tip, final: bool = False) -> Judgement | 
 
     `final`: no more runs will come (another plugin stopped them): still in the grey zone, it
     is decided on the means, as at ``max_repeats``."""
+    from autoresearch import drift, pairing
+
     config, session = experiment.session.config, experiment.session
     metric, obj = config.get("metric"), Objective.of(config)
-    scale = None  # the robust σ outliers are flagged with: one metric's (autoresearch/noise.py)
+    scale, paired = None, None  # the robust σ outliers are flagged with: one metric's (autoresearch/noise.py)
     rule, net = Rule.of(config), experiment.lines_added - experiment.lines_removed
     if obj.kind == "metric":
-        values, base = values_of(runs, metric), experiment.baseline.values(metric)
-        tip_values = tip.values(metric) if tip.commit != experiment.base_commit else base
-        sigma, decide = session.noise(metric, values)[0], None
+        values, sigma, decide = values_of(runs, metric), session.noise(metric, values_of(runs, metric))[0], None
+        base = drift.reference(session, experiment.base_commit, metric, sigma)  # since a level shift, if any
+        tip_values = drift.reference(session, tip.commit, metric, sigma) if tip.commit != experiment.base_commit else base
         scale = robust_scale(session, metric, values)
+        paired = pairing.evidence(experiment, runs, metric, rule.direction, tip.commit, sigma, scale)
+        if paired is not None:  # design = "paired": the differences, and σ of a difference
+            paired, sigma, scale = paired
     else:  # every metric the objective reads, each with its own noise
         names = dict.fromkeys((*obj.counted, *obj.targets))
         values = {m: values_of(runs, m) for m in names}
@@ -249,11 +234,12 @@ def judge_experiment(experiment, runs, tip, final: bool = False) -> Judgement | 
         return None
     if obj.kind != "metric" and not tip_values[metric]:
         tip_values = base
-    j = judge(values, base, tip_values or base, sigma, net, rule, decide, scale=scale)
+    j = judge(values, base, tip_values or base, sigma, net, rule, decide, scale=scale, paired=paired)
     if final and j.status == AGAIN:
-        last = replace(rule, repeats=len(primary), max_repeats=len(primary))
+        n = len(paired) if paired else len(primary)
+        last = replace(rule, repeats=n, max_repeats=n)
         again = None if decide is None else (lambda vs, ref: decide(vs, ref, last))
-        j = judge(values, base, tip_values or base, sigma, net, last, again, scale=scale)
+        j = judge(values, base, tip_values or base, sigma, net, last, again, scale=scale, paired=paired)
     return j
 
 
@@ -266,8 +252,13 @@ def robust_scale(session, metric: str, values) -> float | None:
 
 @hookimpl
 def autoresearch_experiment_rerun(experiment, runs):
+    from autoresearch import drift, noise
+
     if getattr(experiment, "remeasure", False):  # the tip re-measured: one run, one more for an outlier
-        return remeasure_again(experiment, runs)
+        session, metric = experiment.session, experiment.session.config.get("metric")
+        values, sigma = values_of(runs, metric), session.noise(metric)[0]
+        return noise.remeasure_more(drift.reference(session, experiment.base_commit, metric, sigma), values, sigma,
+                                    robust_scale(session, metric, values), session.config.get("repeats"))
     if experiment.hypothesis is None:  # the baseline: `repeats` runs, the first measure of the noise
         config = experiment.session.config
         columns = [values_of(runs, m) for m in Objective.of(config).counted]
@@ -287,13 +278,15 @@ def autoresearch_make_verdict(experiment, metrics, runs, tip) -> Verdict:
         return failed
     sigma, _ = experiment.session.noise(metric, values_of(runs, metric))
     if experiment.hypothesis is None:  # the baseline, or the tip re-measured: its own outliers flagged
-        from autoresearch import noise
+        from autoresearch import drift, noise
 
         values = values_of(runs, metric)
         flagged = noise.flags(values, robust_scale(experiment.session, metric, values))
         outliers = tuple(i for i, f in enumerate(flagged) if f)
         note = f"; run {', '.join(str(i + 1) for i in outliers)} flagged as an outlier" if outliers else ""
         what = "the tip re-measured" if getattr(experiment, "remeasure", False) else "baseline"
+        if what != "baseline":
+            note += drift.moved_note(experiment, values, metric, sigma)
         return Verdict(Status.KEEP, f"{what}: {metric} {metrics[metric]:.6f} in {len(runs)} run"
                        f"{'s' if len(runs) > 1 else ''}{note}", sigma=sigma, outliers=outliers)
     j = judge_experiment(experiment, runs, tip, final=True)
@@ -311,22 +304,11 @@ def autoresearch_make_verdict(experiment, metrics, runs, tip) -> Verdict:
     zs = f", {j.e.z:+.1f} SE" if j.e.z is not None and abs(j.e.z) != float("inf") else ""
     runs_text = f"{j.e.n} run{'s' if j.e.n > 1 else ''}"
     flagged = f"; run {', '.join(str(i + 1) for i in j.outliers)} flagged as an outlier, left out" if j.outliers else ""
+    if j.e.n_ref == math.inf:  # design = "paired": decided on the differences
+        flagged += f"; paired with {j.e.n} run{'s' if j.e.n > 1 else ''} of the tip on the same seeds"
     return Verdict(status, f"{status}: {delta:+.4f}{spread} {j.label or metric}{zs} after {runs_text}, {net:+d} lines ({j.why}"
                    f"{flagged})", sigma=sigma, z=j.e.z,
                    beyond_noise=j.e.z is not None and abs(j.e.z) >= config.get("noise_k"), outliers=j.outliers)
-
-
-def remeasure_again(experiment, runs) -> bool:
-    """A re-measurement of the tip runs once; once more when that run is an outlier against the
-    tip's other runs (the second decides nothing by itself: both stay in the data)."""
-    from autoresearch import noise
-
-    metric = experiment.session.config.get("metric")
-    values, tip = values_of(runs, metric), experiment.baseline.values(metric)
-    scale = robust_scale(experiment.session, metric, values)
-    if len(values) != 1 or not tip or not scale:
-        return False
-    return abs(values[0] - noise.location(tip, scale)) > noise.OUTLIER * scale * (1 + 1 / len(tip)) ** 0.5
 
 
 class BaselineTargets:
@@ -350,6 +332,10 @@ class BaselineTargets:
 @hookimpl
 def autoresearch_configure(config) -> None:
     config.pluginmanager.register(BaselineTargets(config), "verdict-targets")
+    if config.get("design") == "paired":
+        from autoresearch.pairing import PairedRuns
+
+        config.pluginmanager.register(PairedRuns(config), "verdict-paired")
 
 
 def simulate(rule: Rule, rng, effects, sigma: float = 1.0, net_lines: int = 2) -> list[tuple[float, bool, int]]:

@@ -139,9 +139,10 @@ SHIFT = ('print("---")', 'import pathlib\n_c = pathlib.Path(COUNTER)\n'
 
 def test_a_level_shift_mid_session_is_detected_and_reported(noisy, cli, tmp_path):
     """From the 11th run on, every run is 0.02 higher (12 σ): a slower machine. The tip is
-    re-measured every 2 decisions; the re-measurement after the shift runs twice (an outlier
-    first), and status and the summary say the level moved. (The sandbox is off: the runs count
-    themselves in a file outside their folder.)"""
+    re-measured every 2 decisions; the re-measurement after the shift runs until it has `repeats`
+    runs (its first an outlier, then off the tip's level), status and the summary say the level
+    moved, and the next candidate is compared with the tip as re-measured. (The sandbox is off:
+    the runs count themselves in a file outside their folder.)"""
     repo = noisy
     counter = f"COUNTER = {str(tmp_path / 'runs-so-far')!r}\n"
     (repo / "train.py").write_text(counter + (repo / "train.py").read_text().replace(*SHIFT))
@@ -154,8 +155,12 @@ def test_a_level_shift_mid_session_is_detected_and_reported(noisy, cli, tmp_path
     assert r.rc == 0, r
     got = entries(repo)
     remeasured = [e for e in got if e["description"] == "the tip, re-measured"]
-    assert [e["n"] for e in remeasured] == [1, 2]
+    assert [e["n"] for e in remeasured] == [1, 5]
     assert remeasured[1]["values"][0] > 1.235 and remeasured[0]["values"][0] < 1.225
+    assert re.search(r"the level moved by \+0\.020\d* beyond the noise: candidates are compared with these runs",
+                     remeasured[1]["reason"])
+    last = got[-1]  # DEPTH 9: 0.05 worse than the tip at today's level (0.07 against its runs before the shift)
+    assert last["name"] == "h4" and re.match(r"discard: \+0\.0(49|50)", last["reason"]), last["reason"]
     assert re.search(r"drift: the tip's level moved by \+0\.0(19|2)\d* val_bpb at \d\d:\d\d \(re-measured\)", r.out)
     status = cli("status")
     assert re.search(r"drift: the tip's level moved by \+0\.0(19|2)", status.out)
@@ -192,3 +197,30 @@ def test_the_report_shows_the_outliers_and_the_drift(noisy, cli):
     assert len(rows) == 2 and all("(1 outlier, left out of the verdict)" in x for x in rows), rows
     data = json.loads(cli("report", "--json").out)
     assert [e["outliers"] for e in data["experiments"]] == [[3], [3]]
+
+
+def test_sigma_of_a_difference_is_a_runs_times_root_two_until_the_pairs_have_four_degrees_of_freedom():
+    assert noise.paired_sigma([[0.5, 0.7]], 1.0, 0.9) == (pytest.approx(math.sqrt(2)), pytest.approx(0.9 * math.sqrt(2)))
+    assert noise.paired_sigma([[0.5]], None, None) == (None, None)
+    diffs = [[0.5, 0.7, 0.6], [0.1, 0.3, 0.2]]  # 4 degrees of freedom: their own σ
+    sd, _ = noise.paired_sigma(diffs, 1.0, 1.0)
+    assert sd == pytest.approx(pooled_sigma(diffs)[0]) and sd == pytest.approx(0.1)
+
+
+@given(st.lists(st.tuples(st.integers(0, 9), st.floats(-5, 5), st.booleans(), st.booleans()), max_size=8))
+@settings(max_examples=60, deadline=None)
+def test_pairs_are_matched_by_seed_whatever_the_order_and_a_crash_leaves_its_pair_out(pairs):
+    from types import SimpleNamespace
+
+    from autoresearch.pairing import differences
+    from autoresearch.reports import RunResult
+
+    seeds = list(dict.fromkeys(seed for seed, *_ in pairs))
+    rows = {seed: row for seed, *row in pairs}
+    runs = [RunResult(0, 1.0, "", seed=s, metrics={"m": 1.0 + rows[s][0]}, cause="" if rows[s][1] else "crash")
+            for s in seeds]
+    tips = [RunResult(0, 1.0, "", seed=s, metrics={"m": 1.0}, cause="" if rows[s][2] else "crash")
+            for s in reversed(seeds)]  # the tip's runs in another order (parallel workers)
+    got = differences(SimpleNamespace(paired=tips + [None]), runs, "m", "minimize")
+    want = tuple(-rows[s][0] for s in seeds if rows[s][1] and rows[s][2])
+    assert got == pytest.approx(want)

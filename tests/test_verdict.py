@@ -182,3 +182,54 @@ def test_the_step_budget_reaches_the_workload(repo, cli):
     entry = json.loads((run_dir(repo) / "results.jsonl").read_text().splitlines()[0])
     assert entry["metrics"]["steps_budget"] == 40.0
     assert cli("run", "--tag", "t2", "--budget-steps", "0").rc == 4
+
+
+def test_paired_runs_give_the_candidate_and_the_tip_the_same_seeds_and_decide_on_the_differences(noisy, cli):
+    repo = noisy
+    train = (repo / "train.py").read_text() + 'print(f"seed:             {os.environ[\'AUTORESEARCH_SEED\']}")\n'
+    (repo / "train.py").write_text(train)
+    pyproject = repo / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + 'design = "paired"\n')
+    git(repo, "commit", "-qam", "paired runs, the seed printed")
+    simple(repo, "a", "LR = 0.0105")  # 0.005 better on every seed
+    simple(repo, "b", "DEPTH = 5")    # 0.01 worse on every seed
+    r = cli("run", "--tag", "t1")
+    assert r.rc == 0, r
+    assert "design paired" in r.out  # the header says which design is in use
+    entries = [json.loads(x) for x in (run_dir(repo) / "results.jsonl").read_text().splitlines()]
+    assert [(e["name"], e["status"], e["n"]) for e in entries] == [("baseline", "keep", 5), ("a", "keep", 2),
+                                                                  ("b", "discard", 1)]
+    ledger = [json.loads(x) for x in (run_dir(repo) / "ledger.jsonl").read_text().splitlines()]
+    pairs = [(e["seq"], e["run"]["seed"], e["commit"]) for e in ledger if e["event"] == "paired"]
+    base_commit, a_commit = entries[0]["commit"], entries[1]["commit"]
+    assert pairs == [(1, 0, base_commit), (1, 1, base_commit), (2, 0, a_commit)]
+    # run k of the candidate and of the tip both got seed k: each log says so
+    logs = run_dir(repo) / "logs"
+    for name, seed in (("001-a.log", 0), ("001-a.tip.log", 0), ("001-a.1.log", 1), ("001-a.tip.1.log", 1),
+                       ("002-b.log", 0), ("002-b.tip.log", 0)):
+        assert f"seed:             {seed}\n" in (logs / name).read_text(), name
+    assert [run["seed"] for run in entries[1]["runs"]] == [0, 1]
+    # the decision is on the differences: exactly 0.005 on each seed (unpaired, the mean of seeds 0 and 1
+    # against all five of the baseline's runs would be 0.0045), and a keep needs no confirmation runs
+    assert entries[1]["reason"].startswith("keep: -0.0050 ± 0.0014 val_bpb, +3.5 SE after 2 runs")
+    assert "paired with 2 runs of the tip on the same seeds" in entries[1]["reason"]
+    assert entries[2]["reason"].startswith("discard: +0.0100 ")
+
+
+def test_paired_runs_with_two_workers_pair_each_candidates_runs_on_its_own_worker(noisy, cli):
+    repo = noisy
+    pyproject = repo / "pyproject.toml"
+    pyproject.write_text(pyproject.read_text() + 'design = "paired"\n')
+    git(repo, "commit", "-qam", "paired runs")
+    simple(repo, "a", "DEPTH = 5")  # 0.01 worse on every seed
+    simple(repo, "b", "DEPTH = 6")  # 0.02 worse on every seed
+    r = cli("run", "--tag", "t1", "-n", "2")
+    assert r.rc == 0, r
+    entries = {e["name"]: e for e in map(json.loads, (run_dir(repo) / "results.jsonl").read_text().splitlines())}
+    ledger = [json.loads(x) for x in (run_dir(repo) / "ledger.jsonl").read_text().splitlines()]
+    for name in ("a", "b"):
+        e = entries[name]
+        tips = [x["run"] for x in ledger if x["event"] == "paired" and x["seq"] == e["seq"]]
+        assert [t["seed"] for t in tips] == [run["seed"] for run in e["runs"]] == [0]
+        assert tips[0]["metrics"]["val_bpb"] == pytest.approx(1.22)  # the base commit's run with seed 0
+        assert e["status"] == "discard" and "paired with 1 run of the tip on the same seeds" in e["reason"]
