@@ -92,8 +92,9 @@ class Ledger:
                 f.flush()
                 os.fsync(f.fileno())
 
-    def append(self, entry: dict[str, Any]) -> None:
-        """One line, chained to the one before it (``prev``: the SHA-256 of that line's bytes)."""
+    def append(self, entry: dict[str, Any], sync: bool = True) -> None:
+        """One line, chained to the one before it (``prev``: the SHA-256 of that line's bytes);
+        fsynced unless `sync` is False (a line whose loss costs nothing but repeated work)."""
         with _append, open(self.path, "ab") as f:
             size = f.tell()
             cached = _last.get(self.path)
@@ -104,7 +105,8 @@ class Ledger:
             data = (json.dumps({**entry, "prev": prev}, default=str) + "\n").encode()
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
             _last[self.path] = (size + len(data), line_hash(data[:-1]))
 
     def replay(self) -> Replay:
