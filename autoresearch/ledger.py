@@ -2,7 +2,9 @@
 state, the lessons, JUnit XML, ``status``, ``report``) renders from it or from
 ``session.history``, which is read from it.
 
-One JSON object a line, appended and fsynced before the runner moves on:
+One JSON object a line, appended before the runner moves on; the commit point ("done") and the
+session's own lines are fsynced at once, "start" and "logged" with the next fsync (a line whose
+loss with the machine's power costs repeated work, never a result):
 
     {"event": "session", "format": 2, "initial_commit": ..., "protected": {...}}   once, at the start
     {"event": "start", "seq": 3, "key": ..., "nodeid": ..., "time": ...}   an experiment begins

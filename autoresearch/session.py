@@ -191,8 +191,10 @@ class Session:
                             "protected": self.protected_hashes})
 
     def record_start(self, exp: Experiment) -> None:
+        """Not fsynced: its "done" line's fsync takes it to the disk. Lost with the machine's power
+        before that, the experiment is as one that never started: it runs again, under its number."""
         self.ledger.append({"event": "start", "seq": exp.seq, "key": exp.hypothesis.key if exp.hypothesis else "",
-                            "nodeid": exp.nodeid, "time": time.time()})
+                            "nodeid": exp.nodeid, "time": time.time()}, sync=False)
 
     def record_done(self, report: Report) -> None:
         """The commit point of an experiment: its report and the tip it leaves, in the ledger."""
