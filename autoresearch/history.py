@@ -10,6 +10,7 @@ order) rebuilds the index from the list, which is what a fresh index would hold.
 """
 from __future__ import annotations
 
+import threading
 from typing import Iterable
 
 from autoresearch.reports import MEASURED, Report, Status
@@ -28,14 +29,22 @@ class Index:
         self.measured: dict[str, dict[str, list[float]]] = {}  # metric -> commit -> values (drift.groups)
         self.last_seq = -1  # the highest number so far
         self.count = 0  # reports added
+        self.lock = threading.RLock()  # workers' threads read while the main thread records
         self._repeated: dict[str, tuple[int, list[list[float]]]] = {}  # metric -> (count, repeated groups)
         self.short = False  # some report's commit is not a full id: lookups by prefix, as before
         self.baseline_kept = False
         for r in reports:
-            self.add(r)
+            self._add(r)
 
-    def add(self, r: Report) -> None:
-        """A report appended to the list (numbered after every report in it, as a rule)."""
+    def add(self, r: Report, history: list[Report] | None = None) -> None:
+        """A report appended to the list (numbered after every report in it, as a rule); with
+        `history`, appended to it here, so that no reader sees it in one and not the other."""
+        with self.lock:
+            if history is not None:
+                history.append(r)
+            self._add(r)
+
+    def _add(self, r: Report) -> None:
         self.last_seq = max(self.last_seq, r.seq)
         self.count += 1
         if r.commit:
@@ -61,21 +70,24 @@ class Index:
     def groups(self, metric: str, history: list[Report]) -> dict[str, list[float]]:
         """Each commit's values of `metric` over the measured reports, by first appearance: what
         :func:`autoresearch.drift.groups` makes of the history (without its last, extra group)."""
-        groups = self.measured.get(metric)
-        if groups is None:
-            groups = self.measured[metric] = {}
-            for r in history:
-                if r.status in MEASURED and r.commit:
-                    groups.setdefault(r.commit, []).extend(values(r, metric))
-        return groups
+        with self.lock:
+            groups = self.measured.get(metric)
+            if groups is None:
+                groups = self.measured[metric] = {}
+                for r in history[:self.count]:  # what this index holds (a report being added joins it after)
+                    if r.status in MEASURED and r.commit:
+                        groups.setdefault(r.commit, []).extend(values(r, metric))
+            return groups
 
     def repeated(self, metric: str, history: list[Report]) -> list[list[float]]:
         """:meth:`groups` of more than one value, in the same order: all that σ and the robust σ are
         made of (a commit run once counts for nothing in either); made once per report added."""
-        cached = self._repeated.get(metric)
-        if cached is None or cached[0] != self.count:
-            cached = self._repeated[metric] = (self.count, [g for g in self.groups(metric, history).values() if len(g) > 1])
-        return cached[1]
+        with self.lock:
+            cached = self._repeated.get(metric)
+            if cached is None or cached[0] != self.count:
+                groups = self.groups(metric, history).values()
+                cached = self._repeated[metric] = (self.count, [list(g) for g in groups if len(g) > 1])
+            return cached[1]
 
 
 def values(r: Report, metric: str) -> list[float]:

@@ -203,8 +203,7 @@ class Session:
         self.tip = tip
         index = self.index
         if report.seq > index.last_seq:  # the usual case: after every report so far, added in place
-            self.history.append(report)
-            index.add(report)
+            index.add(report, self.history)
         else:  # an interrupted experiment's report replaced (--resume): the index is made anew
             self.history = sorted([r for r in self.history if r.seq != report.seq] + [report], key=lambda r: r.seq)
 

@@ -263,3 +263,33 @@ def test_a_failed_append_leaves_no_torn_row(tmp_path, monkeypatch):
         m.setattr(results_tsv.os, "write", lambda fd, data: results_tsv.os.ftruncate(fd, 8) or 2)
         assert not results_tsv.append_exactly(path, b"row 2\n", 6)
     assert path.read_bytes() == b"row 1\n"
+
+
+def test_readers_on_other_threads_never_see_a_report_twice_or_not_at_all():
+    """Workers' threads ask for σ and a commit's runs while the main thread records reports: the
+    index they leave behind is the history's, every value once."""
+    import threading
+
+    session = Unwritten(Options(Path(tempfile.gettempdir())))
+    stop = threading.Event()
+
+    def read() -> None:
+        while not stop.is_set():
+            session.noise("m", (1.0,))
+            session.groups("m")
+            session.count_runs(COMMITS[0])
+
+    readers = [threading.Thread(target=read) for _ in range(3)]
+    for t in readers:
+        t.start()
+    try:
+        for seq in range(300):
+            session.record_done(make_report(seq, COMMITS[seq % 3], f"k{seq}", Status.DISCARD, [seq * 0.01, 1.0]))
+    finally:
+        stop.set()
+        for t in readers:
+            t.join()
+    history = session.history
+    assert session.groups("m") == [g for g in drift.groups(history, "m") if len(g) > 1] + [[]]
+    assert session.noise("m") == stats.pooled_over(history, "m", (), 40)
+    assert session.count_runs(COMMITS[0]) == 200
