@@ -2,7 +2,9 @@
 state, the lessons, JUnit XML, ``status``, ``report``) renders from it or from
 ``session.history``, which is read from it.
 
-One JSON object a line, appended and fsynced before the runner moves on:
+One JSON object a line, appended before the runner moves on; the commit point ("done") and the
+session's own lines are fsynced at once, "start" and "logged" with the next fsync (a line whose
+loss with the machine's power costs repeated work, never a result):
 
     {"event": "session", "format": 2, "initial_commit": ..., "protected": {...}}   once, at the start
     {"event": "start", "seq": 3, "key": ..., "nodeid": ..., "time": ...}   an experiment begins
@@ -92,8 +94,9 @@ class Ledger:
                 f.flush()
                 os.fsync(f.fileno())
 
-    def append(self, entry: dict[str, Any]) -> None:
-        """One line, chained to the one before it (``prev``: the SHA-256 of that line's bytes)."""
+    def append(self, entry: dict[str, Any], sync: bool = True) -> None:
+        """One line, chained to the one before it (``prev``: the SHA-256 of that line's bytes);
+        fsynced unless `sync` is False (a line whose loss costs nothing but repeated work)."""
         with _append, open(self.path, "ab") as f:
             size = f.tell()
             cached = _last.get(self.path)
@@ -104,7 +107,8 @@ class Ledger:
             data = (json.dumps({**entry, "prev": prev}, default=str) + "\n").encode()
             f.write(data)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
             _last[self.path] = (size + len(data), line_hash(data[:-1]))
 
     def replay(self) -> Replay:

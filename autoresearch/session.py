@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from autoresearch.errors import PatchError, UsageError
+from autoresearch.history import Index
 from autoresearch.ledger import Ledger
 from autoresearch.model import Hypothesis
 from autoresearch.names import COMMIT, slug
@@ -127,6 +128,9 @@ class Session:
         self.tip = ""  # the commit experiments build on: the last kept one
         self.initial_commit = ""
         self.history: list[Report] = []  # finished experiments, by number (read from the ledger)
+        self._index: tuple[list[Report], Index] | None = None  # the history's index, and the list it indexes
+        self._order: tuple[tuple[int, int, int], list[Hypothesis]] | None = None  # the queue's order, and what it was made of
+        self._cursor = 0  # the queue's first hypothesis not yet looked at
         self.pending: list[dict[str, Any]] = []  # experiments the last process did not finish (by number)
         self.unlogged: list[Report] = []  # finished by the last process, not recorded everywhere
         self.protected_hashes: dict[str, str | None] = {}
@@ -187,20 +191,36 @@ class Session:
                             "protected": self.protected_hashes})
 
     def record_start(self, exp: Experiment) -> None:
+        """Not fsynced: its "done" line's fsync takes it to the disk. Lost with the machine's power
+        before that, the experiment is as one that never started: it runs again, under its number."""
         self.ledger.append({"event": "start", "seq": exp.seq, "key": exp.hypothesis.key if exp.hypothesis else "",
-                            "nodeid": exp.nodeid, "time": time.time()})
+                            "nodeid": exp.nodeid, "time": time.time()}, sync=False)
 
     def record_done(self, report: Report) -> None:
         """The commit point of an experiment: its report and the tip it leaves, in the ledger."""
         tip = report.commit if report.status == Status.KEEP and report.commit else self.tip
         self.ledger.append({"event": "done", "report": report.to_dict(), "tip": tip})
         self.tip = tip
-        self.history = [r for r in self.history if r.seq != report.seq] + [report]
-        self.history.sort(key=lambda r: r.seq)
+        index = self.index
+        if report.seq > index.last_seq:  # the usual case: after every report so far, added in place
+            index.add(report, self.history)
+        else:  # an interrupted experiment's report replaced (--resume): the index is made anew
+            self.history = sorted([r for r in self.history if r.seq != report.seq] + [report], key=lambda r: r.seq)
 
     def record_logged(self, report: Report) -> None:
-        """Every plugin has recorded the experiment: a resumed run need not record it again."""
-        self.ledger.append({"event": "logged", "seq": report.seq})
+        """Every plugin has recorded the experiment: a resumed run need not record it again. Not
+        fsynced: the next line's fsync (or the session's end) takes it to the disk, and a line lost
+        with the machine's power only means a resumed run records the experiment once more."""
+        self.ledger.append({"event": "logged", "seq": report.seq}, sync=False)
+
+    @property
+    def index(self) -> Index:
+        """The history's :class:`autoresearch.history.Index`, made anew whenever the history was
+        replaced or changed other than by :meth:`record_done`."""
+        cached = self._index
+        if cached is None or cached[0] is not self.history or cached[1].count != len(self.history):
+            cached = self._index = (self.history, Index(self.history))
+        return cached[1]
 
     def record_pid(self, pid: int) -> None:
         (self.run_dir / "workload.pid").write_text(str(pid))
@@ -211,16 +231,19 @@ class Session:
         """The hypotheses this run has finished, which do not run again: all but those whose latest
         result ``--rerun`` names (crashed, inconclusive, interrupted)."""
         words = getattr(self.config, "getoption", lambda name: None)("rerun") or ()
-        latest = {r.key: r for r in self.history if r.status != Status.INTERRUPTED and r.key}
-        return {key for key, r in latest.items() if not reruns(r, words)}
+        index = self.index
+        if words:
+            return {key for key, r in index.latest_by_key.items() if not reruns(r, words)}
+        return set(index.latest_by_key)
 
     @property
     def baseline_done(self) -> bool:
         """The unmodified code has run successfully once (a crashed baseline runs again on resume)."""
-        return any(r.is_baseline and r.status == Status.KEEP for r in self.history)
+        return self.index.baseline_kept
 
     def reports_of(self, commit: str) -> list[Report]:
-        return [r for r in self.history if r.commit and commit and (r.commit.startswith(commit) or commit.startswith(r.commit))]
+        """The reports of a commit (a short id: of the commits it begins), by number."""
+        return list(self.index.reports_of(commit, self.history))
 
     def count_runs(self, commit: str) -> int:
         return sum(len(r.runs) for r in self.reports_of(commit))
@@ -238,7 +261,13 @@ class Session:
         in this run, and `extra` (the values of an experiment still running)."""
         from autoresearch.stats import pooled_over
 
-        return pooled_over(self.history, metric, extra, self.config.get("noise_window", 40))
+        return pooled_over(self.history, metric, extra, self.config.get("noise_window", 40),
+                           groups=self.index.repeated(metric, self.history))
+
+    def groups(self, metric: str, extra: tuple[float, ...] | list[float] = ()) -> list[list[float]]:
+        """What :func:`autoresearch.drift.groups` makes of the history and `extra`, less the commits
+        run once (which count for nothing in σ or the robust σ), without a walk of the history."""
+        return [*self.index.repeated(metric, self.history), list(extra)]
 
     def experiment(self, hypothesis: Hypothesis | None) -> Experiment:
         return Experiment(self, self.seq_for(hypothesis.key if hypothesis else ""), hypothesis)
@@ -250,16 +279,23 @@ class Session:
                 self.pending.remove(entry)
                 self.numbered.add(entry["seq"])
                 return entry["seq"]
-        used = [r.seq for r in self.history] + [e["seq"] for e in self.pending] + list(self.numbered)
-        seq = max(used, default=-1) + 1
+        seq = max(self.index.last_seq, max((e["seq"] for e in self.pending), default=-1),
+                  max(self.numbered, default=-1)) + 1
         self.numbered.add(seq)
         return seq
 
     def next_item(self) -> Hypothesis | None:
         """The next hypothesis to run, or None for now: those a killed runner left in flight
         first (in their order), then the collected ones not yet run. Never blocks."""
-        first = {e["key"]: e["seq"] for e in self.pending}
-        for h in sorted(self.items, key=lambda h: (h.key not in first, first.get(h.key, 0))):
+        made = (id(self.items), len(self.items), len(self.pending))
+        if self._order is None or self._order[0] != made:  # new hypotheses, or one in flight dispatched
+            first = {e["key"]: e["seq"] for e in self.pending}
+            self._order = made, sorted(self.items, key=lambda h: (h.key not in first, first.get(h.key, 0)))
+            self._cursor = 0
+        order = self._order[1]
+        while self._cursor < len(order):  # those before the cursor are dispatched: never looked at again
+            h = order[self._cursor]
+            self._cursor += 1
             if h.key not in self.dispatched:
                 self.dispatched.add(h.key)
                 return h
@@ -287,11 +323,11 @@ class Session:
             return self.tip
         if h.baseline == "initial":
             return self.initial_commit
-        named = [r for r in self.history if r.name == h.baseline and r.status != Status.INTERRUPTED]
-        if named and named[-1].status == Status.CRASH:
-            raise PatchError(f"its baseline {h.baseline!r} crashed ({named[-1].root_cause}): nothing to build on")
-        if named:
-            return named[-1].commit
+        named = self.index.latest_by_name.get(h.baseline)
+        if named is not None and named.status == Status.CRASH:
+            raise PatchError(f"its baseline {h.baseline!r} crashed ({named.root_cause}): nothing to build on")
+        if named is not None:
+            return named.commit
         if COMMIT.fullmatch(h.baseline):
             return h.baseline
         raise PatchError(f"its baseline {h.baseline!r} has not run in this run (was it deselected?)")

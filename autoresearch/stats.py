@@ -128,11 +128,20 @@ def amount(value: float | int | str, reference: float | None) -> float:
     return number * abs(reference or 0.0) if relative else number
 
 
-def pooled_over(reports, metric: str, extra: Sequence[float] = (), window: int = 40) -> tuple[float | None, int]:
+def pooled_over(reports, metric: str, extra: Sequence[float] = (), window: int = 40,
+                groups: Sequence[Sequence[float]] | None = None) -> tuple[float | None, int]:
     """(sigma, degrees of freedom) of `metric` pooled over the decided experiments' commits (the
     runs of one commit together, however many experiments ran it) and `extra`: outliers left out,
-    over the most recent `window` degrees of freedom (autoresearch/noise.py)."""
-    from autoresearch import drift, noise
+    over the most recent `window` degrees of freedom (autoresearch/noise.py).
+
+    `groups`: those commits' values, already grouped as :func:`autoresearch.drift.groups` groups
+    `reports` (a session keeps them, :class:`autoresearch.history.Index`), so that a decision
+    need not walk the whole history; groups of one value may be left out (they count for nothing)."""
+    from autoresearch import noise
+
+    if groups is not None:
+        return noise.pooled([*groups, list(extra)], window)
+    from autoresearch import drift
 
     return noise.pooled(drift.groups(reports, metric, extra), window)
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
 
+import bench_bookkeeping  # noqa: E402
 import bench_byhand  # noqa: E402
 import bench_collect  # noqa: E402
 import bench_kinds_args  # noqa: E402
@@ -32,6 +33,7 @@ if __name__ == "__main__":
     bench_show.main()
     bench_keys.main()
     bench_runner.main()
+    bench_bookkeeping.main([50, 300, 1000])
     bench_byhand.main()
     bench_sandbox.main()
     if "--skip-parallel" not in flags:

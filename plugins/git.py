@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+import stat
 import sys
 import threading
 import time
@@ -57,27 +58,80 @@ class Guard:
         self.known: dict[str, str] = {}
         self.worktrees: list[Path] = []  # the run's worktrees: their .git file and git's record of them
         self.tripped = False  # a change was found: no more git in the worktrees (it could run a filter)
+        self.files: dict[str, tuple[tuple[int, ...], str]] = {}  # a file read -> (its stat, what was read)
 
     def snapshot(self) -> dict[str, str]:
-        state = {}
-        refs = ask("for-each-ref", "--format=%(refname) %(objectname)", "refs/heads", "refs/tags",
-                   f"refs/autoresearch/{self.tag}", cwd=self.root).stdout
-        for line in refs.splitlines():
-            name, _, sha = line.partition(" ")
-            state[name] = sha
+        state = self.loose_refs()
+        if state is None:  # a ref store of another kind (reftable): git lists them
+            state = {}
+            refs = ask("for-each-ref", "--format=%(refname) %(objectname)", "refs/heads", "refs/tags",
+                       f"refs/autoresearch/{self.tag}", cwd=self.root).stdout
+            for line in refs.splitlines():
+                name, _, sha = line.partition(" ")
+                state[name] = sha
         for name in self.FILES:
-            state[f".git/{name}"] = digest(self.common / name)
+            state[f".git/{name}"] = self.digest(self.common / name)
         hooks = self.common / "hooks"
         for path in sorted(hooks.rglob("*")) if hooks.is_dir() else []:
-            state[f".git/hooks/{path.relative_to(hooks)}"] = digest(path)
+            state[f".git/hooks/{path.relative_to(hooks)}"] = self.digest(path)
         for name in self.GLOBAL:
-            state[name] = digest(Path(os.path.expanduser(name)))
+            state[name] = self.digest(Path(os.path.expanduser(name)))
         for work in self.worktrees:
-            state[f"{work.name}/.git"] = digest(work / ".git")
+            state[f"{work.name}/.git"] = self.digest(work / ".git")
         for admin in sorted((self.common / "worktrees").glob("*")):
             for name in ("config.worktree", "commondir", "gitdir"):
-                state[f".git/worktrees/{admin.name}/{name}"] = digest(admin / name)
+                state[f".git/worktrees/{admin.name}/{name}"] = self.digest(admin / name)
         return state
+
+    def loose_refs(self) -> dict[str, str] | None:
+        """Every branch, tag and run ref as git's files store them, without a git process (one
+        fewer per run): each loose ref's content, read again only when its file's inode, change
+        time or size moved (a run's refs grow by one an experiment), and packed-refs whole (in
+        FILES). None for a repository whose refs are not files (the reftable format)."""
+        if (self.common / "reftable").exists():
+            return None
+        state: dict[str, str] = {}
+        folders = ["refs/heads", "refs/tags", f"refs/autoresearch/{self.tag}"]
+        while folders:
+            folder = folders.pop()
+            try:
+                entries = list(os.scandir(os.path.join(self.common, folder)))
+            except OSError:  # none of that kind yet
+                continue
+            for entry in entries:
+                name = f"{folder}/{entry.name}"
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(name)
+                elif not entry.name.endswith(".lock"):  # a git at work: its result is what counts
+                    state[name] = self.ref_file(name, entry)
+        return state
+
+    def digest(self, path: Path) -> str:
+        """:func:`digest`, computed again only when the file's inode, change time or size moved
+        (a snapshot a run reads some 25 files: the hooks, the configs)."""
+        try:
+            st = os.lstat(path)
+        except OSError:
+            return digest(path)
+        if not stat.S_ISREG(st.st_mode):  # a link (to what may change), a folder: as before
+            return digest(path)
+        mark = (st.st_ino, st.st_ctime_ns, st.st_mtime_ns, st.st_size)
+        cached = self.files.get(str(path))
+        if cached is None or cached[0] != mark:
+            cached = self.files[str(path)] = (mark, digest(path))
+        return cached[1]
+
+    def ref_file(self, name: str, entry: os.DirEntry) -> str:
+        try:
+            st = entry.stat(follow_symlinks=False)
+            mark = (st.st_ino, st.st_ctime_ns, st.st_mtime_ns, st.st_size)
+            cached = self.files.get(name)
+            if cached is None or cached[0] != mark or stat.S_ISLNK(st.st_mode):
+                with open(entry.path, errors="replace") as f:
+                    cached = self.files[name] = (mark, f.read().strip())
+            return cached[1]
+        except OSError:
+            return "unreadable"
 
     def refresh(self) -> None:
         with self.lock:
@@ -96,6 +150,17 @@ class Guard:
                              + (f" and {len(changed) - 1} more" if len(changed) > 1 else "")
                              + "; a run must never change it. Undo the change (or, if you made it yourself, "
                                "leave it), then continue with --resume")
+
+
+def head_of(work: Path) -> str | None:
+    """The commit a worktree's detached HEAD names, read from git's file (None: git is asked)."""
+    try:
+        link = (work / ".git").read_text().strip()
+        admin = Path(link[len("gitdir: "):]) if link.startswith("gitdir: ") else None
+        head = (work / admin / "HEAD").read_text().strip() if admin is not None else ""
+    except OSError:
+        return None
+    return head if len(head) in (40, 64) and all(c in "0123456789abcdef" for c in head) else None
 
 
 def digest(path: Path) -> str:
@@ -253,19 +318,31 @@ class GitPlugin:
         elif getattr(experiment, "remeasure", False):  # the tip re-measured: its files, whatever ran last
             self.at.pop(work, None)
             self.move_to(work, session.tip)
+        tracked = {p for p in self.config.editable if (work / p).exists()} if h is not None else set()
         result = yield
         if h is not None:
             patched = list(experiment.patch.after) if getattr(experiment, "patch", None) else []
             editable = [p for p in dict.fromkeys([*self.config.editable, *patched]) if (work / p).exists()]
-            git("add", "--", *editable, cwd=work, env=self.env)
             message = (f"experiment: {h.description}\n\n{h.hypothesis}\n\n"
                        f"Hypothesis: {h.nodeid}\nHypothesis-Hash: {h.key}\n")
-            git("commit", "-q", "--no-verify", "--allow-empty", "-F", "-", input=message, cwd=work, env=self.env)
-            experiment.commit = self.at[work] = git("rev-parse", "HEAD", cwd=work)
+            if not (set(editable) <= tracked and self.commit_files(work, editable, message)):
+                git("add", "--", *editable, cwd=work, env=self.env)  # a file the patch made: added first
+                git("commit", "-q", "--no-verify", "--allow-empty", "-F", "-", input=message, cwd=work, env=self.env)
+            experiment.commit = self.at[work] = head_of(work) or git("rev-parse", "HEAD", cwd=work)
             # reachable from the moment it exists, whatever happens next
             self.write("update-ref", f"refs/autoresearch/{session.tag}/{experiment.label}", experiment.commit,
                        cwd=work)
         return result
+
+    def commit_files(self, work: Path, files: list[str], message: str) -> bool:
+        """Commit `files` as they are in the worktree, in one process (``git commit -- FILES``, as
+        ``git add FILES`` then ``git commit`` would); False when git knows one of them not."""
+        try:
+            git("commit", "-q", "--no-verify", "--allow-empty", "-F", "-", "--", *files, input=message,
+                cwd=work, env=self.env)
+        except GitError:
+            return False
+        return True
 
     @hookimpl
     def autoresearch_experiment_teardown(self, experiment, report) -> None:

@@ -6,13 +6,17 @@ The sidecar (``results.jsonl`` beside the run's copy) holds every metric, every 
 metric's value in each as ``values``, their number ``n``, ``mean``, the pooled noise ``sigma``, the
 standard error of the mean ``sem``, the improvement in standard errors ``z``), durations,
 the expectation's outcome, the hypothesis id and the log path. Both render from the session's
-history (the ledger), whole, after every experiment and when a run resumes: a runner killed
-between two writes never loses or repeats a row, and both files are replaced atomically (written
-aside, then renamed), so a full disk leaves the old file, never a torn row.
+history (the ledger): whole when a session starts (a resumed run repairs them: a runner killed
+between two writes never loses or repeats a row) and whenever a result is not simply the newest
+row; after an experiment, its row is appended, one write to each file, so the cost of an
+experiment does not grow with the run. A whole file is replaced atomically (written aside, then
+renamed), and an append that fails (a full disk) is cut back, so neither leaves a torn row; a
+file that is not as this process left it (edited, removed) is written whole again.
 """
 from __future__ import annotations
 
 import json
+import os
 import re
 
 from pathlib import Path
@@ -59,6 +63,9 @@ class ResultsTSV:
         self.config = config
         self.session = None
         self.lines: dict[int, tuple[Report, str]] = {}  # seq -> (its report, its sidecar line): each rendered once
+        self.last = -1  # the number of the last row written (-1: none)
+        self.sizes: dict[Path, int] = {}  # each file's size as this process last left it
+        self.flushes = 0  # whole renders, for the tests that bookkeeping does not grow with the run
 
     @property
     def mirror(self) -> Path:
@@ -71,18 +78,47 @@ class ResultsTSV:
 
     @hookimpl
     def autoresearch_experiment_logreport(self, report: Report) -> None:
-        if report.status != Status.INTERRUPTED:  # not a result: the hypothesis runs again on resume
+        if report.status == Status.INTERRUPTED:  # not a result: the hypothesis runs again on resume
+            return
+        history = self.session.history if self.session is not None else []
+        if not (history and history[-1] is report and report.seq > self.last and self.append(report)):
             self.flush()
 
+    def paths(self) -> tuple[Path, Path, Path]:
+        run_dir = self.session.run_dir
+        return run_dir / "results.jsonl", run_dir / "results.tsv", self.mirror
+
     def flush(self) -> None:
+        """Both files (and the mirror) written whole from the history."""
         assert self.session is not None
         reports = results(self.session.history)
-        run_dir, memory = self.session.run_dir, self.config.get("memory_metric")
-        atomic_write(run_dir / "results.jsonl", "".join(self.line(r, memory) for r in reports))
+        memory = self.config.get("memory_metric")
         text = render(self.config.get("metric"), reports, memory)
-        atomic_write(run_dir / "results.tsv", text)
-        atomic_write(self.mirror, text)
+        sidecar = "".join(self.line(r, memory) for r in reports)
+        for path, body in zip(self.paths(), (sidecar, text, text)):
+            atomic_write(path, body)
+            self.sizes[path] = len(body.encode())
+        self.last = max((r.seq for r in reports), default=-1)
+        self.flushes += 1
 
+    def append(self, report: Report) -> bool:
+        """The newest result's row appended to each file; False (nothing changed) when a file is not
+        as this process left it, or an append failed: the caller writes them whole."""
+        memory = self.config.get("memory_metric")
+        tsv = f"{row(report, memory)}\n".encode()
+        jsonl, *tables = self.paths()
+        chunks = {jsonl: self.line(report, memory).encode(), **{path: tsv for path in tables}}  # the mirror once
+        try:
+            if any(path.stat().st_size != self.sizes.get(path) for path in chunks):
+                return False
+        except OSError:
+            return False
+        for path, chunk in chunks.items():
+            if not append_exactly(path, chunk, self.sizes[path]):
+                return False
+            self.sizes[path] += len(chunk)
+        self.last = report.seq
+        return True
 
     def line(self, report: Report, memory: str) -> str:
         """The report's line of results.jsonl; a report is frozen, so the line is rendered once."""
@@ -90,6 +126,27 @@ class ResultsTSV:
         if cached is None or cached[0] is not report:
             cached = self.lines[report.seq] = (report, json.dumps(sidecar_entry(report, memory), default=str) + "\n")
         return cached[1]
+
+
+def append_exactly(path: Path, data: bytes, size: int) -> bool:
+    """`data` at the end of a file of `size` bytes, in one write; on any failure the file is cut
+    back to `size` (never a torn row) and False returned."""
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND)
+    except OSError:
+        return False
+    try:
+        if os.write(fd, data) == len(data):
+            return True
+        os.ftruncate(fd, size)
+    except OSError:
+        try:
+            os.ftruncate(fd, size)
+        except OSError:
+            pass
+    finally:
+        os.close(fd)
+    return False
 
 
 @hookimpl

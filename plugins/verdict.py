@@ -247,6 +247,8 @@ def robust_scale(session, metric: str, values) -> float | None:
     """The robust σ outliers are flagged with (autoresearch/noise.py), over the session's runs."""
     from autoresearch import drift, noise
 
+    if hasattr(session, "groups"):  # the session's index: the same groups, without a walk of the history
+        return noise.robust_sigma(session.groups(metric, values))
     return noise.robust_sigma(drift.groups(session.history, metric, values))
 
 

@@ -38,8 +38,9 @@ STOPPER = '''
 
 
 # a stop after any of the setup's git commands: the worktree is reset to the tip (git.py forgets where
-# a worktree is as soon as a patch touches its files)
-@pytest.mark.parametrize("after", ["reset", "add", "commit"])
+# a worktree is as soon as a patch touches its files). The files a base commit has are committed
+# without an `add` (git commit -- FILES); a file a patch makes is added first (test_patch_args).
+@pytest.mark.parametrize("after", ["reset", "commit", "update-ref"])
 @pytest.mark.parametrize("signame", ["SIGINT", "SIGTERM"])
 def test_a_graceful_stop_during_setup_leaves_the_worktree_clean(repo, after, signame):
     write(repo / "conftest.py", STOPPER)

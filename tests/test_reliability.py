@@ -247,16 +247,23 @@ def test_full_disk_while_writing_results_leaves_no_torn_row(repo, cli, monkeypat
     simple(repo, "b", "DEPTH = 3")
     import autoresearch.ledger as ledger
 
+    from autoresearch.plugins import results_tsv
+
     real_replace, calls = os.replace, {"n": 0}
+    real_append = results_tsv.append_exactly
 
     def replace(src, dst):
         if Path(dst).name == "results.tsv":
             calls["n"] += 1
-            if calls["n"] == 3:  # the table in the run's folder, then the project's, per experiment: fail on b's
+            if calls["n"] == 3:  # the table in the run's folder, then the project's, at the start: fail on b's
                 raise OSError(errno.ENOSPC, "No space left on device", "results.tsv")
         real_replace(src, dst)
 
+    def append(path, data, size):  # b's row finds the disk full: nothing appended (cut back), then written whole
+        return False if path.name == "results.tsv" and data.endswith(b"\tb\n") else real_append(path, data, size)
+
     monkeypatch.setattr(ledger.os, "replace", replace)
+    monkeypatch.setattr(results_tsv, "append_exactly", append)
     r = cli("run", "--tag", "t1")
     assert r.rc == ExitCode.STOPPED
     assert "No space left on device (results.tsv); the experiment in progress was not recorded" in r.err
