@@ -514,3 +514,17 @@ def test_set_points_to_keys_and_keys_changes_no_other_hypothesis_key():
     plain = one(set={"LR": 0.2}).key
     keyed = [one(keys={"lr": v}).key for v in (0.2, 0.3, 0.2)]
     assert keyed[0] != keyed[1] and keyed[0] == keyed[2] and plain not in keyed
+
+
+@pytest.mark.parametrize("text, path, expected", [
+    ("a:\n", "a", "a: 1\n"), ("a:", "a", "a: 1"), ("- a:\n", "0.a", "- a: 1\n"), ("- \n", "0", "- 1 \n"),
+    ("-", "0", "- 1"), ("{a: }", "a", "{a: 1 }"), ("a:\n  \nb: 2\n", "a", "a: 1\n  \nb: 2\n")])
+def test_an_empty_yaml_value_gets_its_value_after_the_indicator(text, path, expected):
+    """A null written as nothing is marked where the next token is: the value goes after its `:`/`-`."""
+    out, changes = apply_keys(text, "yaml", ((path, 1),), "c", allow_type_change=True)
+    assert out == expected and changes == [(path, "null", "1")]
+
+
+def test_an_empty_yaml_value_followed_by_a_comment_is_refused_in_one_line():
+    with pytest.raises(PatchError, match=r"^keys.a: a in c holds an empty value with a comment after it"):
+        apply_keys("a: # c\n", "yaml", (("a", 1),), "c", allow_type_change=True)

@@ -213,12 +213,27 @@ def yaml_find(text: str, segments: tuple) -> Slot | Missing:
     if type(node).__name__ == "ScalarNode":
         value, known = yaml_scalar(node)
         style = node.style or ""
+        if start == end:  # a null written as nothing (`a:`, `- `): the value goes after its indicator
+            start = end = _after_indicator(text, start)
+            style = "empty"
     else:
         value, known, style = yaml_value(node), True, "block" if not node.flow_style else "flow"
     if style in ("|", ">"):
         end = len(text[:end].rstrip("\n"))  # the block scalar's last line break stays
     return Slot(start, end, value, known, style, "\n" in text[start:end], line_indent(text, start))
 
+
+
+def _after_indicator(text: str, pos: int) -> int:
+    """Where an empty YAML value's text starts: just after the `:`, `-` or `?` before it (the
+    parser marks an empty scalar where the next token is, which may be on a later line)."""
+    p = pos
+    while p > 0 and text[p - 1] in " \t\r\n":
+        p -= 1
+    if p > 0 and text[p - 1] in ":-?":
+        return p
+    raise KeyProblem("holds an empty value with a comment after it (write a value there first, or edit it "
+                     "with replace)")
 
 
 def _join(segments: tuple) -> str:

@@ -112,6 +112,8 @@ def render(fmt: str, value: Any, slot: Slot, text: str) -> str:
     old_text = text[slot.start:slot.end]
     if fmt == "json" and isinstance(value, (list, dict)) and slot.multiline and value:
         return json_block(value, slot.indent, indent_unit(text))
+    if slot.style == "empty":  # a YAML null written as nothing: the value after its indicator, one space apart
+        return " " + inline(value, fmt, slot.value, old_text, "")
     out = inline(value, fmt, slot.value, old_text, slot.style)
     if fmt == "yaml" and slot.style == "block" and not text[text.rfind("\n", 0, slot.start) + 1:slot.start].strip():
         out = "  " + out  # a block list or table on its own line: the flow form goes deeper than its key

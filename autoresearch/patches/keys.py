@@ -169,7 +169,7 @@ def _write(fmt: str, text: str, path: str, slot: Slot | Missing, new: Any) -> tu
         return toml_write(text, segments, new), shown(slot.value, fmt), shown(new, fmt), "file"
     written = render(fmt, new, slot, text)
     old_text = text[slot.start:slot.end]
-    old_shown = old_text if "\n" not in old_text and len(old_text) <= 80 else shown(slot.value, fmt)
+    old_shown = old_text if old_text and "\n" not in old_text and len(old_text) <= 80 else shown(slot.value, fmt)
     new_shown = written.strip() if "\n" not in written and len(written) <= 80 else shown(new, fmt)
     return written, old_shown, new_shown, "span"
 
