@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -70,10 +71,11 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-@pytest.fixture
-def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A committed project with the fake workload; the current directory while the test runs."""
-    root = tmp_path / "project"
+@pytest.fixture(scope="session")
+def repo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The committed project `repo` starts from, built once a session (once per xdist worker): real
+    `git init`, `config` and `commit`; nothing ever runs in it, each test gets its own copy."""
+    root = tmp_path_factory.mktemp("repo-template") / "project"
     root.mkdir()
     (root / "train.py").write_text(FAKE_TRAIN)
     (root / "prepare.py").write_text("TIME_BUDGET = 300\n")
@@ -84,6 +86,19 @@ def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     git(root, "config", "user.name", "Test")
     git(root, "add", "-A")
     git(root, "commit", "-qm", "init")
+    return root
+
+
+@pytest.fixture
+def repo(repo_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A committed project with the fake workload; the current directory while the test runs.
+
+    A copy of `repo_template` (the same files, config and commit as a fresh `git init` + commit),
+    with its index refreshed: the copies' inodes and ctimes differ from what the template's index
+    recorded, and plumbing such as `git diff-index` would otherwise see a clean file as changed."""
+    root = tmp_path / "project"
+    shutil.copytree(repo_template, root, symlinks=True)
+    git(root, "update-index", "-q", "--refresh")
     monkeypatch.chdir(root)
     return root
 
@@ -183,3 +198,22 @@ def spawn(root: Path, *args: str, env: dict[str, str] | None = None, ignore_sigi
         with contextlib.suppress(Exception):
             proc.communicate(timeout=10)
         stop_everything_under(root)
+
+
+# Under pytest-xdist (`-n`), tests whose files are named here run one after another on one worker
+# (with --dist loadgroup): each starts a local Ray for its session, and two at once would compete
+# for the same cores and /tmp/ray for nothing. Every other test is independent of the others: its
+# own tmp_path, ports picked free, processes found by a mark or a folder of its own.
+SERIAL_GROUPS = {"test_ray.py": "ray"}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        group = SERIAL_GROUPS.get(item.path.name)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", "xdist_group(name): under pytest-xdist with --dist loadgroup, one worker runs "
+                                       "the group's tests one after another")
