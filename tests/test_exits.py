@@ -320,3 +320,24 @@ def test_a_stop_that_c_code_ran_and_dropped_is_raised_at_the_next_checkpoint(sig
     finally:
         if owner:
             interrupts.restore()
+
+
+EXEC_INTERRUPTED = """\
+import os
+import signal
+
+# dataclasses and namedtuple exec strings to make their methods: a Ctrl-C can end one such exec
+exec("os.kill(os.getpid(), signal.SIGINT)\\nfor _ in range(1000):\\n    pass\\n", globals())
+"""
+
+
+@pytest.mark.parametrize("console", [False, True])
+def test_a_ctrl_c_that_ends_an_exec_of_a_string_is_130_not_a_death_by_sigint(repo, console):
+    """CPython marks a KeyboardInterrupt out of an exec of a string as unhandled for the whole process,
+    caught or not; under python -m an exit by sys.exit(130) then became a death by SIGINT (-2), with
+    no traceback: the soak's ctrl-c in start-up, 1 in 240 stops."""
+    write(repo / "conftest.py", EXEC_INTERRUPTED)
+    command = [str(CONSOLE)] if console else [sys.executable, "-m", "autoresearch"]
+    r = subprocess.run([*command, "run", "--collect-only"], cwd=repo, capture_output=True, text=True, timeout=60,
+                       start_new_session=True)
+    assert r.returncode == 130 and "Traceback" not in r.stderr, r
