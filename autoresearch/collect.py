@@ -275,6 +275,13 @@ def collect(config, paths: list[Path], hook: Any, warn: bool = True) -> tuple[li
     items: list[Hypothesis] = []
     errors: list[CollectError] = []
     for file in find_files(paths, config):
+        shown = relpath(file, config.rootdir)
+        if not shown.isprintable():  # a control or invisible character would reach the terminal, the journal
+            from autoresearch.reports import printable
+
+            errors.append(CollectError(printable(shown), 1, "the file's name holds a control or invisible "
+                                                            "character (rename the file)"))
+            continue
         try:
             items += hook.autoresearch_collect_file(file_path=file, config=config) or []
         except CollectError as exc:

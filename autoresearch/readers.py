@@ -158,8 +158,13 @@ class _TimeUp(BaseException):
 @contextlib.contextmanager
 def time_limit(seconds: float):
     """Raise :class:`_TimeUp` in this thread once `seconds` have passed (a real-time timer and
-    SIGALRM), at most once, never after the block is left. Where SIGALRM cannot be used (not the
-    main thread, no SIGALRM on this platform, or someone else's handler installed), no limit."""
+    SIGALRM), never after the block is left. Where SIGALRM cannot be used (not the main thread, no
+    SIGALRM on this platform, or someone else's handler installed), no limit.
+
+    Python drops an exception raised where it cannot raise (a ``__del__``, a weakref or gc callback,
+    some C code): the timer goes on firing every 0.2 s and raises again until the block is left,
+    unless the one raised is on its way out (being handled: cleaning up); the dropped ones are not
+    printed ("Exception ignored")."""
     import signal
 
     usable = (hasattr(signal, "SIGALRM") and hasattr(signal, "setitimer")
@@ -171,15 +176,32 @@ def time_limit(seconds: float):
     armed = [True]
 
     def expire(signum, frame) -> None:
-        if armed[0]:  # a signal delivered late, once the block is left, does nothing
-            armed[0] = False
+        if armed[0] and not _handling(_TimeUp):  # a signal delivered late, once the block is left, does nothing
             raise _TimeUp()
 
-    previous = signal.signal(signal.SIGALRM, expire)
+    def quiet(unraisable: Any) -> None:
+        if not isinstance(unraisable.exc_value, _TimeUp):
+            hook(unraisable)
+
+    previous, hook = signal.signal(signal.SIGALRM, expire), sys.unraisablehook
+    sys.unraisablehook = quiet
     try:
-        signal.setitimer(signal.ITIMER_REAL, seconds)
+        signal.setitimer(signal.ITIMER_REAL, seconds, 0.2)
         yield
     finally:
         armed[0] = False
         signal.setitimer(signal.ITIMER_REAL, 0)
         signal.signal(signal.SIGALRM, previous)
+        if sys.unraisablehook is quiet:
+            sys.unraisablehook = hook
+
+
+def _handling(kind: type[BaseException]) -> bool:
+    """Whether an exception of `kind` is being handled here (an except or finally block on its way out)."""
+    exc, seen = sys.exc_info()[1], set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, kind):
+            return True
+        seen.add(id(exc))
+        exc = exc.__context__
+    return False

@@ -15,6 +15,11 @@ branch and worktree), setup (patch and commit), training, verdict, logging, betw
 finish. Half the stops come at a random moment of the run; the other half a random few
 milliseconds after the runner enters a phase chosen at random, so the short phases (a commit, a
 reset, the ledger's write, the logging) are hit as often as the long ones.
+
+After every graceful stop (SIGTERM, SIGINT, Ctrl-C): exit 130 or 143 (0 only once the run was
+finishing), no traceback, every worktree clean, and no more results recorded after the stop than
+experiments were in flight. At the end of every run: the rows of the uninterrupted run, one
+COMPLETED journal entry for every PLANNED one, refs, branch, locks and workloads as they must be.
 """
 from __future__ import annotations
 
@@ -274,7 +279,7 @@ def soak_session(project: Path, expected: list, duration: float, stops: int, rng
             left = 1 - len(rows(project)) / len(expected)
             wait_for_moment(proc, phases, duration * (0.15 + 0.85 * left), rng)
             if proc.poll() is None:
-                stopped_at = time.monotonic()
+                stopped_at, recorded = time.monotonic(), len(rows(project))
                 stop(proc, kind)
         try:
             _, err = proc.communicate(timeout=120)
@@ -299,6 +304,11 @@ def soak_session(project: Path, expected: list, duration: float, stops: int, rng
             stats.violations.append(f"{project.name}: {kind} in {phase}: exit {rc}: {err.strip()[-600:]}")
         elif "Traceback" in err and phase != "interpreter":
             stats.violations.append(f"{project.name}: {kind} in {phase}: a traceback: {err.strip()[-600:]}")
+        # a graceful stop stops the run: at most the experiments in flight are recorded after it (a stop
+        # Python lost let a run stopped as it started record every experiment, exit 143 only at its end)
+        if not kind.startswith("sigkill") and rc != 0 and len(rows(project)) > recorded + workers:
+            stats.violations.append(f"{project.name}: {kind} in {phase}: the run went on after the stop: "
+                                    f"{len(rows(project)) - recorded} results recorded after it (at most {workers})")
         if not kind.startswith("sigkill"):  # a graceful stop leaves the tree as a resume expects it
             dirty = dirty_worktrees(project)
             if dirty and phase not in EARLY:

@@ -253,6 +253,10 @@ def command():
         ref = weakref.ref(target, lambda r: Dropped.__del__(None))
         del target
     print("the command went on")
+    if sys.argv[3:] == ["checkpoint"]:  # the next git command, say: the lost stop is raised there
+        with interrupts.critical():
+            pass
+        print("past its next checkpoint")
     return 0
 
 
@@ -271,3 +275,69 @@ def test_a_stop_that_python_swallows_still_ends_the_command_as_that_stop(where, 
     r = subprocess.run([sys.executable, "-c", SWALLOWED, sig, where], capture_output=True, text=True, timeout=60)
     assert r.returncode == code, r
     assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("where", ["del", "weakref"])
+@pytest.mark.parametrize("sig, code", [("SIGINT", 130), ("SIGTERM", 143)])
+def test_a_stop_that_python_swallows_ends_the_command_at_its_next_checkpoint(where, sig, code):
+    """Not only the exit code: the command goes on no further than its next checkpoint (the end of
+    a critical section, every git command's), so a run stopped as it starts does not run on."""
+    r = subprocess.run([sys.executable, "-c", SWALLOWED, sig, where, "checkpoint"], capture_output=True, text=True,
+                       timeout=60)
+    assert r.returncode == code and "the command went on" in r.stdout, r
+    assert "past its next checkpoint" not in r.stdout, r
+    assert "Traceback" not in r.stderr and "Exception ignored" not in r.stderr, r.stderr
+
+
+@pytest.mark.parametrize("signum, kind", [(signal.SIGINT, KeyboardInterrupt), (signal.SIGTERM, Terminated)])
+def test_a_stop_that_c_code_ran_and_dropped_is_raised_at_the_next_checkpoint(signum, kind):
+    """CPython runs a signal handler inside some C code that then drops its exception: compile() of
+    a module imported without its .pyc (PYTHONDONTWRITEBYTECODE, an editable install) did, and a
+    SIGTERM as a run started let it run to the end. What such code leaves is a stop whose traceback
+    never got past the handler's frames; the next checkpoint raises it, a stop on its way up never."""
+    from autoresearch import interrupts
+
+    owner = interrupts.install()
+    try:
+        with interrupts.armed():
+            try:
+                interrupts._handler(signum, None)
+            except kind as exc:
+                dropped = exc
+            dropped.__traceback__ = dropped.__traceback__.tb_next  # as C code leaves it: no frame of ours
+            with pytest.raises(kind) as raised, interrupts.critical():
+                pass
+            assert raised.value is dropped
+            with interrupts.critical():  # raised once: from here on it is on its way up, not lost
+                pass
+            try:
+                interrupts._handler(signum, None)
+            except kind:  # caught by code of ours (the guard, a clean-up): on its way up, never raised again
+                with interrupts.critical():
+                    pass
+                interrupts.checkpoint()
+        assert interrupts.take() is not None
+    finally:
+        if owner:
+            interrupts.restore()
+
+
+EXEC_INTERRUPTED = """\
+import os
+import signal
+
+# dataclasses and namedtuple exec strings to make their methods: a Ctrl-C can end one such exec
+exec("os.kill(os.getpid(), signal.SIGINT)\\nfor _ in range(1000):\\n    pass\\n", globals())
+"""
+
+
+@pytest.mark.parametrize("console", [False, True])
+def test_a_ctrl_c_that_ends_an_exec_of_a_string_is_130_not_a_death_by_sigint(repo, console):
+    """CPython marks a KeyboardInterrupt out of an exec of a string as unhandled for the whole process,
+    caught or not; under python -m an exit by sys.exit(130) then became a death by SIGINT (-2), with
+    no traceback: the soak's ctrl-c in start-up, 1 in 240 stops."""
+    write(repo / "conftest.py", EXEC_INTERRUPTED)
+    command = [str(CONSOLE)] if console else [sys.executable, "-m", "autoresearch"]
+    r = subprocess.run([*command, "run", "--collect-only"], cwd=repo, capture_output=True, text=True, timeout=60,
+                       start_new_session=True)
+    assert r.returncode == 130 and "Traceback" not in r.stderr, r
