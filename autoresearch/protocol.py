@@ -106,6 +106,8 @@ def measure(exp) -> None:
 def decide(exp) -> Report:
     """The verdict against the tip as it is now, then the report and the commit point."""
     session = exp.session
+    if getattr(exp, "stale", ""):  # schedule = "rounds": a winner made stale by another's keep, tried twice
+        return finish(exp, Verdict(Status.DISCARD, exp.stale))
     verdict = session.config.hook.autoresearch_make_verdict(
         experiment=exp, metrics=exp.metrics, result=exp.runs[-1], runs=tuple(exp.runs), tip=session.sample(session.tip))
     return finish(exp, verdict)

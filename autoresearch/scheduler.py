@@ -52,7 +52,8 @@ class Job:
     order: int  # dispatch order
     version: int  # the tip's version it is built on
     worker: int | None = None  # the worker it holds while it measures (None: none, or lent out)
-    state: str = "measuring"  # measuring, measured, deciding, done, carried
+    state: str = "measuring"  # measuring, paused (rounds), measured, deciding, done, carried
+    stale: bool = False  # rounds: to be decided as a discard, stale (a winner carried once already)
     runs: int = 0  # runs its measurement made (told by measured())
     queued: int = 0  # runs asked for, not started
     running: int = 0  # runs started, not over
@@ -91,6 +92,16 @@ class Decide:
     job: Job
 
 
+@dataclass(frozen=True)
+class Resume:
+    job: Job  # rounds: a paused winner's confirmation runs, now (it is the round's best)
+
+
+@dataclass(frozen=True)
+class Release:
+    job: Job  # rounds: a paused winner's measurement ends here (another was kept)
+
+
 @dataclass
 class Waste:
     stale: int = 0
@@ -116,19 +127,31 @@ class Waste:
 class Repeats:
     """The runs of one measurement, started several at once and counted in seed order, as one
     worker would have: after each run, ``more(runs so far)`` (the rerun hook) says whether
-    another is needed; runs started beyond the first "no" are surplus."""
+    another is needed; runs started beyond the first "no" are surplus. The baseline opens with 3
+    (`opening`): a deterministic workload's baseline stops there (the verdict's rule), a noisy
+    one's goes on to `ahead`."""
 
-    def __init__(self, ahead: int) -> None:
+    def __init__(self, ahead: int, opening: int = 0, grey: int = 0) -> None:
         self.ahead = ahead  # the runs a decision is likely to need (the repeats setting)
+        self.opening = opening  # the first batch brings it to this many runs (0: to `ahead`)
+        self.grey = grey  # in the grey zone, runs ahead up to this many (0: one at a time)
         self.checked = 0
+        self.confirming = False
 
-    def step(self, runs: Sequence[Any], more: Callable[[tuple], bool]) -> tuple[int, int]:
-        """(how many of `runs` count, how many runs to start now; 0: the measurement is over)."""
+    def step(self, runs: Sequence[Any], more: Callable[[tuple], bool],
+             likely: Callable[[tuple], bool] | None = None) -> tuple[int, int]:
+        """(how many of `runs` count, how many runs to start now; 0: the measurement is over).
+        `likely(runs)`: whether it would be kept now (the runs ahead confirm a keep: all at once;
+        else it is in the grey zone: one at a time); ``self.confirming`` says which."""
         for i in range(self.checked, len(runs)):
             self.checked = i + 1
             if not more(tuple(runs[:i + 1])):
                 return i + 1, 0
-        return len(runs), max(1, self.ahead - len(runs))
+        if likely is not None:
+            self.confirming = likely(tuple(runs))
+            return len(runs), max(1, (self.ahead if self.confirming else self.grey) - len(runs))
+        target = self.opening if self.opening and self.checked <= 1 else self.ahead
+        return len(runs), max(1, min(target, self.ahead) - len(runs))
 
 
 class Scheduler:
@@ -153,8 +176,6 @@ class Scheduler:
         self.jobs: list[Job] = []  # in flight (not decided), in dispatch order
         self.requests: deque[Job] = deque()  # a job once per run it asked for, in the order asked
         self.carry: list[Job] = []  # rounds: winners to measure again on the new tip
-        self.deciding: list[Job] = []  # rounds: the closed round's jobs, in the order they are decided
-        self.round: list[Job] = []  # rounds: the open round's jobs
         self.held: Item | None = None  # the next item, waiting for the experiment it names
         self.version = 0  # +1 at each keep
         self.orders = 0
@@ -174,6 +195,15 @@ class Scheduler:
         elif self.stale(job):
             self.waste.stale += runs
         job.state = "measured"
+
+    def paused(self, job: Job) -> None:
+        """Rounds: its measurement waits (a likely keep, before its confirmation runs); its worker is free."""
+        self.release(job)
+        job.state = "paused"
+
+    def defers(self, job: Job) -> bool:
+        """Whether a likely keep's confirmation runs wait for the round's decision (rounds only)."""
+        return False
 
     def want(self, job: Job, runs: int) -> None:
         """Its measurement asks for `runs` more runs, at once; it waits for all of them."""
@@ -197,12 +227,6 @@ class Scheduler:
             self.baseline_done = self.baseline_done or kept
         elif kept:
             self.version += 1
-            if self.schedule == "rounds" and job.winner:  # the other winners: tried again, combined with it
-                for other in [j for j in self.deciding if j.winner and j.item.floating]:
-                    self.deciding.remove(other)
-                    other.state = "carried"
-                    self.waste.stale += other.runs
-                    self.carry.append(other)
 
     def surplus(self, runs: int) -> None:
         """Runs started ahead of a decision that did not need them (Repeats.step)."""
@@ -229,6 +253,9 @@ class Scheduler:
             if decide is not None:
                 return [*out, decide]
         return out
+
+    def round_step(self, out: list, pull: Callable[[], Item | None]) -> Decide | None:
+        raise NotImplementedError("schedule = rounds is autoresearch.rounds.Rounds (scheduler.make)")
 
     def stop(self) -> list[Job]:
         """Nothing more starts; the jobs in flight, to record as interrupted."""
@@ -313,50 +340,11 @@ class Scheduler:
                 return
             self.start(item, out)
 
-    def round_step(self, out: list, pull: Callable[[], Item | None]) -> Decide | None:
-        """Rounds: fill the open round, close it when it is full or nothing more comes, decide it
-        when all of it is measured."""
-        if self.deciding:
-            return self.decide_next()
-        base = next((j for j in self.jobs if j.baseline), None)
-        if base is None and not self.baseline_done and not self.round:
-            self.start(Item(None, "baseline", floating=False), out)
-        elif base is not None and base.state == "measured":
-            base.state = "deciding"
-            return Decide(base)
-        while self.free and len(self.round) < self.round_size and not self.closed:
-            if self.carry:
-                job = self.carry.pop(0)
-                self.again(job, out)
-            else:
-                item = self.next_item(pull, self.jobs)
-                if item is None:
-                    self.closed = bool(self.round)
-                    break
-                job = self.start(item, out)
-            self.round.append(job)
-        if len(self.round) >= self.round_size:
-            self.closed = True
-        if self.closed and self.baseline_done and all(j.state == "measured" for j in self.round):
-            self.close_round()
-            return self.decide_next()
-        return None
 
-    closed = False
+def make(workers: int, schedule: str = "serial", **kwargs: Any) -> Scheduler:
+    """The scheduler for `schedule` (serial: this module's; rounds: autoresearch/rounds.py)."""
+    if schedule == "rounds":
+        from autoresearch.rounds import Rounds
 
-    def close_round(self) -> None:
-        """The round's losers first (in dispatch order), then its winners, best first."""
-        for job in self.round:
-            job.winner, job.score = self.judge(job)
-        losers = [j for j in self.round if not j.winner]
-        winners = sorted((j for j in self.round if j.winner), key=lambda j: -j.score)
-        self.deciding, self.round, self.closed = losers + winners, [], False
-
-    def decide_next(self) -> Decide | None:
-        if not self.deciding:
-            return None
-        job = self.deciding.pop(0)
-        job.state = "deciding"
-        if job not in self.jobs:
-            self.jobs.append(job)
-        return Decide(job)
+        return Rounds(workers, schedule, **kwargs)
+    return Scheduler(workers, schedule, **kwargs)

@@ -30,8 +30,8 @@ from autoresearch import hookimpl, interrupts
 from autoresearch.errors import Stopped
 from autoresearch.loop import baseline_decided
 from autoresearch.protocol import call, interrupted
-from autoresearch.reports import Cause, RunResult, Status
-from autoresearch.scheduler import SCHEDULES, Cancel, Decide, Item, Job, Measure, Repeats, Run, Scheduler, Waste
+from autoresearch.reports import Cause, RunResult, Status, mean_metrics
+from autoresearch.scheduler import SCHEDULES, Cancel, Decide, Item, Job, Measure, Release, Repeats, Resume, Run, Waste, make
 from autoresearch.session import Experiment
 
 
@@ -95,8 +95,8 @@ class ParallelLoop:
     def __init__(self, session) -> None:
         self.session = session
         config = session.config
-        self.sched = Scheduler(session.workers, config.get("schedule", "serial"), config.get("round_size", 0),
-                               judge=self.judge)
+        self.sched = make(session.workers, config.get("schedule", "serial"), round_size=config.get("round_size", 0),
+                          judge=self.judge)
         self.sched.baseline_done = session.baseline_done
         self.ahead = config.get("repeats", 1) or 1  # the runs a decision is likely to need
         self.events: queue.Queue = queue.Queue()
@@ -171,6 +171,8 @@ class ParallelLoop:
                 self.sched.ran(job, value)
             elif what == "surplus":
                 self.sched.surplus(value)
+            elif what == "paused":
+                self.sched.paused(job)
             try:
                 event = self.events.get_nowait()
             except queue.Empty:
@@ -187,6 +189,9 @@ class ParallelLoop:
             action.job.payload.cancelled.set()
             if action.dropped:
                 action.job.batch.drop("stale: the tip moved")
+        elif isinstance(action, (Resume, Release)):
+            action.job.go = isinstance(action, Resume)
+            action.job.resume.set()
         elif isinstance(action, Decide):
             self.decide(action.job)
 
@@ -207,9 +212,11 @@ class ParallelLoop:
     def spread(self, job: Job, exp: Experiment, more) -> None:
         """The runs after the first, on the measure's thread: asked for at once (as many as the
         decision is likely to need), counted in seed order while ``more`` (the rerun hook) says so."""
-        repeats = Repeats(self.ahead)
+        repeats = Repeats(self.ahead, opening=3 if job.baseline else 0)
+        likely = None if job.baseline else functools.partial(self.likely, exp)
+        deferred = self.sched.defers(job)
         while True:
-            keep, start = repeats.step(exp.runs, lambda runs: runs[-1].ok and more(runs))
+            keep, start = repeats.step(exp.runs, lambda runs: runs[-1].ok and more(runs), likely)
             if exp.should_stop():
                 return  # stale or stopping: what it ran is no result
             if keep < len(exp.runs):
@@ -217,6 +224,10 @@ class ParallelLoop:
                 del exp.runs[keep:]
             if not start:
                 return
+            if deferred:  # rounds: its next runs wait for the round's decision (autoresearch/rounds.py)
+                deferred = False
+                if not self.pause(job):
+                    return
             seed = exp.seed
             batch = job.batch = Batch([RunView(exp, len(exp.runs) + i, seed + i) for i in range(start)])
             with self.lock:
@@ -229,6 +240,23 @@ class ParallelLoop:
             if batch.error is not None:
                 raise batch.error
             exp.runs.extend(r for r in batch.results if r is not None)
+
+    def likely(self, exp: Experiment, runs: tuple) -> bool:
+        """Whether the verdict would keep it on these runs: the runs ahead confirm a keep."""
+        verdict = self.session.config.hook.autoresearch_make_verdict(
+            experiment=exp, metrics=mean_metrics(r.metrics for r in runs if r.ok), result=runs[-1], runs=runs,
+            tip=self.session.sample(self.session.tip))
+        return verdict.status == Status.KEEP
+
+    def pause(self, job: Job) -> bool:
+        """Rounds: wait for the round's decision; True: go on (the round's best), False: stop here."""
+        job.resume, job.go = threading.Event(), False
+        with self.lock:
+            if self.closing:
+                return False
+            self.events.put(("paused", job, None))
+        job.resume.wait()
+        return job.go and not self.closing
 
     def run_one(self, job: Job, worker: int) -> None:
         batch = job.batch
@@ -253,6 +281,8 @@ class ParallelLoop:
     def decide(self, job: Job) -> None:
         """On the main thread; in flight until decided: a stop during its verdict records it as interrupted."""
         session, tip = self.session, self.session.tip
+        if job.stale:  # rounds: a winner tried combined once already (protocol.decide: a discard)
+            job.payload.stale = "discard: stale (a winner of its round, tried again combined with the kept one, not kept)"
         report = session.config.hook.autoresearch_experiment_decide(experiment=job.payload)
         if job.baseline:
             kept = baseline_decided(session, report)
@@ -268,6 +298,9 @@ class ParallelLoop:
                 self.closing = True
                 for batch in self.batches:
                     batch.drop("the session is stopping")
+                for job in self.sched.jobs:
+                    if getattr(job, "resume", None) is not None:
+                        job.resume.set()  # a paused winner: its measurement ends
             jobs = self.sched.stop()
             cf.wait(list(self.futures.values()))
             for job in jobs:
