@@ -201,6 +201,10 @@ class Scheduler:
         self.release(job)
         job.state = "paused"
 
+    def lend(self, job: Job) -> None:
+        """Its measurement waits (for the baseline's decision); its worker is free meanwhile."""
+        self.release(job)
+
     def defers(self, job: Job) -> bool:
         """Whether a likely keep's confirmation runs wait for the round's decision (rounds only)."""
         return False

@@ -66,6 +66,7 @@ class Simulation:
         self.tips: dict[int, tuple[float, tuple[float, ...]]] = {}
         self.source = iter(range(hypotheses))
         self.decisions = self.kept = 0
+        self.lent: list[Job] = []  # candidates waiting for the baseline's decision
 
     # -- the fake verdict: the real judge() on simulated values -------------------------------------
 
@@ -137,6 +138,10 @@ class Simulation:
                 self.decisions += 1
                 self.kept += kept
             self.sched.decided(job, kept)
+            if job.baseline:
+                for other in self.lent:
+                    self.advance(other)
+                self.lent = []
             if kept:
                 self.tips[self.sched.version] = (self.tip_true, self.tip_values)
 
@@ -152,6 +157,15 @@ class Simulation:
         if trial.cancelled:
             self.sched.measured(job, len(trial.runs))
             return
+        if not job.baseline and not self.sched.baseline_done:  # its next runs wait for the baseline's
+            self.sched.lend(job)
+            self.lent.append(job)
+            return
+        self.advance(job)
+
+    def advance(self, job: Job) -> None:
+        """After a batch: the runs that count, and the next batch, or the end of the measurement."""
+        trial = job.payload
         likely = None if job.baseline or not self.spread else (lambda runs: self.verdict(job, True, self.tip_values, runs) == KEEP)
         keep, start = trial.repeats.step(trial.runs, lambda runs: self.more(job, runs), likely)
         if keep < len(trial.runs):

@@ -105,6 +105,9 @@ class ParallelLoop:
         self.lock = threading.Lock()
         self.closing = False
         self.recorded = Waste()
+        self.baseline_ready = threading.Event()  # set once the baseline is decided (or the session stops)
+        if session.baseline_done:
+            self.baseline_ready.set()
         self.pool = cf.ThreadPoolExecutor(max_workers=2 * session.workers + 1, thread_name_prefix="autoresearch-worker")
 
     def run(self) -> None:
@@ -173,6 +176,8 @@ class ParallelLoop:
                 self.sched.surplus(value)
             elif what == "paused":
                 self.sched.paused(job)
+            elif what == "lend":
+                self.sched.lend(job)
             try:
                 event = self.events.get_nowait()
             except queue.Empty:
@@ -215,6 +220,9 @@ class ParallelLoop:
         repeats = Repeats(self.ahead, opening=3 if job.baseline else 0)
         likely = None if job.baseline else functools.partial(self.likely, exp)
         deferred = self.sched.defers(job)
+        if not job.baseline and not self.baseline_ready.is_set():  # its next runs, if any, are asked for
+            self.events.put(("lend", job, None))  # with the baseline's runs to compare with, as one worker's
+            self.baseline_ready.wait()
         while True:
             keep, start = repeats.step(exp.runs, lambda runs: runs[-1].ok and more(runs), likely)
             if exp.should_stop():
@@ -286,6 +294,8 @@ class ParallelLoop:
         report = session.config.hook.autoresearch_experiment_decide(experiment=job.payload)
         if job.baseline:
             kept = baseline_decided(session, report)
+            if kept:
+                self.baseline_ready.set()
         else:
             kept = session.tip != tip
         self.sched.decided(job, kept)
@@ -296,6 +306,7 @@ class ParallelLoop:
         with interrupts.deferred():  # a second Ctrl-C does not cut this short
             with self.lock:
                 self.closing = True
+                self.baseline_ready.set()
                 for batch in self.batches:
                     batch.drop("the session is stopping")
                 for job in self.sched.jobs:
