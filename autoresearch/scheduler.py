@@ -30,7 +30,7 @@ A run thrown away is counted as wasted: ``stale`` (finished, on a tip that moved
 from __future__ import annotations
 
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 SCHEDULES = ("serial", "rounds")

@@ -28,10 +28,22 @@ import itertools
 import random
 from dataclasses import dataclass, field, replace
 
-from autoresearch.scheduler import Cancel, Decide, Item, Job, Measure, Release, Repeats, Resume, Run, make
+from autoresearch.plugins.verdict import Rule, judge
+
+from autoresearch.scheduler import (
+    Cancel,
+    Decide,
+    Item,
+    Job,
+    Measure,
+    Release,
+    Repeats,
+    Resume,
+    Run,
+    make,
+)
 from autoresearch.simulation import gaussian
 from autoresearch.stats import AGAIN, KEEP
-from autoresearch.plugins.verdict import Rule, judge
 
 RULE = Rule(direction="maximize")
 GOOD = 4.0

@@ -13,11 +13,22 @@ import heapq
 import itertools
 import json
 
-from hypothesis import given, settings, strategies as st
-
-from autoresearch.scheduler import Cancel, Decide, Item, Measure, Release, Repeats, Resume, Run, make
-from conftest import simple
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_session import run_dir
+
+from autoresearch.scheduler import (
+    Cancel,
+    Decide,
+    Item,
+    Measure,
+    Release,
+    Repeats,
+    Resume,
+    Run,
+    make,
+)
+from conftest import simple
 
 
 class Driver:

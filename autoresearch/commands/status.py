@@ -87,7 +87,7 @@ def status_data(config: Any) -> dict[str, Any]:
 
 def wasted_line(session: Any) -> str:
     """With -n > 1: the runs thrown away (stale, cancelled, surplus), from the ledger ("" for none recorded)."""
-    from autoresearch.plugins.workers import waste_of
+    from autoresearch.batches import waste_of
 
     waste = waste_of(session.run_dir)
     return waste.line() if waste is not None else ""
