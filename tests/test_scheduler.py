@@ -85,6 +85,7 @@ class Driver:
         elif isinstance(a, Decide):
             p, name = a.job.payload, a.job.item.payload
             kept = name is None or (not a.job.stale and p["true"] > self.tip)
+            assert not kept or name is None or p["base"] == self.tip, "a keep is measured as the tip's child"
             if kept:
                 self.tip = p["true"]
             if name is not None:
@@ -247,3 +248,18 @@ def test_rounds_and_the_wasted_runs_with_the_real_runner(repo, cli):
     assert "wasted runs: 2 of 9 (22%): 2 stale (schedule rounds)" in r.out  # a's and d's first runs
     status = cli("status", "--tag", "rnd")
     assert "wasted runs: 2 of 9 (22%): 2 stale" in status.out
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(1, 8), st.lists(st.sampled_from([0.5, 1.0, 1.7, 3.0]), min_size=1, max_size=5),
+       st.lists(st.sampled_from([-2.0, -1.0, 0.5, 1.0, 2.0, 3.0]), min_size=1, max_size=12), st.integers(0, 5))
+def test_rounds_decide_each_hypothesis_once_and_keep_only_children_of_the_tip(workers, durations, values, size):
+    effects = {f"h{i}": v for i, v in enumerate(values)}
+    d = Driver(workers, "rounds", effects, durations)
+    d.sched.round_size = size or workers
+    d.run()  # the Driver checks that every keep was measured on the tip
+    assert sorted(n for n, _, _ in d.decisions) == sorted(effects)
+    kept = [v for _, k, v in d.decisions if k]
+    assert kept == sorted(kept) and (not kept or d.tip == kept[-1])  # the tip only gets better
+    waste = d.sched.waste
+    assert waste.cancelled == waste.surplus == 0 and waste.total <= waste.runs
