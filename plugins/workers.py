@@ -212,7 +212,9 @@ class ParallelLoop:
                     batch.drop("the session is stopping")
                 else:
                     self.events.put(("want", job, start))
-            batch.done.wait()
+            while not batch.done.wait(0.5):
+                if exp.should_stop():  # stale or stopping: the runs not started will not be
+                    batch.drop("stale or stopping")
             if batch.error is not None:
                 raise batch.error
             exp.runs.extend(r for r in batch.results if r is not None)
@@ -238,6 +240,9 @@ class ParallelLoop:
         batch = job.batch
         with batch.lock:
             i, batch.started = batch.started, batch.started + 1
+        if i >= len(batch.views):  # dropped meanwhile (its measurement stopped): nothing to run
+            self.events.put(("ran", job, worker))
+            return
         view = batch.views[i]
         view.worker, view.workdir = worker, self.session.workdirs[worker]
         self.pool.submit(self.one, job, batch, i, worker)
