@@ -254,10 +254,10 @@ class ParallelLoop:
             result = call(view)
         except BaseException as exc:  # the measurement raises it, as a run in its own thread would
             batch.error = exc
-        finally:
+        finally:  # its measurement goes on (or raises what the run raised), and its worker is free
+            batch.finish(i, result if result is not None else RunResult(
+                None, 0.0, str(view.log_path), seed=view.seed, cause=Cause.INTERRUPTED, message="the run stopped"))
             self.events.put(("ran", job, worker))
-            batch.finish(i, result or RunResult(None, 0.0, str(view.log_path), seed=view.seed, cause=Cause.CRASH,
-                                                message="the run raised"))
 
     def decide(self, job: Job) -> None:
         """On the main thread; in flight until decided: a stop during its verdict records it as interrupted."""
