@@ -85,16 +85,20 @@ def prepare(exp) -> bool:
 
 
 def measure(exp) -> None:
-    """Run the workload, again while ``autoresearch_experiment_rerun`` asks for it."""
+    """Run the workload, again while ``autoresearch_experiment_rerun`` asks for it (with -n > 1 the
+    runs after the first are the experiment's ``spread``: several at once, counted in seed order)."""
     from autoresearch import smoke
 
     hook = exp.session.config.hook
     seconds = smoke.first(exp, call)  # a short run first (smoke_steps, smoke_budget); None: it failed, recorded
     if seconds is None:
         return
+    spread = getattr(exp, "spread", None)  # with -n > 1 (plugins/workers.py): the next runs on free workers at once
     while True:
         run = call(exp)
         exp.runs.append(replace(run, smoke_seconds=seconds) if seconds and not exp.runs else run)
+        if spread is not None and exp.runs[-1].ok:
+            return spread(exp, lambda runs: hook.autoresearch_experiment_rerun(experiment=exp, runs=runs))
         if not exp.runs[-1].ok or not hook.autoresearch_experiment_rerun(experiment=exp, runs=tuple(exp.runs)):
             return
 
@@ -102,6 +106,8 @@ def measure(exp) -> None:
 def decide(exp) -> Report:
     """The verdict against the tip as it is now, then the report and the commit point."""
     session = exp.session
+    if getattr(exp, "stale", ""):  # schedule = "rounds": a winner made stale by another's keep, tried twice
+        return finish(exp, Verdict(Status.DISCARD, exp.stale))
     verdict = session.config.hook.autoresearch_make_verdict(
         experiment=exp, metrics=exp.metrics, result=exp.runs[-1], runs=tuple(exp.runs), tip=session.sample(session.tip))
     return finish(exp, verdict)

@@ -3,12 +3,14 @@
 A fake workload that sleeps 2 s and prints a value computed from its constants; 16 hypotheses.
 Two queues: 16 discards (the common case of a research loop), and the same with 2 keeps among
 them (each keep makes the runs in flight after it stale: they run again on the new tip).
-Printed for -n 1, 2, 4 on the local executor and -n 4 on a local Ray (4 slots): wall time,
-speed-up over -n 1, runs of the workload, and the runner's overhead per experiment; and whether
-results.tsv is the same, statuses and values, for every N and both executors.
-Targets: speed-up >= 0.9 N for N <= 4 (local); Ray adds <= 0.5 s per experiment.
+Printed for -n 1, 2, 4 on the local executor (schedule serial), -n 4 with schedule = "rounds",
+and -n 4 on a local Ray (4 slots): wall time, speed-up over -n 1, runs of the workload (wasted
+ones: stale, cancelled, surplus), and the runner's overhead per experiment; whether results.tsv
+is the same, statuses and values, for every N and both executors (serial), and whether rounds
+ends on the same best. Targets (issue 26): -n 4 >= 3.3x -n 1 with no keeps, >= 3.0x with keeps;
+Ray adds <= 0.5 s per experiment.
 
-    python bench/bench_parallel.py [--sleep 2]
+    python bench/bench_parallel.py [--sleep 2] [--no-ray]
 """
 from __future__ import annotations
 
@@ -51,24 +53,29 @@ def project(root: Path, keeps: int) -> Path:
     return root
 
 
-def run(root: Path, tag: str, n: int, sleep: float, executor: str = "local") -> dict:
+def run(root: Path, tag: str, n: int, sleep: float, executor: str = "local", schedule: str = "serial") -> dict:
     start = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "autoresearch", "run", "--tag", tag, "-n", str(n), "-q",
-                        "--executor", executor], cwd=root, capture_output=True, text=True,
+                        "--executor", executor, "--schedule", schedule], cwd=root, capture_output=True, text=True,
                        env={**__import__("os").environ, "BENCH_SLEEP": str(sleep)})
     wall = time.perf_counter() - start
     assert r.returncode == 0, r.stderr[-2000:]
     entries = [json.loads(x) for x in (root / ".autoresearch" / "runs" / tag / "results.jsonl").read_text().splitlines()]
     ledger = (root / ".autoresearch" / "runs" / tag / "ledger.jsonl").read_text().splitlines()
-    runs = sum(1 for line in ledger if json.loads(line)["event"] == "start")  # re-runs of stale ones included
     rows = [(e["description"], e["status"], round(e["metrics"].get("val_bpb", 0.0), 6)) for e in entries]
     work = sum(e["duration"] for e in entries)
-    return {"wall": wall, "rows": rows, "runs": runs, "experiments": len(entries), "work": work}
+    wasted = sum(sum(json.loads(x).get(k, 0) for k in ("stale", "cancelled", "surplus")) for x in ledger
+                 if json.loads(x)["event"] == "wasted")
+    best = min(v for _, s, v in rows if s == "keep")
+    runs = sum(len(e["runs"]) for e in entries) + wasted  # the wasted ones included
+    return {"wall": wall, "rows": rows, "runs": runs, "experiments": len(entries), "work": work, "wasted": wasted,
+            "best": best}
 
 
 def main() -> dict:
     ap = argparse.ArgumentParser()
     ap.add_argument("--sleep", type=float, default=2.0, help="seconds each run of the fake workload sleeps")
+    ap.add_argument("--no-ray", action="store_true", help="leave out the Ray executor (its start-up takes a while)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="autoresearch-bench-parallel-"))
     figures = {}
@@ -76,21 +83,27 @@ def main() -> dict:
         for keeps in (0, 2):
             root = project(tmp / f"k{keeps}", keeps)
             results = {f"local -n {n}": run(root, f"n{n}", n, args.sleep) for n in (1, 2, 4)}
-            results["ray -n 4"] = run(root, "ray4", 4, args.sleep, executor="ray")
+            if not args.no_ray:
+                results["ray -n 4"] = run(root, "ray4", 4, args.sleep, executor="ray")
+            rounds = run(root, "rounds4", 4, args.sleep, schedule="rounds")
             one = results["local -n 1"]
             same = all(r["rows"] == one["rows"] for r in results.values())
             print(f"{N_HYPOTHESES} hypotheses, {keeps} keeps, {args.sleep:g} s a run; the same results.tsv for "
-                  f"every N and executor: {'yes' if same else 'NO'}")
+                  f"every N and executor (serial): {'yes' if same else 'NO'}; rounds ends on the same best: "
+                  f"{'yes' if rounds['best'] == one['best'] else 'NO'} ({rounds['best']:.6f})")
+            results["rounds -n 4"] = rounds
             for name, r in results.items():
                 n = int(name.rsplit(" ", 1)[1])
                 speedup = one["wall"] / r["wall"]
                 # overhead: the wall time beyond the workload's own seconds spread over n workers
                 overhead = (r["wall"] - r["runs"] * args.sleep / n) / r["experiments"]
                 print(f"  {name:<11} {r['wall']:6.1f} s  speed-up {speedup:4.2f} ({speedup / n:.2f} N)  "
-                      f"{r['runs']:>2} runs for {r['experiments']} experiments  overhead {overhead * 1000:4.0f} ms/experiment")
+                      f"{r['runs']:>2} runs ({r['wasted']} wasted) for {r['experiments']} experiments  "
+                      f"overhead {overhead * 1000:4.0f} ms/experiment")
                 figures[(keeps, name)] = {"wall": r["wall"], "speedup": speedup, "overhead_ms": overhead * 1000}
-            ray_extra = (results["ray -n 4"]["wall"] - results["local -n 4"]["wall"]) / one["experiments"]
-            print(f"  Ray over local at -n 4: {ray_extra:+.2f} s per experiment (its ~4 s start-up included)")
+            if not args.no_ray:
+                ray_extra = (results["ray -n 4"]["wall"] - results["local -n 4"]["wall"]) / one["experiments"]
+                print(f"  Ray over local at -n 4: {ray_extra:+.2f} s per experiment (its ~4 s start-up included)")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return figures

@@ -183,3 +183,25 @@ def test_exitfirst_with_workers_records_the_same_rows_as_one_worker(repo, cli):
     r3 = cli("run", "--tag", "x3", "-x", "-n", "3")
     assert r1.rc == r3.rc == 1 and rows(repo) == one == [
         ("baseline", "keep", "1.220000"), ("a", "keep", "1.120000"), ("b", "crash", "0.000000")]
+
+
+def test_parallel_repeats_give_one_workers_verdicts_and_runs(repo, cli):
+    """Runs that differ by seed: the baseline's repeats, a keep's confirmation runs and a grey
+    zone's runs go to free workers at once, each with the seed one worker would have given it."""
+    train = repo / "train.py"
+    train.write_text(train.read_text().replace("SEED_NOISE = 0.0", "SEED_NOISE = 0.01"))
+    git(repo, "commit", "-qam", "seed-dependent values")
+    simple(repo, "a_lr_up", "LR = 0.02\nSLEEP = 0.2")  # kept, after its confirmation runs
+    simple(repo, "b_lr_down", "LR = 0.001")  # discarded on its first run
+    simple(repo, "c_depth", "DEPTH = 3")  # better by less than the noise: the grey zone, run by run
+    seen = {}
+    for n in (1, 3):
+        assert cli("run", "--tag", f"n{n}", "-n", str(n)).rc == 0
+        seen[n] = [(e["name"], e["status"], e["reason"], [(r["seed"], r["metrics"]["val_bpb"]) for r in e["runs"]])
+                   for e in sidecar(repo, f"n{n}")]
+    assert seen[3] == seen[1]
+    runs = {name: len(r) for name, _, _, r in seen[1]}
+    assert runs["baseline"] == 5 and runs["a_lr_up"] == 5 and runs["b_lr_down"] == 1 and runs["c_depth"] > 2
+    assert [s for _, s, _, _ in seen[1]] == ["keep", "keep", "discard", "discard"]
+    logs = {p.name for p in (run_dir(repo, "n3") / "logs").glob("001-a_lr_up*.log")}
+    assert logs == {"001-a_lr_up.log", *(f"001-a_lr_up.{i}.log" for i in range(1, 5))}

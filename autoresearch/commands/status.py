@@ -76,13 +76,21 @@ def status_data(config: Any) -> dict[str, Any]:
     return dict(tag=session.tag, branch=f"autoresearch/{session.tag}", metric=config.get("metric"),
                 direction=config.get("direction"), counts={s: counts[s] for s in ("keep", "discard", "crash", "setup crash")},
                 best=_brief(best) if best else None, baseline=_brief(base) if base else None,
-                noise=dict(sigma=sigma, df=df), drift=drift_line(config, done),
+                noise=dict(sigma=sigma, df=df), drift=drift_line(config, done), wasted=wasted_line(session),
                 runner=run, running=running(session, done) if run["alive"] and run["tag"] == session.tag else [],
                 experiments=[_brief(r) for r in done], queued=[h.nodeid for h in items if h.key not in keys],
                 queue_error=queue_error, collection_errors=[str(e) for e in errors],
                 lessons=lesson_rules(config, session), unmet_targets=baseline_unmet(
                     config, next((r for r in done if r.is_baseline and r.status == Status.KEEP), None)),
                 **cost_and_lessons(config, session))
+
+
+def wasted_line(session: Any) -> str:
+    """With -n > 1: the runs thrown away (stale, cancelled, surplus), from the ledger ("" for none recorded)."""
+    from autoresearch.batches import waste_of
+
+    waste = waste_of(session.run_dir)
+    return waste.line() if waste is not None else ""
 
 
 def drift_line(config: Any, done: list) -> str:
@@ -151,6 +159,8 @@ def render(config: Any, data: dict[str, Any]) -> str:
                            config.get("repeats"), config.get("max_repeats")))
         if data.get("drift"):
             lines.append(data["drift"])
+    if data.get("wasted"):
+        lines.append(data["wasted"])
     if data.get("cost"):
         lines.append(f"cost: {data['cost']['line']}")
     lines.append("last results:")
