@@ -194,6 +194,22 @@ def autoresearch_queue_empty(session: Session) -> list[Hypothesis] | None:
     """
 
 
+@hookspec(firstresult=True)
+def autoresearch_dispatch_hold(session: Session, inflight: int) -> str | None:
+    """With ``-n N``: a reason not to start another experiment now, beside the `inflight` ones
+    already dispatched, or None to start it. The workers plugin asks before each dispatch that
+    would run beside others, never when none is in flight; a held experiment starts when one in
+    flight is decided and no plugin holds it any more. The cost plugin holds what ``cost_budget``
+    could not pay for.
+
+    Stops at first non-None result.
+
+    :param session: The session; ``session.history`` holds what has been decided.
+    :param inflight: How many experiments are dispatched and not yet decided (at least 1).
+    :returns: Why to wait (one line), or None.
+    """
+
+
 # -------------------------------------------------------------------------------------------
 # One experiment: measure (setup -> run -> parse metrics), then decide (verdict -> report -> log
 # -> teardown)

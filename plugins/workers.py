@@ -78,6 +78,9 @@ class ParallelLoop:
             self.inflight.append(self.start(None))
         # at most 2N ahead of the next decision: each keep makes what was dispatched before it stale
         while self.free and not self.session.shouldstop and len(self.inflight) < 2 * self.session.workers:
+            if self.inflight and self.session.config.hook.autoresearch_dispatch_hold(
+                    session=self.session, inflight=len(self.inflight)):  # e.g. what cost_budget cannot pay for
+                return
             h = self.held or self.session.next_item()
             if h is None:
                 return
