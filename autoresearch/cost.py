@@ -2,7 +2,7 @@
 
 A run's device is what its summary's ``device:`` line named (``RunResult.device``: ``cuda``,
 ``cpu``, ``mps``); a run that printed none ran where the machine's compute is (a GPU when
-nvidia-smi lists one or ``devices`` is set, else the CPU: :func:`autoresearch.loop.compute_unit`).
+nvidia-smi lists one or ``devices`` is set, else the CPU: :func:`compute_unit`).
 A GPU run costs ``cost_per_hour`` per GPU-hour, times ``gpus``; a CPU run costs
 ``cost_per_hour_cpu`` per hour (never the GPU price). The seconds of a smoke run count too.
 ``cost_budget`` is the most the run may cost: the cost plugin stops the session once it is spent,
@@ -11,13 +11,35 @@ and with ``-n N`` holds back an experiment the budget could not pay for beside t
 """
 from __future__ import annotations
 
+import functools
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 DEVICE_LINE = re.compile(r"^device:[ \t]+(\S+)", re.MULTILINE)
 GPU, CPU = "GPU", "CPU"
+
+
+def compute_unit(config) -> str:
+    """"GPU" when runs had GPUs (the devices setting, or nvidia-smi lists one), else "CPU": what
+    compute is counted in (GPU-hours, CPU-hours)."""
+    return GPU if config.get("devices") or gpus() else CPU
+
+
+@functools.lru_cache(maxsize=1)
+def gpus() -> tuple[str, ...]:
+    """The GPUs nvidia-smi lists, by index; none when it is missing or fails (a CPU-only machine)."""
+    if not shutil.which("nvidia-smi"):
+        return ()
+    import subprocess
+
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return tuple(str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU "))
 
 
 def device_of(log_path: str) -> str:
@@ -64,8 +86,6 @@ def rates(config: Any) -> dict[str, float | None]:
 
 def cost_of(config: Any, reports: Iterable[Any]) -> Cost:
     """What the runs of these reports cost: each run at its own device's price, smoke runs included."""
-    from autoresearch.loop import compute_unit
-
     default, gpus = compute_unit(config), config.get("gpus") or 1
     price = rates(config)
     hours = {GPU: 0.0, CPU: 0.0}
@@ -84,8 +104,6 @@ def cost_of(config: Any, reports: Iterable[Any]) -> Cost:
 
 def units_of(config: Any, report: Any) -> str:
     """The devices a report's runs used, as units: ``GPU``, ``CPU`` or ``GPU+CPU``."""
-    from autoresearch.loop import compute_unit
-
     default = compute_unit(config)
     units = sorted({unit_of(getattr(run, "device", ""), default) for run in report.runs} or {default}, reverse=True)
     return "+".join(units)

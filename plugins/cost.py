@@ -35,9 +35,7 @@ def autoresearch_addoption(parser) -> None:
 def autoresearch_preflight(config) -> None:
     """A budget that could never be reached (no price for the machine's compute): one line, nothing runs."""
     if config.get("cost_budget"):
-        from autoresearch.loop import compute_unit
-
-        unit = compute_unit(config)
+        unit = cost.compute_unit(config)
         name = "cost_per_hour" if unit == cost.GPU else "cost_per_hour_cpu"
         if config.get(name) is None:
             raise UsageError(f"cost_budget is set but {name} is not: this machine's runs ({unit}) would have no "

@@ -73,9 +73,7 @@ def report(seq: int, seconds: float) -> Report:
 
 
 def test_hold_counts_each_experiment_in_flight_at_the_mean_cost_so_far(monkeypatch):
-    import autoresearch.loop
-
-    monkeypatch.setattr(autoresearch.loop, "compute_unit", lambda config: cost.CPU)
+    monkeypatch.setattr(cost, "compute_unit", lambda config: cost.CPU)
     settings = {"cost_budget": 10.0, "cost_per_hour_cpu": 3600.0, "gpus": 1}
     config = SimpleNamespace(get=lambda name, default=None: settings.get(name, default))
     assert cost.hold(config, [], 0) is None  # nothing in flight: one may always start
