@@ -110,33 +110,77 @@ def entry_points(group: str) -> list[tuple[str, str]]:
     What ``importlib.metadata.entry_points(group=...)`` answers, read straight from each
     ``*.dist-info/entry_points.txt`` on sys.path (the first distribution of a name wins): the
     same files, without importing importlib.metadata and the email package, a third of the
-    start-up time of ``autoresearch --help``.
+    start-up time of ``autoresearch --help``. What a folder of sys.path declares is kept beside the
+    bytecode until the folder changes (a package installed or removed changes its time).
     """
+    kept = _read_folders(group)
     found: dict[str, str] = {}
     seen_dists: set[str] = set()
+    changed = False
     for entry in sys.path:
+        folder = os.path.abspath(entry or ".")
         try:
-            names = sorted(n for n in os.listdir(entry or ".") if n.endswith((".dist-info", ".egg-info")))
+            stamp = os.stat(folder).st_mtime_ns
         except OSError:
             continue
-        for dist in names:
-            project = dist.rsplit("-", 1)[0].lower().replace("_", "-") if dist.endswith(".dist-info") else dist
-            if project in seen_dists:
-                continue
-            seen_dists.add(project)
-            try:
-                text = Path(entry or ".", dist, "entry_points.txt").read_text(encoding="utf-8")
-            except OSError:
-                continue
-            section = ""
-            for line in text.splitlines():
-                line = line.strip()
-                if line.startswith("[") and line.endswith("]"):
-                    section = line[1:-1].strip()
-                elif section == group and "=" in line and not line.startswith(("#", ";")):
-                    name, value = (part.strip() for part in line.split("=", 1))
-                    found.setdefault(name, value.split("[")[0].strip())  # "module:attr [extra]"
+        if kept.get(folder, (None,))[0] != stamp:
+            racy = time.time_ns() - stamp < 2_000_000_000  # changed again within its clock's tick: look again
+            kept[folder], changed = (None if racy else stamp, _declared(folder, group)), True
+        for project, entries in kept[folder][1]:
+            if project not in seen_dists:
+                seen_dists.add(project)
+                for name, value in entries:
+                    found.setdefault(name, value)
+    if changed:
+        _write(path().with_name(f"folders-{group}.{sys.implementation.cache_tag}.marshal"), kept)
     return list(found.items())
+
+
+def _declared(folder: str, group: str) -> list[tuple[str, tuple[tuple[str, str], ...]]]:
+    """(project, its entry points in `group`) of each distribution in `folder`, in name order."""
+    try:
+        names = sorted(n for n in os.listdir(folder) if n.endswith((".dist-info", ".egg-info")))
+    except OSError:
+        return []
+    out = []
+    for dist in names:
+        project = dist.rsplit("-", 1)[0].lower().replace("_", "-") if dist.endswith(".dist-info") else dist
+        entries, section = [], ""
+        try:
+            text = Path(folder, dist, "entry_points.txt").read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            text = ""
+        for line in text.splitlines():
+            line = line.strip()
+            if line.startswith("[") and line.endswith("]"):
+                section = line[1:-1].strip()
+            elif section == group and "=" in line and not line.startswith(("#", ";")):
+                name, value = (part.strip() for part in line.split("=", 1))
+                entries.append((name, value.split("[")[0].strip()))  # "module:attr [extra]"
+        out.append((project, tuple(entries)))
+    return out
+
+
+def _read_folders(group: str) -> dict[str, Any]:
+    try:
+        kept = marshal.loads(path().with_name(f"folders-{group}.{sys.implementation.cache_tag}.marshal").read_bytes())
+    except (OSError, ValueError, EOFError, TypeError):
+        return {}
+    return kept if isinstance(kept, dict) else {}
+
+
+def _write(target: Path, data: Any) -> None:
+    """Write `data` (marshal) to `target` atomically; nothing when bytecode is not written, or cannot be."""
+    if sys.dont_write_bytecode:
+        return
+    try:
+        blob = marshal.dumps(data)
+        target.parent.mkdir(exist_ok=True)
+        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(blob)
+        os.replace(tmp, target)
+    except (OSError, ValueError):  # read-only install, or a value marshal cannot keep
+        pass
 
 
 def preparse_plugins(args: list[str]) -> tuple[list[str], list[str]]:
@@ -192,22 +236,14 @@ def save(pm: Any, recorder: Recorder, builtin: dict[str, str]) -> None:
     """Keep what the `builtin` plugins (name: module) declared and which hooks each implements
     (nothing is kept when something else is loaded, or a value cannot be kept as data)."""
     recorder.close()
-    if not recorder.ok or sys.dont_write_bytecode:
+    if not recorder.ok:
         return
     plugins = [(name, modname) for name, modname in builtin.items() if pm.get_plugin(name)]
     if sorted(pm.list_name_plugin()) != sorted((n, pm.get_plugin(n)) for n, _ in plugins):
         return  # a plugin that is not built in
     hooks = {name: sorted(c.name for c in pm.get_hookcallers(pm.get_plugin(name)) or ()) for name, _ in plugins}
     data = dict(key=fingerprint(), plugins=plugins, hooks=hooks, calls=recorder.calls)
-    try:
-        blob = marshal.dumps(data)
-        target = path()
-        target.parent.mkdir(exist_ok=True)
-        tmp = target.with_name(f"{target.name}.{os.getpid()}.tmp")
-        tmp.write_bytes(blob)
-        os.replace(tmp, target)
-    except (OSError, ValueError):  # read-only install, or a value marshal cannot keep: no record
-        return
+    _write(path(), data)
     _memo.clear()
 
 

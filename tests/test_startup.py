@@ -110,3 +110,14 @@ def test_the_command_a_command_line_names():
     assert startup.command_of(["--help"]) == (None, True)
     assert startup.command_of(["status", "--json"]) == ("status", False)
     assert startup.command_of(["--help", "show"]) == ("show", True)
+
+
+def test_entry_points_are_read_again_when_a_package_is_installed(record, tmp_path, monkeypatch):
+    site = tmp_path / "site"
+    site.mkdir()
+    monkeypatch.syspath_prepend(str(site))
+    assert ("recorder", "recorder_plugin") not in startup.entry_points("autoresearch")
+    assert (tmp_path / "record" / f"folders-autoresearch.{sys.implementation.cache_tag}.marshal").is_file()  # kept
+    write(site / "recorder_plugin-1.0.dist-info" / "entry_points.txt", "[autoresearch]\nrecorder = recorder_plugin\n")
+    assert ("recorder", "recorder_plugin") in startup.entry_points("autoresearch")  # the folder changed
+    assert ("recorder", "recorder_plugin") in startup.entry_points("autoresearch")  # and is kept so
