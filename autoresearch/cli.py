@@ -58,14 +58,17 @@ def make_parser(parser: Parser, only: set[str] | None = None) -> tuple[ArgumentP
     top.add_argument("-h", "--help", action="store_true", help="show this help: the commands and every run option")
     top.add_argument("--version", action="version", version=f"autoresearch {__version__}")
     sub = top.add_subparsers(dest="subcommand", metavar="COMMAND")
-    subs = {name: sub.add_parser(name, help=text, description=text) for name, text in COMMANDS.items()}
+    want = set(COMMANDS) if only is None else only
+    # A command line naming one command (no help to print) needs only its parser: each costs gettext's look-ups.
+    named = COMMANDS if only is None or None in only or len(only) > 1 else {n: t for n, t in COMMANDS.items() if n in only}
+    subs = {name: sub.add_parser(name, help=text, description=text) for name, text in named.items()}
     for p in subs.values():
         p.__class__ = ArgumentParser
-    want = set(COMMANDS) if only is None else only
     if "run" in want:
         add_run_arguments(subs["run"], parser)
     else:
         add_paths_setting(parser)  # every command reads it
+    want &= set(subs)
     for name in {"status", "report"} & want:
         subs[name].add_argument("--tag", default=None, help="the run to show (default: the latest)")
         subs[name].add_argument("--json", action="store_true", help="print it as JSON, for agents and scripts")
@@ -108,28 +111,44 @@ def add_report_options(report: ArgumentParser) -> None:
 
 
 def add_share_options(subs: dict[str, ArgumentParser]) -> None:
-    """export, import, publish and init."""
-    subs["export"].add_argument("--tag", default=None, help="the run to export (default: the latest)")
-    subs["export"].add_argument("-o", "--output", metavar="FILE", default=None,
-                                help="where to write it (default: autoresearch-TAG.tar.gz)")
-    subs["import"].add_argument("file", metavar="FILE", help="a file autoresearch export wrote")
-    subs["import"].add_argument("--max-size", metavar="SIZE", default=None,
-                                help="refuse an archive that unpacks to more, in all (default: 2G; bytes, or K, M, "
-                                     "G, T); checked from its headers before anything is written")
-    subs["import"].add_argument("--max-member-size", metavar="SIZE", default=None,
-                                help="refuse an archive with a member larger than this unpacked, a sparse one at "
-                                     "its real size (default: 1G)")
-    subs["publish"].add_argument("--tag", default=None, help="the run to publish (default: the latest)")
-    subs["publish"].add_argument("--remote", default="origin", help="the git remote to push to (default: origin)")
-    subs["publish"].add_argument("--all", action="store_true",
-                                 help="also push every experiment's commit, as refs/autoresearch/TAG/NNN-name")
-    subs["init"].add_argument("--command", dest="init_command", metavar="CMD", default=None,
-                              help="the workload's command line, e.g. \"python train.py config/x.py\": written as the "
-                                   "command setting, and a config file it passes is the editable file")
-    subs["publish"].add_argument("--pr", action="store_true",
-                                 help="also open, or update, the pull request of the branch into --base, the report "
-                                      "as its body (the gh CLI when on PATH, else the REST API with $GITHUB_TOKEN)")
-    subs["publish"].add_argument("--base", default=None, help="the branch the pull request goes into [ci_base, default main]")
+    """export, import, publish and init (those of them in `subs`)."""
+    if "export" in subs:
+        _add_export(subs["export"])
+    if "import" in subs:
+        _add_import(subs["import"])
+    if "publish" in subs:
+        _add_publish(subs["publish"])
+    if "init" in subs:
+        subs["init"].add_argument("--command", dest="init_command", metavar="CMD", default=None,
+                                  help="the workload's command line, e.g. \"python train.py config/x.py\": written as "
+                                       "the command setting, and a config file it passes is the editable file")
+
+
+def _add_export(export: ArgumentParser) -> None:
+    export.add_argument("--tag", default=None, help="the run to export (default: the latest)")
+    export.add_argument("-o", "--output", metavar="FILE", default=None,
+                        help="where to write it (default: autoresearch-TAG.tar.gz)")
+
+
+def _add_import(imp: ArgumentParser) -> None:
+    imp.add_argument("file", metavar="FILE", help="a file autoresearch export wrote")
+    imp.add_argument("--max-size", metavar="SIZE", default=None,
+                     help="refuse an archive that unpacks to more, in all (default: 2G; bytes, or K, M, "
+                          "G, T); checked from its headers before anything is written")
+    imp.add_argument("--max-member-size", metavar="SIZE", default=None,
+                     help="refuse an archive with a member larger than this unpacked, a sparse one at "
+                          "its real size (default: 1G)")
+
+
+def _add_publish(publish: ArgumentParser) -> None:
+    publish.add_argument("--tag", default=None, help="the run to publish (default: the latest)")
+    publish.add_argument("--remote", default="origin", help="the git remote to push to (default: origin)")
+    publish.add_argument("--all", action="store_true",
+                         help="also push every experiment's commit, as refs/autoresearch/TAG/NNN-name")
+    publish.add_argument("--pr", action="store_true",
+                         help="also open, or update, the pull request of the branch into --base, the report "
+                              "as its body (the gh CLI when on PATH, else the REST API with $GITHUB_TOKEN)")
+    publish.add_argument("--base", default=None, help="the branch the pull request goes into [ci_base, default main]")
 
 
 def add_new_options(new: ArgumentParser) -> None:
