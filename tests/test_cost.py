@@ -55,6 +55,7 @@ def test_with_two_workers_a_budget_runs_the_never_run_baseline_alone(repo, cli):
 
 
 def test_with_two_workers_and_room_in_the_budget_two_run_at_once_after_the_baseline(repo, cli):
+    cpu_workload(repo, 1.5)  # long enough that the second starts while the first runs, even on a loaded machine
     configure(repo, "repeats = 1\ncost_per_hour_cpu = 0.01\ncost_budget = 1000\n")
     for i in range(4):
         simple(repo, f"h{i}", f"DEPTH = {i + 5}")
