@@ -15,7 +15,6 @@ and refuses a bad setting with one line:
 from __future__ import annotations
 
 import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -152,6 +151,8 @@ def check_state_dir(config: Any) -> None:
 
 def _tracked(config: Any, path: str) -> str | None:
     """The first file git tracks at or under `path` (None: none, or no git repository here)."""
+    import subprocess
+
     proc = subprocess.run(["git", "ls-files", "-z", "--", path], cwd=config.rootdir, capture_output=True)
     names = proc.stdout.split(b"\0")[0] if proc.returncode == 0 else b""
     return names.decode(errors="replace") or None

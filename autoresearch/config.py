@@ -9,7 +9,6 @@ import argparse
 import math
 import os
 import shlex
-import tomllib
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,6 +115,8 @@ def read_ini(rootdir: Path) -> dict[str, Any]:
     path = rootdir / "pyproject.toml"
     if not path.is_file():
         return {}
+    import tomllib  # here: a command that reads no settings (--help) starts without it
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:

@@ -2,20 +2,44 @@
 
 A run's device is what its summary's ``device:`` line named (``RunResult.device``: ``cuda``,
 ``cpu``, ``mps``); a run that printed none ran where the machine's compute is (a GPU when
-nvidia-smi lists one or ``devices`` is set, else the CPU: :func:`autoresearch.loop.compute_unit`).
+nvidia-smi lists one or ``devices`` is set, else the CPU: :func:`compute_unit`).
 A GPU run costs ``cost_per_hour`` per GPU-hour, times ``gpus``; a CPU run costs
 ``cost_per_hour_cpu`` per hour (never the GPU price). The seconds of a smoke run count too.
-``cost_budget`` is the most the run may cost: the cost plugin stops the session once it is spent.
+``cost_budget`` is the most the run may cost: the cost plugin stops the session once it is spent,
+and with ``-n N`` holds back an experiment the budget could not pay for beside those in flight
+(:func:`hold`).
 """
 from __future__ import annotations
 
+import functools
 import re
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 DEVICE_LINE = re.compile(r"^device:[ \t]+(\S+)", re.MULTILINE)
 GPU, CPU = "GPU", "CPU"
+
+
+def compute_unit(config) -> str:
+    """"GPU" when runs had GPUs (the devices setting, or nvidia-smi lists one), else "CPU": what
+    compute is counted in (GPU-hours, CPU-hours)."""
+    return GPU if config.get("devices") or gpus() else CPU
+
+
+@functools.lru_cache(maxsize=1)
+def gpus() -> tuple[str, ...]:
+    """The GPUs nvidia-smi lists, by index; none when it is missing or fails (a CPU-only machine)."""
+    if not shutil.which("nvidia-smi"):
+        return ()
+    import subprocess
+
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ()
+    return tuple(str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU "))
 
 
 def device_of(log_path: str) -> str:
@@ -62,8 +86,6 @@ def rates(config: Any) -> dict[str, float | None]:
 
 def cost_of(config: Any, reports: Iterable[Any]) -> Cost:
     """What the runs of these reports cost: each run at its own device's price, smoke runs included."""
-    from autoresearch.loop import compute_unit
-
     default, gpus = compute_unit(config), config.get("gpus") or 1
     price = rates(config)
     hours = {GPU: 0.0, CPU: 0.0}
@@ -82,8 +104,6 @@ def cost_of(config: Any, reports: Iterable[Any]) -> Cost:
 
 def units_of(config: Any, report: Any) -> str:
     """The devices a report's runs used, as units: ``GPU``, ``CPU`` or ``GPU+CPU``."""
-    from autoresearch.loop import compute_unit
-
     default = compute_unit(config)
     units = sorted({unit_of(getattr(run, "device", ""), default) for run in report.runs} or {default}, reverse=True)
     return "+".join(units)
@@ -113,6 +133,42 @@ def spent(config: Any, reports: Iterable[Any]) -> str | None:
         return None
     return (f"cost budget spent: ${cost.dollars:.2f} of ${budget:g} ({cost.text}); raise cost_budget and "
             "continue with --resume")
+
+
+def per_experiment(config: Any, reports: Iterable[Any]) -> float | None:
+    """What one experiment has cost so far, on average (its runs at their devices' prices, smoke runs
+    included); None when nothing has run yet (no run time to estimate from) or a run has no price."""
+    ran = [r for r in reports if r.runs or r.duration]
+    if not ran:
+        return None
+    dollars = cost_of(config, ran).dollars
+    return None if dollars is None else dollars / len(ran)
+
+
+def hold(config: Any, reports: Iterable[Any], inflight: int) -> str | None:
+    """Why another experiment must not start beside `inflight` ones (``-n N``, with ``cost_budget``),
+    or None to start it.
+
+    One may always start when none is in flight: the session stops once the budget is spent, as
+    with one worker, so N workers never spend more past the budget than one would. Beside others,
+    each in flight counts at the mean cost of an experiment so far, and one more starts only if
+    they all fit in the budget. Before any run has finished (the baseline has never run) there is
+    no run time to estimate from: one at a time until the first result gives it. Without a price
+    for some run the budget can never be spent (:func:`spent`), so nothing is held."""
+    budget = config.get("cost_budget")
+    if not budget or inflight < 1:
+        return None
+    reports = list(reports)
+    if not any(r.runs or r.duration for r in reports):
+        return "cost_budget: nothing has run yet to tell what an experiment costs: one at a time until one has"
+    each = per_experiment(config, reports)
+    if each is None:
+        return None
+    used = cost_of(config, reports).dollars or 0.0
+    if used + (inflight + 1) * each > budget:
+        return (f"cost_budget: ${used:.2f} used and {inflight} in flight at about ${each:.2f} each: "
+                f"one more would pass ${budget:g}")
+    return None
 
 
 def data(config: Any, reports: Iterable[Any]) -> dict[str, Any]:

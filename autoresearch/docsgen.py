@@ -212,14 +212,18 @@ def _close(out: list[str]) -> bool:
 
 
 def hook_specs() -> list[tuple[str, Any]]:
-    """(banner, function) for every hook specification, in the order of hookspec.py."""
-    lines = inspect.getsource(hookspec).splitlines()
-    banners = [(i + 2, lines[i + 1][2:].strip()) for i in range(len(lines) - 1)  # 1-based line of the title
-               if re.fullmatch(r"# -{10,}", lines[i]) and lines[i + 1].startswith("# ")]
-    specs = sorted((fn for name, fn in vars(hookspec).items()
-                    if name.startswith("autoresearch_") and hasattr(fn, "autoresearch_spec")),
-                   key=lambda fn: fn.__code__.co_firstlineno)
-    return [(next((t for ln, t in reversed(banners) if ln < fn.__code__.co_firstlineno), ""), fn) for fn in specs]
+    """(banner, function) for every hook specification, in the order of hookspec.py, then of the
+    modules it re-exports the rest from (``hookspec.PARTS``)."""
+    out = []
+    for module in (hookspec, *getattr(hookspec, "PARTS", ())):
+        lines = inspect.getsource(module).splitlines()
+        banners = [(i + 2, lines[i + 1][2:].strip()) for i in range(len(lines) - 1)  # 1-based line of the title
+                   if re.fullmatch(r"# -{10,}", lines[i]) and lines[i + 1].startswith("# ")]
+        specs = sorted((fn for name, fn in vars(hookspec).items() if name.startswith("autoresearch_")
+                        and hasattr(fn, "autoresearch_spec") and fn.__module__ == module.__name__),
+                       key=lambda fn: fn.__code__.co_firstlineno)
+        out += [(next((t for ln, t in reversed(banners) if ln < fn.__code__.co_firstlineno), ""), fn) for fn in specs]
+    return out
 
 
 def signature(fn: Any) -> str:

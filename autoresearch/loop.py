@@ -9,11 +9,8 @@ experiment a killed runner left in flight, then the collected hypotheses, then w
 """
 from __future__ import annotations
 
-import functools
-import shutil
-import subprocess
-
 from autoresearch import hookimpl
+from autoresearch.cost import compute_unit, gpus  # noqa: F401 (their home: the machine's compute is what a run costs)
 from autoresearch.protocol import runprotocol
 from autoresearch.reports import Status
 
@@ -32,24 +29,6 @@ def autoresearch_addoption(parser) -> None:
     parser.addsetting("devices", type="list", default=[],
                       help="GPUs, one per worker, as CUDA_VISIBLE_DEVICES values (e.g. [\"0\", \"1\"]); default: "
                            "what nvidia-smi -L lists; without GPUs, the CPU cores are split between workers")
-
-
-def compute_unit(config) -> str:
-    """"GPU" when runs had GPUs (the devices setting, or nvidia-smi lists one), else "CPU": what
-    compute is counted in (GPU-hours, CPU-hours)."""
-    return "GPU" if config.get("devices") or gpus() else "CPU"
-
-
-@functools.lru_cache(maxsize=1)
-def gpus() -> tuple[str, ...]:
-    """The GPUs nvidia-smi lists, by index; none when it is missing or fails (a CPU-only machine)."""
-    if not shutil.which("nvidia-smi"):
-        return ()
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=20).stdout
-    except (OSError, subprocess.SubprocessError):
-        return ()
-    return tuple(str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU "))
 
 
 def resolve_workers(config) -> tuple[int, list[str]]:

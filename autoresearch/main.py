@@ -17,20 +17,23 @@ from __future__ import annotations
 import os
 import sys
 import traceback
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
-from autoresearch.ledger import atomic_write
-from autoresearch import hookimpl, interrupts
-from autoresearch.checks import check_output, check_state_dir  # noqa: F401 (check_output: cli.py's)
-from autoresearch.config import inside
+if TYPE_CHECKING:
+    from autoresearch.session import Session
+
+from autoresearch import interrupts
+from autoresearch.checks import check_output, check_state_dir, inside  # noqa: F401 (check_output: cli.py's)
 from autoresearch.errors import GitError, OutputClosed, Terminated, UsageError
 from autoresearch.lock import Lock
-from autoresearch.reports import ExitCode
-from autoresearch.session import Session, check_tag, default_tag
+from autoresearch.outcomes import ExitCode
+
+# The session's modules are imported where a run needs them: every command ends through guard().
 
 
-@hookimpl
 def autoresearch_addoption(parser) -> None:
+    from autoresearch.session import default_tag
+
     parser.addoption("--tag", default=None, help="run tag: the branch is autoresearch/TAG (default: today, e.g. "
                                                   f"{default_tag()})")
     parser.addoption("--resume", action="store_true", help="continue the run of an existing tag (--tag, default "
@@ -169,6 +172,8 @@ def check_outputs(config: Any) -> None:
 def wrap_session(config: Any, doit: Callable[[Any, Session], None]) -> int:
     """Run a session around `doit` (the run loop); returns its exit code, or raises what ended it
     (cli's guard maps that to the exit code)."""
+    from autoresearch.session import Session
+
     return _session(config, Session(config), doit)
 
 
@@ -230,6 +235,8 @@ def select_run(session: Session, quiet: bool = False) -> None:
     ``--resume --tag X`` of a run that recorded nothing (no ledger: a stop as it started, before
     its first record, or none at all) starts it, with a note (unless `quiet`); ``--resume`` alone
     with no run to continue is refused."""
+    from autoresearch.session import check_tag
+
     config = session.config
     current = config.state_dir / "current"
     if session.resume and not config.getoption("tag") and current.is_file():
@@ -252,7 +259,7 @@ def select_run(session: Session, quiet: bool = False) -> None:
 def open_run(session: Session) -> None:
     """Start a new run folder for the tag, or load the one being resumed (under the lock)."""
     from autoresearch import procs
-
+    from autoresearch.ledger import atomic_write
     from autoresearch.loop import resolve_workers
 
     select_run(session, quiet=True)  # again, now that no other runner can change the answer

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
-import os
 import re
 import sys
 from pathlib import Path
@@ -13,8 +12,9 @@ import pluggy
 
 from autoresearch import hookspec
 from autoresearch.errors import UsageError
+# read before pluggy loads (autoresearch/startup.py), and here as before:
+from autoresearch.startup import ENTRY_POINT_GROUP, entry_points, preparse_plugins  # noqa: F401
 
-ENTRY_POINT_GROUP = "autoresearch"
 #: Core plugins: the runner cannot work without them, so ``-p no:NAME`` refuses them.
 ESSENTIAL = {name: f"autoresearch.{name}" for name in ("main", "collect", "loop", "isolation", "protocol", "execute", "metrics",
                                                                "smoke")}
@@ -104,58 +104,6 @@ class PluginManager(pluggy.PluginManager):
                 raise UsageError(f"installed plugin {name!r} ({value}) failed to load: "
                                  f"{type(exc).__name__}: {exc} (block it with -p no:{name})") from None
             self.register(plugin, name)
-
-
-def entry_points(group: str) -> list[tuple[str, str]]:
-    """(name, "module:attr") of the installed packages' entry points in `group`.
-
-    What ``importlib.metadata.entry_points(group=...)`` answers, read straight from each
-    ``*.dist-info/entry_points.txt`` on sys.path (the first distribution of a name wins): the
-    same files, without importing importlib.metadata and the email package, a third of the
-    start-up time of ``autoresearch --help``.
-    """
-    found: dict[str, str] = {}
-    seen_dists: set[str] = set()
-    for entry in sys.path:
-        try:
-            names = sorted(n for n in os.listdir(entry or ".") if n.endswith((".dist-info", ".egg-info")))
-        except OSError:
-            continue
-        for dist in names:
-            project = dist.rsplit("-", 1)[0].lower().replace("_", "-") if dist.endswith(".dist-info") else dist
-            if project in seen_dists:
-                continue
-            seen_dists.add(project)
-            try:
-                text = Path(entry or ".", dist, "entry_points.txt").read_text(encoding="utf-8")
-            except OSError:
-                continue
-            section = ""
-            for line in text.splitlines():
-                line = line.strip()
-                if line.startswith("[") and line.endswith("]"):
-                    section = line[1:-1].strip()
-                elif section == group and "=" in line and not line.startswith(("#", ";")):
-                    name, value = (part.strip() for part in line.split("=", 1))
-                    found.setdefault(name, value.split("[")[0].strip())  # "module:attr [extra]"
-    return list(found.items())
-
-
-def preparse_plugins(args: list[str]) -> tuple[list[str], list[str]]:
-    """The ``-p NAME`` and ``-p no:NAME`` arguments, read before the full parse."""
-    load, block = [], []
-    it = iter(range(len(args)))
-    for i in it:
-        arg = args[i]
-        if arg == "-p" and i + 1 < len(args):
-            value = args[i + 1]
-            next(it, None)
-        elif arg.startswith("-p") and len(arg) > 2 and not arg.startswith("--"):
-            value = arg[2:].lstrip("=")
-        else:
-            continue
-        (block.append(value[3:]) if value.startswith("no:") else load.append(value))
-    return load, block
 
 
 def build(rootdir: Path, args: list[str], with_conftest: bool = True) -> PluginManager:

@@ -13,6 +13,11 @@ def add_run_arguments(run: argparse.ArgumentParser, parser: Any) -> None:
                                                                "'paths' setting, experiments/)")
     run.add_argument("-p", dest="plugins", action="append", default=[], metavar="NAME",
                      help="load plugin module NAME early; -p no:NAME blocks a plugin (e.g. -p no:journal)")
+    add_paths_setting(parser)
+    parser.populate(run)
+
+
+def add_paths_setting(parser: Any) -> None:
+    """The `paths` setting, which the command line declares (every command reads it; ``run`` takes PATH...)."""
     parser.addsetting("paths", type="list", default=["experiments"], help="where hypotheses are collected "
                                                                            "when no PATH is given")
-    parser.populate(run)

@@ -235,7 +235,10 @@ def example(editable: str, consts: dict[str, Any]) -> str | None:
 
 def init(root: Path, say: Callable[[str], None], command: str | None = None) -> list[Path]:
     """Write what is missing; returns the files written (or appended to). `command` (init --command)
-    is the workload's command line; a config file it passes is the editable file."""
+    is the workload's command line; a config file it passes is the editable file.
+
+    One function, long: the checks that refuse before anything is written, then each file in the
+    order it is written (pyproject.toml, experiments/, program.md), saying what it did."""
     from autoresearch.config import read_ini
 
     from autoresearch.errors import UsageError

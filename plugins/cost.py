@@ -6,6 +6,9 @@ runs at ``cost_per_hour_cpu`` (autoresearch/cost.py). With ``cost_budget``, once
 cost reaches it the session stops after the experiment in progress, as ``-x`` stops it: every
 result recorded, exit code 1 and the line ``stopped: cost budget spent: $X of $Y ...``; a
 ``--resume`` with the budget still spent runs nothing and says so. Raise ``cost_budget`` to go on.
+With ``-n N`` an experiment starts beside others only while the budget can pay for all of them at
+the mean cost of an experiment so far; before the baseline has run, one at a time
+(autoresearch.cost.hold).
 """
 from __future__ import annotations
 
@@ -32,9 +35,7 @@ def autoresearch_addoption(parser) -> None:
 def autoresearch_preflight(config) -> None:
     """A budget that could never be reached (no price for the machine's compute): one line, nothing runs."""
     if config.get("cost_budget"):
-        from autoresearch.loop import compute_unit
-
-        unit = compute_unit(config)
+        unit = cost.compute_unit(config)
         name = "cost_per_hour" if unit == cost.GPU else "cost_per_hour_cpu"
         if config.get(name) is None:
             raise UsageError(f"cost_budget is set but {name} is not: this machine's runs ({unit}) would have no "
@@ -50,6 +51,12 @@ def autoresearch_experiment_run(experiment):
         if device:
             result = replace(result, device=device)
     return result
+
+
+@hookimpl
+def autoresearch_dispatch_hold(session, inflight: int) -> str | None:
+    """-n N: no experiment starts beside others that the budget could not pay for."""
+    return cost.hold(session.config, session.history, inflight)
 
 
 class Budget:

@@ -105,6 +105,9 @@ class ParallelLoop:
     # -- what the scheduler is given ------------------------------------------------------------
 
     def pull(self) -> Item | None:
+        inflight = len(self.sched.jobs)
+        if inflight and self.session.config.hook.autoresearch_dispatch_hold(session=self.session, inflight=inflight):
+            return None  # for now: e.g. what cost_budget cannot pay for beside what is in flight
         h = self.session.next_item()
         if h is None:
             return None

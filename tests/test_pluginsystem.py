@@ -84,7 +84,7 @@ def test_every_hook_is_documented_and_prefixed():
             assert f":param {param}:" in doc, (f.__name__, param)
     firstresult = {f.__name__ for f in specs if f.autoresearch_spec.get("firstresult")}
     assert firstresult == {"autoresearch_collect_file", "autoresearch_runloop", "autoresearch_queue_empty",
-                           "autoresearch_experiment_measure", "autoresearch_experiment_decide",
+                           "autoresearch_dispatch_hold", "autoresearch_experiment_measure", "autoresearch_experiment_decide",
                            "autoresearch_experiment_run",
                            "autoresearch_experiment_rerun", "autoresearch_make_verdict", "autoresearch_make_report"}
     for name in firstresult:

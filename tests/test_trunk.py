@@ -9,6 +9,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -350,3 +351,30 @@ def test_the_core_has_no_import_loop():
         assert (ROOT / "autoresearch" / f"{name}.py").is_file()
     assert not (ROOT / "autoresearch" / "runner.py").exists()
 
+
+
+MODULE_LINES, FUNCTION_LINES = 350, 60
+#: Product modules over MODULE_LINES that their owner is splitting (take each out when it is done).
+OVER_FOR_NOW = {"plugins/verdict.py"}
+#: How a long function's docstring gives its reason: a paragraph starting "One function" or "(Long:".
+REASON = re.compile(r"(^|\n)\s*(One function\b|\(?Long:)")
+
+
+def test_no_module_over_350_lines_and_no_long_function_without_a_reason():
+    """Issue 20: a product module over ~350 lines is split into a new module; a function over ~60
+    lines says in its docstring why it is one (a paragraph "One function, long: ...")."""
+    files = sorted([*(ROOT / "autoresearch").rglob("*.py"), *(ROOT / "plugins").glob("*.py")])
+    assert len(files) > 50
+    long_modules, long_functions = [], []
+    for path in files:
+        name, text = path.relative_to(ROOT).as_posix(), path.read_text(encoding="utf-8")
+        if len(text.splitlines()) > MODULE_LINES and name not in OVER_FOR_NOW:
+            long_modules.append(f"{name}: {len(text.splitlines())} lines")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                size = node.end_lineno - node.lineno + 1
+                if size > FUNCTION_LINES and not REASON.search(ast.get_docstring(node) or ""):
+                    long_functions.append(f"{name}:{node.lineno} {node.name}: {size} lines, no reason given")
+    assert not long_modules, f"split these into a new module (at most {MODULE_LINES} lines): {long_modules}"
+    assert not long_functions, (f"split these, or say why each is one function in its docstring "
+                                f"(\"One function, long: ...\"): {long_functions}")
