@@ -67,7 +67,7 @@ def table(rows: list[dict[str, Any]], every: bool) -> tuple[list[str], list[list
                  *([r["code"]] if code else []), *(fmt_metric(r["metrics"].get(m)) for m in metrics),
                  r["status"], r["expectation"] or "—"]
         body.append([c if c.isprintable() else printable(c) for c in map(str, cells)])
-    return head, body
+    return [printable(c) for c in head], body  # a parameter's name comes from the record too
 
 
 def text(head: list[str], body: list[list[str]]) -> str:
