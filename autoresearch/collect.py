@@ -19,6 +19,7 @@ from autoresearch.errors import CollectError, PatchError, UsageError
 from autoresearch.model import Hypothesis
 from autoresearch.names import COMMIT
 from autoresearch.kinds import registry
+from autoresearch.keywords import keyword_matcher  # noqa: F401 (public here)
 from autoresearch.readers import _locator, collect_python, collect_toml, decorates  # noqa: F401 (decorates: public)
 
 NORECURSE = ("__pycache__", "node_modules", "venv", "*.egg-info", "build", "dist", "tests", "test")
@@ -92,70 +93,6 @@ def autoresearch_collect_file(file_path: Path, config) -> list[Hypothesis] | Non
 
 
 # -------------------------------------------------------------------------------------------
-# -k expressions: substrings with and / or / not / parentheses
-
-
-def _tokenize(expr: str) -> list[str]:
-    return re.findall(r"\(|\)|[^\s()]+", expr)
-
-
-def keyword_matcher(expr: str):
-    tokens = _tokenize(expr)
-    pos = 0
-
-    def peek() -> str | None:
-        return tokens[pos] if pos < len(tokens) else None
-
-    def take() -> str:
-        nonlocal pos
-        if pos >= len(tokens):
-            raise UsageError(f"-k {expr!r}: unexpected end of expression")
-        pos += 1
-        return tokens[pos - 1]
-
-    def binary(word: str, operand, combine):
-        """operand (word operand)*, folded left with combine: 'or' over 'and' over 'not'."""
-        def parse():
-            left = operand()
-            while peek() == word:
-                take()
-                left = (lambda a, b: lambda s: combine(a(s), b(s)))(left, operand())
-            return left
-        return parse
-
-    def parse_or():
-        return binary("or", binary("and", parse_not, lambda a, b: a and b), lambda a, b: a or b)()
-
-    def parse_not():
-        if peek() == "not":
-            take()
-            inner = parse_not()
-            return lambda s: not inner(s)
-        tok = take()
-        if tok == "(":
-            inner = parse_or()
-            if peek() != ")":
-                raise UsageError(f"-k {expr!r}: missing ')'")
-            take()
-            return inner
-        if tok in ("and", "or", ")"):
-            raise UsageError(f"-k {expr!r}: unexpected {tok!r} (write words joined by and, or, not)")
-        word = tok.lower()
-        return lambda s: word in s
-
-    if not tokens:
-        raise UsageError("-k needs an expression")
-    if len(tokens) > 500:
-        raise UsageError(f"-k: an expression of {len(tokens)} words and parentheses (at most 500)")
-    try:
-        matcher = parse_or()
-    except RecursionError:
-        raise UsageError("-k: the expression is nested too deep") from None
-    if pos != len(tokens):
-        raise UsageError(f"-k {expr!r}: unexpected {tokens[pos]!r}")
-    return lambda h: matcher((h.nodeid + " " + " ".join(h.tags)).lower())
-
-
 def order_by_baseline(items: list[Hypothesis]) -> list[Hypothesis]:
     """A hypothesis whose baseline is another hypothesis runs after it (stable otherwise)."""
     by_name = {h.name: h for h in items}

@@ -98,7 +98,7 @@ def select(rows: list[dict[str, Any]], keyword: str | None, statuses: str | None
     if keyword:
         from types import SimpleNamespace
 
-        from autoresearch.collect import keyword_matcher
+        from autoresearch.keywords import keyword_matcher
 
         match = keyword_matcher(keyword)
         rows = [r for r in rows if match(SimpleNamespace(nodeid=f"{r['nodeid']} {r['description']}", tags=()))]

@@ -25,7 +25,7 @@ function not listed here is refused at registration.
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pluggy
 

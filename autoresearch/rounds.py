@@ -16,7 +16,7 @@ moves to a commit measured as the tip's child, as with serial.
 """
 from __future__ import annotations
 
-from typing import Callable
+from typing import Any, Callable
 
 from autoresearch.scheduler import Decide, Item, Job, Release, Resume, Scheduler
 
@@ -113,3 +113,10 @@ class Rounds(Scheduler):
             if not paused:
                 other.state = "carried"
             self.carry.append(other)
+
+
+def make(workers: int, schedule: str = "serial", **kwargs: Any) -> Scheduler:
+    """The scheduler for `schedule` (serial: autoresearch/scheduler.py's; rounds: this module's)."""
+    if schedule == "rounds":
+        return Rounds(workers, schedule, **kwargs)
+    return Scheduler(workers, schedule, **kwargs)

@@ -259,7 +259,7 @@ class Scheduler:
         return out
 
     def round_step(self, out: list, pull: Callable[[], Item | None]) -> Decide | None:
-        raise NotImplementedError("schedule = rounds is autoresearch.rounds.Rounds (scheduler.make)")
+        raise NotImplementedError("schedule = rounds is autoresearch.rounds.Rounds (rounds.make)")
 
     def stop(self) -> list[Job]:
         """Nothing more starts; the jobs in flight, to record as interrupted."""
@@ -343,12 +343,3 @@ class Scheduler:
             if item is None:
                 return
             self.start(item, out)
-
-
-def make(workers: int, schedule: str = "serial", **kwargs: Any) -> Scheduler:
-    """The scheduler for `schedule` (serial: this module's; rounds: autoresearch/rounds.py)."""
-    if schedule == "rounds":
-        from autoresearch.rounds import Rounds
-
-        return Rounds(workers, schedule, **kwargs)
-    return Scheduler(workers, schedule, **kwargs)

@@ -40,8 +40,8 @@ from autoresearch.scheduler import (
     Repeats,
     Resume,
     Run,
-    make,
 )
+from autoresearch.rounds import make
 from autoresearch.simulation import gaussian
 from autoresearch.stats import AGAIN, KEEP
 

@@ -44,8 +44,8 @@ from autoresearch.scheduler import (
     Resume,
     Run,
     Waste,
-    make,
 )
+from autoresearch.rounds import make
 from autoresearch.session import Experiment
 
 

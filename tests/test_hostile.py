@@ -318,7 +318,7 @@ def toml_case(case: str) -> str:
     extra, _ = TOML_CASES[case]
     description = {"a NUL byte in the description": "x\\u0000y", "an ANSI escape in the description": "\\u001b[2Jgone",
                    "a 10,000-character description": "d" * 10_000}.get(case, "x")
-    head = f'hypothesis = "y"\n'
+    head = 'hypothesis = "y"\n'
     if not extra.startswith("description"):
         head = f'description = "{description}"\n' + head
     return head + extra

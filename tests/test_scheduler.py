@@ -26,8 +26,8 @@ from autoresearch.scheduler import (
     Repeats,
     Resume,
     Run,
-    make,
 )
+from autoresearch.rounds import make
 from conftest import simple
 
 

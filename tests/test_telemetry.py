@@ -7,7 +7,6 @@ import math
 import os
 import shutil
 import sys
-import textwrap
 from pathlib import Path
 
 from hypothesis import given, settings

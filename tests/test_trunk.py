@@ -10,7 +10,6 @@ import ast
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 from pathlib import Path
