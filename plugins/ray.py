@@ -32,8 +32,9 @@ CHUNK_SECONDS = 0.2  # how often a task sends its new output back
 
 @hookimpl
 def autoresearch_addoption(parser) -> None:
-    parser.addsetting("executor", "--executor", default="local", choices=("local", "ray"),
-                      help="where each run of the workload runs: local (a process here) or ray (a Ray task)")
+    parser.addsetting("executor", "--executor", default="local", choices=("local", "ray", "slurm"),
+                      help="where each run of the workload runs: local (a process here), ray (a Ray task) or "
+                           "slurm (a Slurm job)")
     parser.addsetting("ray_address", "--ray-address", default="",
                       help="the Ray cluster for executor = ray, as ray.init takes it (default: a local Ray "
                            "started for the session)")
