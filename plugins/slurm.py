@@ -37,6 +37,7 @@ from autoresearch.errors import UsageError
 from autoresearch.plugins.slurm_run import MARK, SlurmRun
 
 CLUSTERS = ("slurm", "local")
+NODE_OWN = ("OMP_NUM_THREADS", "AUTORESEARCH_THREADS", "CUDA_VISIBLE_DEVICES")  # this machine's worker split: not the node's
 TERMINATED_WAIT = 300.0  # seconds a job Slurm terminated waits for its SIGKILL (KillWait, GraceTime) before it exits
 
 
@@ -199,7 +200,8 @@ class SlurmExecutor:
         from autoresearch.execute import command, run_env
 
         session, config = experiment.session, self.config
-        env = {k: v for k, v in run_env(experiment).items() if k not in ("OMP_NUM_THREADS", "AUTORESEARCH_THREADS")}
+        # the node's own share: the GPUs Slurm allocated (CUDA_VISIBLE_DEVICES in the job), its cores
+        env = {k: v for k, v in run_env(experiment).items() if k not in NODE_OWN}
         spec = isolation.spec(session.sandbox, config, Path("."))  # the job fills in its own folder
         minutes = config.get("slurm_time") or int(-(-limit // 60)) + 5
         pid_path = self.folder / f"{experiment.label}-{experiment.seed}.pid"
@@ -217,6 +219,7 @@ class SlurmExecutor:
     def autoresearch_experiment_run(self, experiment):
         from dataclasses import replace
 
+        from autoresearch import interrupts
         from autoresearch.execute import overrun, stop_reason, supervise, timeout
         from autoresearch.reports import Cause
 
@@ -234,9 +237,16 @@ class SlurmExecutor:
         log_path = experiment.log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)
         with open(log_path, "w+b") as log:
-            run = SlurmRun(lambda: self.submit(experiment, limit), log, on_interrupted,
-                           local=self.config.get("slurm_cluster") == "local",
-                           pid_path=str(self.folder / f"{experiment.label}-{experiment.seed}.pid"))
+            run = None
+            try:  # submitted and known as one step: a stop meanwhile cancels the job it made
+                with interrupts.critical():
+                    run = SlurmRun(lambda: self.submit(experiment, limit), log, on_interrupted,
+                                   local=self.config.get("slurm_cluster") == "local",
+                                   pid_path=str(self.folder / f"{experiment.label}-{experiment.seed}.pid"))
+            except BaseException:
+                if run is not None:
+                    run.kill(grace=0.0)
+                raise
             result = supervise(run, log_path, limit, on_progress, experiment.should_stop)
         if run.gave_up:
             result = replace(result, returncode=None, cause=Cause.INTERRUPTED, message=run.gave_up)

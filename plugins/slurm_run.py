@@ -45,6 +45,7 @@ class SlurmRun:
         self.host = ""
         self.started: float | None = None  # when the current attempt started (None: waiting in the queue)
         self.exit: int | None = None
+        self.terminated = False  # the job said Slurm is ending its attempt (scancel, preemption)
         self.preempted_seen = 0
         self.check_every = STATE_SECONDS
         self.next_check = time.monotonic() + STATE_SECONDS
@@ -93,6 +94,7 @@ class SlurmRun:
             self.exit = int(fields["exit"])
             return
         if "terminated" in fields:  # Slurm ended the attempt: ask it every second what comes next
+            self.terminated = True
             self.check_every = 1.0
             self.next_check = time.monotonic() + 0.5
             return
@@ -100,7 +102,7 @@ class SlurmRun:
         if self.started is not None and attempt != self.attempt:  # the last attempt ended without an exit
             self.interrupted(requeued=True)
         self.attempt, self.host, self.started = attempt, fields.get("host", "?"), time.monotonic()
-        self.check_every = STATE_SECONDS
+        self.check_every, self.terminated = STATE_SECONDS, False
         again = f", attempt {int(attempt) + 1} (requeued)" if attempt.isdigit() and int(attempt) else ""
         self.note(f"Slurm job {self.job.job_id}{again} runs on {self.host}")
 
@@ -188,6 +190,11 @@ class SlurmRun:
             return 1
         err = Path(self.job.paths.stderr)
         tail = err.read_text(errors="replace").splitlines()[-20:] if err.exists() else []
+        if self.job.paths.result_pickle.exists():  # the job's function failed before the workload ended
+            try:
+                self.job.result()
+            except Exception as exc:  # submitit's FailedJobError: the job's traceback
+                tail = str(exc).strip().splitlines()[-12:]
         self.log.write("".join(f"{line}\n" for line in tail).encode())
         self.note(f"Slurm job {job} ended {state} before the workload finished (its log: {err})")
         return 1
@@ -205,7 +212,9 @@ class SlurmRun:
             except (OSError, ValueError):
                 pass
         deadline = time.monotonic() + grace + KILL_WAIT
-        while time.monotonic() < deadline and self.exit is None and not self.job.paths.result_pickle.exists():
+        while time.monotonic() < deadline and self.exit is None and not self.terminated:
+            if self.job.paths.result_pickle.exists() or (self.local and self.job.done()):
+                break
             time.sleep(POLL_SECONDS)
             self.pump()
 

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings as settings_hypothesis, strategies as st
 
 from autoresearch import procs
 from autoresearch.plugins.results_tsv import read_results
@@ -231,3 +232,32 @@ def test_a_preempted_job_is_recorded_as_interrupted_and_its_run_neither_lost_nor
     else:  # the preempted job, and the one submitted again
         assert [j["state"] for j in jobs] == ["PREEMPTED", "COMPLETED"]
     assert gone(repo) == []
+
+
+# ---------------------------------------------------------------------------------------------
+# the job's log, read in whatever pieces the filesystem gives
+
+
+@settings_hypothesis(max_examples=200, deadline=None)
+@given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\x1e", b"")), min_size=1, max_size=6),
+       st.lists(st.integers(min_value=1, max_value=30), max_size=40))
+def test_the_markers_are_taken_out_wherever_the_reads_split_them(outputs, cuts):
+    """The job's log as submitit and the job write it: lines before the first attempt, the
+    workload's output between an attempt marker and its exit marker; read in arbitrary pieces,
+    the run's log holds exactly the workload's output, and the exit code is the marker's."""
+    import io
+    import types
+
+    from autoresearch.plugins.slurm_run import MARK, SlurmRun
+
+    stream = b"submitit INFO starting\n" + MARK + b"attempt=0 host=n1 job=7\n" + b"".join(outputs)
+    stream += MARK + b"exit=3\n" + b"submitit INFO done\n"
+    log = io.BytesIO()
+    run = SlurmRun(lambda: types.SimpleNamespace(job_id="7"), log, lambda entry: None)
+    pos = 0
+    for cut in cuts:
+        run.feed(stream[pos:pos + cut])
+        pos += cut
+    run.feed(stream[pos:])
+    assert log.getvalue() == b"[autoresearch: Slurm job 7 runs on n1]\n" + b"".join(outputs)
+    assert run.exit == 3
