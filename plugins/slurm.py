@@ -38,6 +38,7 @@ from autoresearch.plugins.slurm_run import MARK, SlurmRun
 
 CLUSTERS = ("slurm", "local")
 NODE_OWN = ("OMP_NUM_THREADS", "AUTORESEARCH_THREADS", "CUDA_VISIBLE_DEVICES")  # this machine's worker split: not the node's
+IN_FLIGHT = "in-flight"  # in the session's slurm folder: the ids of the jobs not yet ended, one a line
 TERMINATED_WAIT = 300.0  # seconds a job Slurm terminated waits for its SIGKILL (KillWait, GraceTime) before it exits
 
 
@@ -163,6 +164,7 @@ class SlurmExecutor:
         self.submitit = submitit
         self.folder = session.run_dir / "slurm"
         (self.folder / "trees").mkdir(parents=True, exist_ok=True)
+        self.cancel_left_behind(cluster)
         self.executor = submitit.AutoExecutor(folder=self.folder, cluster=cluster)
         options = dict(str(o).lstrip("-").partition("=")[::2] for o in self.config.get("slurm_options") or [])
         gpus = self.config.get("slurm_gpus_per_node")
@@ -171,6 +173,24 @@ class SlurmExecutor:
             **({"slurm_partition": self.config.get("slurm_partition")} if self.config.get("slurm_partition") else {}),
             **({"slurm_additional_parameters": {k: v or True for k, v in options.items()}} if options else {}),
             **({"slurm_setup": list(self.config.get("slurm_setup"))} if self.config.get("slurm_setup") else {}))
+
+    def cancel_left_behind(self, cluster: str) -> None:
+        """The jobs a runner killed outright (SIGKILL, a lost node) left in flight: cancelled before
+        --resume runs their experiments again, so no run is computed twice."""
+        path = self.folder / IN_FLIGHT
+        left = path.read_text().split() if path.exists() else []
+        if left and cluster == "slurm":
+            subprocess.run(["scancel", *left], capture_output=True, timeout=120)
+        path.unlink(missing_ok=True)
+
+    def in_flight(self, add: list[str] = (), remove: list[str] = ()) -> None:
+        """Keep the file of the session's jobs in flight (job ids, one a line) up to date."""
+        with self.lock:
+            path = self.folder / IN_FLIGHT
+            jobs = [j for j in (path.read_text().split() if path.exists() else []) if j not in remove] + list(add)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text("".join(f"{j}\n" for j in jobs))
+            os.replace(tmp, path)
 
     @hookimpl
     def autoresearch_sessionfinish(self, session, exitstatus) -> None:
@@ -210,10 +230,12 @@ class SlurmExecutor:
         with self.lock:
             self.executor.update_parameters(name=f"autoresearch-{experiment.label}", timeout_min=minutes)
             try:
-                return self.executor.submit(job_main, *args)
+                job = self.executor.submit(job_main, *args)
             except Exception as exc:  # sbatch refused it (a bad partition, option or limit): one clear line
                 why = " ".join(str(exc).split())[:400]
                 raise UsageError(f"executor = \"slurm\": the job for {experiment.label} was not submitted: {why}") from None
+        self.in_flight(add=[str(job.job_id)])
+        return job
 
     @hookimpl(tryfirst=True)
     def autoresearch_experiment_run(self, experiment):
@@ -246,8 +268,12 @@ class SlurmExecutor:
             except BaseException:
                 if run is not None:
                     run.kill(grace=0.0)
+                    self.in_flight(remove=run.job_ids)
                 raise
-            result = supervise(run, log_path, limit, on_progress, experiment.should_stop)
+            try:
+                result = supervise(run, log_path, limit, on_progress, experiment.should_stop)
+            finally:
+                self.in_flight(remove=run.job_ids)
         if run.gave_up:
             result = replace(result, returncode=None, cause=Cause.INTERRUPTED, message=run.gave_up)
         return replace(result, seed=experiment.seed, overrun=overrun(config, result.duration))

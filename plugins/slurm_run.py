@@ -35,10 +35,12 @@ class SlurmRun:
         self.resubmits = 0
         self.gave_up = ""  # why the run is recorded as interrupted, when resubmitting gave up
         self.recorded: set[tuple[str, str]] = set()  # the (job, attempt) pairs recorded as interrupted
+        self.job_ids: list[str] = []  # every job of this run (a second one after a preemption without a requeue)
         self.start_job(submit())
 
     def start_job(self, job) -> None:
         self.job = job
+        self.job_ids.append(str(job.job_id))
         self.offset = 0
         self.pending = b""
         self.attempt: str | None = None

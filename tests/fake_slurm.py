@@ -4,7 +4,8 @@ which runs each job here, as a process group of its own, and can preempt and req
 Installed on PATH by :func:`install` (a folder of wrappers named after the commands). Its state
 lives in $FAKE_SLURM_DIR: a counter, and per job a JSON file of its state (written by the job's
 own daemon) and flag files (written by scancel and scontrol). A job is the batch script run with
-bash, with SLURM_JOB_ID, SLURM_RESTART_COUNT (after a requeue) and the rest of what a task sees.
+bash in the state folder (not the submitter's: the end of a runner never touches it), with
+SLURM_JOB_ID, SLURM_RESTART_COUNT (after a requeue) and the rest of what a task sees.
 
 Preemption: FAKE_SLURM_PREEMPT="NAME:TEXT:MODE" preempts the first job named NAME once TEXT is in
 its output: every process of the job gets SIGTERM, then SIGKILL a second later (as
@@ -123,7 +124,8 @@ def sbatch(args: list[str]) -> int:
         f.write(job)
     name = re.search(r"^#SBATCH --job-name=(\S+)", script, re.M)
     write(job, state="PENDING", restarts=0, name=name.group(1) if name else "", script=args[-1])
-    daemon = subprocess.Popen([sys.executable, __file__, "_daemon", job], start_new_session=True,
+    # slurmd is no child of the runner, nor in its folder: the job and its daemon live in the state folder
+    daemon = subprocess.Popen([sys.executable, __file__, "_daemon", job], start_new_session=True, cwd=state_dir(),
                               stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     write(job, daemon=daemon.pid)
     print(f"Submitted batch job {job}")

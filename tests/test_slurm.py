@@ -85,7 +85,7 @@ def slurm(repo, tmp_path, monkeypatch):
 
 
 def fake_jobs(state: Path) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(state.glob("*.json"), key=lambda p: int(p.stem))]
+    return [{**json.loads(p.read_text()), "id": p.stem} for p in sorted(state.glob("*.json"), key=lambda p: int(p.stem))]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -261,3 +261,28 @@ def test_the_markers_are_taken_out_wherever_the_reads_split_them(outputs, cuts):
     run.feed(stream[pos:])
     assert log.getvalue() == b"[autoresearch: Slurm job 7 runs on n1]\n" + b"".join(outputs)
     assert run.exit == 3
+
+
+def test_a_job_a_killed_runner_left_running_is_cancelled_before_resume_runs_it_again(repo, slurm):
+    (repo / "train.py").write_text((repo / "train.py").read_text().replace(
+        "time.sleep(SLEEP)", 'time.sleep(float(os.environ.get("TEST_SLEEP", SLEEP)) if LR == 0.02 else SLEEP)'))
+    git(repo, "commit", "-qam", "the hypothesis's sleep from the environment")
+    settings(repo, 'pass_env = ["TEST_SLEEP"]\n')
+    simple(repo, "a", "LR = 0.02")
+    with spawn(repo, "run", "--tag", "t1", "--executor", "slurm", env={"TEST_SLEEP": "60"}) as proc:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and not any(
+                j["name"] == "autoresearch-001-a" and j["state"] == "RUNNING" for j in fake_jobs(slurm)):
+            if proc.poll() is not None:
+                break
+            time.sleep(0.2)
+        proc.kill()  # SIGKILL: no finally, no scancel; the job runs on, as it would on a cluster
+        proc.communicate(timeout=30)
+    orphan = next(j for j in fake_jobs(slurm) if j["name"] == "autoresearch-001-a")
+    assert orphan["state"] == "RUNNING"
+    r = run_subprocess(repo, "run", "--tag", "t1", "--executor", "slurm", "--resume", env={"TEST_SLEEP": "0"},
+                       timeout=180)
+    assert r.returncode == 0, r.stderr
+    assert [x["description"] for x in read_results(repo / "results.tsv")] == ["baseline", "a"]
+    assert next(j for j in fake_jobs(slurm) if j["id"] == orphan["id"])["state"] == "CANCELLED"
+    assert not (run_dir(repo) / "slurm" / "in-flight").read_text().strip()
