@@ -86,16 +86,7 @@ def job_main(tree_path: str, cmd: list[str], env: dict[str, str], spec: dict, pa
 
     from autoresearch import isolation, runfolder
 
-    signal.signal(signal.SIGINT, signal.default_int_handler)  # a cancel, even when started with SIGINT ignored
-    terminated: list[int] = []
-    previous = signal.getsignal(signal.SIGTERM)  # submitit's: it lets its own preemption handling run
-
-    def on_term(signum, frame) -> None:
-        terminated.append(signum)
-        if callable(previous):
-            previous(signum, frame)
-
-    signal.signal(signal.SIGTERM, on_term)
+    terminated = watch_signals()
     attempt = os.environ.get("SLURM_RESTART_COUNT", "0")
     out = sys.stdout
     out.write(f"{MARK.decode()}attempt={attempt} host={socket.gethostname()} job={job_id()}\n")
@@ -120,14 +111,7 @@ def job_main(tree_path: str, cmd: list[str], env: dict[str, str], spec: dict, pa
             rc = proc.wait()
             if rc in (-signal.SIGTERM, -signal.SIGKILL):
                 time.sleep(1.0)  # Slurm signals the job's processes one by one: ours may come later
-        if terminated:  # Slurm ends the job (scancel, preemption): no result; its state says what comes next
-            out.write(f"{MARK.decode()}terminated={rc}\n")
-            out.flush()
-            time.sleep(TERMINATED_WAIT)  # until Slurm's SIGKILL: a result now would end a job that is requeued
-            raise SystemExit(143)
-        out.write(f"{MARK.decode()}exit={rc}\n")
-        out.flush()
-        return rc
+        return finish(out, rc, bool(terminated))
     finally:
         if proc is not None and proc.poll() is None:
             from autoresearch.supervise import kill_group
@@ -135,6 +119,36 @@ def job_main(tree_path: str, cmd: list[str], env: dict[str, str], spec: dict, pa
             kill_group(proc.pid, grace=1.0, proc=proc)
             proc.wait()
         isolation.remove(folder)
+
+
+def watch_signals() -> list[int]:
+    """In the job: SIGINT raises again (a cancel, even when started with SIGINT ignored); a SIGTERM
+    is noted in the list returned, then handled as before (submitit's handler lets its own
+    preemption handling run)."""
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    terminated: list[int] = []
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_term(signum, frame) -> None:
+        terminated.append(signum)
+        if callable(previous):
+            previous(signum, frame)
+
+    signal.signal(signal.SIGTERM, on_term)
+    return terminated
+
+
+def finish(out, rc: int, terminated: bool) -> int:
+    """The workload's end, in the job's log: its exit code, or, when Slurm is ending the job
+    (scancel, a preemption), no result at all; the job's state then says what comes next."""
+    if terminated:
+        out.write(f"{MARK.decode()}terminated={rc}\n")
+        out.flush()
+        time.sleep(TERMINATED_WAIT)  # until Slurm's SIGKILL: a result now would end a job that is requeued
+        raise SystemExit(143)
+    out.write(f"{MARK.decode()}exit={rc}\n")
+    out.flush()
+    return rc
 
 
 def job_id() -> str:
