@@ -20,7 +20,7 @@ ESSENTIAL = {name: f"autoresearch.{name}" for name in ("main", "collect", "loop"
                                                                "smoke")}
 #: Built-in plugins shipped in ``plugins/`` (installed as ``autoresearch.plugins``).
 BUILTIN = {name: f"autoresearch.plugins.{name}" for name in
-           ("git", "device", "verdict", "expect", "exitfirst", "watch", "workers", "ray", "results_tsv", "journal",
+           ("git", "device", "verdict", "expect", "exitfirst", "watch", "workers", "ray", "slurm", "results_tsv", "journal",
             "lessons", "terminal", "junitxml", "prune", "mlflow", "cost", "ci", "telemetry", "notify")}
 
 

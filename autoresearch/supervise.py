@@ -5,7 +5,8 @@ and capped log.
 The log is never read whole while training: the runner looks only at its last few KiB to follow
 progress, so a workload printing gigabytes costs the runner no memory. An executor supplies a run
 object with ``wait(seconds)``, ``kill(grace)`` and ``close()`` (:class:`LocalRun` here, RayRun in
-``plugins/ray.py``) and calls :func:`supervise`.
+``plugins/ray.py``, SlurmRun in ``plugins/slurm_run.py``), and optionally ``elapsed()`` (the seconds
+the time limit counts, when not since the call: a job waiting in a queue), and calls :func:`supervise`.
 """
 from __future__ import annotations
 
@@ -189,6 +190,7 @@ def supervise(run, log_path: Path, limit: float,
     within half a second.
     """
     start = time.monotonic()
+    clock = getattr(run, "elapsed", None)  # a run that waits in a queue first (Slurm's) counts from its start
     try:
         while True:
             rc = run.wait(POLL_SECONDS)
@@ -196,7 +198,7 @@ def supervise(run, log_path: Path, limit: float,
                 break
             if should_stop is not None and should_stop():
                 raise Stopped()
-            elapsed = time.monotonic() - start
+            elapsed = clock() if clock else time.monotonic() - start
             if elapsed > limit:
                 run.kill()
                 return RunResult(returncode=None, duration=elapsed, log_path=str(log_path), cause=Cause.TIMEOUT,
@@ -212,7 +214,7 @@ def supervise(run, log_path: Path, limit: float,
         raise
     finally:
         run.close()
-    return RunResult(returncode=rc, duration=time.monotonic() - start, log_path=str(log_path),
+    return RunResult(returncode=rc, duration=clock() if clock else time.monotonic() - start, log_path=str(log_path),
                      signal=-rc if rc < 0 else None)
 
 

@@ -18,6 +18,7 @@ import bench_kinds_args  # noqa: E402
 import bench_keys  # noqa: E402
 import bench_parallel  # noqa: E402
 import bench_prune  # noqa: E402
+import bench_ray  # noqa: E402
 import bench_runner  # noqa: E402
 import bench_sandbox  # noqa: E402
 import bench_show  # noqa: E402
@@ -38,6 +39,7 @@ if __name__ == "__main__":
     bench_sandbox.main()
     if "--skip-parallel" not in flags:
         bench_parallel.main()
+        bench_ray.main()
     if "--skip-prune" not in flags:
         bench_prune.main()
     if "--skip-smoke" not in flags:

@@ -4,8 +4,9 @@
     ray_address = "ray://head:10001"      # default: start a local Ray for the session
 
 The task gets the experiment's files (read from git's object store once per commit and put in
-Ray's object store once per commit, whichever node runs it and however many runs it has), writes
-them into a temporary folder on its node, and runs the workload command there in a process group of its own, asking Ray for
+Ray's object store once per commit, whichever node runs it and however many runs it has; a worker
+fetches them once per commit and keeps its process for the session), writes them into a temporary
+folder on its node, and runs the workload command there in a process group of its own, asking Ray for
 ``gpus`` GPUs (Ray sets CUDA_VISIBLE_DEVICES). Its output streams back into the local log while it
 runs, so progress, the live line, metrics and early stopping work as with the local executor. On
 the timeout, Ctrl-C or SIGTERM the task is cancelled and its process group killed.
@@ -19,6 +20,7 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -32,29 +34,46 @@ CHUNK_SECONDS = 0.2  # how often a task sends its new output back
 
 @hookimpl
 def autoresearch_addoption(parser) -> None:
-    parser.addsetting("executor", "--executor", default="local", choices=("local", "ray"),
-                      help="where each run of the workload runs: local (a process here) or ray (a Ray task)")
+    parser.addsetting("executor", "--executor", default="local", choices=("local", "ray", "slurm"),
+                      help="where each run of the workload runs: local (a process here), ray (a Ray task) or "
+                           "slurm (a Slurm job)")
     parser.addsetting("ray_address", "--ray-address", default="",
                       help="the Ray cluster for executor = ray, as ray.init takes it (default: a local Ray "
                            "started for the session)")
 
 
-def workload(tree, cmd: list[str], env: dict[str, str], spec: dict, passed: list[str]):
-    """The Ray task: write the commit's files (a :class:`autoresearch.runfolder.Tree`) into a fresh folder, run the command there in the sandbox
-    `spec` describes (as the local executor does), with a clean environment, and stream its output.
+#: in a Ray worker: the files of the last few commits it ran (by object id), so that a commit's runs
+#: on one worker fetch and unpickle them once (the worker process itself lives for the session)
+TREES: dict[str, object] = {}
 
-    Yields chunks of output (bytes), then ``("exit", returncode)``. Cancelling the task raises in
-    it within CHUNK_SECONDS, and the process group is killed on the way out.
+
+def workload(tree_ref: list, cmd: list[str], env: dict[str, str], spec: dict, passed: list[str]):
+    """The Ray task: write the commit's files (a :class:`autoresearch.runfolder.Tree`, in Ray's
+    object store as ``tree_ref[0]``: inside a list, Ray leaves it to the task to fetch, once per
+    commit per worker) into a fresh folder, run the command there in the sandbox `spec` describes
+    (as the local executor does), with a clean environment, and stream its output.
+
+    Yields a line naming the node, chunks of output (bytes), then ``("exit", returncode)``.
+    Cancelling the task raises in it within CHUNK_SECONDS, and the process group is killed on the way out.
     """
     import select
     import tempfile
 
+    import ray
+
     from autoresearch import isolation, runfolder
 
+    key = tree_ref[0].hex()
+    if key not in TREES:
+        while len(TREES) >= 4:
+            TREES.pop(next(iter(TREES)))
+        TREES[key] = ray.get(tree_ref[0])
+    context = ray.get_runtime_context()
+    yield f"[autoresearch: Ray task on node {ray.util.get_node_ip_address()} ({context.get_node_id()})]\n".encode()
     folder = Path(tempfile.mkdtemp(prefix="autoresearch-ray-"))
     proc = None
     try:
-        runfolder.write(tree, folder)
+        runfolder.write(TREES[key], folder)
         argv = isolation.launcher_argv({**spec, "cwd": str(folder), "writable": [str(folder)],
                                         "readonly": []}, [a.replace("{workdir}", str(folder)) for a in cmd])
         proc = subprocess.Popen(argv, cwd=folder, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -120,6 +139,7 @@ class RayExecutor:
         self.gpus = 0
         self.started_ray = False
         self.trees: dict[str, object] = {}  # commit -> the Ray object of its files (the last few commits)
+        self.lock = threading.Lock()
 
     @hookimpl
     def autoresearch_sessionstart(self, session) -> None:
@@ -136,7 +156,9 @@ class RayExecutor:
             except (ConnectionError, RuntimeError, ValueError) as exc:
                 raise UsageError(f"ray_address = {address!r}: cannot connect to Ray ({exc})") from None
             self.started_ray = True
-        self.task = ray.remote(num_returns="streaming")(workload)
+        # max_calls=0: a worker runs any number of runs (Ray's default for a task given GPUs is one
+        # run per worker process, each paying its start-up): the workload, a process of its own, holds the GPU
+        self.task = ray.remote(num_returns="streaming", max_calls=0)(workload)
         # each run asks for the gpus setting's GPUs, where the cluster has any
         self.gpus = (self.config.get("gpus") or 0) if ray.cluster_resources().get("GPU", 0) else 0
 
@@ -152,14 +174,17 @@ class RayExecutor:
 
         session, config, ray = experiment.session, self.config, self.ray
         commit = experiment.commit or session.tip
-        if commit not in self.trees:
-            while len(self.trees) >= 4:
-                self.trees.pop(next(iter(self.trees)))
-            self.trees[commit] = ray.put(isolation.archive(config, commit))
-        env = {k: v for k, v in run_env(experiment).items() if k not in ("OMP_NUM_THREADS", "AUTORESEARCH_THREADS")}
+        with self.lock:  # workers' threads: one put per commit
+            if commit not in self.trees:
+                while len(self.trees) >= 4:
+                    self.trees.pop(next(iter(self.trees)))
+                self.trees[commit] = ray.put(isolation.archive(config, commit))
+        # the node's own share: the GPUs Ray gave the task (it sets CUDA_VISIBLE_DEVICES), its cores
+        env = {k: v for k, v in run_env(experiment).items()
+               if k not in ("OMP_NUM_THREADS", "AUTORESEARCH_THREADS", "CUDA_VISIBLE_DEVICES")}
         spec = isolation.spec(session.sandbox, config, Path("."))  # the task fills in its own folder
         stream = self.task.options(num_gpus=self.gpus).remote(  # type: ignore[union-attr]
-            self.trees[commit], command(config, experiment, workdir="{workdir}"), env, spec,
+            [self.trees[commit]], command(config, experiment, workdir="{workdir}"), env, spec,
             list(config.get("pass_env") or []))
         log_path = experiment.log_path
         log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -6,19 +6,27 @@ group and streams its output back into the local log while it runs.
 from __future__ import annotations
 
 import json
+import os
+import shutil
 import signal
+import socket
+import subprocess
 import sys
+import tempfile
 import time
+from pathlib import Path
 
 import pytest
 
 from autoresearch import procs
 from autoresearch.plugins.results_tsv import read_results
-from conftest import git, run_subprocess, simple, spawn, write
+from conftest import git, run_subprocess, simple, spawn, stop_everything_under, write
 from test_pluginsystem import RECORDER
 from test_session import run_dir
 
-pytest.importorskip("ray")  # the dev extra installs it: CI runs these
+pytest.importorskip("ray", reason="ray is not installed (pip install 'autoresearch[ray]'; the dev extra has it)")
+
+RAY_CLI = "import sys; from ray.scripts.scripts import main; sys.argv[0] = 'ray'; main()"  # `ray`, from this Python
 
 
 def rows(repo):
@@ -86,3 +94,98 @@ def test_without_ray_installed_the_executor_is_one_clear_line(repo, cli, monkeyp
     simple(repo, "a", "LR = 0.02")
     r = cli("run", "--tag", "t1", "--executor", "ray")
     assert r.rc == 4 and "needs Ray: pip install 'autoresearch[ray]'" in r.err and "Traceback" not in r.err
+
+
+def test_a_commit_is_put_in_rays_object_store_once_for_all_its_runs(repo, cli, monkeypatch):
+    import ray
+
+    from autoresearch.runfolder import Tree
+
+    puts = []
+    real_put = ray.put
+    monkeypatch.setattr(ray, "put", lambda value, **kw: (puts.append(value), real_put(value, **kw))[1])
+    simple(repo, "a", "LR = 0.02")
+    simple(repo, "b", "LR = 0.001")
+    r = cli("run", "--tag", "t1", "--executor", "ray")
+    assert r.rc == 0, r
+    entries = [json.loads(line) for line in (run_dir(repo) / "results.jsonl").read_text().splitlines()]
+    runs = sum(len(e["runs"]) for e in entries)
+    commits = {e["commit"] for e in entries}
+    assert runs > len(commits) == 3  # the baseline's repeats, a keep's confirmation: several runs of a commit
+    assert sum(isinstance(p, Tree) for p in puts) == len(commits)
+
+
+def ray_cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    # a session of its own: the cluster's daemons outlive `ray start`, and no signal to the test's group reaches them
+    return subprocess.run([sys.executable, "-c", RAY_CLI, *args], capture_output=True, text=True, env=env, timeout=180,
+                          start_new_session=True)
+
+
+def cluster_processes(temp_dirs: list[str]) -> list[int]:
+    """The processes of the test's own Ray cluster: those whose command line names its temp folders."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and int(entry.name) != os.getpid():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if any(d in cmdline for d in temp_dirs):
+                found.append(int(entry.name))
+    return found
+
+
+def test_runs_are_scheduled_on_both_nodes_of_a_two_node_cluster(repo):
+    """A head node and a second node (with a custom resource of its own), one CPU each, on this
+    machine: two runs in flight at once must go one to each node, and each run's log names its node.
+
+    Every process of the cluster is stopped in finally, found by the cluster's own temp folders (not
+    `ray stop --force`, which would stop every Ray on the machine, other sessions' included)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    temps = [tempfile.mkdtemp(prefix="arh-"), tempfile.mkdtemp(prefix="arw-")]  # short: socket paths
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0", "RAY_AUTH_MODE": "disabled"}  # a local test cluster
+    address = f"127.0.0.1:{port}"
+    try:
+        head = ray_cli("start", "--head", "--node-ip-address=127.0.0.1", f"--port={port}", "--num-cpus=1",
+                       "--num-gpus=0", "--include-dashboard=false", "--resources={\"head_node\": 1}",
+                       f"--temp-dir={temps[0]}", env=env)
+        assert head.returncode == 0, head.stderr[-3000:]
+        second = ray_cli("start", f"--address={address}", "--node-ip-address=127.0.0.1", "--num-cpus=1",
+                         "--num-gpus=0", "--resources={\"second_node\": 1}", f"--temp-dir={temps[1]}", env=env)
+        assert second.returncode == 0, second.stderr[-3000:]
+        (repo / "pyproject.toml").write_text((repo / "pyproject.toml").read_text() + f'ray_address = "{address}"\n')
+        git(repo, "commit", "-qam", "the cluster")
+        simple(repo, "a", "LR = 0.02\nSLEEP = 3.0")
+        simple(repo, "b", "LR = 0.001\nSLEEP = 3.0")
+        r = run_subprocess(repo, "run", "--tag", "t1", "--executor", "ray", "-n", "2", env=env, timeout=300)
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert [x["status"] for x in read_results(repo / "results.tsv")] == ["keep", "keep", "discard"]
+        nodes = {}
+        for log in sorted((run_dir(repo) / "logs").glob("*.log")):
+            first = log.read_text().splitlines()[0]
+            assert first.startswith("[autoresearch: Ray task on node "), first
+            nodes[log.name] = first.rsplit("(", 1)[1].rstrip(")]")
+        listed = subprocess.run(
+            [sys.executable, "-c", "import json, ray; ray.init(address=%r, log_to_driver=False); "
+             "print(json.dumps({n['NodeID']: sorted(n['Resources']) for n in ray.nodes() if n['Alive']}))" % address],
+            capture_output=True, text=True, env=env, timeout=180)
+        assert listed.returncode == 0, listed.stderr[-3000:]
+        resources = json.loads(listed.stdout.strip().splitlines()[-1])
+        assert len(resources) == 2 and set(nodes.values()) == set(resources), (nodes, resources)
+        assert any("second_node" in r for r in resources.values()) and any("head_node" in r for r in resources.values())
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            for pid in cluster_processes(temps):
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            deadline = time.monotonic() + 5
+            while cluster_processes(temps) and time.monotonic() < deadline:
+                time.sleep(0.2)
+        stop_everything_under(repo)
+        for temp in temps:
+            shutil.rmtree(temp, ignore_errors=True)
+        assert cluster_processes(temps) == []
