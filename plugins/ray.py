@@ -153,8 +153,11 @@ class RayExecutor:
             try:
                 ray.init(address=address, include_dashboard=False, log_to_driver=False,
                          **({} if address else {"num_cpus": max(session.workers, os.cpu_count() or 1)}))
-            except (ConnectionError, RuntimeError, ValueError) as exc:
-                raise UsageError(f"ray_address = {address!r}: cannot connect to Ray ({exc})") from None
+            except Exception as exc:  # noqa: BLE001 Ray raises a bare Exception when its node times out at start-up
+                said = " ".join(str(exc).split())[:300] or type(exc).__name__
+                raise UsageError(f"ray_address = {address!r}: cannot connect to Ray ({said})" if address else
+                                 f"executor = \"ray\": a local Ray did not start ({said}); on a busy machine, try "
+                                 "again, or start one with `ray start --head` and set ray_address") from None
             self.started_ray = True
         # max_calls=0: a worker runs any number of runs (Ray's default for a task given GPUs is one
         # run per worker process, each paying its start-up): the workload, a process of its own, holds the GPU

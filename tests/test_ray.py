@@ -96,6 +96,22 @@ def test_without_ray_installed_the_executor_is_one_clear_line(repo, cli, monkeyp
     assert r.rc == 4 and "needs Ray: pip install 'autoresearch[ray]'" in r.err and "Traceback" not in r.err
 
 
+def test_a_ray_that_does_not_start_is_one_clear_line(repo, cli, monkeypatch):
+    """Ray raises a bare Exception when its node times out at start-up (seen on a loaded machine)."""
+    import ray
+
+    def timed_out(*args, **kwargs):
+        raise Exception("The current node timed out during startup. This could happen because some of the "
+                        "raylet failed to startup or the GCS has become overloaded.")
+
+    monkeypatch.setattr(ray, "init", timed_out)
+    monkeypatch.setattr(ray, "is_initialized", lambda: False)
+    simple(repo, "a", "LR = 0.02")
+    r = cli("run", "--tag", "t1", "--executor", "ray")
+    assert r.rc == 4 and "a local Ray did not start (The current node timed out" in r.err, r
+    assert "Traceback" not in r.err and "internal error" not in r.err
+
+
 def test_a_commit_is_put_in_rays_object_store_once_for_all_its_runs(repo, cli, monkeypatch):
     import ray
 
