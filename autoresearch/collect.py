@@ -206,18 +206,26 @@ def warnings_for(config, h: Hypothesis, patch: Any) -> list[str]:
     return out + command_warnings(config, h, patch, where)
 
 
+def unprintable_name(file: Path, rootdir: Path) -> CollectError | None:
+    """A file whose name holds a control or invisible character (it would reach the terminal and
+    the journal): one escaped line, the file not read."""
+    shown = relpath(file, rootdir)
+    if shown.isprintable():
+        return None
+    from autoresearch.reports import printable
+
+    return CollectError(printable(shown), 1, "the file's name holds a control or invisible character (rename the file)")
+
+
 def collect(config, paths: list[Path], hook: Any, warn: bool = True) -> tuple[list[Hypothesis], list[CollectError]]:
     """Every hypothesis under `paths`, validated; errors are gathered, not raised. Warnings (a patch
     that changes nothing, a protected file that does not exist) go to stderr when `warn`."""
     items: list[Hypothesis] = []
     errors: list[CollectError] = []
     for file in find_files(paths, config):
-        shown = relpath(file, config.rootdir)
-        if not shown.isprintable():  # a control or invisible character would reach the terminal, the journal
-            from autoresearch.reports import printable
-
-            errors.append(CollectError(printable(shown), 1, "the file's name holds a control or invisible "
-                                                            "character (rename the file)"))
+        bad_name = unprintable_name(file, config.rootdir)
+        if bad_name is not None:
+            errors.append(bad_name)
             continue
         try:
             items += hook.autoresearch_collect_file(file_path=file, config=config) or []

@@ -122,3 +122,10 @@ def moved_note(experiment: Any, values: Sequence[float], metric: str, sigma: flo
     shift = noise.level_shift(earlier, values, sigma)
     return (f"; the level moved by {shift:+.4g} beyond the noise: candidates are compared with these runs "
             "from now on") if shift else ""
+
+
+def robust_scale(session, metric: str, values) -> float | None:
+    """The robust σ outliers are flagged with (autoresearch/noise.py), over the session's runs."""
+    if hasattr(session, "groups"):  # the session's index: the same groups, without a walk of the history
+        return noise.robust_sigma(session.groups(metric, values))
+    return noise.robust_sigma(groups(session.history, metric, values))

@@ -216,7 +216,7 @@ def judge_experiment(experiment, runs, tip, final: bool = False) -> Judgement | 
         values, sigma, decide = values_of(runs, metric), session.noise(metric, values_of(runs, metric))[0], None
         base = drift.reference(session, experiment.base_commit, metric, sigma)  # since a level shift, if any
         tip_values = drift.reference(session, tip.commit, metric, sigma) if tip.commit != experiment.base_commit else base
-        scale = robust_scale(session, metric, values)
+        scale = drift.robust_scale(session, metric, values)
         paired = pairing.evidence(experiment, runs, metric, rule.direction, tip.commit, sigma, scale)
         if paired is not None:  # design = "paired": the differences, and σ of a difference
             paired, sigma, scale = paired
@@ -243,15 +243,6 @@ def judge_experiment(experiment, runs, tip, final: bool = False) -> Judgement | 
     return j
 
 
-def robust_scale(session, metric: str, values) -> float | None:
-    """The robust σ outliers are flagged with (autoresearch/noise.py), over the session's runs."""
-    from autoresearch import drift, noise
-
-    if hasattr(session, "groups"):  # the session's index: the same groups, without a walk of the history
-        return noise.robust_sigma(session.groups(metric, values))
-    return noise.robust_sigma(drift.groups(session.history, metric, values))
-
-
 @hookimpl
 def autoresearch_experiment_rerun(experiment, runs):
     from autoresearch import drift, noise
@@ -260,7 +251,7 @@ def autoresearch_experiment_rerun(experiment, runs):
         session, metric = experiment.session, experiment.session.config.get("metric")
         values, sigma = values_of(runs, metric), session.noise(metric)[0]
         return noise.remeasure_more(drift.reference(session, experiment.base_commit, metric, sigma), values, sigma,
-                                    robust_scale(session, metric, values), session.config.get("repeats"))
+                                    drift.robust_scale(session, metric, values), session.config.get("repeats"))
     if experiment.hypothesis is None:  # the baseline: `repeats` runs, the first measure of the noise
         config = experiment.session.config
         columns = [values_of(runs, m) for m in Objective.of(config).counted]
@@ -283,7 +274,7 @@ def autoresearch_make_verdict(experiment, metrics, runs, tip) -> Verdict:
         from autoresearch import drift, noise
 
         values = values_of(runs, metric)
-        flagged = noise.flags(values, robust_scale(experiment.session, metric, values))
+        flagged = noise.flags(values, drift.robust_scale(experiment.session, metric, values))
         outliers = tuple(i for i, f in enumerate(flagged) if f)
         note = f"; run {', '.join(str(i + 1) for i in outliers)} flagged as an outlier" if outliers else ""
         what = "the tip re-measured" if getattr(experiment, "remeasure", False) else "baseline"
