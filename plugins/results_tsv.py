@@ -64,7 +64,9 @@ class ResultsTSV:
         self.session = None
         self.lines: dict[int, tuple[Report, str]] = {}  # seq -> (its report, its sidecar line): each rendered once
         self.last = -1  # the number of the last row written (-1: none)
-        self.sizes: dict[Path, int] = {}  # each file's size as this process last left it
+        # each file as this process last left it: (size, inode, change time). A workload that rewrites one
+        # (sandbox off) cannot set the change time back, so its edit is seen and the file written whole
+        self.marks: dict[Path, tuple[int, int, int]] = {}
         self.flushes = 0  # whole renders, for the tests that bookkeeping does not grow with the run
 
     @property
@@ -97,7 +99,7 @@ class ResultsTSV:
         sidecar = "".join(self.line(r, memory) for r in reports)
         for path, body in zip(self.paths(), (sidecar, text, text)):
             atomic_write(path, body)
-            self.sizes[path] = len(body.encode())
+            self.marks[path] = mark(path)
         self.last = max((r.seq for r in reports), default=-1)
         self.flushes += 1
 
@@ -109,14 +111,17 @@ class ResultsTSV:
         jsonl, *tables = self.paths()
         chunks = {jsonl: self.line(report, memory).encode(), **{path: tsv for path in tables}}  # the mirror once
         try:
-            if any(path.stat().st_size != self.sizes.get(path) for path in chunks):
+            if any(mark(path) != self.marks.get(path) for path in chunks):
                 return False
         except OSError:
             return False
         for path, chunk in chunks.items():
-            if not append_exactly(path, chunk, self.sizes[path]):
+            if not append_exactly(path, chunk, self.marks[path][0]):
                 return False
-            self.sizes[path] += len(chunk)
+            try:
+                self.marks[path] = mark(path)
+            except OSError:
+                return False
         self.last = report.seq
         return True
 
@@ -126,6 +131,11 @@ class ResultsTSV:
         if cached is None or cached[0] is not report:
             cached = self.lines[report.seq] = (report, json.dumps(sidecar_entry(report, memory), default=str) + "\n")
         return cached[1]
+
+
+def mark(path: Path) -> tuple[int, int, int]:
+    st = os.stat(path)
+    return st.st_size, st.st_ino, st.st_ctime_ns
 
 
 def append_exactly(path: Path, data: bytes, size: int) -> bool:
