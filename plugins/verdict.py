@@ -85,10 +85,14 @@ def autoresearch_addoption(parser) -> None:
 def autoresearch_preflight(config) -> None:
     """The objective's settings agree with each other, or one line says what to change."""
     from autoresearch.errors import UsageError
+    from autoresearch.loop import resolve_workers
 
     problem = Objective.of(config).problem()
     if problem:
         raise UsageError(f"{config.rootdir / 'pyproject.toml'} [tool.autoresearch]: {problem}")
+    if config.get("design") == "paired" and resolve_workers(config)[0] > 1:  # runs go to several workers at once
+        raise UsageError("design = \"paired\" runs with one worker (-n 1): with several, a candidate's runs go "
+                         "to several workers at once; use -n 1, or design = \"unpaired\"")
 
 
 @dataclass(frozen=True)
