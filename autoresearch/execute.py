@@ -12,6 +12,7 @@ import re
 import signal
 import sys
 import tempfile
+import threading
 from dataclasses import replace
 from pathlib import Path
 
@@ -280,18 +281,23 @@ def autoresearch_experiment_run(experiment) -> RunResult:
         isolation.remove(folder)
 
 
+_trees = threading.Lock()
+
+
 def tree(experiment) -> isolation.runfolder.Tree:
     """The files of the experiment's commit, read once and kept for the commit's next runs."""
     session = experiment.session
     commit = "" if session.scratch else (experiment.commit or session.tip)
-    if not commit or commit not in session.trees:
+    with _trees:  # workers' threads share the cache
+        data = session.trees.get(commit) if commit else None
+    if data is None:
         data = isolation.archive(session.config, commit, experiment.workdir)
-        if not commit:
-            return data
-        while len(session.trees) >= 4:
-            session.trees.pop(next(iter(session.trees)))
-        session.trees[commit] = data
-    return session.trees[commit]
+        if commit:
+            with _trees:
+                while len(session.trees) >= 4:
+                    session.trees.pop(next(iter(session.trees)))
+                session.trees[commit] = data
+    return data
 
 
 def evaluated(experiment, result: RunResult, folder: Path) -> RunResult:

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from autoresearch.errors import UsageError
+from autoresearch.interrupts import critical
 from autoresearch.reports import Report, Status
 
 
@@ -97,7 +98,9 @@ class Ledger:
     def append(self, entry: dict[str, Any], sync: bool = True) -> None:
         """One line, chained to the one before it (``prev``: the SHA-256 of that line's bytes);
         fsynced unless `sync` is False (a line whose loss costs nothing but repeated work)."""
-        with _append, open(self.path, "ab") as f:
+        # a critical section: a stop that landed after the write but before _last moved would leave
+        # this process's next append finding the file "changed outside autoresearch"
+        with critical(), _append, open(self.path, "ab") as f:
             size = f.tell()
             cached = _last.get(self.path)
             if cached and cached[0] != size:  # this process wrote the last line: someone else wrote since

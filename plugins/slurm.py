@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import os
 import pickle
+import secrets
 import shutil
 import signal
 import subprocess
@@ -73,7 +74,7 @@ def autoresearch_addoption(parser) -> None:
 
 
 def job_main(tree_path: str, cmd: list[str], env: dict[str, str], spec: dict, passed: list[str],
-             pid_path: str) -> int:
+             pid_path: str, nonce: str = "") -> int:
     """The job, on its node: write the commit's files into a fresh folder, run the command there in
     the sandbox `spec` describes with a clean environment, its output to the job's log file (this
     process's stdout) between an ``attempt`` and an ``exit`` marker; return its exit code.
@@ -89,7 +90,8 @@ def job_main(tree_path: str, cmd: list[str], env: dict[str, str], spec: dict, pa
     terminated = watch_signals()
     attempt = os.environ.get("SLURM_RESTART_COUNT", "0")
     out = sys.stdout
-    out.write(f"{MARK.decode()}attempt={attempt} host={socket.gethostname()} job={job_id()}\n")
+    mark = MARK.decode() + (f"{nonce} " if nonce else "")  # the workload never sees the nonce: it cannot forge one
+    out.write(f"{mark}attempt={attempt} host={socket.gethostname()} job={job_id()}\n")
     out.flush()
     folder = Path(tempfile.mkdtemp(prefix="autoresearch-slurm-"))
     proc = None
@@ -111,7 +113,7 @@ def job_main(tree_path: str, cmd: list[str], env: dict[str, str], spec: dict, pa
             rc = proc.wait()
             if rc in (-signal.SIGTERM, -signal.SIGKILL):
                 time.sleep(1.0)  # Slurm signals the job's processes one by one: ours may come later
-        return finish(out, rc, bool(terminated))
+        return finish(out, rc, bool(terminated), mark)
     finally:
         if proc is not None and proc.poll() is None:
             from autoresearch.supervise import kill_group
@@ -138,15 +140,15 @@ def watch_signals() -> list[int]:
     return terminated
 
 
-def finish(out, rc: int, terminated: bool) -> int:
+def finish(out, rc: int, terminated: bool, mark: str = MARK.decode()) -> int:
     """The workload's end, in the job's log: its exit code, or, when Slurm is ending the job
     (scancel, a preemption), no result at all; the job's state then says what comes next."""
     if terminated:
-        out.write(f"{MARK.decode()}terminated={rc}\n")
+        out.write(f"{mark}terminated={rc}\n")
         out.flush()
         time.sleep(TERMINATED_WAIT)  # until Slurm's SIGKILL: a result now would end a job that is requeued
         raise SystemExit(143)
-    out.write(f"{MARK.decode()}exit={rc}\n")
+    out.write(f"{mark}exit={rc}\n")
     out.flush()
     return rc
 
@@ -228,19 +230,22 @@ class SlurmExecutor:
             self.trees[commit] = str(path)
         return str(path)
 
-    def submit(self, experiment, limit: float):
+    def submit(self, experiment, limit: float, nonce: str = ""):
         """Submit one run of the experiment as a job; returns submitit's Job."""
         from autoresearch import isolation
         from autoresearch.execute import command, run_env
 
         session, config = experiment.session, self.config
         # the node's own share: the GPUs Slurm allocated (CUDA_VISIBLE_DEVICES in the job), its cores
-        env = {k: v for k, v in run_env(experiment).items() if k not in NODE_OWN}
+        # on a cluster the job's processes are Slurm's to stop (scancel, the in-flight file on --resume),
+        # not the runner's marker hunt on its own machine, which would end them unrecorded
+        own = NODE_OWN + ("AUTORESEARCH_RUN",) if config.get("slurm_cluster") == "slurm" else NODE_OWN
+        env = {k: v for k, v in run_env(experiment).items() if k not in own}
         spec = isolation.spec(session.sandbox, config, Path("."))  # the job fills in its own folder
         minutes = config.get("slurm_time") or int(-(-limit // 60)) + 5
         pid_path = self.folder / f"{experiment.label}-{experiment.seed}.pid"
         args = (self.tree_path(experiment), command(config, experiment, workdir="{workdir}"), env, spec,
-                list(config.get("pass_env") or []), str(pid_path))
+                list(config.get("pass_env") or []), str(pid_path), nonce)
         with self.lock:
             self.executor.update_parameters(name=f"autoresearch-{experiment.label}", timeout_min=minutes)
             try:
@@ -276,7 +281,8 @@ class SlurmExecutor:
             run = None
             try:  # submitted and known as one step: a stop meanwhile cancels the job it made
                 with interrupts.critical():
-                    run = SlurmRun(lambda: self.submit(experiment, limit), log, on_interrupted,
+                    nonce = secrets.token_hex(16)  # in the job's markers, never in the workload's environment
+                    run = SlurmRun(lambda: self.submit(experiment, limit, nonce), log, on_interrupted, nonce=nonce,
                                    local=self.config.get("slurm_cluster") == "local",
                                    pid_path=str(self.folder / f"{experiment.label}-{experiment.seed}.pid"))
             except BaseException:

@@ -11,7 +11,7 @@ import signal
 import time
 from pathlib import Path
 
-MARK = b"\x1e[autoresearch-slurm] "  # starts a marker line in the job's log (a record separator: no workload prints it)
+MARK = b"\x1e[autoresearch-slurm] "  # starts a marker line in the job's log (then the job's nonce: a workload that prints one cannot forge it)
 POLL_SECONDS = 0.1  # how often the job's log file is read
 STATE_SECONDS = 10.0  # how often Slurm is asked for the job's state (sacct), besides the log
 RESUBMITS = 3  # a job that ends preempted without a requeue is submitted again at most this often
@@ -29,7 +29,10 @@ class SlurmRun:
     a requeue). `submit()` returns a submitit Job; `on_interrupted(entry)` records an attempt that
     preemption cut short; `local`: submitit's local executor, whose workload the runner can kill."""
 
-    def __init__(self, submit, log, on_interrupted, local: bool = False, pid_path: str = "") -> None:
+    def __init__(self, submit, log, on_interrupted, local: bool = False, pid_path: str = "", nonce: str = "") -> None:
+        # the job's marker lines carry a nonce the workload never sees: a line it prints that looks like
+        # one is its output, never an exit code, a preemption or a new attempt
+        self.mark = MARK + (f"{nonce} ".encode() if nonce else b"")
         self.submit, self.log, self.on_interrupted, self.local = submit, log, on_interrupted, local
         self.pid_path = pid_path
         self.resubmits = 0
@@ -74,13 +77,14 @@ class SlurmRun:
         """Copy the workload's output into the run's log, taking out the marker lines (split across
         reads or not)."""
         buf = self.pending + data
-        while (i := buf.find(MARK)) >= 0 and (j := buf.find(b"\n", i)) >= 0:
+        mark = self.mark
+        while (i := buf.find(mark)) >= 0 and (j := buf.find(b"\n", i)) >= 0:
             self.output(buf[:i])
-            self.marker(buf[i + len(MARK):j].decode("utf-8", errors="replace"))
+            self.marker(buf[i + len(mark):j].decode("utf-8", errors="replace"))
             buf = buf[j + 1:]
-        i = buf.find(MARK)
+        i = buf.find(mark)
         if i < 0:  # keep back what may be the start of a marker
-            i = next((k for k in range(max(0, len(buf) - len(MARK) + 1), len(buf)) if MARK.startswith(buf[k:])), len(buf))
+            i = next((k for k in range(max(0, len(buf) - len(mark) + 1), len(buf)) if mark.startswith(buf[k:])), len(buf))
         self.output(buf[:i])
         self.pending = buf[i:]
 
@@ -93,7 +97,7 @@ class SlurmRun:
     def marker(self, text: str) -> None:
         fields = dict(item.partition("=")[::2] for item in text.split())
         if "exit" in fields:
-            self.exit = int(fields["exit"])
+            self.exit = int(fields["exit"]) if fields["exit"].lstrip("-").isdigit() else 1
             return
         if "terminated" in fields:  # Slurm ended the attempt: ask it every second what comes next
             self.terminated = True
