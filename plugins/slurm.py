@@ -237,10 +237,7 @@ class SlurmExecutor:
 
         session, config = experiment.session, self.config
         # the node's own share: the GPUs Slurm allocated (CUDA_VISIBLE_DEVICES in the job), its cores
-        # on a cluster the job's processes are Slurm's to stop (scancel, the in-flight file on --resume),
-        # not the runner's marker hunt on its own machine, which would end them unrecorded
-        own = NODE_OWN + ("AUTORESEARCH_RUN",) if config.get("slurm_cluster") == "slurm" else NODE_OWN
-        env = {k: v for k, v in run_env(experiment).items() if k not in own}
+        env = {k: v for k, v in run_env(experiment).items() if k not in NODE_OWN}
         spec = isolation.spec(session.sandbox, config, Path("."))  # the job fills in its own folder
         minutes = config.get("slurm_time") or int(-(-limit // 60)) + 5
         pid_path = self.folder / f"{experiment.label}-{experiment.seed}.pid"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
 import signal
 import subprocess
 import sys
@@ -71,11 +70,10 @@ def write(path: Path, text: str) -> Path:
     return path
 
 
-@pytest.fixture(scope="session")
-def repo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The committed project `repo` starts from, built once a session (once per xdist worker): real
-    `git init`, `config` and `commit`; nothing ever runs in it, each test gets its own copy."""
-    root = tmp_path_factory.mktemp("repo-template") / "project"
+@pytest.fixture
+def repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A committed project with the fake workload; the current directory while the test runs."""
+    root = tmp_path / "project"
     root.mkdir()
     (root / "train.py").write_text(FAKE_TRAIN)
     (root / "prepare.py").write_text("TIME_BUDGET = 300\n")
@@ -86,19 +84,6 @@ def repo_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     git(root, "config", "user.name", "Test")
     git(root, "add", "-A")
     git(root, "commit", "-qm", "init")
-    return root
-
-
-@pytest.fixture
-def repo(repo_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    """A committed project with the fake workload; the current directory while the test runs.
-
-    A copy of `repo_template` (the same files, config and commit as a fresh `git init` + commit),
-    with its index refreshed: the copies' inodes and ctimes differ from what the template's index
-    recorded, and plumbing such as `git diff-index` would otherwise see a clean file as changed."""
-    root = tmp_path / "project"
-    shutil.copytree(repo_template, root, symlinks=True)
-    git(root, "update-index", "-q", "--refresh")
     monkeypatch.chdir(root)
     return root
 
