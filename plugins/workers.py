@@ -31,7 +31,7 @@ from autoresearch.batches import Batch, RunView
 from autoresearch.errors import Stopped
 from autoresearch.loop import baseline_decided
 from autoresearch.protocol import call, interrupted
-from autoresearch.reports import Cause, RunResult, Status, mean_metrics
+from autoresearch.reports import Cause, RunResult, Status, mean_metrics, sign
 from autoresearch.scheduler import (
     SCHEDULES,
     Cancel,
@@ -121,7 +121,7 @@ class ParallelLoop:
         verdict = config.hook.autoresearch_make_verdict(experiment=exp, metrics=exp.metrics, result=exp.runs[-1],
                                                         runs=tuple(exp.runs), tip=self.session.sample(exp.base_commit))
         value = exp.metrics.get(config.get("metric"))
-        score = 0.0 if value is None else (-value if config.get("direction") == "minimize" else value)
+        score = 0.0 if value is None else sign(config.get("direction")) * value  # higher is better
         return verdict.status == Status.KEEP, score
 
     def drain(self, block: bool) -> None:
