@@ -183,6 +183,10 @@ def test_each_run_is_a_job_with_the_settings_options(repo, slurm):
     assert r.returncode == 0, r.stderr
     assert rows(repo) == [("baseline", "keep", "1.220000"), ("a", "keep", "1.120000")]
     jobs = fake_jobs(slurm)
+    deadline = time.monotonic() + 10  # the fake's daemon writes a job's end a moment after the runner read it
+    while any(j["state"] in ("PENDING", "RUNNING") for j in jobs) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        jobs = fake_jobs(slurm)
     assert [j["name"] for j in jobs].count("autoresearch-001-a") == 1 and all(j["state"] == "COMPLETED" for j in jobs)
     script = Path(jobs[-1]["script"]).read_text()
     for line in ("#SBATCH --partition=gpu", "#SBATCH --gpus-per-node=2", "#SBATCH --time=7",
