@@ -243,6 +243,15 @@ def test_a_preempted_job_is_recorded_as_interrupted_and_its_run_neither_lost_nor
 # the job's log, read in whatever pieces the filesystem gives
 
 
+def feed_in_pieces(run, stream: bytes, cuts: list[int]) -> None:
+    """The job's log as the runner reads it: in pieces of the given sizes, then the rest."""
+    pos = 0
+    for cut in cuts:
+        run.feed(stream[pos:pos + cut])
+        pos += cut
+    run.feed(stream[pos:])
+
+
 @settings_hypothesis(max_examples=200, deadline=None)
 @given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\x1e", b"")), min_size=1, max_size=6),
        st.lists(st.integers(min_value=1, max_value=30), max_size=40))
@@ -259,11 +268,7 @@ def test_the_markers_are_taken_out_wherever_the_reads_split_them(outputs, cuts):
     stream += MARK + b"exit=3\n" + b"submitit INFO done\n"
     log = io.BytesIO()
     run = SlurmRun(lambda: types.SimpleNamespace(job_id="7"), log, lambda entry: None)
-    pos = 0
-    for cut in cuts:
-        run.feed(stream[pos:pos + cut])
-        pos += cut
-    run.feed(stream[pos:])
+    feed_in_pieces(run, stream, cuts)
     assert log.getvalue() == b"[autoresearch: Slurm job 7 runs on n1]\n" + b"".join(outputs)
     assert run.exit == 3
 
@@ -316,10 +321,6 @@ def test_a_candidate_that_prints_marker_lines_changes_nothing_but_its_own_output
     stream += real + b"exit=3\n" + b"submitit INFO done\n"
     log, interrupted = io.BytesIO(), []
     run = SlurmRun(lambda: types.SimpleNamespace(job_id="7"), log, interrupted.append, nonce=nonce)
-    pos = 0
-    for cut in cuts:
-        run.feed(stream[pos:pos + cut])
-        pos += cut
-    run.feed(stream[pos:])
+    feed_in_pieces(run, stream, cuts)
     assert log.getvalue() == b"[autoresearch: Slurm job 7 runs on n1]\n" + b"".join(outputs)
     assert run.exit == 3 and run.attempt == "0" and not interrupted and not run.terminated
