@@ -106,6 +106,7 @@ class Rule:
     keep_threshold: float | str = 0.005
     min_improvement: float | str = 0.0
     max_added_lines: int = 20
+    confirm: int = 0  # the fewest runs a keep has (0: repeats; the benchmark's --frontier sweeps it)
 
     @classmethod
     def of(cls, config) -> Rule:
@@ -196,7 +197,7 @@ def _judge(values, base, tip, net_lines: int, rule: Rule, decide, same: bool) ->
         versus_tip = KEEP if versus is None else versus.status
         if versus_tip != KEEP:
             status, why = (AGAIN if versus_tip == AGAIN else DISCARD), "better than its baseline, not than the branch tip"
-    if status == KEEP and e.n < rule.repeats and e.sigma and e.n_ref != math.inf:
+    if status == KEEP and e.n < min(rule.confirm or rule.repeats, rule.max_repeats) and e.sigma and e.n_ref != math.inf:
         status, why = AGAIN, "to be confirmed"  # a keep becomes the tip: it gets `repeats` runs
     return Judgement(status, why, e, label=c.label, direction=c.direction)
 
