@@ -16,7 +16,9 @@ candidate's k-th run of a new commit), one right after the other on the same wor
 seed, so repeats that run at once on several workers pair all the same). What a pair shares (the
 seed's effect, the machine's level at that moment) cancels in the difference; the difference
 has twice a run's variance when nothing is shared. σ of a difference is pooled over the
-session's paired candidates (noise.paired_sigma). Without git (``-p no:git``) there is no
+session's decided paired candidates (noise.paired_sigma), their pairs read from the ledger: a
+resumed session pools what an uninterrupted one would, and a verdict asked for on the way (a
+worker's likely keep) adds nothing. Without git (``-p no:git``) there is no
 commit to run beside the candidate's files: the runs are unpaired.
 """
 from __future__ import annotations
@@ -72,12 +74,12 @@ class PairedRuns:
                 tip = TipRun(experiment, seed, len(getattr(experiment, "paired", ())))
                 experiment.paired = [*getattr(experiment, "paired", ()), None]
             result = call(tip)
-            with self.lock:
+            experiment.session.ledger.append({"event": "paired", "seq": experiment.seq, "commit": tip.commit,
+                                              "run": result.to_dict()})  # kept in the record; replay skips it
+            with self.lock:  # after the ledger line: σ of a difference read from the ledger misses no pair
                 experiment.paired[tip.index] = result
                 if self.tips is not None:
                     self.tips.setdefault(experiment.seq, {})[result.seed] = result
-            experiment.session.ledger.append({"event": "paired", "seq": experiment.seq, "commit": tip.commit,
-                                              "run": result.to_dict()})  # kept in the record; replay skips it
         return (yield)
 
     def sigma_groups(self, experiment, current: Sequence[float]) -> list[list[float]]:
