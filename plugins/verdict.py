@@ -337,8 +337,7 @@ def autoresearch_configure(config) -> None:
 
 
 def simulate(rule: Rule, rng, effects, sigma: float = 1.0, net_lines: int = 2) -> list[tuple[float, bool, int]]:
-    """One simulated session of this rule on a workload with Gaussian noise (autoresearch/simulation.py:
-    judge() run by run, as the runner applies it). Returns (effect, kept, runs) each."""
+    """One simulated session of this rule, Gaussian noise (autoresearch/simulation.py): (effect, kept, runs) each."""
     from autoresearch.simulation import session
 
     return [(d.effect, d.kept, d.runs) for d in session(judge, rule, rng, effects, sigma, net_lines)]
