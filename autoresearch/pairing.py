@@ -16,16 +16,20 @@ candidate's k-th run of a new commit), one right after the other on the same wor
 seed, so repeats that run at once on several workers pair all the same). What a pair shares (the
 seed's effect, the machine's level at that moment) cancels in the difference; the difference
 has twice a run's variance when nothing is shared. σ of a difference is pooled over the
-session's paired candidates (noise.paired_sigma). Without git (``-p no:git``) there is no
+session's decided paired candidates (noise.paired_sigma), their pairs read from the ledger: a
+resumed session pools what an uninterrupted one would, and a verdict asked for on the way (a
+worker's likely keep) adds nothing. Without git (``-p no:git``) there is no
 commit to run beside the candidate's files: the runs are unpaired.
 """
 from __future__ import annotations
 
+import json
 import threading
 from pathlib import Path
 from typing import Any, Sequence
 
 from autoresearch import hookimpl
+from autoresearch.reports import RunResult, Status
 from autoresearch.session import Experiment
 
 
@@ -58,7 +62,7 @@ class PairedRuns:
     def __init__(self, config) -> None:
         self.config = config
         self.lock = threading.Lock()
-        self.diffs: dict[int, list[float]] = {}  # each paired candidate's differences, by experiment number
+        self.tips: dict[int, dict[int, Any]] | None = None  # each candidate's tip runs, by seed; read from the ledger once
 
     @hookimpl(wrapper=True)
     def autoresearch_experiment_run(self, experiment):
@@ -70,17 +74,44 @@ class PairedRuns:
                 tip = TipRun(experiment, seed, len(getattr(experiment, "paired", ())))
                 experiment.paired = [*getattr(experiment, "paired", ()), None]
             result = call(tip)
-            with self.lock:
-                experiment.paired[tip.index] = result
             experiment.session.ledger.append({"event": "paired", "seq": experiment.seq, "commit": tip.commit,
                                               "run": result.to_dict()})  # kept in the record; replay skips it
+            with self.lock:  # after the ledger line: σ of a difference read from the ledger misses no pair
+                experiment.paired[tip.index] = result
+                if self.tips is not None:
+                    self.tips.setdefault(experiment.seq, {})[result.seed] = result
         return (yield)
 
     def sigma_groups(self, experiment, current: Sequence[float]) -> list[list[float]]:
-        """The differences of every paired candidate of this session before `experiment`, then its own."""
+        """The differences of every paired candidate of this session decided before `experiment`
+        (in the ledger: the same after ``--resume``; a verdict asked for on the way, such as a
+        worker's likely keep, adds nothing), then its own."""
+        session, config = experiment.session, self.config
+        metric, direction = config.get("metric"), config.get("direction")
         with self.lock:
-            self.diffs[experiment.seq] = list(current)
-            return [list(v) for seq, v in sorted(self.diffs.items()) if seq != experiment.seq] + [list(current)]
+            tips = self.loaded(session)
+            decided = [r for r in session.history if r.seq != experiment.seq and r.seq in tips and r.key
+                       and r.status in (Status.KEEP, Status.DISCARD)]
+            groups = [list(matched(tips[r.seq], r.runs, metric, direction)) for r in decided]
+        return [g for g in groups if g] + [list(current)]
+
+    def loaded(self, session) -> dict[int, dict[int, Any]]:
+        """The tip runs of every paired candidate, by experiment number and seed: the ledger's
+        "paired" events the first time (a resumed session's too), then as they run (the lock held)."""
+        if self.tips is None:
+            self.tips = {}
+            path = session.ledger.path
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines() if path.exists() else ():
+                if '"paired"' not in line:
+                    continue
+                try:
+                    entry = json.loads(line)
+                except json.JSONDecodeError:
+                    continue  # a torn last line: what it held runs again
+                if entry.get("event") == "paired" and isinstance(entry.get("run"), dict):
+                    run = RunResult.from_dict(entry["run"])
+                    self.tips.setdefault(entry["seq"], {})[run.seed] = run  # a rerun's pair replaces the killed one's
+        return self.tips
 
 
 def pairs(experiment: Any) -> bool:
@@ -94,9 +125,14 @@ def pairs(experiment: Any) -> bool:
 def differences(experiment: Any, runs: Sequence[Any], metric: str, direction: str) -> tuple[float, ...]:
     """The improvement of each of the candidate's runs over the tip's run with its seed (positive:
     better), for the pairs where both printed the metric."""
+    return matched({t.seed: t for t in getattr(experiment, "paired", ()) if t is not None}, runs, metric, direction)
+
+
+def matched(tips: dict[int, Any], runs: Sequence[Any], metric: str, direction: str) -> tuple[float, ...]:
+    """The improvement of each run over the tip's run with its seed (`tips` by seed), where both printed the metric."""
     from autoresearch.reports import sign
 
-    tips = {t.seed: t for t in getattr(experiment, "paired", ()) if t is not None and t.ok and metric in t.metrics}
+    tips = {seed: t for seed, t in tips.items() if t.ok and metric in t.metrics}
     return tuple(sign(direction) * (run.metrics[metric] - tips[run.seed].metrics[metric])
                  for run in runs if run.ok and metric in run.metrics and run.seed in tips)
 

@@ -15,6 +15,9 @@ The decision after each run of a candidate (k = noise_k, default 2; M = max_repe
         n == M                            keep if z >= 0.8 k, else discard: on the means
         otherwise                         the grey zone: run it again
 
+SCREEN_AT (off by default, None) adds a one-run screen: after the first run, discard below that
+many standard errors; bench/bench_validity.py --frontier sweeps it.
+
 sigma is pooled robustly (outliers left out, over a window of recent runs) by autoresearch/noise.py.
 Measured on simulated loops (bench/bench_validity.py: Gaussian, Student-t, wild runs, drift), this
 keeps about 1 in 60 null changes and 88 % of true 2-sigma steps on Gaussian noise, at about 2.5
@@ -34,6 +37,7 @@ AGAIN = "again"  # the grey zone: a judgement, never an outcome
 KEEP_AT = 1.3  # keep at once beyond KEEP_AT k standard errors
 FINAL_AT = 0.8  # on the means at max_repeats: keep beyond FINAL_AT k standard errors
 FUTILE_AT = 1.0  # discard when short of a k-sigma gain by more than FUTILE_AT k standard errors
+SCREEN_AT: float | None = None  # after the first run: discard below this many standard errors (None: futility only)
 
 
 def pooled_sigma(groups: Iterable[Sequence[float]]) -> tuple[float | None, int]:
@@ -91,6 +95,8 @@ def sequential(e: Evidence, *, k: float, max_repeats: int) -> str:
         return KEEP if z >= FINAL_AT * k else DISCARD
     if z >= KEEP_AT * k:
         return KEEP
+    if e.n == 1 and SCREEN_AT is not None and z < SCREEN_AT:
+        return DISCARD
     se = e.se or 0.0
     if se and z < k * (e.sigma or 0.0) / se - FUTILE_AT * k:
         return DISCARD

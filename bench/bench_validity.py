@@ -1,6 +1,6 @@
 """How often the keep/discard verdict is right, on workloads whose noise and true effects are known.
 
-    python bench/bench_validity.py [--sessions N] [--ideas-sessions M] [--no-tradeoff] [--frontier]
+    python bench/bench_validity.py [--sessions N] [--ideas-sessions M] [--no-tradeoff] [--frontier] [--ceiling]
 
 Drives the verdict plugin's own ``judge()`` run by run (autoresearch/simulation.py: the loop as
 the runner runs it, σ pooled as the runner pools it), so what is measured is what runs.
@@ -17,7 +17,11 @@ the runner runs it, σ pooled as the runner pools it), so what is measured is wh
 3. Gain per run against the by-hand rule (one run each, keep if lower than the best value so
    far) on a realistic queue: M sessions (default 40) of 40 ideas, 60 % slightly harmful
    (0.5-2σ), 25 % null, 15 % helpful (1-3σ), effects additive, so every tip's true value is known.
-4. (--frontier) The rule's own knobs swept on that queue: the best final gain against gain per run.
+4. (--frontier) The rule's own knobs swept on that queue (with a one-run screen and fewer runs
+   to confirm a keep): the best final gain against gain per run, and each such setting on the
+   Gaussian model.
+5. (--ceiling) The best any three-look rule reaches on that queue with σ known: with the tip's
+   true value known, and with the tip measured by its runs (what a runner has).
 """
 from __future__ import annotations
 
@@ -186,39 +190,99 @@ def gain_per_run(sessions: int, rule: Rule) -> None:
 
 def frontier(sessions: int, rule: Rule) -> None:
     """The best the sequential rule's own knobs reach on the realistic queue: noise_k, the futility
-    and final bounds (autoresearch/stats.py's FUTILE_AT and FINAL_AT, set here for the sweep only),
-    repeats and max_repeats; the Pareto frontier of final gain against gain per run, among the
-    settings with <= 0.1 harmful keeps a session."""
+    bound, a one-run screen (discard after the first run below this many standard errors; stats.
+    SCREEN_AT), repeats and max_repeats, and the runs a keep needs (Rule.confirm; 0: repeats); the
+    Pareto frontier of final gain against gain per run, among the settings with <= 0.1 harmful
+    keeps a session, each with what it does on the Gaussian validity model."""
     import itertools
 
     from autoresearch import stats
 
-    print(f"\n4. the frontier on the realistic queue ({sessions} sessions; noise_k, futility, final, repeats, "
-          "max_repeats; <= 0.1 harmful keeps a session):")
+    print(f"\n4. the frontier on the realistic queue ({sessions} sessions; <= 0.1 harmful keeps a session), and the "
+          f"same settings on the Gaussian model ({sessions} sessions):")
     hand, rng = Tally(), random.Random(777)
     for _ in range(sessions):
         by_hand(rng, ideas(rng), hand)
     hand_per_run = hand.gain / (hand.runs + hand.baseline_runs)
-    saved, points = (stats.FUTILE_AT, stats.FINAL_AT), []
+    saved, points = (stats.FUTILE_AT, stats.SCREEN_AT), []
     try:
-        for k, futile, final, (r, m) in itertools.product((1.4, 1.6, 2.0), (0.6, 0.8, 1.0), (0.8, 1.0),
-                                                          ((2, 3), (3, 3), (3, 5), (5, 8))):
-            stats.FUTILE_AT, stats.FINAL_AT = futile, final
+        for k, futile, screen, (r, m), confirm in itertools.product(
+                (1.6, 2.0), (0.8, 1.0), (None, 0.0, 0.3), ((3, 3), (3, 5), (5, 8)), (0, 2)):
+            if confirm >= r:
+                continue
+            stats.FUTILE_AT, stats.SCREEN_AT = futile, screen
+            knobs = replace(rule, noise_k=k, repeats=r, max_repeats=m, confirm=confirm)
             tally, rng = Tally(), random.Random(777)
             for _ in range(sessions):
-                tally.add(simulation.session(judge, replace(rule, noise_k=k, repeats=r, max_repeats=m), rng, ideas(rng),
-                                             remeasure_every=REMEASURE), r)
+                tally.add(simulation.session(judge, knobs, rng, ideas(rng), remeasure_every=REMEASURE), r)
             if tally.harmful_kept / sessions <= 0.1:
                 per_run = tally.gain / (tally.runs + tally.baseline_runs) / hand_per_run
-                points.append((tally.gain / hand.gain, per_run, f"{k:g}, {futile:g}, {final:g}, {r}, {m}",
-                               (tally.runs + tally.baseline_runs) / sessions))
+                name = f"{k:g}, {futile:g}, {'-' if screen is None else f'{screen:g}'}, {r}, {m}, {confirm or r}"
+                points.append((tally.gain / hand.gain, per_run, name, (tally.runs + tally.baseline_runs) / sessions,
+                               (futile, screen, knobs)))
+        best = [p for p in points if not any(q[0] >= p[0] and q[1] >= p[1] and q != p for q in points)]
+        print(f"{'noise_k, futility, screen, r, m, confirm':>40s} {'gain':>6s} {'gain/run':>9s} {'runs':>6s}   "
+              f"Gaussian: {HEADER}")
+        for gain, per_run, name, runs, (futile, screen, knobs) in sorted(best, reverse=True):
+            stats.FUTILE_AT, stats.SCREEN_AT = futile, screen
+            g = measure(knobs, "Gaussian", sessions, "unpaired", REMEASURE)
+            print(f"{name:>40s} {gain:5.2f}x {per_run:8.2f}x {runs:6.1f}   {'':9s} {g.row()}", flush=True)
     finally:
-        stats.FUTILE_AT, stats.FINAL_AT = saved
-    best = [p for p in points if not any(q[0] >= p[0] and q[1] >= p[1] and q != p for q in points)]
-    print(f"{'noise_k, futility, final, r, m':>32s} {'gain':>6s} {'gain/run':>9s} {'runs':>6s}")
-    for gain, per_run, name, runs in sorted(best, reverse=True):
-        print(f"{name:>32s} {gain:5.2f}x {per_run:8.2f}x {runs:6.1f}")
+        stats.FUTILE_AT, stats.SCREEN_AT = saved
     print("target: >= 1.3x the gain at >= 1.0x the gain per run")
+
+
+def ceiling(sessions: int) -> None:
+    """What no rule of this kind beats: the same queue, σ known exactly (1), at most three looks
+    (discard below c0, keep at k1 after one run; discard below c1, keep at k2 after two; keep at
+    k3 after three), thresholds on the candidate's z against the tip, every combination of a
+    small grid; once with the tip's true value known (the lead's arithmetic), once with the tip
+    measured by its own runs (a keep's runs, `confirm` of them at least) as the runner must."""
+    import itertools
+    import math
+
+    hand, rng = Tally(), random.Random(777)
+    for _ in range(sessions):
+        by_hand(rng, ideas(rng), hand)
+    hand_gain, hand_per_run = hand.gain / sessions, hand.gain / (hand.runs + hand.baseline_runs)
+    print(f"\n5. the ceiling on the realistic queue ({sessions} sessions; σ known; <= 0.1 harmful keeps a session; "
+          "the best final gain at >= 1.0x the gain per run, and the best gain per run at >= 1.3x the gain):")
+
+    def z(xs: list[float], ref: float, m: float) -> float:
+        return (sum(xs) / len(xs) - ref) / math.sqrt(1 / len(xs) + 1 / m)
+
+    def play(knobs, exact: bool) -> tuple[float, float, float]:
+        c0, k1, c1, k2, k3, confirm, base = knobs
+        rng, gain, runs, harmful = random.Random(1), 0.0, 0, 0
+        for _ in range(sessions):
+            tip_true, tip = 0.0, [rng.gauss(0, 1) for _ in range(base)]
+            runs += base
+            for effect in ideas(rng):
+                ref, m = (tip_true, math.inf) if exact else (sum(tip) / len(tip), len(tip))
+                xs = [tip_true + effect + rng.gauss(0, 1)]
+                keep = z(xs, ref, m) >= k1
+                if not keep and z(xs, ref, m) >= c0:
+                    xs.append(tip_true + effect + rng.gauss(0, 1))
+                    keep = z(xs, ref, m) >= k2
+                    if not keep and z(xs, ref, m) >= c1:
+                        xs.append(tip_true + effect + rng.gauss(0, 1))
+                        keep = z(xs, ref, m) >= k3
+                if keep:
+                    xs += [tip_true + effect + rng.gauss(0, 1) for _ in range(confirm - len(xs))]
+                    tip_true, tip = tip_true + effect, xs
+                    gain, harmful = gain + effect, harmful + (effect < 0)
+                runs += len(xs)
+        return gain / sessions / hand_gain, gain / runs / hand_per_run, harmful / sessions
+
+    grid = list(itertools.product((0.0, 0.3, 0.6), (1.8, 2.2, 2.6), (0.4, 0.8), (1.2, 1.6, 2.0), (0.9, 1.4, 1.8),
+                                  (1, 2, 3), (2, 3)))
+    print(f"{'tip':>14s} {'best gain at >= 1.0x/run':>26s} {'best gain/run at >= 1.3x gain':>31s}")
+    for exact in (True, False):
+        scores = [s for s in (play(knobs, exact) for knobs in grid) if s[2] <= 0.1]
+        a = max((s for s in scores if s[1] >= 1.0), default=None)
+        b = max((s for s in scores if s[0] >= 1.3), key=lambda s: s[1], default=None)
+        show = ["none" if s is None else f"{s[0]:.2f}x gain, {s[1]:.2f}x/run" for s in (a, b)]
+        print(f"{'known exactly' if exact else 'measured':>14s} {show[0]:>26s} {show[1]:>31s}", flush=True)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -228,7 +292,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--ideas-sessions", type=int, default=40, help="sessions of the gain-per-run comparison")
     parser.add_argument("--no-tradeoff", action="store_true", help="skip the trade-off curve")
     parser.add_argument("--frontier", action="store_true",
-                        help="also sweep the rule's knobs on the realistic queue (72 settings; a few minutes)")
+                        help="also sweep the rule's knobs on the realistic queue (60 settings; a few minutes)")
+    parser.add_argument("--ceiling", action="store_true",
+                        help="also the best any three-look rule with σ known reaches on that queue, with the tip's "
+                             "value known and measured (a few minutes)")
     args = parser.parse_args(argv)
     sessions = args.sessions or args.sessions_opt
     rule = Rule()
@@ -242,6 +309,8 @@ def main(argv: list[str] | None = None) -> None:
     gain_per_run(args.ideas_sessions, rule)
     if args.frontier:
         frontier(args.ideas_sessions, rule)
+    if args.ceiling:
+        ceiling(args.ideas_sessions)
     print(f"\n({time.monotonic() - start:.0f}s)")
 
 

@@ -106,6 +106,7 @@ class Rule:
     keep_threshold: float | str = 0.005
     min_improvement: float | str = 0.0
     max_added_lines: int = 20
+    confirm: int = 0  # the fewest runs a keep has (0: repeats; the benchmark's --frontier sweeps it)
 
     @classmethod
     def of(cls, config) -> Rule:
@@ -196,7 +197,7 @@ def _judge(values, base, tip, net_lines: int, rule: Rule, decide, same: bool) ->
         versus_tip = KEEP if versus is None else versus.status
         if versus_tip != KEEP:
             status, why = (AGAIN if versus_tip == AGAIN else DISCARD), "better than its baseline, not than the branch tip"
-    if status == KEEP and e.n < rule.repeats and e.sigma and e.n_ref != math.inf:
+    if status == KEEP and e.n < min(rule.confirm or rule.repeats, rule.max_repeats) and e.sigma and e.n_ref != math.inf:
         status, why = AGAIN, "to be confirmed"  # a keep becomes the tip: it gets `repeats` runs
     return Judgement(status, why, e, label=c.label, direction=c.direction)
 
@@ -336,8 +337,7 @@ def autoresearch_configure(config) -> None:
 
 
 def simulate(rule: Rule, rng, effects, sigma: float = 1.0, net_lines: int = 2) -> list[tuple[float, bool, int]]:
-    """One simulated session of this rule on a workload with Gaussian noise (autoresearch/simulation.py:
-    judge() run by run, as the runner applies it). Returns (effect, kept, runs) each."""
+    """One simulated session of this rule, Gaussian noise (autoresearch/simulation.py): (effect, kept, runs) each."""
     from autoresearch.simulation import session
 
     return [(d.effect, d.kept, d.runs) for d in session(judge, rule, rng, effects, sigma, net_lines)]
