@@ -257,6 +257,8 @@ class Scheduler:
             job = Job(self.front.pop(0), order, self.version, worker=self.take())
             self.jobs.insert(0, job)
             out.append(Measure(job, job.worker))
+        if self.front:
+            return out  # it is decided next: it waits for a free worker, nothing else goes first
         self.serve(out)
         if self.schedule == "serial":
             self.restale(out)

@@ -25,6 +25,7 @@ import concurrent.futures as cf
 import functools
 import queue
 import threading
+import time
 
 from autoresearch import hookimpl, interrupts
 from autoresearch.batches import Batch, RunView
@@ -47,8 +48,8 @@ from autoresearch.scheduler import (
     recount,
 )
 from autoresearch.rounds import make
-from autoresearch import drift
 from autoresearch.drift import REMEASURED
+from autoresearch.outcomes import MEASURED
 from autoresearch.session import Experiment
 
 
@@ -77,6 +78,8 @@ class ParallelLoop:
         self.lock = threading.Lock()
         self.closing = False
         self.recorded = Waste()
+        self.since: int | None = None  # measured decisions since the tip was last measured (due())
+        self.measured_at = 0.0
         self.baseline_ready = threading.Event()  # set once the baseline is decided (or the session stops)
         if session.baseline_done:
             self.baseline_ready.set()
@@ -287,16 +290,29 @@ class ParallelLoop:
         else:
             kept = session.tip != tip
         self.sched.decided(job, kept)
-        if not job.baseline and self.due():
+        if self.due(report) and not job.baseline:
             self.sched.insert(Item(None, REMEASURED, floating=False))
 
-    def due(self) -> bool:
-        """Whether the tip is due for a re-measurement now (as the one-worker loop asks after each
-        decision), and none is on its way."""
-        sched = self.sched
-        if self.session.shouldstop or any(j.item.name == REMEASURED for j in (*sched.jobs, *sched.front)):
+    def due(self, report) -> bool:
+        """Whether the tip is due for a re-measurement after this decision, as the one-worker loop
+        asks after each (autoresearch/drift.py's rule: `remeasure_every` measured decisions or
+        `remeasure_hours` since the tip was last measured), counted here in the order of the
+        decisions (a re-measurement's number comes after those dispatched before it)."""
+        config, session = self.session.config, self.session
+        if self.since is None:  # as drift.due counts at the start: over the reports so far
+            done = [r for r in session.history if r.status in MEASURED and r.seq != report.seq]
+            last = max((i for i, r in enumerate(done) if r.commit and r.commit == session.tip), default=None)
+            self.since, self.measured_at = (0, 0.0) if last is None else (len(done) - 1 - last, done[last].started)
+        if report.status in MEASURED:
+            if report.commit == session.tip:
+                self.since, self.measured_at = 0, report.started
+            else:
+                self.since += 1
+        every, hours = config.get("remeasure_every") or 0, config.get("remeasure_hours") or 0.0
+        if session.shouldstop or not session.tip or any(j.item.name == REMEASURED for j in self.sched.jobs):
             return False
-        return drift.due(self.session)
+        return bool((every and self.since >= every)
+                    or (hours and self.since and time.time() - self.measured_at >= hours * 3600))
 
     def recount(self, job: Job) -> bool:
         """At its decision: the runs that count, asked again in seed order with what is decided now
