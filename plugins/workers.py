@@ -25,7 +25,6 @@ import concurrent.futures as cf
 import functools
 import queue
 import threading
-import time
 
 from autoresearch import hookimpl, interrupts
 from autoresearch.batches import Batch, RunView
@@ -45,11 +44,10 @@ from autoresearch.scheduler import (
     Resume,
     Run,
     Waste,
-    recount,
 )
 from autoresearch.rounds import make
 from autoresearch.drift import REMEASURED
-from autoresearch.outcomes import MEASURED
+from autoresearch.recount import Decisions
 from autoresearch.session import Experiment
 
 
@@ -63,7 +61,7 @@ def autoresearch_addoption(parser) -> None:
                       help="schedule = \"rounds\": candidates per round (0: one per worker)")
 
 
-class ParallelLoop:
+class ParallelLoop(Decisions):
     def __init__(self, session) -> None:
         self.session = session
         config = session.config
@@ -78,8 +76,6 @@ class ParallelLoop:
         self.lock = threading.Lock()
         self.closing = False
         self.recorded = Waste()
-        self.since: int | None = None  # measured decisions since the tip was last measured (due())
-        self.measured_at = 0.0
         self.baseline_ready = threading.Event()  # set once the baseline is decided (or the session stops)
         if session.baseline_done:
             self.baseline_ready.set()
@@ -292,53 +288,6 @@ class ParallelLoop:
         self.sched.decided(job, kept)
         if self.due(report) and not job.baseline:
             self.sched.insert(Item(None, REMEASURED, floating=False))
-
-    def due(self, report) -> bool:
-        """Whether the tip is due for a re-measurement after this decision, as the one-worker loop
-        asks after each (autoresearch/drift.py's rule: `remeasure_every` measured decisions or
-        `remeasure_hours` since the tip was last measured), counted here in the order of the
-        decisions (a re-measurement's number comes after those dispatched before it)."""
-        config, session = self.session.config, self.session
-        if self.since is None:  # as drift.due counts at the start: over the reports so far
-            done = [r for r in session.history if r.status in MEASURED and r.seq != report.seq]
-            last = max((i for i, r in enumerate(done) if r.commit and r.commit == session.tip), default=None)
-            self.since, self.measured_at = (0, 0.0) if last is None else (len(done) - 1 - last, done[last].started)
-        if report.status in MEASURED:
-            if report.commit == session.tip:
-                self.since, self.measured_at = 0, report.started
-            else:
-                self.since += 1
-        every, hours = config.get("remeasure_every") or 0, config.get("remeasure_hours") or 0.0
-        if session.shouldstop or not session.tip or any(j.item.name == REMEASURED for j in self.sched.jobs):
-            return False
-        return bool((every and self.since >= every)
-                    or (hours and self.since and time.time() - self.measured_at >= hours * 3600))
-
-    def recount(self, job: Job) -> bool:
-        """At its decision: the runs that count, asked again in seed order with what is decided now
-        (it was measured while earlier ones were undecided); True: one worker would have run it
-        more, and its measurement goes on (its next runs on free workers, as before)."""
-        exp, hook = job.payload, self.session.config.hook
-        if not exp.runs or getattr(exp, "stale", "") or exp.should_stop():
-            return False
-        keep, again = recount(exp.runs, lambda runs: runs[-1].ok and hook.autoresearch_experiment_rerun(
-            experiment=exp, runs=runs))
-        if keep < len(exp.runs):
-            self.sched.trimmed(job, len(exp.runs) - keep)
-            del exp.runs[keep:]
-        if not again:
-            return False
-        self.sched.reopen(job)
-        self.futures[job] = self.pool.submit(self.go_on, job)
-        return True
-
-    def go_on(self, job: Job) -> None:
-        """The runs a decision found missing (recount), on the pool's thread."""
-        exp, hook = job.payload, self.session.config.hook
-        try:
-            self.spread(job, exp, lambda runs: hook.autoresearch_experiment_rerun(experiment=exp, runs=runs))
-        finally:
-            self.events.put(("measured", job, None))
 
     def stop(self, exc: BaseException | None) -> None:
         """Stop every worker's run at once; what was in flight is recorded as interrupted."""
