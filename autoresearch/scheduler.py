@@ -18,7 +18,11 @@ Two schedules (the ``schedule`` setting):
 
     serial   decisions in dispatch order; a keep makes what was dispatched on the old tip stale:
              it is measured again on the new tip before it is decided. The results are one
-             worker's, for any N.
+             worker's, for any N. A likely keep (want(likely=True)) holds back new dispatches
+             until it is decided, and what is decided before it runs its grey zone at once
+             (rush); the driver recounts a decision's runs at Decide (repeats.recount) and
+             reopen()s it when one worker would have run it more; insert() puts the tip's
+             re-measurement before every job in flight.
     rounds   up to ``round_size`` (default N) candidates measured on the same tip; when all are
              measured, the losers are decided, then the best winner (the one a keep would move
              the tip to), then the other winners are measured again on the new tip, as a
