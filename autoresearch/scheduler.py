@@ -37,6 +37,7 @@ import bisect
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from autoresearch.actions import Cancel, Decide, Measure, Release, Resume, Run  # noqa: F401 (what step() says)
 from autoresearch.repeats import Repeats, Waste, recount  # noqa: F401 (the scheduler's parts, imported from here)
 
 SCHEDULES = ("serial", "rounds")
@@ -74,40 +75,6 @@ class Job:
     @property
     def baseline(self) -> bool:
         return self.item.payload is None
-
-
-@dataclass(frozen=True)
-class Measure:
-    job: Job
-    worker: int
-    again: bool = False
-
-
-@dataclass(frozen=True)
-class Run:
-    job: Job
-    worker: int
-
-
-@dataclass(frozen=True)
-class Cancel:
-    job: Job
-    dropped: int  # runs it had asked for that will not start
-
-
-@dataclass(frozen=True)
-class Decide:
-    job: Job
-
-
-@dataclass(frozen=True)
-class Resume:
-    job: Job  # rounds: a paused winner's confirmation runs, now (it is the round's best)
-
-
-@dataclass(frozen=True)
-class Release:
-    job: Job  # rounds: a paused winner's measurement ends here (another was kept)
 
 
 class Scheduler:
