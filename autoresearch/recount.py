@@ -64,8 +64,9 @@ class Decisions:
 
     def go_on(self, job: Job) -> None:
         """The runs a decision found missing (recount), on the pool's thread."""
-        exp, hook = job.payload, self.session.config.hook
+        exp, hook, likely = job.payload, self.session.config.hook, None
         try:
             self.spread(job, exp, lambda runs: hook.autoresearch_experiment_rerun(experiment=exp, runs=runs))
+            likely = self.kept_now(job)
         finally:
-            self.events.put(("measured", job, None))
+            self.events.put(("measured", job, likely))

@@ -69,6 +69,7 @@ class Job:
     winner: bool = False
     charged: bool = False  # its runs are counted as wasted already
     likely: bool = False  # its runs now are a likely keep's confirmation runs
+    keeps: bool = True  # measured: the verdict may keep it (serial decides it before dispatching more)
     score: float = 0.0
     payload: Any = None  # the driver's own (plugins/workers.py: the Experiment)
 
@@ -109,8 +110,11 @@ class Scheduler:
 
     # -- events ------------------------------------------------------------------------------
 
-    def measured(self, job: Job, runs: int) -> None:
-        """Its measurement is over, with `runs` runs; its worker is free."""
+    def measured(self, job: Job, runs: int, likely: bool | None = None) -> None:
+        """Its measurement is over, with `runs` runs; its worker is free. `likely`: whether the
+        verdict would keep it now (None: not known): serial decides a likely keep before anything
+        new is dispatched, anything else while what comes next is dispatched."""
+        job.keeps = likely is not False
         self.waste.runs += runs
         job.runs = runs
         self.release(job)
@@ -236,6 +240,8 @@ class Scheduler:
             head = self.jobs[0] if self.jobs else None
             if head is not None and head.state == "measured" and not self.stale(head):
                 head.state = "deciding"
+                if not head.keeps:  # what comes next starts while it is decided (not a likely keep)
+                    self.dispatch(out, pull)
                 return [*out, Decide(head)]
             self.dispatch(out, pull)
         else:

@@ -219,8 +219,9 @@ class Simulation:
         elif start:
             trial.batch = start
             self.sched.want(job, start, trial.repeats.confirming)
-        else:
-            self.sched.measured(job, len(trial.runs))
+        else:  # whether it would be kept now, as plugins/workers.py tells it (serial, spread)
+            likely = None if job.baseline or not self.spread or self.sched.schedule != "serial" else self.likely(job, trial.runs)
+            self.sched.measured(job, len(trial.runs), likely)
 
     def run(self) -> tuple[float, float, float]:
         """(decisions per time unit, wasted share, keep rate)."""

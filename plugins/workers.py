@@ -141,7 +141,7 @@ class ParallelLoop(Decisions):
                 if error is not None and not (isinstance(error, Stopped) and job.payload.should_stop()):
                     self.sched.jobs.remove(job)  # not in flight: a worker's error is the session's
                     future.result()
-                self.sched.measured(job, len(job.payload.runs))
+                self.sched.measured(job, len(job.payload.runs), value)
             elif what == "want":
                 self.sched.want(job, *value)
             elif what == "ran":
@@ -185,10 +185,20 @@ class ParallelLoop(Decisions):
         self.futures[job] = self.pool.submit(self.work, job)
 
     def work(self, job: Job) -> None:
+        likely = None
         try:
             self.session.config.hook.autoresearch_experiment_measure(experiment=job.payload)
+            likely = self.kept_now(job)
         finally:
-            self.events.put(("measured", job, None))
+            self.events.put(("measured", job, likely))
+
+    def kept_now(self, job: Job) -> bool | None:
+        """Serial: whether the verdict would keep it on its runs as the tip is now (a likely keep
+        is decided before anything new is dispatched: what would be would be stale)."""
+        exp = job.payload
+        if self.sched.schedule != "serial" or job.baseline or not exp.runs or not exp.runs[-1].ok or exp.should_stop():
+            return None
+        return self.likely(exp, tuple(exp.runs))
 
     def spread(self, job: Job, exp: Experiment, more) -> None:
         """The runs after the first, on the measure's thread: asked for at once (as many as the

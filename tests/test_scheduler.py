@@ -162,8 +162,8 @@ class Driver:
         elif start:
             p["batch"] = start
             self.sched.want(job, start, p["rep"].confirming)
-        else:
-            self.sched.measured(job, len(p["runs"]))
+        else:  # whether it would be kept now: a likely keep is decided before anything new is dispatched
+            self.sched.measured(job, len(p["runs"]), None if job.baseline else p["true"] > self.tip)
 
     def run(self):
         while True:
