@@ -18,7 +18,11 @@ Two schedules (the ``schedule`` setting):
 
     serial   decisions in dispatch order; a keep makes what was dispatched on the old tip stale:
              it is measured again on the new tip before it is decided. The results are one
-             worker's, for any N.
+             worker's, for any N. A likely keep (want(likely=True)) holds back new dispatches
+             until it is decided, and what is decided before it runs its grey zone at once
+             (rush); the driver recounts a decision's runs at Decide (repeats.recount) and
+             reopen()s it when one worker would have run it more; insert() puts the tip's
+             re-measurement before every job in flight.
     rounds   up to ``round_size`` (default N) candidates measured on the same tip; when all are
              measured, the losers are decided, then the best winner (the one a keep would move
              the tip to), then the other winners are measured again on the new tip, as a
@@ -29,9 +33,12 @@ A run thrown away is counted as wasted: ``stale`` (finished, on a tip that moved
 """
 from __future__ import annotations
 
-from collections import deque
+import bisect
 from dataclasses import dataclass
-from typing import Any, Callable, Sequence
+from typing import Any, Callable
+
+from autoresearch.actions import Cancel, Decide, Measure, Release, Resume, Run  # noqa: F401 (what step() says)
+from autoresearch.repeats import Repeats, Waste, recount  # noqa: F401 (the scheduler's parts, imported from here)
 
 SCHEDULES = ("serial", "rounds")
 
@@ -49,7 +56,7 @@ class Item:
 @dataclass(eq=False)
 class Job:
     item: Item
-    order: int  # dispatch order
+    order: float  # dispatch order (a job insert()ed before the others: half a step before)
     version: int  # the tip's version it is built on
     worker: int | None = None  # the worker it holds while it measures (None: none, or lent out)
     state: str = "measuring"  # measuring, paused (rounds), measured, deciding, done, carried
@@ -60,98 +67,15 @@ class Job:
     cancelled: bool = False
     attempts: int = 1
     winner: bool = False
+    charged: bool = False  # its runs are counted as wasted already
+    likely: bool = False  # its runs now are a likely keep's confirmation runs
+    keeps: bool = True  # measured: the verdict may keep it (serial decides it before dispatching more)
     score: float = 0.0
     payload: Any = None  # the driver's own (plugins/workers.py: the Experiment)
 
     @property
     def baseline(self) -> bool:
         return self.item.payload is None
-
-
-@dataclass(frozen=True)
-class Measure:
-    job: Job
-    worker: int
-    again: bool = False
-
-
-@dataclass(frozen=True)
-class Run:
-    job: Job
-    worker: int
-
-
-@dataclass(frozen=True)
-class Cancel:
-    job: Job
-    dropped: int  # runs it had asked for that will not start
-
-
-@dataclass(frozen=True)
-class Decide:
-    job: Job
-
-
-@dataclass(frozen=True)
-class Resume:
-    job: Job  # rounds: a paused winner's confirmation runs, now (it is the round's best)
-
-
-@dataclass(frozen=True)
-class Release:
-    job: Job  # rounds: a paused winner's measurement ends here (another was kept)
-
-
-@dataclass
-class Waste:
-    stale: int = 0
-    cancelled: int = 0
-    surplus: int = 0
-    runs: int = 0  # every run, wasted or not
-
-    @property
-    def total(self) -> int:
-        return self.stale + self.cancelled + self.surplus
-
-    @property
-    def share(self) -> float:
-        return self.total / self.runs if self.runs else 0.0
-
-    def line(self) -> str:
-        """"wasted runs: 3 of 40 (8%): 2 stale, 1 cancelled" (the summary's and status' line)."""
-        parts = [f"{n} {what}" for what, n in (("stale", self.stale), ("cancelled", self.cancelled),
-                                                ("surplus", self.surplus)) if n]
-        return f"wasted runs: {self.total} of {self.runs} ({self.share:.0%})" + (f": {', '.join(parts)}" if parts else "")
-
-
-class Repeats:
-    """The runs of one measurement, started several at once and counted in seed order, as one
-    worker would have: after each run, ``more(runs so far)`` (the rerun hook) says whether
-    another is needed; runs started beyond the first "no" are surplus. The baseline opens with 3
-    (`opening`): a deterministic workload's baseline stops there (the verdict's rule), a noisy
-    one's goes on to `ahead`."""
-
-    def __init__(self, ahead: int, opening: int = 0, grey: int = 0) -> None:
-        self.ahead = ahead  # the runs a decision is likely to need (the repeats setting)
-        self.opening = opening  # the first batch brings it to this many runs (0: to `ahead`)
-        self.grey = grey  # in the grey zone, runs ahead up to this many (0: one at a time)
-        self.checked = 0
-        self.confirming = False
-
-    def step(self, runs: Sequence[Any], more: Callable[[tuple], bool],
-             likely: Callable[[tuple], bool] | None = None) -> tuple[int, int]:
-        """(how many of `runs` count, how many runs to start now; 0: the measurement is over).
-        `likely(runs)`: whether it would be kept now (the runs ahead confirm a keep: all at once;
-        else it is in the grey zone: one at a time); ``self.confirming`` says which."""
-        for i in range(self.checked, len(runs)):
-            self.checked = i + 1
-            if not more(tuple(runs[:i + 1])):
-                return i + 1, 0
-        if likely is not None:
-            self.confirming = likely(tuple(runs))
-            return len(runs), max(1, (self.ahead if self.confirming else self.grey) - len(runs))
-        target = self.opening if self.opening and self.checked <= 1 else self.ahead
-        return len(runs), max(1, min(target, self.ahead) - len(runs))
 
 
 class Scheduler:
@@ -174,9 +98,10 @@ class Scheduler:
         self.judge = judge or (lambda job: (False, 0.0))
         self.free: list[int] = list(range(workers))
         self.jobs: list[Job] = []  # in flight (not decided), in dispatch order
-        self.requests: deque[Job] = deque()  # a job once per run it asked for, in the order asked
+        self.requests: list[Job] = []  # a job once per run it asked for: the oldest dispatch first
         self.carry: list[Job] = []  # rounds: winners to measure again on the new tip
         self.held: Item | None = None  # the next item, waiting for the experiment it names
+        self.front: list[Item] = []  # to measure and decide before every job in flight (insert())
         self.version = 0  # +1 at each keep
         self.orders = 0
         self.baseline_done = False
@@ -185,8 +110,11 @@ class Scheduler:
 
     # -- events ------------------------------------------------------------------------------
 
-    def measured(self, job: Job, runs: int) -> None:
-        """Its measurement is over, with `runs` runs; its worker is free."""
+    def measured(self, job: Job, runs: int, likely: bool | None = None) -> None:
+        """Its measurement is over, with `runs` runs; its worker is free. `likely`: whether the
+        verdict would keep it now (None: not known): serial decides a likely keep before anything
+        new is dispatched, anything else while what comes next is dispatched."""
+        job.keeps = likely is not False
         self.waste.runs += runs
         job.runs = runs
         self.release(job)
@@ -194,6 +122,7 @@ class Scheduler:
             self.waste.cancelled += runs
         elif self.stale(job):
             self.waste.stale += runs
+        job.charged = self.stale(job)
         job.state = "measured"
 
     def paused(self, job: Job) -> None:
@@ -202,17 +131,23 @@ class Scheduler:
         job.state = "paused"
 
     def lend(self, job: Job) -> None:
-        """Its measurement waits (for the baseline's decision); its worker is free meanwhile."""
-        self.release(job)
+        """Its measurement waits (for the baseline's decision); its worker is free meanwhile
+        (spread off: it waits on its worker, whose runs are one after another)."""
+        if self.spread:
+            self.release(job)
 
     def defers(self, job: Job) -> bool:
         """Whether a likely keep's confirmation runs wait for the round's decision (rounds only)."""
         return False
 
-    def want(self, job: Job, runs: int) -> None:
-        """Its measurement asks for `runs` more runs, at once; it waits for all of them."""
+    def want(self, job: Job, runs: int, likely: bool = False) -> None:
+        """Its measurement asks for `runs` more runs, at once; it waits for all of them.
+        `likely`: they are a likely keep's confirmation runs (serial: what would be dispatched
+        after it now would be stale if it is kept: nothing is, until it is decided)."""
         job.queued += runs
-        self.requests.extend([job] * runs)
+        job.likely = likely
+        at = bisect.bisect_right(self.requests, job.order, key=lambda j: j.order)
+        self.requests[at:at] = [job] * runs  # the oldest first: it holds up the decisions after it
         if self.spread:
             self.release(job)  # its worker is lent out while it waits
 
@@ -232,6 +167,53 @@ class Scheduler:
         elif kept:
             self.version += 1
 
+    def rush(self, job: Job) -> bool:
+        """Serial, with spread: whether its grey zone's runs go all at once, not one at a time:
+        every decision after it waits for it (it is the oldest undecided, or all before it are
+        measured) and nothing new may be dispatched (a likely keep in flight, or `ahead` jobs):
+        the workers a surplus run takes would be idle."""
+        if self.schedule != "serial" or not self.spread or job not in self.jobs:
+            return False
+        on = self.holding()
+        if on is not None and job.order < on.order:
+            return True  # decided before a likely keep, which what comes next waits for
+        if not self.blocked():
+            return False
+        for other in self.jobs:
+            if other is job:
+                return True
+            if other.state != "measured" or self.stale(other):
+                return False
+        return False
+
+    def holding(self) -> Job | None:
+        """Serial: the last likely keep in flight, undecided: what is dispatched now on the tip
+        would be stale if it is kept: it waits for its decision, and the workers meanwhile run
+        ahead what is decided before it (rush)."""
+        if not self.spread:
+            return None
+        return next((j for j in reversed(self.jobs) if j.likely and not self.stale(j) and j.state != "deciding"), None)
+
+    def blocked(self) -> bool:
+        """Serial: nothing new may be dispatched now (`ahead` jobs in flight, or a likely keep to wait for)."""
+        return len(self.jobs) >= self.ahead or self.holding() is not None
+
+    def insert(self, item: Item) -> None:
+        """Measure and decide `item` before every job in flight, as soon as a worker is free (the
+        tip re-measured: one worker measures it right after the decision that made it due)."""
+        self.front.append(item)
+
+    def reopen(self, job: Job) -> None:
+        """Its measurement goes on (Decide found it needs more runs than it has, with what is
+        decided now): it is measuring again, its runs so far counted once."""
+        self.waste.runs -= job.runs
+        job.state = "measuring"
+
+    def trimmed(self, job: Job, runs: int) -> None:
+        """Its last `runs` runs do not count after all (recount, at its decision): surplus."""
+        job.runs -= runs
+        self.waste.surplus += runs
+
     def surplus(self, runs: int) -> None:
         """Runs started ahead of a decision that did not need them (Repeats.step)."""
         self.waste.surplus += runs
@@ -244,12 +226,22 @@ class Scheduler:
         out: list = []
         if self.stopped:
             return out
+        while self.front and self.free:
+            self.orders += 1
+            order = self.jobs[0].order - 0.5 if self.jobs else self.orders
+            job = Job(self.front.pop(0), order, self.version, worker=self.take())
+            self.jobs.insert(0, job)
+            out.append(Measure(job, job.worker))
+        if self.front:
+            return out  # it is decided next: it waits for a free worker, nothing else goes first
         self.serve(out)
         if self.schedule == "serial":
             self.restale(out)
             head = self.jobs[0] if self.jobs else None
             if head is not None and head.state == "measured" and not self.stale(head):
                 head.state = "deciding"
+                if not head.keeps:  # what comes next starts while it is decided (not a likely keep)
+                    self.dispatch(out, pull)
                 return [*out, Decide(head)]
             self.dispatch(out, pull)
         else:
@@ -270,7 +262,7 @@ class Scheduler:
     @property
     def busy(self) -> bool:
         """Something in flight, or queued to run."""
-        return bool(self.jobs or self.requests or self.carry)
+        return bool(self.jobs or self.requests or self.carry or self.front)
 
     # -- inside ------------------------------------------------------------------------------
 
@@ -307,9 +299,9 @@ class Scheduler:
 
     def again(self, job: Job, out: list) -> None:
         """Measure it once more, on the tip as it is now."""
-        job.version, job.state, job.cancelled, job.runs = self.version, "measuring", False, 0
+        job.version, job.state, job.cancelled, job.runs, job.charged = self.version, "measuring", False, 0, False
         job.attempts += 1
-        job.winner, job.worker = False, self.take()
+        job.winner, job.worker, job.likely = False, self.take(), False
         out.append(Measure(job, job.worker, again=True))
 
     def restale(self, out: list) -> None:
@@ -325,6 +317,8 @@ class Scheduler:
                 job.queued = 0
                 out.append(Cancel(job, dropped))
             elif job.state == "measured" and self.free:
+                if not job.charged:  # measured before the tip moved: its runs are thrown away now
+                    self.waste.stale += job.runs
                 self.again(job, out)
 
     def next_item(self, pull: Callable[[], Item | None], inflight: list[Job]) -> Item | None:
@@ -338,6 +332,8 @@ class Scheduler:
     def dispatch(self, out: list, pull: Callable[[], Item | None]) -> None:
         if not self.baseline_done and not self.jobs and self.free:  # the baseline first
             self.start(Item(None, "baseline", floating=False), out)
+        if self.holding() is not None:
+            return  # a likely keep in flight: what would be dispatched now would be stale if it is kept
         while self.free and len(self.jobs) < self.ahead:
             item = self.next_item(pull, self.jobs)
             if item is None:

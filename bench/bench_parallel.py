@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -24,6 +25,7 @@ import time
 from pathlib import Path
 
 N_HYPOTHESES = 16
+REMEASURED = "the tip, re-measured"
 
 TRAIN = '''\
 import os, time
@@ -57,7 +59,7 @@ def run(root: Path, tag: str, n: int, sleep: float, executor: str = "local", sch
     start = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "autoresearch", "run", "--tag", tag, "-n", str(n), "-q",
                         "--executor", executor, "--schedule", schedule], cwd=root, capture_output=True, text=True,
-                       env={**__import__("os").environ, "BENCH_SLEEP": str(sleep)})
+                       env={**os.environ, "BENCH_SLEEP": str(sleep)})
     wall = time.perf_counter() - start
     assert r.returncode == 0, r.stderr[-2000:]
     entries = [json.loads(x) for x in (root / ".autoresearch" / "runs" / tag / "results.jsonl").read_text().splitlines()]
@@ -70,6 +72,14 @@ def run(root: Path, tag: str, n: int, sleep: float, executor: str = "local", sch
     runs = sum(len(e["runs"]) for e in entries) + wasted  # the wasted ones included
     return {"wall": wall, "rows": rows, "runs": runs, "experiments": len(entries), "work": work, "wasted": wasted,
             "best": best}
+
+
+def same_rows(rows: list, one: list) -> bool:
+    """The same rows as -n 1's: the experiments' in order, and the tip's re-measurements in order
+    (with -n > 1 a re-measurement's number comes after those dispatched before it was due)."""
+    def split(rs):
+        return [r for r in rs if r[0] != REMEASURED], [r for r in rs if r[0] == REMEASURED]
+    return split(rows) == split(one)
 
 
 def main() -> dict:
@@ -87,8 +97,10 @@ def main() -> dict:
                 results["ray -n 4"] = run(root, "ray4", 4, args.sleep, executor="ray")
             rounds = run(root, "rounds4", 4, args.sleep, schedule="rounds")
             one = results["local -n 1"]
-            same = all(r["rows"] == one["rows"] for r in results.values())
-            print(f"{N_HYPOTHESES} hypotheses, {keeps} keeps, {args.sleep:g} s a run; the same results.tsv for "
+            same = all(same_rows(r["rows"], one["rows"]) for r in results.values())
+            load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
+            print(f"{N_HYPOTHESES} hypotheses, {keeps} keeps, {args.sleep:g} s a run (load average {load}); the same "
+                  f"results for "
                   f"every N and executor (serial): {'yes' if same else 'NO'}; rounds ends on the same best: "
                   f"{'yes' if rounds['best'] == one['best'] else 'NO'} ({rounds['best']:.6f})")
             results["rounds -n 4"] = rounds

@@ -46,6 +46,8 @@ from autoresearch.scheduler import (
     Waste,
 )
 from autoresearch.rounds import make
+from autoresearch.drift import REMEASURED
+from autoresearch.recount import Decisions
 from autoresearch.session import Experiment
 
 
@@ -59,7 +61,7 @@ def autoresearch_addoption(parser) -> None:
                       help="schedule = \"rounds\": candidates per round (0: one per worker)")
 
 
-class ParallelLoop:
+class ParallelLoop(Decisions):
     def __init__(self, session) -> None:
         self.session = session
         config = session.config
@@ -67,6 +69,7 @@ class ParallelLoop:
                           judge=self.judge)
         self.sched.baseline_done = session.baseline_done
         self.ahead = config.get("repeats", 1) or 1  # the runs a decision is likely to need
+        self.most = max(self.ahead, config.get("max_repeats", 0) or 0)  # the most it may need
         self.events: queue.Queue = queue.Queue()
         self.futures: dict[Job, cf.Future] = {}
         self.batches: list[Batch] = []
@@ -138,9 +141,9 @@ class ParallelLoop:
                 if error is not None and not (isinstance(error, Stopped) and job.payload.should_stop()):
                     self.sched.jobs.remove(job)  # not in flight: a worker's error is the session's
                     future.result()
-                self.sched.measured(job, len(job.payload.runs))
+                self.sched.measured(job, len(job.payload.runs), value)
             elif what == "want":
-                self.sched.want(job, value)
+                self.sched.want(job, *value)
             elif what == "ran":
                 self.sched.ran(job, value)
             elif what == "surplus":
@@ -174,28 +177,42 @@ class ParallelLoop:
     def measure(self, job: Job, worker: int, again: bool) -> None:
         session, h = self.session, job.item.payload
         exp = Experiment(session, job.payload.seq, h) if again else session.experiment(h)
+        if job.item.name == REMEASURED:  # the tip once more (autoresearch/drift.py), due after a decision
+            exp.remeasure, exp.description = True, REMEASURED
         exp.worker, exp.workdir = worker, session.workdirs[worker]
         exp.spread = functools.partial(self.spread, job)  # protocol.measure: the runs after the first, here
         job.payload = exp
         self.futures[job] = self.pool.submit(self.work, job)
 
     def work(self, job: Job) -> None:
+        likely = None
         try:
             self.session.config.hook.autoresearch_experiment_measure(experiment=job.payload)
+            likely = self.kept_now(job)
         finally:
-            self.events.put(("measured", job, None))
+            self.events.put(("measured", job, likely))
+
+    def kept_now(self, job: Job) -> bool | None:
+        """Serial: whether the verdict would keep it on its runs as the tip is now (a likely keep
+        is decided before anything new is dispatched: what would be would be stale)."""
+        exp = job.payload
+        if self.sched.schedule != "serial" or job.baseline or not exp.runs or not exp.runs[-1].ok or exp.should_stop():
+            return None
+        return self.likely(exp, tuple(exp.runs))
 
     def spread(self, job: Job, exp: Experiment, more) -> None:
         """The runs after the first, on the measure's thread: asked for at once (as many as the
         decision is likely to need), counted in seed order while ``more`` (the rerun hook) says so."""
-        repeats = Repeats(self.ahead, opening=3 if job.baseline else 0)
+        remeasure = getattr(exp, "remeasure", False)  # the tip re-measured: one run, one more for an outlier
+        repeats = Repeats(self.ahead, opening=2 if remeasure else 3 if job.baseline else 0)
         likely = None if job.baseline else functools.partial(self.likely, exp)
         deferred = self.sched.defers(job)
         if not job.baseline and not self.baseline_ready.is_set():  # its next runs, if any, are asked for
             self.events.put(("lend", job, None))  # with the baseline's runs to compare with, as one worker's
             self.baseline_ready.wait()
         while True:
-            keep, start = repeats.step(exp.runs, lambda runs: runs[-1].ok and more(runs), likely)
+            rush = self.most if self.sched.rush(job) else 0  # every decision after it waits for it
+            keep, start = repeats.step(exp.runs, lambda runs: runs[-1].ok and more(runs), likely, rush)
             if exp.should_stop():
                 return  # stale or stopping: what it ran is no result
             if keep < len(exp.runs):
@@ -214,7 +231,7 @@ class ParallelLoop:
                 if self.closing:
                     batch.drop("the session is stopping")
                 else:
-                    self.events.put(("want", job, start))
+                    self.events.put(("want", job, (start, repeats.confirming)))
             while not batch.done.wait(0.5):
                 if exp.should_stop():  # stale or stopping: the runs not started will not be
                     batch.drop("stale or stopping")
@@ -267,14 +284,20 @@ class ParallelLoop:
         session, tip = self.session, self.session.tip
         if job.stale:  # rounds: a winner tried combined once already (protocol.decide: a discard)
             job.payload.stale = "discard: stale (a winner of its round, tried again combined with the kept one, not kept)"
+        if self.sched.schedule == "serial" and not job.baseline and self.recount(job):
+            return  # one worker would have run it more, with what is decided now: it goes on
         report = session.config.hook.autoresearch_experiment_decide(experiment=job.payload)
-        if job.baseline:
+        if job.item.name == REMEASURED:
+            kept = False
+        elif job.baseline:
             kept = baseline_decided(session, report)
             if kept:
                 self.baseline_ready.set()
         else:
             kept = session.tip != tip
         self.sched.decided(job, kept)
+        if self.due(report) and not job.baseline:
+            self.sched.insert(Item(None, REMEASURED, floating=False))
 
     def stop(self, exc: BaseException | None) -> None:
         """Stop every worker's run at once; what was in flight is recorded as interrupted."""

@@ -26,6 +26,7 @@ from autoresearch.scheduler import (
     Repeats,
     Resume,
     Run,
+    recount,
 )
 from autoresearch.rounds import make
 from conftest import simple
@@ -37,9 +38,13 @@ class Driver:
     confirmation), a worse one for one; it is kept when it beats the tip."""
 
     def __init__(self, workers: int, schedule: str, effects: dict[str, float], durations=(1.0,), confirm: int = 3,
-                 spread: bool = True) -> None:
+                 spread: bool = True, remeasure: frozenset | None = None, grey: int = 1) -> None:
         self.sched = make(workers, schedule, judge=self.judge, spread=spread)
         self.effects, self.confirm = effects, confirm
+        self.remeasure = remeasure  # the names after whose decision the tip is measured again (None: never,
+        # and decisions without their run counts)
+        self.grey = grey  # a worse candidate's runs: `grey`, plus one after each re-measurement of the tip
+        self.remeasured = 0
         self.source = iter(effects)
         self.durations = itertools.cycle(durations)
         self.heap: list = []
@@ -63,7 +68,7 @@ class Driver:
     def act(self, a):
         if isinstance(a, Measure):
             name = a.job.item.payload
-            true = 0.0 if name is None else self.tip + self.effects[name]
+            true = self.tip if a.job.item.name == "tip" else 0.0 if name is None else self.tip + self.effects[name]
             a.job.payload = dict(true=true, base=self.tip, runs=[], rep=Repeats(self.confirm), batch=0, waiting=0,
                                  deferred=True, cancelled=False, inflight=0)
             self.measures.append((name, a.again))
@@ -84,13 +89,23 @@ class Driver:
             self.sched.measured(a.job, len(a.job.payload["runs"]))
         elif isinstance(a, Decide):
             p, name = a.job.payload, a.job.item.payload
+            if self.sched.schedule == "serial" and name is not None and self.recount(a.job):
+                return  # one worker would have run it more, with what is decided now
+            if a.job.item.name == "tip":  # the tip re-measured: what is compared with changes
+                self.remeasured += 1
+                self.decisions.append(("tip", False, p["true"], len(p["runs"])))
+                self.sched.decided(a.job, False)
+                return
             kept = name is None or (not a.job.stale and p["true"] > self.tip)
             assert not kept or name is None or p["base"] == self.tip, "a keep is measured as the tip's child"
             if kept:
                 self.tip = p["true"]
             if name is not None:
-                self.decisions.append((name, kept, p["true"]))
+                self.decisions.append((name, kept, p["true"]) if self.remeasure is None else
+                                      (name, kept, p["true"], len(p["runs"])))
             self.sched.decided(a.job, kept)
+            if self.remeasure and name in self.remeasure:
+                self.sched.insert(Item(None, "tip", floating=False))
             if name is None:
                 for job in self.lent:
                     self.advance(job)
@@ -113,11 +128,31 @@ class Driver:
         else:
             self.advance(job)
 
+    def wanted(self, job) -> int:
+        """The runs one worker would give it, with what is decided now."""
+        p = job.payload
+        if job.baseline:
+            return 1
+        return self.confirm if p["true"] > self.tip else self.grey + self.remeasured
+
+    def recount(self, job) -> bool:
+        p = job.payload
+        keep, more = recount(p["runs"], lambda runs: len(runs) < self.wanted(job))
+        if keep < len(p["runs"]):
+            self.sched.trimmed(job, len(p["runs"]) - keep)
+            del p["runs"][keep:]
+        if not more:
+            return False
+        self.sched.reopen(job)
+        p["rep"] = Repeats(self.confirm)
+        self.advance(job)
+        return True
+
     def advance(self, job):
         p = job.payload
-        wanted = 1 if job.baseline else (self.confirm if p["true"] > self.tip else 1)
-        keep, start = p["rep"].step(p["runs"], lambda runs: len(runs) < wanted,
-                                    None if job.baseline else (lambda runs: p["true"] > self.tip))
+        rush = 8 if self.sched.rush(job) else 0
+        keep, start = p["rep"].step(p["runs"], lambda runs: len(runs) < self.wanted(job),
+                                    None if job.baseline else (lambda runs: p["true"] > self.tip), rush)
         if keep < len(p["runs"]):
             self.sched.surplus(len(p["runs"]) - keep)
             del p["runs"][keep:]
@@ -126,9 +161,9 @@ class Driver:
             self.sched.paused(job)
         elif start:
             p["batch"] = start
-            self.sched.want(job, start)
-        else:
-            self.sched.measured(job, len(p["runs"]))
+            self.sched.want(job, start, p["rep"].confirming)
+        else:  # whether it would be kept now: a likely keep is decided before anything new is dispatched
+            self.sched.measured(job, len(p["runs"]), None if job.baseline else p["true"] > self.tip)
 
     def run(self):
         while True:
@@ -193,6 +228,24 @@ def test_serial_decides_as_one_worker_whatever_n_and_the_order_runs_finish(worke
     assert waste.runs >= sum(1 + 2 * kept for _, kept, _ in one.decisions)  # every run counted
     if workers == 1:
         assert waste.total == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 8), st.lists(st.sampled_from([0.5, 1.0, 1.7, 3.0]), min_size=1, max_size=5),
+       st.permutations(list(EFFECTS)), st.sets(st.sampled_from(list(EFFECTS))), st.integers(1, 3))
+def test_serial_with_the_tip_remeasured_decides_as_one_worker(workers, durations, order, remeasure, grey):
+    """The tip re-measured after some decisions (each changes how many runs a worse candidate
+    needs, as the tip's runs change its comparisons): a likely keep holds back new dispatches,
+    the runs before it go ahead, and every decision counts exactly the runs one worker would
+    have given it (measured before the re-measurement, recounted at its decision)."""
+    effects = {k: EFFECTS[k] for k in order}
+    one = Driver(1, "serial", effects, remeasure=frozenset(remeasure), grey=grey).run()
+    many = Driver(workers, "serial", effects, durations, remeasure=frozenset(remeasure), grey=grey).run()
+    assert many.decisions == one.decisions  # verdicts, re-measurements, values and run counts, in order
+    assert [d[0] for d in one.decisions if d[0] != "tip"] == order
+    assert sum(d[0] == "tip" for d in one.decisions) == len(remeasure)
+    waste = many.sched.waste
+    assert waste.runs >= sum(d[3] for d in one.decisions) and 0 <= waste.total <= waste.runs
 
 
 def test_parallel_repeats_finish_sooner_than_one_after_another():

@@ -205,3 +205,34 @@ def test_parallel_repeats_give_one_workers_verdicts_and_runs(repo, cli):
     assert [s for _, s, _, _ in seen[1]] == ["keep", "keep", "discard", "discard"]
     logs = {p.name for p in (run_dir(repo, "n3") / "logs").glob("001-a_lr_up*.log")}
     assert logs == {"001-a_lr_up.log", *(f"001-a_lr_up.{i}.log" for i in range(1, 5))}
+
+
+def test_the_tip_is_remeasured_with_workers_as_with_one(repo, cli):
+    """remeasure_every = 2: the tip runs once more after every second decision, with -n 3 as with
+    -n 1: the same rows (the re-measurements among them, at the same places), the same runs,
+    seeds, values and verdicts. The values differ by seed, so a re-measurement changes what the
+    candidates after it are compared with (and how many runs they need): with -n 3 they were
+    measured before it, and their runs are counted again at their decision."""
+    from test_verdict import NOISY
+
+    train = repo / "train.py"
+    train.write_text(train.read_text().replace("SEED_NOISE = 0.0", "SEED_NOISE = 0.001").replace(*NOISY))
+    (repo / "pyproject.toml").write_text((repo / "pyproject.toml").read_text() + "remeasure_every = 2\n")
+    git(repo, "commit", "-qam", "noisy values; the tip re-measured every 2 decisions")
+    simple(repo, "a_lr_up", "LR = 0.02\nSLEEP = 0.2")  # kept after its confirmation runs
+    simple(repo, "b_close", "LR = 0.0199")  # within the noise of the tip: the grey zone
+    simple(repo, "c_worse", "LR = 0.001")  # worse: one run
+    simple(repo, "d_close", "LR = 0.0201\nSLEEP = 0.1")
+    simple(repo, "e_worse", "DEPTH = 6")
+    simple(repo, "f_close", "LR = 0.02005")
+    seen = {}
+    for n in (1, 3):
+        assert cli("run", "--tag", f"n{n}", "-n", str(n)).rc == 0
+        seen[n] = [(e["name"], e["description"], e["status"], e["reason"],
+                    [(r["seed"], r["metrics"]["val_bpb"]) for r in e["runs"]]) for e in sidecar(repo, f"n{n}")]
+    tip = {n: [row for row in seen[n] if row[1] == "the tip, re-measured"] for n in seen}
+    assert tip[3] == tip[1] and len(tip[1]) == 2  # after c and after e: the same seeds, values, reasons
+    assert [row for row in seen[3] if row not in tip[3]] == [row for row in seen[1] if row not in tip[1]]
+    # (a re-measurement's number comes after those of the experiments dispatched before it was due)
+    assert [row[0] for row in seen[1]] == ["baseline", "a_lr_up", "b_close", "c_worse", "baseline", "d_close",
+                                           "e_worse", "baseline", "f_close"]

@@ -1,0 +1,72 @@
+"""What a decision with -n > 1 asks before and after it (plugins/workers.py's ParallelLoop, on the
+main thread), so that serial's decisions are one worker's:
+
+    recount   at a candidate's decision, its runs asked again in seed order with what is decided
+              now (it was measured while earlier ones were undecided): runs beyond the rerun
+              hook's "no" are surplus; when one worker would have run it more, its measurement
+              goes on (go_on) and it is decided after
+    due       after each decision, whether the tip is due for a re-measurement, counted in the
+              order of the decisions (autoresearch/drift.py's rule, as the one-worker loop asks it)
+"""
+from __future__ import annotations
+
+import time
+
+from autoresearch.drift import REMEASURED
+from autoresearch.outcomes import MEASURED
+from autoresearch.scheduler import Job, recount
+
+
+class Decisions:
+    """A mixin of ParallelLoop: `session`, `sched`, `futures`, `pool`, `events` and `spread` are its."""
+
+    since: int | None = None  # measured decisions since the tip was last measured (None: not counted yet)
+    measured_at = 0.0  # when the tip was last measured
+
+    def due(self, report) -> bool:
+        """Whether the tip is due for a re-measurement after this decision, as the one-worker loop
+        asks after each (autoresearch/drift.py's rule: `remeasure_every` measured decisions or
+        `remeasure_hours` since the tip was last measured), counted here in the order of the
+        decisions (a re-measurement's number comes after those dispatched before it)."""
+        config, session = self.session.config, self.session
+        if self.since is None:  # as drift.due counts at the start: over the reports so far
+            done = [r for r in session.history if r.status in MEASURED and r.seq != report.seq]
+            last = max((i for i, r in enumerate(done) if r.commit and r.commit == session.tip), default=None)
+            self.since, self.measured_at = (0, 0.0) if last is None else (len(done) - 1 - last, done[last].started)
+        if report.status in MEASURED:
+            if report.commit == session.tip:
+                self.since, self.measured_at = 0, report.started
+            else:
+                self.since += 1
+        every, hours = config.get("remeasure_every") or 0, config.get("remeasure_hours") or 0.0
+        if session.shouldstop or not session.tip or any(j.item.name == REMEASURED for j in self.sched.jobs):
+            return False
+        return bool((every and self.since >= every)
+                    or (hours and self.since and time.time() - self.measured_at >= hours * 3600))
+
+    def recount(self, job: Job) -> bool:
+        """At its decision: the runs that count, asked again in seed order with what is decided now
+        (it was measured while earlier ones were undecided); True: one worker would have run it
+        more, and its measurement goes on (its next runs on free workers, as before)."""
+        exp, hook = job.payload, self.session.config.hook
+        if not exp.runs or getattr(exp, "stale", "") or exp.should_stop():
+            return False
+        keep, again = recount(exp.runs, lambda runs: runs[-1].ok and hook.autoresearch_experiment_rerun(
+            experiment=exp, runs=runs))
+        if keep < len(exp.runs):
+            self.sched.trimmed(job, len(exp.runs) - keep)
+            del exp.runs[keep:]
+        if not again:
+            return False
+        self.sched.reopen(job)
+        self.futures[job] = self.pool.submit(self.go_on, job)
+        return True
+
+    def go_on(self, job: Job) -> None:
+        """The runs a decision found missing (recount), on the pool's thread."""
+        exp, hook, likely = job.payload, self.session.config.hook, None
+        try:
+            self.spread(job, exp, lambda runs: hook.autoresearch_experiment_rerun(experiment=exp, runs=runs))
+            likely = self.kept_now(job)
+        finally:
+            self.events.put(("measured", job, likely))
