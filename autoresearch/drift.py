@@ -47,8 +47,15 @@ def due(session: Any) -> bool:
     last = max((i for i, r in enumerate(done) if r.commit and r.commit == session.tip), default=None)
     if last is None:
         return False
-    since = len(done) - 1 - last
-    return bool((every and since >= every) or (hours and since and time.time() - done[last].started >= hours * 3600))
+    return overdue(session.config, len(done) - 1 - last, done[last].started)
+
+
+def overdue(config: Any, since: int, measured_at: float) -> bool:
+    """The rule itself: `since` measured decisions after the tip's last measurement at
+    `measured_at` reach `remeasure_every`, or its hours reach `remeasure_hours` (the one-worker
+    loop and the workers' decisions both ask it)."""
+    every, hours = config.get("remeasure_every") or 0, config.get("remeasure_hours") or 0.0
+    return bool((every and since >= every) or (hours and since and time.time() - measured_at >= hours * 3600))
 
 
 def remeasure(session: Any) -> Report | None:

@@ -10,9 +10,7 @@ main thread), so that serial's decisions are one worker's:
 """
 from __future__ import annotations
 
-import time
-
-from autoresearch.drift import REMEASURED
+from autoresearch.drift import REMEASURED, overdue
 from autoresearch.outcomes import MEASURED
 from autoresearch.scheduler import Job, recount
 
@@ -38,11 +36,9 @@ class Decisions:
                 self.since, self.measured_at = 0, report.started
             else:
                 self.since += 1
-        every, hours = config.get("remeasure_every") or 0, config.get("remeasure_hours") or 0.0
         if session.shouldstop or not session.tip or any(j.item.name == REMEASURED for j in self.sched.jobs):
             return False
-        return bool((every and self.since >= every)
-                    or (hours and self.since and time.time() - self.measured_at >= hours * 3600))
+        return overdue(config, self.since, self.measured_at)
 
     def recount(self, job: Job) -> bool:
         """At its decision: the runs that count, asked again in seed order with what is decided now
