@@ -43,10 +43,12 @@ def read(data: bytes) -> Tree:
     links: list[tuple[str, str]] = []
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         for member in tar:
-            checked = tarfile.data_filter(member, _NOWHERE)
-            name = PurePosixPath(checked.name).as_posix().rstrip("/")
+            # the name as it will be written ("a/." is "a"), then checked: a link's target is judged
+            # from the folder it will really sit in, not from the one its raw name suggests
+            name = PurePosixPath(member.name).as_posix().rstrip("/")
             if not name or name == ".":
                 continue
+            checked = tarfile.data_filter(member.replace(name=name, deep=False), _NOWHERE)
             if checked.isdir():
                 folders.append(name)
             elif checked.isreg():
