@@ -9,6 +9,7 @@ Exit codes (autoresearch.ExitCode): 0 the session completed, whatever the verdic
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,11 @@ from autoresearch.errors import UsageError
 from autoresearch.main import guard
 from autoresearch.outcomes import ExitCode
 from autoresearch.runargs import add_paths_setting, add_run_arguments
+
+# argparse translates each of its own words (usage:, options, ...) with gettext, which looks for a
+# catalog on disk at every call: about 40 look-ups, a fifth of --help. A word's translation is the
+# same for the whole process (the language is read from the environment), so each is looked up once.
+argparse._ = functools.lru_cache(maxsize=256)(argparse._)  # type: ignore[attr-defined]
 
 COMMANDS = {
     "run": "collect hypothesis files and run them: baseline first, one commit each",
