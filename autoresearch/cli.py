@@ -225,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
+    startup.begin_command()
     rootdir = find_rootdir(Path.cwd())
     command, option_first = startup.command_of(argv)
     only = {command, "run"} if command is None or option_first else {command}  # --help shows the run's options

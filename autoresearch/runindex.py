@@ -4,7 +4,7 @@ replaying the whole ledger.
 
 The ledger stays the one store: an index is a cache of what it says, bound to it. Its first line
 is the SHA-256 of everything the data was made from (the ledger's size and the SHA-256 of its bytes,
-the tag, every setting's value, the code as :func:`autoresearch.startup.fingerprint` sees it) and of
+the tag, every setting's value, the code as :func:`autoresearch.startup.code_id` sees it) and of
 the data that follows; an index whose line does not match the ledger and settings of now (stale:
 the run went on, a setting or the code changed), or its own data (edited), is ignored and made
 again from a replay of the ledger. It lives in the state folder, which the workload never sees
@@ -45,9 +45,9 @@ def stamp(folder: Path, kind: str, config: Any) -> str | None:
         data = (folder / "ledger.jsonl").read_bytes()
     except OSError:
         return None
-    from autoresearch.startup import fingerprint
+    from autoresearch.startup import code_id
 
-    parts = [kind, folder.name, str(len(data)), hashlib.sha256(data).hexdigest(), fingerprint(),
+    parts = [kind, folder.name, str(len(data)), hashlib.sha256(data).hexdigest(), code_id(),
              repr(sorted(config.settings().items()))]
     return hashlib.sha256("\0".join(parts).encode("utf-8", "backslashreplace")).hexdigest()
 
@@ -67,10 +67,11 @@ def read(folder: Path, kind: str, bound: str) -> Any:
         return None
 
 
-def write(folder: Path, kind: str, bound: str, body: str, config: Any) -> None:
-    """Keep `body` (the JSON of ``{"data": ...}``) as the index of `kind`, if the ledger is still
-    what `bound` describes; nothing when the folder cannot be written."""
-    if stamp(folder, kind, config) != bound:
+def write(folder: Path, kind: str, bound: str, body: str, again: Callable[[], str | None]) -> None:
+    """Keep `body` (the JSON of ``{"data": ...}``) as the index of `kind`, if what it was made from
+    is still what `bound` describes (`again()`: the binding of now); nothing when the folder cannot
+    be written."""
+    if again() != bound:
         return
     target = folder / f"index-{kind}.json"
     tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
@@ -93,7 +94,7 @@ def cached(config: Any, tag: str | None, kind: str, make: Callable[[], Any]) -> 
     if found is not None:
         return found
     body = json.dumps({"data": make()}, default=str)
-    write(folder, kind, bound, body, config)
+    write(folder, kind, bound, body, lambda: stamp(folder, kind, config))
     return json.loads(body)["data"]
 
 

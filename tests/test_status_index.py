@@ -85,3 +85,107 @@ def test_a_tag_that_is_not_a_plain_name_takes_the_full_path(repo, cli):
     assert cli("run", "--tag", "t1").rc == 0
     r = cli("status", "--tag", "../t1")
     assert r.rc == 4 and "--tag '../t1'" in r.err and runindex.run_dir(None, "../t1") is None
+
+
+def report_index(repo):
+    return repo / ".autoresearch" / "runs" / "t1" / "index-report.json"
+
+
+def test_report_from_the_index_equals_report_from_the_ledger(repo, cli, monkeypatch):
+    from autoresearch.commands import report as report_command
+
+    simple(repo, "a", "LR = 0.02")
+    simple(repo, "b", "LR = 0.05")
+    assert cli("run", "--tag", "t1").rc == 0
+    made = []
+    real = report_command.markdown
+    monkeypatch.setattr(report_command, "markdown", lambda *a, **kw: made.append(1) or real(*a, **kw))
+    first = cli("report").out
+    assert made == [1] and report_index(repo).is_file()
+    assert cli("report").out == first and made == [1]  # read from the index
+    simple(repo, "c", "LR = 0.04")  # the queue changed: made again, and it shows
+    third = cli("report").out
+    assert made == [1, 1] and "experiments/c.toml::c" in third and "experiments/c.toml::c" not in first
+    head, body = report_index(repo).read_text().split("\n", 1)
+    report_index(repo).write_text(head + "\n" + body.replace("LR", "XX"))  # edited: not believed
+    assert cli("report").out == third and made == [1, 1, 1]
+    assert cli("report", "--json").rc == 0 and made == [1, 1, 1]  # --json: never the index
+
+
+def test_a_report_hook_from_a_conftest_is_called_every_time(repo, cli):
+    simple(repo, "a", "LR = 0.02")
+    assert cli("run", "--tag", "t1").rc == 0
+    (repo / "conftest.py").write_text(
+        "from pathlib import Path\nfrom autoresearch import hookimpl\nCOUNT = Path(__file__).with_name('.count')\n\n\n"
+        "@hookimpl\ndef autoresearch_report_extra(config):\n"
+        "    n = int(COUNT.read_text()) if COUNT.exists() else 0\n    COUNT.write_text(str(n + 1))\n"
+        "    return f'## Extra {n}'\n")
+    assert "## Extra 0" in cli("report").out
+    assert "## Extra 1" in cli("report").out
+
+
+def aged(repo, seconds=60):
+    """Every file of the project last changed `seconds` ago (an index is written only for files older than 2 s)."""
+    import os
+    import time
+
+    then = time.time() - seconds
+    for path in [repo / "train.py", *(repo / "experiments").rglob("*")]:
+        os.utime(path, (then, then))
+
+
+def collections(monkeypatch):
+    from autoresearch import queueindex
+
+    calls = []
+    real = queueindex.collect_now
+    monkeypatch.setattr(queueindex, "collect_now", lambda *a: calls.append(1) or real(*a))
+    return calls
+
+
+def test_the_queue_is_read_from_its_index_while_no_file_collection_reads_changed(repo, cli, monkeypatch):
+    simple(repo, "a", "LR = 0.02")
+    assert cli("run", "--tag", "t1").rc == 0
+    simple(repo, "b", "LR = 0.05")
+    aged(repo)
+    calls = collections(monkeypatch)
+    first = cli("status").out
+    assert "experiments/b.toml::b" in first and calls == [1]
+    assert cli("status").out == first and calls == [1]  # from the index
+    simple(repo, "c", "LR = 0.04")  # a new file: collected again (and too new to be kept)
+    assert "experiments/c.toml::c" in cli("status").out and calls == [1, 1]
+    aged(repo)
+    cli("status")
+    assert calls == [1, 1, 1]
+    (repo / "experiments" / "c.toml").write_text((repo / "experiments" / "c.toml").read_text().replace("0.04", "0.01"))
+    aged(repo, 30)  # its content and time changed: collected again, and the patch that now changes nothing shows
+    out = cli("status").out
+    assert calls == [1, 1, 1, 1] and "experiments/c.toml::c" in out
+    (repo / "train.py").write_text((repo / "train.py").read_text().replace("LR = 0.01", "LR_ = 0.01"))
+    aged(repo, 20)  # the editable file changed: every patch is checked again
+    out = cli("status").out
+    assert calls == [1, 1, 1, 1, 1] and "file(s) with errors" in out, out
+
+
+def test_python_hypothesis_files_are_collected_every_time(repo, cli, monkeypatch):
+    simple(repo, "a", "LR = 0.02")
+    assert cli("run", "--tag", "t1").rc == 0
+    (repo / "experiments" / "py.py").write_text("from autoresearch import hypothesis\n\n\n@hypothesis(description='p')\n"
+                                                "def p(patch):\n    '''Why.'''\n    patch.set(LR=0.04)\n")
+    aged(repo)
+    calls = collections(monkeypatch)
+    assert "experiments/py.py::p" in cli("status").out
+    assert "experiments/py.py::p" in cli("status").out
+    assert calls == [1, 1] and not (repo / ".autoresearch" / "index-queue.json").exists()
+
+
+def test_a_collector_from_a_conftest_makes_the_queue_be_collected_every_time(repo, cli, monkeypatch):
+    simple(repo, "a", "LR = 0.02")
+    assert cli("run", "--tag", "t1").rc == 0
+    (repo / "conftest.py").write_text("from autoresearch import hookimpl\n\n\n@hookimpl\n"
+                                      "def autoresearch_collect_file(file_path, config):\n    return None\n")
+    simple(repo, "b", "LR = 0.05")
+    aged(repo)
+    calls = collections(monkeypatch)
+    assert "experiments/b.toml::b" in cli("status").out and "experiments/b.toml::b" in cli("status").out
+    assert calls == [1, 1] and not (repo / ".autoresearch" / "index-queue.json").exists()

@@ -35,10 +35,33 @@ def __getattr__(name: str) -> Any:
 def load_reports(config: Any) -> tuple[str, list[Any]]:
     """The tag and the finished reports of a run (--tag, default the latest), read from its ledger."""
     from autoresearch.reports import results
+
+    session = open_run(config, config.getoption("tag"))
+    return session.tag, results(session.history)
+
+
+_opened: dict[tuple, Any] = {}  # (ledger, its size and time) -> the session read from it, in this process
+
+
+def open_run(config: Any, tag: str | None) -> Any:
+    """:meth:`Session.open_existing`, read once per process while its ledger stays as it was:
+    ``report`` and the plugins' report hooks (telemetry) read the same run."""
+    from autoresearch import runindex
     from autoresearch.session import Session
 
-    session = Session.open_existing(config, config.getoption("tag"))
-    return session.tag, results(session.history)
+    folder = runindex.run_dir(config, tag)
+    try:
+        st = (folder / "ledger.jsonl").stat() if folder is not None else None
+    except OSError:
+        st = None
+    key = (str(folder), st.st_size, st.st_mtime_ns, st.st_ino) if st is not None else None
+    if key is not None and key in _opened and _opened[key].config is config:
+        return _opened[key]
+    session = Session.open_existing(config, tag)
+    _opened.clear()
+    if key is not None:
+        _opened[key] = session
+    return session
 
 
 def runner(config: Any) -> dict[str, Any]:
@@ -69,9 +92,9 @@ def status_data(config: Any) -> dict[str, Any]:
     known = runindex.cached(config, tag, "status", lambda: recorded(config, tag))
     queue_error = None
     try:
-        from autoresearch.collect import collect
+        from autoresearch.queueindex import queue
 
-        items, errors = collect(config, [config.rootdir / p for p in config.get("paths")], config.hook, warn=False)
+        items, errors = queue(config)
     except UsageError as exc:
         items, errors, queue_error = [], [], str(exc)
     run = runner(config)
@@ -80,8 +103,8 @@ def status_data(config: Any) -> dict[str, Any]:
     mean, tag = known.pop("mean"), known["tag"]
     live = dict(runner=run, running=running(config, config.state_dir / "runs" / tag, pending, mean)
                 if run["alive"] and run["tag"] == tag else [])
-    queued = dict(queued=[h.nodeid for h in items if h.key not in keys], queue_error=queue_error,
-                  collection_errors=[str(e) for e in errors])
+    queued = dict(queued=[nodeid for nodeid, key in items if key not in keys], queue_error=queue_error,
+                  collection_errors=errors)
     order = ("tag", "branch", "metric", "direction", "counts", "best", "baseline", "noise", "drift", "wasted",
              "runner", "running", "experiments", "queued", "queue_error", "collection_errors")
     both = {**known, **live, **queued}
