@@ -1,6 +1,6 @@
-"""A run's index: what a read-only command (``status``) derived from the run's ledger, kept beside it
-(``.autoresearch/runs/TAG/index-KIND.json``) so that the next call reads one small file instead of
-replaying the whole ledger.
+"""A run's indexes: what a read-only command (``status``, ``report``) derived from the run's ledger,
+kept beside it (``.autoresearch/runs/TAG/index-KIND.json``) so that the next call reads one small
+file instead of replaying the whole ledger.
 
 The ledger stays the one store: an index is a cache of what it says, bound to it. Its first line
 is the SHA-256 of everything the data was made from (the ledger's size and the SHA-256 of its bytes,
@@ -8,8 +8,11 @@ the tag, every setting's value, the code as :func:`autoresearch.startup.code_id`
 the data that follows; an index whose line does not match the ledger and settings of now (stale:
 the run went on, a setting or the code changed), or its own data (edited), is ignored and made
 again from a replay of the ledger. It lives in the state folder, which the workload never sees
-(autoresearch/isolation.py hides it), as the ledger does; like the ledger's hash chain, it detects
-a stale or hand-edited index, not a forger who recomputes the hashes.
+(autoresearch/isolation.py hides it), as the ledger does. Even where a workload could write there
+(the sandbox off), what it wrote is stale before anyone reads it: the runner appends the
+experiment's own "done" and "logged" lines after the workload ends, and no index written before
+them matches the ledger after them. Like the ledger's hash chain, the binding detects a stale or
+hand-edited index, not a forger who recomputes the hashes of the final ledger by hand.
 
 An index is written only when the ledger did not change while the data was made (a runner
 appending meanwhile): never one that describes more, or less, than the bytes it is bound to.
