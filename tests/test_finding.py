@@ -1,6 +1,7 @@
-"""Finding hypothesis files (autoresearch/finding.py's one scandir walk) finds what the rglob-based
-search it replaced found, in the same order, and refuses the same links: checked over random trees
-of files, folders never searched, links in and out of the project, link loops."""
+"""Collection's fast paths. Finding hypothesis files (autoresearch/finding.py's one scandir walk)
+finds what the rglob-based search it replaced found, in the same order, and refuses the same links:
+checked over random trees of files, folders never searched, links in and out of the project, link
+loops. model.unprintable's fast path answers as its character walk."""
 from __future__ import annotations
 
 import fnmatch
@@ -92,3 +93,23 @@ def test_relpath_is_pathlibs(tmp_path):
         except ValueError:
             expected = path.as_posix()
         assert relpath(path, tmp_path) == expected
+
+
+def slow_unprintable(text: str, allow: str = "") -> str | None:
+    """model.unprintable without its fast path (the specification)."""
+    import unicodedata
+
+    for c in text:
+        if c in allow:
+            continue
+        if unicodedata.category(c) in ("Cc", "Zl", "Zp", "Cs") or (unicodedata.category(c) == "Cf" and c not in "\u200d\u00ad"):
+            return ascii(c)[1:-1]
+    return None
+
+
+@settings(max_examples=300, deadline=None)
+@given(text=st.text(), allow=st.sampled_from(["", "\t", "\n\t"]))
+def test_unprintables_fast_path_answers_as_the_character_walk(text, allow):
+    from autoresearch.model import unprintable
+
+    assert unprintable(text, allow) == slow_unprintable(text, allow)
