@@ -9,6 +9,7 @@ Exit codes (autoresearch.ExitCode): 0 the session completed, whatever the verdic
 from __future__ import annotations
 
 import argparse
+import functools
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,11 @@ from autoresearch.errors import UsageError
 from autoresearch.main import guard
 from autoresearch.outcomes import ExitCode
 from autoresearch.runargs import add_paths_setting, add_run_arguments
+
+# argparse translates each of its own words (usage:, options, ...) with gettext, which looks for a
+# catalog on disk at every call: about 40 look-ups, a fifth of --help. A word's translation is the
+# same for the whole process (the language is read from the environment), so each is looked up once.
+argparse._ = functools.lru_cache(maxsize=256)(argparse._)  # type: ignore[attr-defined]
 
 COMMANDS = {
     "run": "collect hypothesis files and run them: baseline first, one commit each",
@@ -219,6 +225,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _main(argv: list[str]) -> int:
+    startup.begin_command()
     rootdir = find_rootdir(Path.cwd())
     command, option_first = startup.command_of(argv)
     only = {command, "run"} if command is None or option_first else {command}  # --help shows the run's options

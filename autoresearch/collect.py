@@ -5,7 +5,6 @@ editable files, so a bad file is reported as ``path:line: message`` and nothing 
 """
 from __future__ import annotations
 
-import fnmatch
 import os
 import re
 import sys
@@ -13,17 +12,14 @@ from pathlib import Path
 from typing import Any
 
 from autoresearch import hookimpl
-from autoresearch.checks import inside_project
 from autoresearch.config import inside, positive
 from autoresearch.errors import CollectError, PatchError, UsageError
+from autoresearch.finding import NORECURSE, NOT_HYPOTHESES, find_files, relpath  # noqa: F401 (public here)
 from autoresearch.model import Hypothesis
 from autoresearch.names import COMMIT
 from autoresearch.kinds import registry
 from autoresearch.keywords import keyword_matcher  # noqa: F401 (public here)
 from autoresearch.readers import _locator, collect_python, collect_toml, decorates  # noqa: F401 (decorates: public)
-
-NORECURSE = ("__pycache__", "node_modules", "venv", "*.egg-info", "build", "dist", "tests", "test")
-NOT_HYPOTHESES = {"pyproject.toml", "conftest.py", "setup.py", "__init__.py", "autoresearch.args.toml"}
 
 
 @hookimpl
@@ -46,40 +42,6 @@ def autoresearch_addoption(parser) -> None:
                       check=lambda v: None if 0 < v <= 3600 else "must be more than 0 and at most 3600 (seconds)",
                       help="seconds that importing one Python hypothesis file (and calling its functions) may take; "
                            "a file still running then is an error, not a hang")
-
-
-def find_files(paths: list[Path], config) -> list[Path]:
-    """Candidate files under the given paths, deterministic (sorted), without duplicates."""
-    skip = {config.rootdir / p for p in config.editable + config.protected}
-    state = config.state_dir
-    found: dict[Path, None] = {}
-    # where a file may lead through links: into the project, or into what was given on the command line
-    allowed = [config.rootdir.resolve(), *(p.resolve() for p in paths if config.getoption("file_or_dir"))]
-    for path in paths:
-        if not path.exists():
-            raise UsageError(f"file or folder not found: {relpath(path, config.rootdir)}")
-        if path.is_file():
-            found[inside_project(path, allowed, config)] = None
-            continue
-        for file in sorted(path.rglob("*")):
-            rel = file.relative_to(path).parts
-            if any(part.startswith((".", "_")) or any(fnmatch.fnmatch(part, pat) for pat in NORECURSE)
-                   for part in rel[:-1]):
-                continue
-            if file.is_symlink() and file.is_dir() and not file.name.startswith((".", "_")):
-                inside_project(file, allowed, config)  # not searched (as rglob does not); never one outside
-            if (file.suffix in (".toml", ".py") and file.is_file() and file.name not in NOT_HYPOTHESES
-                    and not file.name.startswith((".", "_")) and file not in skip
-                    and state not in file.parents):
-                found[inside_project(file, allowed, config)] = None
-    return list(found)
-
-
-def relpath(path: Path, rootdir: Path) -> str:
-    try:
-        return path.relative_to(rootdir).as_posix()
-    except ValueError:
-        return path.as_posix()
 
 
 @hookimpl(trylast=True)

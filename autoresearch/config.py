@@ -10,9 +10,8 @@ import math
 import os
 import shlex
 import unicodedata
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 from autoresearch.checks import check_layout, inside, shown  # noqa: F401 (inside: path settings' check)
 from autoresearch.errors import UsageError
@@ -29,8 +28,10 @@ MAX_TEXT = 4096  # characters in one string (PATH_MAX): a longer one is a mistak
 MAX_ITEMS = 1000  # entries in one list or table
 
 
-@dataclass(frozen=True)
-class Setting:
+class Setting(NamedTuple):
+    """One setting, as a plugin declared it (a named tuple: immutable, and cheaper to define at
+    start-up than a dataclass, whose module imports inspect and ast)."""
+
     name: str
     type: str  # str, int, float, bool, list (comma-separated on the command line), args (shell-style),
     # amount (a number in the metric's units, or a percentage such as "0.1%"), table (NAME = "text", ini only)

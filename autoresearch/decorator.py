@@ -8,6 +8,10 @@ from autoresearch.errors import CollectError
 from autoresearch.model import Hypothesis, build, check_sweep, combinations, description_problem, parametrize
 from autoresearch.patches import PatchKind, builtin_kinds
 
+#: While a hypothesis file is imported to be collected: its module's name -> what @hypothesis marked
+#: there, as (the object, the line of its @hypothesis), so that one no longer in reach is told.
+MARKED: dict[str, list[tuple[Any, int]]] = {}
+
 
 class Patch:
     """What a Python hypothesis function receives: it records the changes to make, one method per
@@ -72,8 +76,12 @@ def hypothesis(description: str | Callable | None = None, *, name: str | None = 
         frame = sys._getframe(1)  # where it is applied: the line to name when `fn` has no code of its own
         while frame is not None and frame.f_code.co_filename == __file__:
             frame = frame.f_back  # type: ignore[assignment]
+        line = frame.f_lineno if frame is not None else 1
+        module = frame.f_globals.get("__name__") if frame is not None else None
+        if module in MARKED:
+            MARKED[module].append((fn, line))
         fn.__autoresearch_hypothesis__ = dict(  # type: ignore[attr-defined]
-            line=frame.f_lineno if frame is not None else 1,
+            line=line,
             description=description, name=name or getattr(fn, "__name__", None), expect=dict(expect or {}),
             baseline=baseline, sweep=sweep if sweep is not None else {}, tags=list(tags) if isinstance(tags, (list, tuple))
             else tags, file=file,
@@ -81,6 +89,35 @@ def hypothesis(description: str | Callable | None = None, *, name: str | None = 
         return fn
 
     return mark
+
+
+def hidden(marked: list[tuple[Any, int]], found: list[Any], namespace: dict[str, Any]) -> tuple[int, str] | None:
+    """The first object @hypothesis marked (of `marked`) that collection cannot reach: neither one of
+    the module's marked objects (`found`) nor wrapped by one (``__wrapped__``, as functools.wraps
+    sets). A decorator above @hypothesis that returns something else (``@staticmethod``, a cache, a
+    registry returning None) or an @hypothesis inside a class hides it: (its line, the error)."""
+    reach: set[int] = set()
+    for obj in found:
+        while obj is not None and id(obj) not in reach:
+            reach.add(id(obj))
+            try:
+                obj = getattr(obj, "__wrapped__", None)
+            except Exception:  # an object whose attributes raise: it wraps nothing collection can see
+                obj = None
+    for fn, line in sorted(marked, key=lambda m: m[1]):
+        if id(fn) in reach:
+            continue
+        name = getattr(fn, "__name__", None)
+        name = name if isinstance(name, str) else "?"
+        held = namespace.get(name, hidden) if name.isidentifier() else hidden
+        if held is hidden:
+            return line, (f"@hypothesis {name} is hidden: it is not at the module's top level (inside a class or a "
+                          "function), where collection finds hypotheses; put it on a def at the module's top level")
+        what = "None" if held is None else f"a {type(held).__name__}"
+        return line, (f"@hypothesis {name} is hidden: the module holds {what} under that name, not the function "
+                      "@hypothesis marked (a decorator above @hypothesis returned something else); put @hypothesis "
+                      "outermost")
+    return None
 
 
 def safe_text(exc: BaseException) -> str:

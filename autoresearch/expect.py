@@ -9,6 +9,7 @@ A percentage after ``+`` or ``-`` is relative to the baseline (``baseline - 1%``
 """
 from __future__ import annotations
 
+import functools
 import math
 import operator
 import re
@@ -84,6 +85,12 @@ def parse_expectation(text: str) -> Expectation:
     """Parse one expectation, raising :class:`ExpectationError` with a hint if it is invalid."""
     if not isinstance(text, str):
         raise ExpectationError(f"expected a string, got {type(text).__name__} ({HELP})")
+    return _parse(text)
+
+
+@functools.lru_cache(maxsize=1024)
+def _parse(text: str) -> Expectation:
+    """An expectation (immutable) parsed once per text: 1,000 hypothesis files mostly say "< baseline"."""
     toks = _tokens(text)
     if not toks or toks[0][0] != "op":
         raise ExpectationError(f"{text!r} does not start with a comparison ({HELP})")

@@ -54,6 +54,8 @@ def fields(kinds: tuple[PatchKind, ...] | None = None) -> dict[str, str]:
 def unprintable(text: str, allow: str = "") -> str | None:
     """The first character of `text` a terminal, a TSV row or a commit message would not show as
     written (control characters, line and paragraph separators, lone surrogates), as its escape."""
+    if text.isprintable():  # no control, separator, surrogate or format character at all: the usual case
+        return None
     import unicodedata
 
     for c in text:

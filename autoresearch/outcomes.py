@@ -34,6 +34,8 @@ class ExitCode(enum.IntEnum):
 def printable(text: str) -> str:
     """`text` with every control character written as its escape (``\\x1b``): what a workload
     printed can be shown on a terminal, in a TSV cell or a journal without taking them over."""
+    if text.isprintable():  # the usual case, at C speed (a space is printable)
+        return text
     return "".join(c if c.isprintable() or c == " " else ascii(c)[1:-1] for c in text)
 
 

@@ -116,7 +116,7 @@ def _same_file(filename: str, path: Path) -> bool:
 
 def _import_hypotheses(path: Path, rel: str, config) -> list[Hypothesis]:
     """Import one Python hypothesis file and turn its decorated functions into hypotheses."""
-    from autoresearch.decorator import from_function, line_of
+    from autoresearch.decorator import MARKED, from_function, hidden, line_of
 
     modname = "autoresearch_hypotheses." + re.sub(r"\W", "_", rel)
     spec = importlib.util.spec_from_file_location(modname, path)
@@ -125,6 +125,7 @@ def _import_hypotheses(path: Path, rel: str, config) -> list[Hypothesis]:
     sys.modules.pop(modname, None)
     dont_write = sys.dont_write_bytecode
     sys.dont_write_bytecode = True  # leave the experiments folder as it was
+    MARKED[modname] = []
     try:
         spec.loader.exec_module(module)
     except SyntaxError as exc:
@@ -142,8 +143,12 @@ def _import_hypotheses(path: Path, rel: str, config) -> list[Hypothesis]:
         raise CollectError(rel, line, f"raised {type(exc).__name__} on import: {exc}") from None
     finally:
         sys.dont_write_bytecode = dont_write
+        marked = MARKED.pop(modname, [])
     functions = [v for v in vars(module).values() if callable(v) and hasattr(v, "__autoresearch_hypothesis__")
                  and getattr(v, "__module__", None) == modname]
+    lost = hidden(marked, functions, vars(module))
+    if lost:
+        raise CollectError(rel, *lost)
     out = []
     kinds = registry(config)
     for fn in sorted(functions, key=line_of):

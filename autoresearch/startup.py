@@ -66,13 +66,29 @@ def fingerprint() -> str:
     return "\n".join(sorted(parts))
 
 
+_command: list[str | None] = [None]  # the fingerprint, as the command running now first computed it
+
+
+def begin_command() -> None:
+    """A command starts (autoresearch.cli): the code is looked at again on first use."""
+    _command[0] = None
+
+
+def code_id() -> str:
+    """:func:`fingerprint`, computed once per command: the record and the run's indexes
+    (autoresearch/runindex.py) ask for it in one start."""
+    if _command[0] is None:
+        _command[0] = fingerprint()
+    return _command[0]
+
+
 def path() -> Path:
     return Path(__file__).parent / "__pycache__" / f"startup.{sys.implementation.cache_tag}.marshal"
 
 
 def read() -> dict[str, Any] | None:
     """The record, if there is one for the code as it is now."""
-    key = fingerprint()
+    key = code_id()
     if key in _memo:
         return _memo[key]
     try:

@@ -130,3 +130,52 @@ def test_a_time_limit_python_dropped_fires_again_and_the_file_is_one_line(repo):
                                         "(collect_timeout): a hypothesis file should only define functions; move "
                                         "slow work into the workload" for line in (13, 14)), r.stderr
     assert "Exception ignored" not in r.stderr and "Traceback" not in r.stderr, r.stderr
+
+
+# decorators that, above @hypothesis, return something other than the function it marked
+HIDING = {
+    "staticmethod": ["@staticmethod"],
+    "classmethod": ["@classmethod"],
+    "property": ["@property"],
+    "none": ["@drop"],
+    "other function": ["@swap"],
+    "partial": ["@functools.partial"],
+    "class": ["class Ideas:", "    '''A namespace.'''", ""],  # @hypothesis inside a class: not at the top level
+}
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(shape=st.sampled_from(sorted(HIDING)), before=PAD, call=st.booleans(), plain_first=st.booleans())
+def test_a_hypothesis_hidden_by_a_decorator_above_it_is_one_line_naming_its_line(repo, collect, shape, before, call,
+                                                                                  plain_first):
+    """A decorator above @hypothesis that returns something else, or an @hypothesis inside a class,
+    used to hide the hypothesis silently (0 collected, exit 5): it is one error line, naming the
+    file and the line of that @hypothesis."""
+    head = ["import functools", "from autoresearch import hypothesis", "", "def drop(fn):", "    return None", "",
+            "def swap(fn):", "    return lambda patch: None", "", *lines_of(before), ""]
+    if plain_first:  # a hypothesis collection does find, before it
+        head += ["@hypothesis(description='found')", "def found(patch):", "    '''Why.'''",
+                 "    patch.set(LR=0.02)", ""]
+    wrap = HIDING[shape]
+    indent = "    " if shape == "class" else ""
+    head += wrap
+    source = [*head, indent + ("@hypothesis(description='hidden')" if call else "@hypothesis"),
+              indent + "def idea(patch):", indent + "    '''Why.'''", indent + "    patch.set(LR=0.03)"]
+    (repo / "experiments" / "hidden.py").write_text("\n".join(source) + "\n")
+    r = collect()
+    lines = [line for line in r.err.splitlines() if line.startswith("ERROR")]
+    assert r.rc == 4 and len(lines) == 1 and "Traceback" not in r.err, (source, r)
+    assert lines[0].startswith(f"ERROR experiments/hidden.py:{len(head) + 1}: @hypothesis idea is hidden: "), \
+        (source, r.err)
+    assert ("not at the module's top level" in lines[0]) == (shape == "class"), r.err
+
+
+def test_a_hypothesis_wrapped_with_functools_wraps_is_still_collected(repo, collect):
+    """A decorator above @hypothesis that keeps what it wraps reachable (functools.wraps) hides nothing."""
+    (repo / "experiments" / "wrapped.py").write_text(
+        "import functools\nfrom autoresearch import hypothesis\n\n\ndef logged(fn):\n"
+        "    @functools.wraps(fn)\n    def inner(*args, **kwargs):\n        return fn(*args, **kwargs)\n"
+        "    return inner\n\n\n@logged\n@hypothesis(description='wrapped')\ndef idea(patch):\n"
+        "    '''Why.'''\n    patch.set(LR=0.03)\n")
+    r = collect()
+    assert r.rc == 0 and "Traceback" not in r.err and "wrapped.py::idea" in r.out, r

@@ -39,13 +39,17 @@ def main(config: Any) -> int:
 
 def queue(config: Any, done: list[Any]) -> list[str]:
     """The hypotheses collected now that have not run in this run (as ``status`` lists them)."""
+    return queued_after(config, {r.key for r in done})
+
+
+def queued_after(config: Any, keys: set) -> list[str]:
+    """The hypotheses collected now whose key is not in `keys`."""
     from autoresearch.collect import collect
 
     try:
         items, _ = collect(config, [config.rootdir / p for p in config.get("paths")], config.hook, warn=False)
     except UsageError:
         return []
-    keys = {r.key for r in done}
     return [h.nodeid for h in items if h.key not in keys]
 
 
@@ -58,12 +62,17 @@ def tip_of(session: Any, done: list[Any]) -> Any:
 def in_flight(config: Any, session: Any) -> list[dict[str, Any]]:
     """Experiments started and not done: running now (a runner holds the lock for this run), or
     left by a stopped runner (they run again on --resume)."""
+    return pending_now(config, session.tag, session.pending)
+
+
+def pending_now(config: Any, tag: str, pending: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The ledger's runs in flight (`pending`), running or left unfinished as the lock tells now."""
     from autoresearch.commands.status import runner
 
     run = runner(config)
-    alive = run["alive"] and run["tag"] == session.tag
+    alive = run["alive"] and run["tag"] == tag
     return [dict(seq=e.get("seq"), nodeid=e.get("nodeid", "?"),
-                 state="running" if alive else "unfinished (runs again on --resume)") for e in session.pending]
+                 state="running" if alive else "unfinished (runs again on --resume)") for e in pending]
 
 
 def status_section(config: Any, session: Any, done: list[Any], running: list[dict], tip: Any, best: Any,
@@ -95,12 +104,23 @@ def status_section(config: Any, session: Any, done: list[Any], running: list[dic
     return out
 
 
+_learned: list[Any] = [None, None]  # (the history and k it was made from, the lessons): one report's
+
+
+def learned(history: list[Any], k: float, learn: Any) -> list[Any]:
+    """``distil.learn(history, k)``, made once for the sections of one report that show it."""
+    key = (id(history), len(history), k)
+    if _learned[0] != key:
+        _learned[:] = [key, learn(history, k)]
+    return _learned[1]
+
+
 def learnings_section(config: Any, history: list[Any]) -> list[str]:
     """Key learnings: the distilled lessons (one line per subject) and the ALWAYS/NEVER rules."""
     from autoresearch.distil import learn
     from autoresearch.rules import derive
 
-    lessons = learn(history, config.get("noise_k", 2.0))
+    lessons = learned(history, config.get("noise_k", 2.0), learn)
     out = ["\n## Key learnings\n"]
     out += [f"- {md(x.text)} ({x.source})" for x in lessons[:10]] or ["- None yet: no experiment beyond the baseline."]
     if len(lessons) > 10:
@@ -117,7 +137,7 @@ def next_steps(config: Any, history: list[Any], queued: list[str]) -> list[str]:
     out += [f"- Queued: {md(n)}" for n in queued[:8]]
     if len(queued) > 8:
         out.append(f"- … and {len(queued) - 8} more queued")
-    for x in learn(history, config.get("noise_k", 2.0))[:6]:
+    for x in learned(history, config.get("noise_k", 2.0), learn)[:6]:
         moved = len(x.key) == 1 and x.key[0][0] and x.key[0][1] in ("↑", "↓")  # one parameter, one way
         subject = " ".join(x.key[0]) if moved else x.subject
         if x.verdict == BETTER and moved:
@@ -133,10 +153,46 @@ def next_steps(config: Any, history: list[Any], queued: list[str]) -> list[str]:
 
 
 def report(config: Any) -> str:
-    """The report in Markdown (``--json``: every finished experiment, whole)."""
-    from autoresearch.session import Session
+    """The report in Markdown (``--json``: every finished experiment, whole).
 
-    session = Session.open_existing(config, config.getoption("tag"))
+    The Markdown is kept in the run's index (autoresearch/runindex.py) with what was live when it
+    was made (the runs in flight, the queue): read back while the ledger, the settings, the code and
+    those are unchanged. Not with --json or --plot, nor when a plugin that is not built in adds to it."""
+    from autoresearch import runindex
+    from autoresearch.pluginmanager import BUILTIN, ESSENTIAL
+
+    tag = config.getoption("tag")
+    folder = runindex.run_dir(config, tag)
+    extras = {impl.plugin_name for impl in config.hook.autoresearch_report_extra.get_hookimpls()}
+    if config.getoption("json") or config.getoption("plot") or folder is None or extras - {*ESSENTIAL, *BUILTIN}:
+        return make_report(config)
+    bound = runindex.stamp(folder, "report", config)
+    known = runindex.read(folder, "report", bound) if bound else None
+    if known is not None and known["live"] == live(config, folder.name, known["pending"], set(known["keys"])):
+        return known["text"]
+    made: dict[str, Any] = {}
+    text = make_report(config, made)
+    if bound and made:
+        import json
+
+        runindex.write(folder, "report", bound, json.dumps({"data": dict(text=text, **made)}, default=str),
+                       lambda: runindex.stamp(folder, "report", config))
+    return text
+
+
+def live(config: Any, tag: str, pending: list[dict[str, Any]], keys: set) -> Any:
+    """What a report shows that is not in the ledger: the runs in flight as the lock tells, the queue."""
+    import json
+
+    return json.loads(json.dumps(dict(running=pending_now(config, tag, pending), queued=queued_after(config, keys)),
+                                 default=str))
+
+
+def make_report(config: Any, made: dict[str, Any] | None = None) -> str:
+    """The report, made from the ledger; `made` (if given) receives what :func:`report` keeps with it."""
+    from autoresearch.commands.status import open_run
+
+    session = open_run(config, config.getoption("tag"))
     tag, done = session.tag, results(session.history)
     if not done:
         raise UsageError(f"run {tag!r} has no finished experiments yet")
@@ -150,19 +206,24 @@ def report(config: Any) -> str:
                                cost=data(config, session.history),
                                experiments=[record(r, config.get("memory_metric", "peak_vram_mb"))
                                             for r in done]), indent=2, default=str)
-    return "\n".join(printable(line) for line in "\n".join(markdown(config, session, done)).split("\n")) + "\n"
+    keys = {r.key for r in done}
+    now = live(config, session.tag, session.pending, keys)
+    text = "\n".join(printable(line) for line in "\n".join(markdown(config, session, done, now)).split("\n")) + "\n"
+    if made is not None:
+        made.update(pending=session.pending, keys=sorted(k for k in keys if isinstance(k, str)), live=now)
+    return text
 
 
-def markdown(config: Any, session: Any, done: list[Any]) -> list[str]:
-    """The report's sections in order, as Markdown lines."""
+def markdown(config: Any, session: Any, done: list[Any], now: dict[str, Any] | None = None) -> list[str]:
+    """The report's sections in order, as Markdown lines; `now`: what is live (:func:`live`), if known."""
     from autoresearch.reporting import chosen_metrics, cost_tables, iterations_table, metrics_table, parameters_table
     from autoresearch.reports import best_kept
     from autoresearch.stats import floor, pooled_over
 
     metric = done[0].metric
     names, which = chosen_metrics(config, done)
-    tip, best, running = tip_of(session, done), best_kept(done), in_flight(config, session)
-    queued = queue(config, done)
+    tip, best = tip_of(session, done), best_kept(done)
+    running, queued = (now["running"], now["queued"]) if now else (in_flight(config, session), queue(config, done))
     sigma, df = pooled_over(done, metric)
     noise = floor(sigma, df, metric, config.get("noise_k"), config.get("repeats"), config.get("max_repeats")) \
         if config.get("repeats") else ""

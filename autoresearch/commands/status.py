@@ -9,8 +9,7 @@ from collections import Counter
 from typing import Any
 
 from autoresearch.errors import UsageError
-from autoresearch.live import fmt_s  # noqa: F401 (status.fmt_s, as before)
-from autoresearch.reports import ExitCode, MEASURED, Status, printable, results
+from autoresearch.outcomes import ExitCode, MEASURED, Status, printable
 
 STATUS_LINES = 40
 
@@ -25,12 +24,44 @@ def main(config: Any) -> int:
     return ExitCode.OK
 
 
+def __getattr__(name: str) -> Any:
+    if name == "fmt_s":  # status.fmt_s, as before (autoresearch.live's), imported when asked for
+        from autoresearch.live import fmt_s
+
+        return fmt_s
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 def load_reports(config: Any) -> tuple[str, list[Any]]:
     """The tag and the finished reports of a run (--tag, default the latest), read from its ledger."""
+    from autoresearch.reports import results
+
+    session = open_run(config, config.getoption("tag"))
+    return session.tag, results(session.history)
+
+
+_opened: dict[tuple, Any] = {}  # (ledger, its size and time) -> the session read from it, in this process
+
+
+def open_run(config: Any, tag: str | None) -> Any:
+    """:meth:`Session.open_existing`, read once per process while its ledger stays as it was:
+    ``report`` and the plugins' report hooks (telemetry) read the same run."""
+    from autoresearch import runindex
     from autoresearch.session import Session
 
-    session = Session.open_existing(config, config.getoption("tag"))
-    return session.tag, results(session.history)
+    folder = runindex.run_dir(config, tag)
+    try:
+        st = (folder / "ledger.jsonl").stat() if folder is not None else None
+    except OSError:
+        st = None
+    key = (str(folder), st.st_size, st.st_mtime_ns, st.st_ino) if st is not None else None
+    if key is not None and key in _opened and _opened[key].config is config:
+        return _opened[key]
+    session = Session.open_existing(config, tag)
+    _opened.clear()
+    if key is not None:
+        _opened[key] = session
+    return session
 
 
 def runner(config: Any) -> dict[str, Any]:
@@ -42,47 +73,68 @@ def runner(config: Any) -> dict[str, Any]:
                 since=holder.get("since"))
 
 
-def running(session: Any, done: list[Any]) -> list[dict[str, Any]]:
+def running(config: Any, run_dir: Any, pending: list[dict[str, Any]], mean: float | None) -> list[dict[str, Any]]:
     """The experiments in flight (started in the ledger, not done): elapsed time, the latest
-    progress their log shows (step, share of the budget, loss) and an ETA (autoresearch.live)."""
+    progress their log shows (step, share of the budget, loss) and an ETA (autoresearch.live);
+    `mean` is the mean duration of the finished ones."""
     from autoresearch.live import in_flight
 
-    finished = [r.duration for r in done if r.duration and r.status in MEASURED]
-    mean = sum(finished) / len(finished) if finished else None
-    return [in_flight(session.config, session.run_dir, entry, mean) for entry in (session.pending if session else [])]
+    return [in_flight(config, run_dir, entry, mean) for entry in pending]
 
 
 def status_data(config: Any) -> dict[str, Any]:
-    """Everything `status` shows, as data (``status --json``, for agents)."""
-    from autoresearch.collect import collect
+    """Everything `status` shows, as data (``status --json``, for agents): what the ledger says,
+    from the run's index when it matches the ledger (:func:`recorded`), and what is live now (the
+    runner, the runs in flight, the queue)."""
+    from autoresearch import runindex
+
+    tag = config.getoption("tag")
+    known = runindex.cached(config, tag, "status", lambda: recorded(config, tag))
+    queue_error = None
+    try:
+        from autoresearch.queueindex import queue
+
+        items, errors = queue(config)
+    except UsageError as exc:
+        items, errors, queue_error = [], [], str(exc)
+    run = runner(config)
+    pending = known.pop("pending")
+    keys = set(known.pop("keys")) | ({e.get("key") for e in pending} if run["alive"] else set())  # in flight: not queued
+    mean, tag = known.pop("mean"), known["tag"]
+    live = dict(runner=run, running=running(config, config.state_dir / "runs" / tag, pending, mean)
+                if run["alive"] and run["tag"] == tag else [])
+    queued = dict(queued=[nodeid for nodeid, key in items if key not in keys], queue_error=queue_error,
+                  collection_errors=errors)
+    order = ("tag", "branch", "metric", "direction", "counts", "best", "baseline", "noise", "drift", "wasted",
+             "runner", "running", "experiments", "queued", "queue_error", "collection_errors")
+    both = {**known, **live, **queued}
+    return {**{k: both[k] for k in order}, **{k: v for k, v in both.items() if k not in order}}
+
+
+def recorded(config: Any, tag: str | None) -> dict[str, Any]:
+    """What `status` shows that the run's ledger alone determines (with the settings), replayed
+    from it; plus what the live part needs: the runs in flight (pending), the finished hypotheses'
+    keys and the mean duration of a finished run."""
     from autoresearch.objectives import baseline_unmet
-    from autoresearch.reports import best_kept
+    from autoresearch.reports import best_kept, results
     from autoresearch.session import Session
     from autoresearch.stats import pooled_over
 
-    session = Session.open_existing(config, config.getoption("tag"))
+    session = Session.open_existing(config, tag)
     done = results(session.history)
     counts = Counter("setup crash" if r.setup_crash else r.status for r in done)  # a broken setup, apart
     best = best_kept(done)
     base = next((r for r in done if r.is_baseline), None)
     sigma, df = pooled_over(done, config.get("metric")) if done else (None, 0)
-    queue_error = None
-    try:
-        items, errors = collect(config, [config.rootdir / p for p in config.get("paths")], config.hook, warn=False)
-    except UsageError as exc:
-        items, errors, queue_error = [], [], str(exc)
-    run = runner(config)
-    keys = {r.key for r in done} | ({e.get("key") for e in session.pending} if run["alive"] else set())  # in flight: not queued
+    finished = [r.duration for r in done if r.duration and r.status in MEASURED]
     return dict(tag=session.tag, branch=f"autoresearch/{session.tag}", metric=config.get("metric"),
                 direction=config.get("direction"), counts={s: counts[s] for s in ("keep", "discard", "crash", "setup crash")},
                 best=_brief(best) if best else None, baseline=_brief(base) if base else None,
                 noise=dict(sigma=sigma, df=df), drift=drift_line(config, done), wasted=wasted_line(session),
-                runner=run, running=running(session, done) if run["alive"] and run["tag"] == session.tag else [],
-                experiments=[_brief(r) for r in done], queued=[h.nodeid for h in items if h.key not in keys],
-                queue_error=queue_error, collection_errors=[str(e) for e in errors],
-                lessons=lesson_rules(config, session), unmet_targets=baseline_unmet(
-                    config, next((r for r in done if r.is_baseline and r.status == Status.KEEP), None)),
-                **cost_and_lessons(config, session))
+                experiments=[_brief(r) for r in done], lessons=lesson_rules(config, session),
+                unmet_targets=baseline_unmet(config, next((r for r in done if r.is_baseline and r.status == Status.KEEP), None)),
+                **cost_and_lessons(config, session), pending=session.pending, keys=sorted({r.key for r in done if isinstance(r.key, str)}),
+                mean=sum(finished) / len(finished) if finished else None)
 
 
 def wasted_line(session: Any) -> str:
@@ -136,17 +188,17 @@ def status(config: Any) -> str:
 
 def render(config: Any, data: dict[str, Any]) -> str:
     """At most ~40 lines: best so far, the last results, what is queued, the lessons' headline."""
-    from autoresearch.stats import floor
-
     tag, done, counts, run = data["tag"], data["experiments"], data["counts"], data["runner"]
     alive = run["alive"] and run["tag"] == tag
-    from autoresearch.live import describe
 
     tally = ", ".join(f"{counts[s]} {s}" for s in ("keep", "discard", "crash", "setup crash") if counts.get(s))
     lines = [f"autoresearch status — tag {tag} (branch autoresearch/{tag}): {len(done)} "
              f"experiment{'' if len(done) == 1 else 's'}" + (f", {tally}" if tally else "")
              + (f"; runner alive (pid {run['pid']}, since {run['since']})" if alive else "; no runner at work")]
-    lines += [f"running: {describe(r)}" for r in data["running"]]
+    if data["running"]:
+        from autoresearch.live import describe
+
+        lines += [f"running: {describe(r)}" for r in data["running"]]
     best, base = data["best"], data["baseline"]
     if best is not None:
         gain = (f" ({best['value'] - base['value']:+.6f} from the baseline {base['value']:.6f})"
@@ -155,6 +207,8 @@ def render(config: Any, data: dict[str, Any]) -> str:
     if data.get("unmet_targets"):
         lines.append(f"targets the baseline misses: {'; '.join(data['unmet_targets'])}")
     if config.get("repeats") and done:
+        from autoresearch.stats import floor
+
         lines.append(floor(data["noise"]["sigma"], data["noise"]["df"], data["metric"], config.get("noise_k"),
                            config.get("repeats"), config.get("max_repeats")))
         if data.get("drift"):

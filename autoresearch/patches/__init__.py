@@ -9,7 +9,6 @@ are the built-in kinds (:mod:`.set`, :mod:`.replace`, :mod:`.diff`, :mod:`.keys`
 """
 from __future__ import annotations
 
-import difflib
 import functools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
@@ -38,6 +37,8 @@ class PatchResult:
     @functools.cached_property
     def counts(self) -> tuple[int, int]:
         """(lines added, lines removed) over all editable files."""
+        import difflib
+
         added = removed = 0
         for path, old in self.before.items():
             if old == self.after[path]:  # an editable file the patch left alone (a config file beside the code)

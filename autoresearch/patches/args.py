@@ -8,7 +8,6 @@ sweeps, results, the journal, the report and MLflow alike.
 """
 from __future__ import annotations
 
-import difflib
 from typing import Any
 
 from autoresearch.errors import PatchError
@@ -152,6 +151,8 @@ def _strings(value: Any):
 
 def _unknown(name: str, known: dict) -> PatchError:
     spelt = [n for n in known if n.replace("_", "-") == name.replace("_", "-")]
+    import difflib  # here: collecting hypotheses needs it only for a misspelt name
+
     close = spelt or difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
     names = ", ".join(flag(n) for n in sorted(known)[:40])
     hint = (f"did you mean {', '.join(flag(n) for n in close)}? " if close else "") + \

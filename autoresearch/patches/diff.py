@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import tempfile
 from pathlib import Path, PurePosixPath
 
 from autoresearch.errors import PatchError
@@ -114,6 +112,9 @@ def check_diff_paths(text: str, editable: list[str], protected: list[str]) -> No
 
 def apply_diff(texts: dict[str, str], diff: str) -> dict[str, str]:
     """Apply a unified diff with ``git apply`` to copies of the editable files."""
+    import subprocess
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="autoresearch-diff-") as tmp:
         for path, text in texts.items():
             (Path(tmp) / path).parent.mkdir(parents=True, exist_ok=True)

@@ -15,13 +15,26 @@ from typing import Any
 from autoresearch.patches.keyfiles import KeyProblem, Missing, Slot, yaml_end, toml_write
 from autoresearch.patches.set import exponent
 
-_EXPONENT = re.compile(r"[-+]?[\d._]+[eE][-+]?\d+")
+class _Lazy:
+    """A regular expression compiled on its first use: collecting hypotheses (``status``' queue)
+    imports this module, and only writing a key to a file needs these."""
+
+    def __init__(self, *args: Any) -> None:
+        self.args, self.compiled = args, None
+
+    def __getattr__(self, name: str) -> Any:
+        if self.compiled is None:
+            self.compiled = re.compile(*self.args)
+        return getattr(self.compiled, name)
+
+
+_EXPONENT = _Lazy(r"[-+]?[\d._]+[eE][-+]?\d+")
 # what YAML reads back as written in a double-quoted scalar (no line breaks it would fold, no BOM)
-_YAML_RAW = re.compile("[^\x09\x0a\x0d\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
+_YAML_RAW = _Lazy("[^\x09\x0a\x0d\x20-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd"
                        "\U00010000-\U0010ffff]")
-_YAML_PLAIN = re.compile(r"[A-Za-z_][A-Za-z0-9_./-]*(?: [A-Za-z0-9_./-]+)*")
+_YAML_PLAIN = _Lazy(r"[A-Za-z_][A-Za-z0-9_./-]*(?: [A-Za-z0-9_./-]+)*")
 _YAML_WORDS = {"y", "n", "yes", "no", "on", "off", "true", "false", "null", "nan", "inf"}
-_TOML_LITERAL = re.compile(r"[^'\x00-\x08\x0a-\x1f\x7f]*")
+_TOML_LITERAL = _Lazy(r"[^'\x00-\x08\x0a-\x1f\x7f]*")
 
 
 def number(value: Any, old: Any, old_text: str, fmt: str) -> str:

@@ -9,7 +9,6 @@ a key that holds a dot is quoted (``'a."b.c".d'``).
 """
 from __future__ import annotations
 
-import difflib
 import functools
 from typing import Any
 
@@ -115,6 +114,8 @@ def unknown(path: str, missing: Missing, filename: str) -> PatchError:
                    + (f"{seg.text} is not an index" if seg.index is None else
                       f"{seg.index} is past its end (keys changes items; it does not add them, even with allow_new)"))
     else:
+        import difflib  # here: collecting hypotheses needs it only for a misspelt name
+
         close = difflib.get_close_matches(seg.name, missing.keys, n=3, cutoff=0.6)
         close += [k for k in missing.keys if k.lower() == seg.name.lower() and k not in close]
         more = len(missing.keys) - 40

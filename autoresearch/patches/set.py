@@ -6,7 +6,6 @@ exactly the bytes of the old value, so every other byte of the file is left as i
 from __future__ import annotations
 
 import ast
-import difflib
 import functools
 import math
 import operator
@@ -148,6 +147,8 @@ def option_value(text: str) -> Any:
 
 
 def _unknown(name: str, table: dict, filename: str) -> PatchError:
+    import difflib  # here: collecting hypotheses needs it only for a misspelt name
+
     close = difflib.get_close_matches(name, list(table), n=3, cutoff=0.6)
     close += [n for n in table if n.lower() == name.lower() and n not in close]
     names = sorted(table)
