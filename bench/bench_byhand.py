@@ -1,6 +1,9 @@
 """autoresearch against the protocol done by hand, side by side in one run, and where its time goes.
 
-    python bench/bench_byhand.py [N] [--repeats R]     # N hypotheses (default 50), R rounds (default 3)
+    python bench/bench_byhand.py [N] [--repeats R] [--compare DIR]
+        N hypotheses (default 50), R rounds (default 3); --compare: also time the code of another checkout
+        (e.g. `git worktree add DIR main`; its autoresearch/plugins must link to ../plugins, as the
+        installed package maps it), in every round, for a before/after under the same load
 
 The by-hand loop is what the seed's program.md asks of an agent, as a shell script: set the
 constant, commit, run the workload, grep the metric, keep (the branch stays) or reset, append a
@@ -71,10 +74,12 @@ def counted_runs(root: Path) -> tuple[int, int]:
     return len(entries), sum(len(e.get("runs") or [0]) for e in entries)
 
 
-def autoresearch(root: Path, *flags: str) -> tuple[float, int, int]:
+def autoresearch(root: Path, *flags: str, code: str = "") -> tuple[float, int, int]:
+    """A run of `python -m autoresearch`; with `code`, the checkout there (--compare) first on the path."""
+    env = {**os.environ, "PYTHONPATH": code} if code else None
     start = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "autoresearch", "run", "--tag", "bench", "-q", *flags], cwd=root,
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     assert r.returncode == 0, r.stderr
     return (wall, *counted_runs(root))
@@ -273,12 +278,16 @@ def table(auto: tuple, off: tuple, hand_ms: float, startup_ms: float) -> dict[st
     return {k: v * 1000 for k, v in rows.items()} | {"safety_ms": safety * 1000, "pure_ms": pure * 1000}
 
 
-def main(n: int = 50, repeats: int = 3) -> dict[str, float]:
+def main(n: int = 50, repeats: int = 3, compare: str = "") -> dict[str, float]:
     runs: dict[str, list[float]] = defaultdict(list)
     counts = {}
     for _ in range(repeats):
-        roots = {name: scratch_project(n) for name in ("byhand", "auto", "off")}
+        roots = {name: scratch_project(n) for name in ("byhand", "auto", "off", *(["old"] if compare else []))}
         try:
+            if compare:  # the other checkout first, in the same round: before and after under the same load
+                base = bare(roots["old"])
+                wall, _, old_runs = autoresearch(roots["old"], code=compare)
+                runs["old"].append(wall / old_runs - (base + bare(roots["old"])) / 2)
             base = [bare(roots["byhand"])]
             hand_wall, hand_runs = byhand(roots["byhand"])
             base.append(bare(roots["auto"]))
@@ -306,6 +315,9 @@ def main(n: int = 50, repeats: int = 3) -> dict[str, float]:
           f"({', '.join(f'{x * 1000:.0f}' for x in runs['auto'])})")
     print(f"  with --sandbox off: {counts['off']} runs; overhead {off * 1000:.0f} ms per run = {off / hand:.2f}x "
           f"({', '.join(f'{x * 1000:.0f}' for x in runs['off'])})")
+    if compare:
+        print(f"  the checkout in {compare}: overhead {med['old'] * 1000:.0f} ms per run = {med['old'] / hand:.2f}x "
+              f"({', '.join(f'{x * 1000:.0f}' for x in runs['old'])})")
     print(f"a bare run of the fake workload: {med['floor'] * 1000:.0f} ms")
     auto_parts = breakdown(n)
     off_parts = breakdown(n, "--sandbox", "off")
@@ -319,9 +331,10 @@ def main(n: int = 50, repeats: int = 3) -> dict[str, float]:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    repeats = 3
-    if "--repeats" in args:
-        i = args.index("--repeats")
-        repeats = int(args[i + 1])
-        del args[i:i + 2]
-    main(int(args[0]) if args else 50, repeats)
+    opts = {"--repeats": "3", "--compare": ""}
+    for flag in opts:
+        if flag in args:
+            i = args.index(flag)
+            opts[flag] = args[i + 1]
+            del args[i:i + 2]
+    main(int(args[0]) if args else 50, int(opts["--repeats"]), opts["--compare"])

@@ -37,6 +37,7 @@ from autoresearch import hookimpl, interrupts, procs
 from autoresearch.errors import GitError, UsageError
 from autoresearch.execute import link_into
 from autoresearch.gitcmd import SAFE, ask, git  # noqa: F401 (SAFE: for plugins that run git themselves)
+from autoresearch.gitobjects import archive_is_plain
 from autoresearch.gitrepo import exclude
 from autoresearch.repoguard import Guard, can_write_refs, digest, head_of, write_loose_ref  # noqa: F401 (digest)
 
@@ -54,6 +55,7 @@ class GitPlugin:
         self.at: dict[Path, str] = {}  # the commit each worktree's files are at
         self.guard: Guard | None = None
         self.loose_refs = False  # the run's refs written without a git process (repoguard.can_write_refs)
+        self.plain_archive = False  # a commit's files derived from its base's (gitobjects.archive_is_plain)
 
     def write(self, *args: str, cwd: Path) -> str:
         """A write of the runner's own to the repository's refs: the guard learns of it at once
@@ -129,8 +131,11 @@ class GitPlugin:
                 raise UsageError(f"cannot resume {session.tag!r}: branch {self.branch} is gone (deleted since the "
                                  "run started?); start a new run with --tag NAME")
         self.guard = Guard(root, common, session.tag)
-        keys = r"^(core\.logallrefupdates|core\.sharedrepository|core\.fsync|extensions\.refstorage)$"
-        self.loose_refs = can_write_refs(common, ask("config", "--get-regexp", keys, cwd=root).stdout)
+        keys = r"^(core\.logallrefupdates|core\.sharedrepository|core\.fsync|extensions\.refstorage|" \
+               r"core\.autocrlf|tar\.umask)$"
+        found = ask("config", "--get-regexp", keys, cwd=root).stdout
+        self.loose_refs = can_write_refs(common, found)
+        self.plain_archive = archive_is_plain(found)
         if not exists:  # a new run, or one killed before its branch existed
             git("branch", self.branch, "HEAD", cwd=root, env=self.env)
         if session.tip:  # the branch as the ledger has it: an experiment's commit made before a kill goes
@@ -218,6 +223,8 @@ class GitPlugin:
                 git("add", "--", *editable, cwd=work, env=self.env)  # a file the patch made: added first
                 git("commit", "-q", "--no-verify", "--allow-empty", "-F", "-", input=message, cwd=work, env=self.env)
             experiment.commit = self.at[work] = head_of(work) or git("rev-parse", "HEAD", cwd=work)
+            if self.plain_archive and self.guard is not None:  # its files: its base's and these (execute.tree)
+                experiment.committed = (self.guard.common, experiment.base_commit or session.tip, editable)
             # reachable from the moment it exists, whatever happens next
             self.write_ref(f"refs/autoresearch/{session.tag}/{experiment.label}", experiment.commit, cwd=work)
         return result

@@ -296,9 +296,10 @@ def test_readers_on_other_threads_never_see_a_report_twice_or_not_at_all():
 
 
 def test_an_experiment_costs_a_fixed_number_of_processes_and_fsyncs(repo, cli, monkeypatch):
-    """Per experiment, whatever the run's length: three git processes (reset, commit, archive: the
-    run's ref is written without one), one launcher, one fsync of the ledger (its commit point) and
-    one of the journal (its COMPLETED entry, which takes the PLANNED one with it). Counted, not timed."""
+    """Per experiment, whatever the run's length: two git processes (reset, commit: the run's ref is
+    written without one, the run's files derived from the base's without git archive), one launcher,
+    one fsync of the ledger (its commit point) and one of the journal (its COMPLETED entry, which
+    takes the PLANNED one with it). Counted, not timed."""
     import os
     import subprocess
 
@@ -329,7 +330,7 @@ def test_an_experiment_costs_a_fixed_number_of_processes_and_fsyncs(repo, cli, m
         seen[n] = ({c: gits.count(c) for c in set(gits)}, len(launchers),
                    {f: synced.count(f) for f in set(synced)})
     per = {c: seen[5][0].get(c, 0) - seen[2][0].get(c, 0) for c in set(seen[5][0]) | set(seen[2][0])}
-    assert {c: k for c, k in per.items() if k} == {"reset": 3, "commit": 3, "archive": 3}, seen
+    assert {c: k for c, k in per.items() if k} == {"reset": 3, "commit": 3}, seen
     assert seen[5][1] - seen[2][1] == 3, seen
     assert {f: seen[5][2].get(f, 0) - seen[2][2].get(f, 0) for f in seen[5][2]} == {"ledger.jsonl": 3, "journal.md": 3}, seen
 
@@ -372,3 +373,67 @@ def test_run_refs_are_left_to_git_where_its_config_asks_more():
         assert not can_write_refs(common, config + "\n"), config
     (common / "reftable").mkdir()
     assert not can_write_refs(common, "")
+
+
+OPS = st.lists(st.tuples(st.sampled_from(["edit", "chmod", "new", "link", "attributes", "same"]),
+                         st.sampled_from(["train.py", "sub/model.py", "run.sh", "deep/er/new.py", "experiments/h.toml"]),
+                         st.binary(max_size=40)), min_size=1, max_size=4)
+
+
+@settings(max_examples=25, deadline=None)
+@given(OPS)
+def test_a_commits_files_derived_from_its_base_are_git_archives(tmp_path_factory, ops):
+    """Whatever an experiment's commit changes (contents, modes, new files in new folders, a link,
+    attributes): the files derived from its base's and its loose objects are exactly what git
+    archive gives, or derivation refuses; plain changes are always derived."""
+    import os
+
+    from autoresearch import runfolder
+    from autoresearch.gitobjects import derive
+    from conftest import git
+
+    root = tmp_path_factory.mktemp("derive")
+    for name, text in (("train.py", "LR = 0.01\n"), ("sub/model.py", "x = 1\n"), ("run.sh", "#!/bin/sh\n"),
+                       ("experiments/h.toml", "a = 1\n")):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    os.chmod(root / "run.sh", 0o755)
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "base")
+    git(root, "gc", "-q")  # the base's objects packed, as in a real repository
+    base = git(root, "rev-parse", "HEAD")
+    paths, plain = [], True
+    for op, name, data in ops:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if op == "link":
+            if path.exists() or path.is_symlink():
+                path.unlink()
+            path.symlink_to("train.py" if "/" not in name else "../train.py")
+            plain = False
+        elif op == "attributes":
+            (path.parent / ".gitattributes").write_text("* text eol=crlf\n")
+            paths.append(str((path.parent / ".gitattributes").relative_to(root)))
+            plain = False
+        elif op == "chmod" and path.is_file() and not path.is_symlink():
+            os.chmod(path, 0o755)
+        elif op == "same" and path.is_file() and not path.is_symlink():
+            pass
+        elif not path.is_symlink():
+            path.write_bytes(data)
+        paths.append(name)
+    paths = [p for p in dict.fromkeys(paths) if os.path.lexists(root / p)]
+    git(root, "add", "--", *paths)
+    git(root, "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "exp")
+    commit = git(root, "rev-parse", "HEAD")
+    exclude = ("experiments",)
+
+    def files(tree):
+        return set(tree.folders), set(tree.files), set(tree.links)
+
+    got = derive(root / ".git", base, runfolder.archive(root, base, exclude=exclude), commit, paths, exclude)
+    if got is not None:
+        assert files(got) == files(runfolder.archive(root, commit, exclude=exclude))
+    else:  # refused: a link, attributes, or a commit that changes nothing (its tree is the base's, packed)
+        assert not plain or git(root, "rev-parse", f"{commit}^{{tree}}") == git(root, "rev-parse", f"{base}^{{tree}}"), ops
