@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -56,16 +57,31 @@ done
 """
 
 
+CPU: list[float] = [0.0]  # CPU seconds (user + system) of the last timed command and all it started
+
+
+def timed_run(*args, **kw) -> subprocess.CompletedProcess:
+    """subprocess.run, its CPU time (every process it started and waited for) left in CPU[0]: a
+    figure the other processes of a loaded machine change far less than the wall time."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    out = subprocess.run(*args, **kw)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    CPU[0] = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return out
+
+
 def bare(root: Path, n: int = 5) -> float:
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), 0.0
     for _ in range(n):
-        subprocess.run([sys.executable, "train.py"], cwd=root, capture_output=True)
+        timed_run([sys.executable, "train.py"], cwd=root, capture_output=True)
+        cpu += CPU[0]
+    CPU[0] = cpu / n
     return (time.perf_counter() - start) / n
 
 
 def byhand(root: Path) -> tuple[float, int]:
     start = time.perf_counter()
-    subprocess.run(["bash", "-c", BYHAND], cwd=root, check=True, env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"})
+    timed_run(["bash", "-c", BYHAND], cwd=root, check=True, env={"PYTHON": sys.executable, "PATH": "/usr/bin:/bin"})
     return time.perf_counter() - start, len((root / "results.tsv").read_text().splitlines())
 
 
@@ -78,8 +94,8 @@ def autoresearch(root: Path, *flags: str, code: str = "") -> tuple[float, int, i
     """A run of `python -m autoresearch`; with `code`, the checkout there (--compare) first on the path."""
     env = {**os.environ, "PYTHONPATH": code} if code else None
     start = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "autoresearch", "run", "--tag", "bench", "-q", *flags], cwd=root,
-                       capture_output=True, text=True, env=env)
+    r = timed_run([sys.executable, "-m", "autoresearch", "run", "--tag", "bench", "-q", *flags], cwd=root,
+                  capture_output=True, text=True, env=env)
     wall = time.perf_counter() - start
     assert r.returncode == 0, r.stderr
     return (wall, *counted_runs(root))
@@ -284,22 +300,36 @@ def main(n: int = 50, repeats: int = 3, compare: str = "") -> dict[str, float]:
     for _ in range(repeats):
         roots = {name: scratch_project(n) for name in ("byhand", "auto", "off", *(["old"] if compare else []))}
         try:
+            base, cpu = [], {}
+
+            def floor_now() -> None:
+                base.append((bare(roots["byhand"]), CPU[0]))
+
             if compare:  # the other checkout first, in the same round: before and after under the same load
-                base = bare(roots["old"])
-                wall, _, old_runs = autoresearch(roots["old"], code=compare)
-                runs["old"].append(wall / old_runs - (base + bare(roots["old"])) / 2)
-            base = [bare(roots["byhand"])]
+                floor_now()
+                old_wall, _, old_runs = autoresearch(roots["old"], code=compare)
+                cpu["old"] = CPU[0] / old_runs
+            floor_now()
             hand_wall, hand_runs = byhand(roots["byhand"])
-            base.append(bare(roots["auto"]))
+            cpu["hand"] = CPU[0] / hand_runs
+            floor_now()
             auto_wall, experiments, auto_runs = autoresearch(roots["auto"])
-            base.append(bare(roots["off"]))
+            cpu["auto"] = CPU[0] / auto_runs
+            floor_now()
             off_wall, _, off_runs = autoresearch(roots["off"], "--sandbox", "off")
-            base.append(bare(roots["byhand"]))
-            floor = sum(base) / len(base)
+            cpu["off"] = CPU[0] / off_runs
+            floor_now()
+            floor = sum(b[0] for b in base) / len(base)
+            floor_cpu = statistics.median(b[1] for b in base)
+            if compare:
+                runs["old"].append(old_wall / old_runs - floor)
             runs["hand"].append(hand_wall / hand_runs - floor)
             runs["auto"].append(auto_wall / auto_runs - floor)
             runs["off"].append(off_wall / off_runs - floor)
+            for name, value in cpu.items():
+                runs[f"{name} cpu"].append(value - floor_cpu)
             runs["floor"].append(floor)
+            runs["floor cpu"].append(floor_cpu)
             runs["load"].append(os.getloadavg()[0])
             counts = {"hand": hand_runs, "auto": auto_runs, "experiments": experiments, "off": off_runs}
         finally:
@@ -319,6 +349,10 @@ def main(n: int = 50, repeats: int = 3, compare: str = "") -> dict[str, float]:
         print(f"  the checkout in {compare}: overhead {med['old'] * 1000:.0f} ms per run = {med['old'] / hand:.2f}x "
               f"({', '.join(f'{x * 1000:.0f}' for x in runs['old'])})")
     print(f"a bare run of the fake workload: {med['floor'] * 1000:.0f} ms")
+    print(f"CPU time per run beyond a bare run's {med['floor cpu'] * 1000:.0f} ms (user + system, every process; "
+          "the figure load changes least): " + ", ".join(
+              f"{name} {med[name + ' cpu'] * 1000:.0f} ms" for name in ("hand", "auto", "off", "old")
+              if name + " cpu" in med) + f"; autoresearch / shell loop {med['auto cpu'] / med['hand cpu']:.2f}x")
     auto_parts = breakdown(n)
     off_parts = breakdown(n, "--sandbox", "off")
     # start-up and finish per run: the headline's overhead less what the in-process run's window shows
