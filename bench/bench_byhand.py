@@ -64,7 +64,7 @@ def timed_run(*args, **kw) -> subprocess.CompletedProcess:
     """subprocess.run, its CPU time (every process it started and waited for) left in CPU[0]: a
     figure the other processes of a loaded machine change far less than the wall time."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    out = subprocess.run(*args, **kw)
+    out = subprocess.run(*args, **kw)  # noqa: PLW1510 (check as the caller says)
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     CPU[0] = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
     return out
@@ -302,8 +302,8 @@ def main(n: int = 50, repeats: int = 3, compare: str = "") -> dict[str, float]:
         try:
             base, cpu = [], {}
 
-            def floor_now() -> None:
-                base.append((bare(roots["byhand"]), CPU[0]))
+            def floor_now(base=base, root=roots["byhand"]) -> None:
+                base.append((bare(root), CPU[0]))
 
             if compare:  # the other checkout first, in the same round: before and after under the same load
                 floor_now()

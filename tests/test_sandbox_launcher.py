@@ -23,8 +23,8 @@ def levels() -> list[str]:
 
 def launch(folder: Path, level: str, command: list[str], timeout: float = 30) -> subprocess.CompletedProcess:
     spec = {"level": level, "cwd": str(folder), "writable": [str(folder)], "limits": {"fsize": 2**30}}
-    return subprocess.run(isolation.launcher_argv(spec, command), cwd=folder, capture_output=True, text=True,
-                          timeout=timeout, env=isolation.clean_env({}, str(folder)))
+    return subprocess.run(isolation.launcher_argv(spec, command), check=False, cwd=folder, capture_output=True,
+                          text=True, timeout=timeout, env=isolation.clean_env({}, str(folder)))
 
 
 @pytest.mark.parametrize("level", levels())
