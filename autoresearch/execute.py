@@ -16,7 +16,7 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-from autoresearch import hookimpl, isolation, procs
+from autoresearch import gitobjects, hookimpl, isolation, procs
 from autoresearch.isolation import check_links, link_into  # noqa: F401 (link_into: the git plugin's too)
 from autoresearch.supervise import (POLL_SECONDS, kill_group, progress, read_tail,  # noqa: F401 (re-exported)
                                     run_command, supervise)
@@ -295,9 +295,7 @@ def tree(experiment) -> isolation.runfolder.Tree:
     if data is None and commit and getattr(experiment, "committed", None) and experiment.commit == commit:
         common, base, paths = experiment.committed
         base_tree = cached_tree(session, base) or keep_tree(session, base, isolation.archive(session.config, base))
-        from autoresearch.gitobjects import derive
-
-        data = derive(common, base, base_tree, commit, paths, isolation.run_exclude(session.config))
+        data = gitobjects.derive(common, base, base_tree, commit, paths, isolation.run_exclude(session.config))
     if data is None:
         data = isolation.archive(session.config, commit, experiment.workdir)
     return keep_tree(session, commit, data) if commit else data
