@@ -88,7 +88,10 @@ def tree_id(tree: Tree, folder: str) -> str:
 def derive(common: Path, base: str, base_tree: Tree, commit: str, paths: list[str],
            exclude: tuple[str, ...] = ()) -> Tree | None:
     """`commit`'s files: `base_tree` (the files of `base`, its only parent) with `paths`, the only
-    ones the commit can have changed, read from the commit's loose objects. None where not exact."""
+    ones the commit can have changed, read from the commit's loose objects. None where not exact.
+
+    One function, long: every way to refuse sits in one place, checked in order (the commit, its
+    attributes, each path's trees, its blob), so what it gives back is exact or nothing."""
     found = loose(common, commit)
     if found is None or found[0] != b"commit" or os.path.exists(os.path.join(common, "info", "attributes")):
         return None
