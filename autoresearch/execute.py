@@ -16,7 +16,7 @@ import threading
 from dataclasses import replace
 from pathlib import Path
 
-from autoresearch import hookimpl, isolation, procs
+from autoresearch import gitobjects, hookimpl, isolation, procs
 from autoresearch.isolation import check_links, link_into  # noqa: F401 (link_into: the git plugin's too)
 from autoresearch.supervise import (POLL_SECONDS, kill_group, progress, read_tail,  # noqa: F401 (re-exported)
                                     run_command, supervise)
@@ -285,18 +285,36 @@ _trees = threading.Lock()
 
 
 def tree(experiment) -> isolation.runfolder.Tree:
-    """The files of the experiment's commit, read once and kept for the commit's next runs."""
+    """The files of the experiment's commit, read once and kept for the commit's next runs (the
+    four used last). A new commit's files are its base's with the few files it changed read from
+    git's loose objects where that is exact (:mod:`autoresearch.gitobjects`; the git plugin says
+    which), else ``git archive``'s."""
     session = experiment.session
     commit = "" if session.scratch else (experiment.commit or session.tip)
-    with _trees:  # workers' threads share the cache
-        data = session.trees.get(commit) if commit else None
+    data = cached_tree(session, commit)
+    if data is None and commit and getattr(experiment, "committed", None) and experiment.commit == commit:
+        common, base, paths = experiment.committed
+        base_tree = cached_tree(session, base) or keep_tree(session, base, isolation.archive(session.config, base))
+        data = gitobjects.derive(common, base, base_tree, commit, paths, isolation.run_exclude(session.config))
     if data is None:
         data = isolation.archive(session.config, commit, experiment.workdir)
-        if commit:
-            with _trees:
-                while len(session.trees) >= 4:
-                    session.trees.pop(next(iter(session.trees)))
-                session.trees[commit] = data
+    return keep_tree(session, commit, data) if commit else data
+
+
+def cached_tree(session, commit: str) -> isolation.runfolder.Tree | None:
+    with _trees:  # workers' threads share the cache
+        data = session.trees.pop(commit, None) if commit else None
+        if data is not None:
+            session.trees[commit] = data  # the latest used, last
+    return data
+
+
+def keep_tree(session, commit: str, data: isolation.runfolder.Tree) -> isolation.runfolder.Tree:
+    with _trees:
+        session.trees.pop(commit, None)
+        while len(session.trees) >= 4:
+            session.trees.pop(next(iter(session.trees)))
+        session.trees[commit] = data
     return data
 
 

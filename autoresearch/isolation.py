@@ -166,10 +166,17 @@ def autoresearch_preflight(config) -> None:
     warn_tracked(config)  # a link naming a folder git tracks: one warning
 
 
+# The launcher is imported from its folder (put last on the path, after the standard library),
+# not run as a script: a script is compiled anew every time (some 5 ms a run), an import reads the
+# compiled file the runner's own import of autoresearch.sandbox left in __pycache__. -I -S: no
+# site-packages, no environment, and not the current folder (the run's) on the path.
+LAUNCH = "import sys; sys.path.append(sys.argv[1]); import sandbox; sys.exit(sandbox.main(sys.argv[2:]))"
+
+
 def launcher_argv(spec: dict, command: list[str]) -> list[str]:
     from autoresearch.sandbox import encode
 
-    return [sys.executable, "-I", "-S", LAUNCHER, encode(spec), "--", *command]
+    return [sys.executable, "-I", "-S", "-c", LAUNCH, str(Path(LAUNCHER).parent), encode(spec), "--", *command]
 
 
 def clean_env(extra: dict[str, str], home: str, passed: list[str] | tuple[str, ...] = ()) -> dict[str, str]:

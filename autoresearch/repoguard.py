@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import stat
 import threading
 from pathlib import Path
@@ -120,6 +121,64 @@ class Guard:
                              + (f" and {len(changed) - 1} more" if len(changed) > 1 else "")
                              + "; a run must never change it. Undo the change (or, if you made it yourself, "
                                "leave it), then continue with --resume")
+
+
+# a ref name whose every part git's check-ref-format accepts as it is (no "..", "@{", control or
+# special characters, no part starting with "." or ending with ".lock" or "."): plain enough to be
+# a file name under refs/ as git would make it
+PLAIN_REF = re.compile(r"(?!.*\.\.)refs(/(?!\.)(?![^/]*\.lock(?:/|$))[A-Za-z0-9_+=,.-]*[A-Za-z0-9_+=,-])+")
+SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+
+
+def can_write_refs(common: Path, config: str) -> bool:
+    """Whether a new ref under refs/autoresearch is written exactly as ``git update-ref`` writes it
+    by :func:`write_loose_ref`: refs stored as files (not reftable), no reflog for such a ref
+    (core.logAllRefUpdates is not "always"), files made with the user's umask (no
+    core.sharedRepository), not fsynced (core.fsync unset: git's default flushes no ref).
+    `config` is ``git config --get-regexp`` of those keys."""
+    if (common / "reftable").exists() or not (common / "refs").is_dir():
+        return False
+    for line in config.lower().splitlines():
+        key, _, value = line.partition(" ")
+        if key == "extensions.refstorage" and value.strip() != "files":
+            return False
+        if key == "core.logallrefupdates" and value.strip() == "always":
+            return False
+        if key == "core.sharedrepository" and value.strip() not in ("", "false", "umask", "0"):
+            return False
+        if key == "core.fsync":  # git flushes what it names: git writes the ref
+            return False
+    return True
+
+
+def write_loose_ref(common: Path, name: str, sha: str) -> bool:
+    """Write ref `name` = `sha` as git's files backend does, without a git process: a lock file
+    made exclusively, the value written, then renamed over the ref (not fsynced: git's default;
+    the ledger's fsync is the experiment's commit point, and names this commit). False, with nothing
+    left behind, where git must do it (a name not plain, a lock or a folder in the way): git then
+    gives its own error, or does it."""
+    if not PLAIN_REF.fullmatch(name) or not SHA.fullmatch(sha):
+        return False
+    path = os.path.join(common, name)
+    lock = path + ".lock"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(lock, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o666)
+    except OSError:
+        return False
+    try:
+        try:
+            os.write(fd, f"{sha}\n".encode())
+        finally:
+            os.close(fd)
+        os.rename(lock, path)
+    except OSError:
+        try:
+            os.unlink(lock)
+        except OSError:
+            pass
+        return False
+    return True
 
 
 def head_of(work: Path) -> str | None:

@@ -12,6 +12,10 @@ neither a Ctrl-C at the terminal nor the runner's own signal handling kills git 
 through it, and with automatic gc and maintenance off, so no git process outlives the command
 that started it. (A library that keeps git processes open between calls would have them
 closed by the garbage collector, at a moment no one chooses: a Ctrl-C arriving then is lost.)
+One write is the runner's own: an experiment's ref under ``refs/autoresearch/<tag>/`` is written
+as git writes a loose ref (lock file, rename), where git's files store refs and keep no
+reflog for it (:func:`autoresearch.repoguard.can_write_refs`; else ``git update-ref``): a
+process fewer per experiment.
 
 Each worker has a worktree of its own under the run's folder, its HEAD detached: experiments are
 committed there, and the branch itself is moved only when an experiment is kept (``update-ref``,
@@ -29,12 +33,13 @@ import sys
 import time
 from pathlib import Path
 
-from autoresearch import hookimpl, procs
+from autoresearch import hookimpl, interrupts, procs
 from autoresearch.errors import GitError, UsageError
 from autoresearch.execute import link_into
 from autoresearch.gitcmd import SAFE, ask, git  # noqa: F401 (SAFE: for plugins that run git themselves)
+from autoresearch.gitobjects import archive_is_plain
 from autoresearch.gitrepo import exclude
-from autoresearch.repoguard import Guard, digest, head_of  # noqa: F401 (digest: public here)
+from autoresearch.repoguard import Guard, can_write_refs, digest, head_of, write_loose_ref  # noqa: F401 (digest)
 
 LOCK_WAIT = 10.0  # seconds to wait for a git at work in the repository before leaving its locks alone
 IDENTITY = {"GIT_AUTHOR_NAME": "autoresearch", "GIT_AUTHOR_EMAIL": "autoresearch@localhost",
@@ -49,6 +54,8 @@ class GitPlugin:
         self.branch_at = ""  # the commit this process last set the branch to
         self.at: dict[Path, str] = {}  # the commit each worktree's files are at
         self.guard: Guard | None = None
+        self.loose_refs = False  # the run's refs written without a git process (repoguard.can_write_refs)
+        self.plain_archive = False  # a commit's files derived from its base's (gitobjects.archive_is_plain)
 
     def write(self, *args: str, cwd: Path) -> str:
         """A write of the runner's own to the repository's refs: the guard learns of it at once
@@ -62,6 +69,18 @@ class GitPlugin:
             else:
                 self.guard.refresh()
         return out
+
+    def write_ref(self, name: str, sha: str, cwd: Path) -> None:
+        """A run ref (refs/autoresearch/TAG/...) set to `sha`: written as git would write it, without
+        a git process, where :func:`autoresearch.repoguard.can_write_refs` says that is exact; else
+        by ``git update-ref``. Either way the guard learns of it at once."""
+        assert self.guard is not None
+        if self.loose_refs:
+            with self.guard.lock, interrupts.critical():
+                if write_loose_ref(self.guard.common, name, sha):
+                    self.guard.known[name] = sha
+                    return
+        self.write("update-ref", name, sha, cwd=cwd)
 
     @hookimpl(wrapper=True)
     def autoresearch_experiment_run(self, experiment):
@@ -112,6 +131,11 @@ class GitPlugin:
                 raise UsageError(f"cannot resume {session.tag!r}: branch {self.branch} is gone (deleted since the "
                                  "run started?); start a new run with --tag NAME")
         self.guard = Guard(root, common, session.tag)
+        keys = r"^(core\.logallrefupdates|core\.sharedrepository|core\.fsync|extensions\.refstorage|" \
+               r"core\.autocrlf|tar\.umask)$"
+        found = ask("config", "--get-regexp", keys, cwd=root).stdout
+        self.loose_refs = can_write_refs(common, found)
+        self.plain_archive = archive_is_plain(found)
         if not exists:  # a new run, or one killed before its branch existed
             git("branch", self.branch, "HEAD", cwd=root, env=self.env)
         if session.tip:  # the branch as the ledger has it: an experiment's commit made before a kill goes
@@ -199,9 +223,10 @@ class GitPlugin:
                 git("add", "--", *editable, cwd=work, env=self.env)  # a file the patch made: added first
                 git("commit", "-q", "--no-verify", "--allow-empty", "-F", "-", input=message, cwd=work, env=self.env)
             experiment.commit = self.at[work] = head_of(work) or git("rev-parse", "HEAD", cwd=work)
+            if self.plain_archive and self.guard is not None:  # its files: its base's and these (execute.tree)
+                experiment.committed = (self.guard.common, experiment.base_commit or session.tip, editable)
             # reachable from the moment it exists, whatever happens next
-            self.write("update-ref", f"refs/autoresearch/{session.tag}/{experiment.label}", experiment.commit,
-                       cwd=work)
+            self.write_ref(f"refs/autoresearch/{session.tag}/{experiment.label}", experiment.commit, cwd=work)
         return result
 
     def commit_files(self, work: Path, files: list[str], message: str) -> bool:

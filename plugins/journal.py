@@ -210,7 +210,11 @@ class Journal:
             found[int(seq)] = found.get(int(seq), 0) + (1 if kind == "planned" else -1)
         return found
 
-    def append(self, text: str) -> None:
+    def append(self, text: str, sync: bool = True) -> None:
+        """Append `text`, fsynced unless `sync` is False: a PLANNED entry is not, the COMPLETED
+        entry's fsync takes both to the disk (as the ledger's "start" line goes with its "done"). A
+        PLANNED entry lost with the machine's power is written again on --resume: the experiment
+        runs again, or its entry is written after the fact (autoresearch_experiment_logreport)."""
         self.path.parent.mkdir(parents=True, exist_ok=True)
         new = not self.path.exists()
         with open(self.path, "a", encoding="utf-8") as f:
@@ -219,7 +223,8 @@ class Journal:
                         "experiment (PLANNED, then COMPLETED).\n")
             f.write(text)
             f.flush()
-            os.fsync(f.fileno())
+            if sync:
+                os.fsync(f.fileno())
 
     @hookimpl
     def autoresearch_sessionstart(self, session) -> None:
@@ -243,9 +248,10 @@ class Journal:
         with self.lock:
             if experiment.seq in self.planned:  # run again on a new tip: one PLANNED, one COMPLETED
                 self.append(inert(redispatched(experiment, dt.datetime.now()))
-                            + marker(self.tag, experiment.seq, "redispatched"))
+                            + marker(self.tag, experiment.seq, "redispatched"), sync=False)
                 return
-            self.append(inert(planned(experiment, dt.datetime.now())) + marker(self.tag, experiment.seq, "planned"))
+            self.append(inert(planned(experiment, dt.datetime.now())) + marker(self.tag, experiment.seq, "planned"),
+                        sync=False)
             self.planned.add(experiment.seq)
             self.last = experiment.nodeid
 

@@ -293,3 +293,147 @@ def test_readers_on_other_threads_never_see_a_report_twice_or_not_at_all():
     assert session.groups("m") == [g for g in drift.groups(history, "m") if len(g) > 1] + [[]]
     assert session.noise("m") == stats.pooled_over(history, "m", (), 40)
     assert session.count_runs(COMMITS[0]) == 200
+
+
+def test_an_experiment_costs_a_fixed_number_of_processes_and_fsyncs(repo, cli, monkeypatch):
+    """Per experiment, whatever the run's length: two git processes (reset, commit: the run's ref is
+    written without one, the run's files derived from the base's without git archive), one launcher,
+    one fsync of the ledger (its commit point) and one of the journal (its COMPLETED entry, which
+    takes the PLANNED one with it). Counted, not timed."""
+    import os
+    import subprocess
+
+    started: list[list[str]] = []
+    synced: list[str] = []
+    real_init, real_fsync = subprocess.Popen.__init__, os.fsync
+
+    def init(popen, args, *a, **kw):
+        started.append([str(x) for x in args])
+        return real_init(popen, args, *a, **kw)
+
+    def fsync(fd):
+        synced.append(os.path.basename(os.readlink(f"/proc/self/fd/{fd}")))
+        return real_fsync(fd)
+
+    monkeypatch.setattr(subprocess.Popen, "__init__", init)
+    monkeypatch.setattr(os, "fsync", fsync)
+    seen = {}
+    for n, tag in ((2, "small"), (5, "large")):
+        for i in range(n):  # every one worse than the baseline (LR 0.01): discarded, the tip never moves
+            simple(repo, f"{tag}{i}", f"LR = {0.001 + 0.0001 * i:.4f}")
+        started.clear()
+        synced.clear()
+        assert cli("run", "--tag", tag, "-q", "-k", tag).rc == 0
+        gits = [next(a for a in argv[1:] if not a.startswith("-") and "=" not in a) for argv in started
+                if os.path.basename(argv[0]) == "git"]
+        launchers = [argv for argv in started if "-I" in argv and "train.py" in argv]  # not the sandbox's probe
+        seen[n] = ({c: gits.count(c) for c in set(gits)}, len(launchers),
+                   {f: synced.count(f) for f in set(synced)})
+    per = {c: seen[5][0].get(c, 0) - seen[2][0].get(c, 0) for c in set(seen[5][0]) | set(seen[2][0])}
+    assert {c: k for c, k in per.items() if k} == {"reset": 3, "commit": 3}, seen
+    assert seen[5][1] - seen[2][1] == 3, seen
+    assert {f: seen[5][2].get(f, 0) - seen[2][2].get(f, 0) for f in seen[5][2]} == {"ledger.jsonl": 3, "journal.md": 3}, seen
+
+
+@settings(max_examples=80, deadline=None)
+@given(st.text(alphabet="ab1.-_/@{}~^:*? \\", min_size=1, max_size=10))
+def test_a_run_ref_is_written_as_git_writes_it_or_left_to_git(tmp_path_factory, suffix):
+    """Any name: either the ref file holds what ``git update-ref`` writes, under a name git accepts
+    and reads back, or nothing is written (no ref, no lock) and git is left to do it."""
+    import subprocess
+
+    from autoresearch.repoguard import write_loose_ref
+    from conftest import git
+
+    root = tmp_path_factory.mktemp("refs")
+    git(root, "init", "-q")
+    git(root, "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "x")
+    sha = git(root, "rev-parse", "HEAD")
+    common = root / ".git"
+    name = f"refs/autoresearch/t/{suffix}"
+    before = sorted(str(p) for p in common.rglob("*"))
+    if write_loose_ref(common, name, sha):
+        assert subprocess.run(["git", "check-ref-format", name], cwd=root).returncode == 0
+        assert f"{sha} {name}" in git(root, "for-each-ref", "--format=%(objectname) %(refname)").splitlines()
+        assert (common / name).read_bytes() == f"{sha}\n".encode()
+        assert not list(common.rglob("*.lock"))
+    else:
+        assert sorted(str(p) for p in common.rglob("*") if not p.is_dir()) == \
+            [p for p in before if not Path(p).is_dir()], "a refused write left something behind"
+
+
+def test_run_refs_are_left_to_git_where_its_config_asks_more():
+    from autoresearch.repoguard import can_write_refs
+
+    common = Path(tempfile.mkdtemp())
+    (common / "refs").mkdir()
+    assert can_write_refs(common, "core.logallrefupdates true\n")
+    for config in ("core.logallrefupdates always", "core.sharedrepository group", "core.fsync reference",
+                   "extensions.refstorage reftable"):
+        assert not can_write_refs(common, config + "\n"), config
+    (common / "reftable").mkdir()
+    assert not can_write_refs(common, "")
+
+
+OPS = st.lists(st.tuples(st.sampled_from(["edit", "chmod", "new", "link", "attributes", "same"]),
+                         st.sampled_from(["train.py", "sub/model.py", "run.sh", "deep/er/new.py", "experiments/h.toml"]),
+                         st.binary(max_size=40)), min_size=1, max_size=4)
+
+
+@settings(max_examples=25, deadline=None)
+@given(OPS)
+def test_a_commits_files_derived_from_its_base_are_git_archives(tmp_path_factory, ops):
+    """Whatever an experiment's commit changes (contents, modes, new files in new folders, a link,
+    attributes): the files derived from its base's and its loose objects are exactly what git
+    archive gives, or derivation refuses; plain changes are always derived."""
+    import os
+
+    from autoresearch import runfolder
+    from autoresearch.gitobjects import derive
+    from conftest import git
+
+    root = tmp_path_factory.mktemp("derive")
+    for name, text in (("train.py", "LR = 0.01\n"), ("sub/model.py", "x = 1\n"), ("run.sh", "#!/bin/sh\n"),
+                       ("experiments/h.toml", "a = 1\n")):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(text)
+    os.chmod(root / "run.sh", 0o755)
+    git(root, "init", "-q")
+    git(root, "add", "-A")
+    git(root, "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "base")
+    git(root, "gc", "-q")  # the base's objects packed, as in a real repository
+    base = git(root, "rev-parse", "HEAD")
+    paths, plain = [], True
+    for op, name, data in ops:
+        path = root / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if op == "link":
+            if path.exists() or path.is_symlink():
+                path.unlink()
+            path.symlink_to("train.py" if "/" not in name else "../train.py")
+            plain = False
+        elif op == "attributes":
+            (path.parent / ".gitattributes").write_text("* text eol=crlf\n")
+            paths.append(str((path.parent / ".gitattributes").relative_to(root)))
+            plain = False
+        elif op == "chmod" and path.is_file() and not path.is_symlink():
+            os.chmod(path, 0o755)
+        elif op == "same" and path.is_file() and not path.is_symlink():
+            pass
+        elif not path.is_symlink():
+            path.write_bytes(data)
+        paths.append(name)
+    paths = [p for p in dict.fromkeys(paths) if os.path.lexists(root / p)]
+    git(root, "add", "--", *paths)
+    git(root, "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "exp")
+    commit = git(root, "rev-parse", "HEAD")
+    exclude = ("experiments",)
+
+    def files(tree):
+        return set(tree.folders), set(tree.files), set(tree.links)
+
+    got = derive(root / ".git", base, runfolder.archive(root, base, exclude=exclude), commit, paths, exclude)
+    if got is not None:
+        assert files(got) == files(runfolder.archive(root, commit, exclude=exclude))
+    else:  # refused: a link, attributes, or a commit that changes nothing (its tree is the base's, packed)
+        assert not plain or git(root, "rev-parse", f"{commit}^{{tree}}") == git(root, "rev-parse", f"{base}^{{tree}}"), ops

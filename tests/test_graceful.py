@@ -32,6 +32,18 @@ STOPPER = '''
 
 
     gitplugin.git = git
+    _write_ref = gitplugin.GitPlugin.write_ref
+
+
+    def write_ref(self, *args, **kw):
+        """The same right after the experiment's ref is written (without git where git's files allow)."""
+        out = _write_ref(self, *args, **kw)
+        if os.environ.get("STOP_AFTER") == "update-ref":
+            os.kill(os.getpid(), getattr(signal, os.environ["STOP_WITH"]))
+        return out
+
+
+    gitplugin.GitPlugin.write_ref = write_ref
 '''
 
 
