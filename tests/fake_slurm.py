@@ -14,8 +14,8 @@ runs, a workload in a session of its own), and the daemon reaps them. scancel an
 attempt signal all of them, not only those still below the batch script.
 
 Preemption: FAKE_SLURM_PREEMPT="NAME:TEXT:MODE" preempts the first job named NAME once TEXT is in
-its output: every process of the job gets SIGTERM, then SIGKILL a second later (as
-PreemptMode=REQUEUE does); MODE "requeue" puts it back in the queue under the same id
+its output: the job shows PREEMPTED, every process of the job gets SIGTERM, then SIGKILL a second
+later (FAKE_SLURM_KILL_WAIT seconds: Slurm's KillWait) (as PreemptMode=REQUEUE does); MODE "requeue" puts it back in the queue under the same id
 (SLURM_RESTART_COUNT=1 for its next attempt), "cancel" ends it PREEMPTED. Or by hand:
 ``fake_slurm.py preempt ID [--no-requeue]``.
 """
@@ -131,9 +131,10 @@ def signal_job(job: str, sig: int) -> list[int]:
     return pids
 
 
-def end_attempt(job: str, grace: float = 1.0) -> None:
+def end_attempt(job: str, grace: float | None = None) -> None:
     """SIGTERM every process of the job, then SIGKILL what is left after `grace` seconds; returns
     once none is alive (as slurmstepd, whose job ends with its cgroup's last process)."""
+    grace = float(os.environ.get("FAKE_SLURM_KILL_WAIT", "1.0")) if grace is None else grace
     pids = set(signal_job(job, signal.SIGTERM))
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline and any(alive(p) for p in {*pids, *job_processes(job)}):

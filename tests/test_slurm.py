@@ -247,13 +247,18 @@ def test_a_pruned_run_is_scancelled(repo, slurm, tmp_path):
     assert job["state"] == "CANCELLED"
 
 
-@pytest.mark.parametrize("mode", ["requeue", "cancel"])
+@pytest.mark.parametrize("mode", ["requeue", "cancel", "requeue-slowly"])
 def test_a_preempted_job_is_recorded_as_interrupted_and_its_run_neither_lost_nor_doubled(repo, slurm, monkeypatch, mode):
     """requeue: Slurm runs the same job again (SLURM_RESTART_COUNT=1), and the runner follows it;
-    cancel: the job ends PREEMPTED, and the runner submits it again."""
+    cancel: the job ends PREEMPTED, and the runner submits it again; requeue-slowly: the job shows
+    PREEMPTED for 4 s (a long KillWait, a busy controller) before it is requeued: not taken for
+    its end (a second job would run the same experiment)."""
     with_progress(repo)
     simple(repo, "a", "LR = 0.02\nSLEEP = 2.0")
-    monkeypatch.setenv("FAKE_SLURM_PREEMPT", f"autoresearch-001-a:step 00001:{mode}")
+    monkeypatch.setenv("FAKE_SLURM_PREEMPT", f"autoresearch-001-a:step 00001:{mode.partition('-')[0]}")
+    if mode == "requeue-slowly":
+        monkeypatch.setenv("FAKE_SLURM_KILL_WAIT", "4")
+        mode = "requeue"
     r = run_subprocess(repo, "run", "--tag", "t1", "--executor", "slurm", timeout=180)
     assert r.returncode == 0, r.stderr
     assert rows(repo) == [("baseline", "keep", "1.220000"), ("a", "keep", "1.120000")]  # one result, the right one
