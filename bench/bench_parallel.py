@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import lr_hypotheses, write_project
+
 N_HYPOTHESES = 16
 REMEASURED = "the tip, re-measured"
 
@@ -38,21 +40,10 @@ print(f"val_bpb:          {1.0 + abs(LR - 0.03) * 10 + (DEPTH - 2) * 0.01:.6f}")
 
 
 def project(root: Path, keeps: int) -> Path:
-    root.mkdir(parents=True)
-    (root / "train.py").write_text(TRAIN)
-    (root / "prepare.py").write_text("TIME_BUDGET = 300\n")
-    (root / "pyproject.toml").write_text(f'[tool.autoresearch]\ncommand = ["{sys.executable}", "train.py"]\n'
-                                         "lessons_every = 1000000\n")
-    exp = root / "experiments"
-    exp.mkdir()
-    for i in range(N_HYPOTHESES):
-        # LR below the baseline's 0.01 is worse (discard); the keeps raise it toward 0.03
-        keep = keeps and i in (5, 11)[:keeps]
-        lr = 0.015 + 0.005 * (i == 11) if keep else 0.001 + i * 0.0005
-        (exp / f"h{i:02d}.toml").write_text(f'description = "LR {lr:.4f}"\nhypothesis = "bench"\n[set]\nLR = {lr}\n')
-    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.email=b@b", "-c", "user.name=b", "commit", "-qm", "init"]):
-        subprocess.run(["git", *args], cwd=root, check=True)
-    return root
+    # LR below the baseline's 0.01 is worse (discard); the keeps raise it toward 0.03
+    lrs = [0.015 + 0.005 * (i == 11) if keeps and i in (5, 11)[:keeps] else 0.001 + i * 0.0005
+           for i in range(N_HYPOTHESES)]
+    return write_project(root, TRAIN, lr_hypotheses(lrs))
 
 
 def run(root: Path, tag: str, n: int, sleep: float, executor: str = "local", schedule: str = "serial") -> dict:

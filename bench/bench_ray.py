@@ -20,6 +20,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from common import lr_hypotheses, write_project
+
 TRAIN = '''\
 import os, time
 LR = 0.01
@@ -30,18 +32,8 @@ print(f"val_bpb:          {1.0 + abs(LR - 0.03) * 10:.6f}")
 
 
 def project(root: Path, k: int) -> Path:
-    root.mkdir(parents=True)
-    (root / "train.py").write_text(TRAIN)
-    (root / "prepare.py").write_text("TIME_BUDGET = 300\n")
-    (root / "pyproject.toml").write_text(f'[tool.autoresearch]\ncommand = ["{sys.executable}", "train.py"]\n'
-                                         "lessons_every = 1000000\n")
-    (root / "experiments").mkdir()
-    for i in range(k):  # LR below the baseline's 0.01: every one a discard
-        (root / "experiments" / f"h{i:02d}.toml").write_text(
-            f'description = "LR {0.001 + i * 0.0005:.4f}"\nhypothesis = "bench"\n[set]\nLR = {0.001 + i * 0.0005}\n')
-    for args in (["init", "-q"], ["add", "-A"], ["-c", "user.email=b@b", "-c", "user.name=b", "commit", "-qm", "init"]):
-        subprocess.run(["git", *args], cwd=root, check=True)
-    return root
+    # LR below the baseline's 0.01: every one a discard
+    return write_project(root, TRAIN, lr_hypotheses([0.001 + i * 0.0005 for i in range(k)]))
 
 
 def wall(root: Path, tag: str, executor: str, sleep: float) -> float:

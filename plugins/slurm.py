@@ -232,12 +232,16 @@ class SlurmExecutor:
 
     def submit(self, experiment, limit: float, nonce: str = ""):
         """Submit one run of the experiment as a job; returns submitit's Job."""
-        from autoresearch import isolation
+        from autoresearch import isolation, procs
         from autoresearch.execute import command, run_env
 
         session, config = experiment.session, self.config
-        # the node's own share: the GPUs Slurm allocated (CUDA_VISIBLE_DEVICES in the job), its cores
-        env = {k: v for k, v in run_env(experiment).items() if k not in NODE_OWN}
+        # the node's own share: the GPUs Slurm allocated (CUDA_VISIBLE_DEVICES in the job), its cores.
+        # On a cluster the job's processes are Slurm's to stop (scancel; on --resume, those of the
+        # in-flight file): without the runner's marker, whose hunt on a resume would kill a workload
+        # on this machine before the scancel, and its job would end COMPLETED, not CANCELLED
+        own = NODE_OWN + (procs.MARKER,) if config.get("slurm_cluster") == "slurm" else NODE_OWN
+        env = {k: v for k, v in run_env(experiment).items() if k not in own}
         spec = isolation.spec(session.sandbox, config, Path("."))  # the job fills in its own folder
         minutes = config.get("slurm_time") or int(-(-limit // 60)) + 5
         pid_path = self.folder / f"{experiment.label}-{experiment.seed}.pid"

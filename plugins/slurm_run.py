@@ -16,6 +16,9 @@ POLL_SECONDS = 0.1  # how often the job's log file is read
 STATE_SECONDS = 10.0  # how often Slurm is asked for the job's state (sacct), besides the log
 RESUBMITS = 3  # a job that ends preempted without a requeue is submitted again at most this often
 KILL_WAIT = 5.0  # seconds a cancelled job gets, beyond the grace, to say its workload exited
+#: seconds a job stays PREEMPTED before the runner takes it as ended (and submits it again): a requeued
+#: job can show PREEMPTED a while before REQUEUED or PENDING, longer on a busy controller or slurmdbd
+PREEMPTED_SETTLE = 10.0
 #: states of a job that has not ended: waiting, running, or on its way back to the queue
 ACTIVE = {"PENDING", "RUNNING", "REQUEUED", "REQUEUE_FED", "REQUEUE_HOLD", "RESIZING", "SUSPENDED", "COMPLETING",
           "CONFIGURING", "SIGNALING", "STAGE_OUT", "STOPPED", "READY", "UNKNOWN", "SPECIAL_EXIT"}
@@ -51,7 +54,7 @@ class SlurmRun:
         self.started: float | None = None  # when the current attempt started (None: waiting in the queue)
         self.exit: int | None = None
         self.terminated = False  # the job said Slurm is ending its attempt (scancel, preemption)
-        self.preempted_seen = 0
+        self.preempted_since: float | None = None  # when the job was first seen PREEMPTED (None: not now)
         self.check_every = STATE_SECONDS
         self.next_check = time.monotonic() + STATE_SECONDS
 
@@ -164,11 +167,17 @@ class SlurmRun:
         """When the job has ended without the workload's exit marker: its exit code, a note in the
         log saying why; None while it waits or runs (or once it is submitted again)."""
         state = "COMPLETED" if self.job.paths.result_pickle.exists() else self.state()
-        if state in WAITING and self.started is not None:  # back in the queue: preempted and requeued
-            self.interrupted(requeued=True)
-        if state == "PREEMPTED":  # requeued or ended: Slurm says which by the next check
-            self.preempted_seen += 1
-            if self.preempted_seen < 2:
+        if state in WAITING:
+            self.check_every = STATE_SECONDS  # a queue can be long: no need to ask every second
+            if self.started is not None:  # back in the queue: preempted and requeued
+                self.interrupted(requeued=True)
+        if state != "PREEMPTED":
+            self.preempted_since = None
+        else:  # requeued or ended: Slurm says which within PREEMPTED_SETTLE seconds, asked every second
+            now = time.monotonic()
+            self.preempted_since = self.preempted_since or now
+            if now - self.preempted_since < PREEMPTED_SETTLE:
+                self.check_every = 1.0
                 return None
         if state in ACTIVE or (self.local and state == "RUNNING"):
             return None

@@ -185,6 +185,51 @@ def spawn(root: Path, *args: str, env: dict[str, str] | None = None, ignore_sigi
         stop_everything_under(root)
 
 
+
+def processes_of(path: Path) -> list[int]:
+    """Every process alive (not a zombie) whose working folder, command line or environment names
+    `path` (a test's tmp_path): a runner, a job, a workload, a fake daemon started for the test."""
+    needle, found = str(path).encode(), []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if (entry / "stat").read_text().rpartition(")")[2].split()[0] in ("Z", "X"):
+                continue
+            cwd = os.readlink(entry / "cwd").encode()
+            if needle in cwd or needle in (entry / "cmdline").read_bytes() or needle in (entry / "environ").read_bytes():
+                found.append(int(entry.name))
+        except (OSError, IndexError):
+            continue
+    return found
+
+
+def reap_children() -> None:
+    """Reap the test process's children that have exited (orphans it adopted as a subreaper)."""
+    while True:
+        try:
+            info = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG)
+        except ChildProcessError:
+            return
+        if info is None:
+            return
+
+
+@contextlib.contextmanager
+def adopting_orphans() -> Iterator[None]:
+    """The test process as a child subreaper while the block runs: a process the test started
+    whose parent exits comes to it, not to init (which here reaps only every few seconds: a zombie
+    meanwhile), and is reaped at the end. Only where nothing else of the test still runs unwaited."""
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
+    try:
+        yield
+    finally:
+        prctl(36, 0, 0, 0, 0)
+        reap_children()
+
 # Under pytest-xdist (`-n`), tests whose files are named here run one after another on one worker
 # (with --dist loadgroup): each starts a local Ray for its session, and two at once would compete
 # for the same cores and /tmp/ray for nothing. Every other test is independent of the others: its

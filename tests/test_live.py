@@ -40,6 +40,23 @@ def progress_workload(repo, pause: float = 0.0) -> None:
     git(repo, "commit", "-qam", "a workload that prints its progress")
 
 
+def held_at(repo, step: int, gate) -> dict[str, str]:
+    """The workload waits after printing `step` until the file `gate` exists (up to 5 minutes):
+    the test samples its progress while it surely runs, however slow a loaded machine is, then
+    creates the file. Returns the runner's environment: the sandbox shows a run its data folders
+    (XDG_CACHE_HOME here: the gate's folder), read-only."""
+    gate.parent.mkdir(parents=True, exist_ok=True)
+    line = '    print(f"step {i:05d} ({100 * i / STEPS:.1f}%) | loss {3.0 - 0.1 * i:.4f}", flush=True)\n'
+    held = (f"    _deadline = time.time() + 300\n"
+            f"    while i == {step} and time.time() < _deadline and not os.path.exists({str(gate)!r}):\n"
+            f"        time.sleep(0.05)\n")
+    text = (repo / "train.py").read_text()
+    assert line in text
+    (repo / "train.py").write_text(text.replace(line, line + held).replace("import sys, time", "import os, sys, time"))
+    git(repo, "commit", "-qam", f"the workload waits at step {step} for the test")
+    return {"XDG_CACHE_HOME": str(gate.parent)}
+
+
 def wait_for(predicate, timeout: float = 60.0, what: str = ""):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -52,8 +69,10 @@ def wait_for(predicate, timeout: float = 60.0, what: str = ""):
 
 def test_status_shows_the_running_experiments_progress_from_its_log(repo, cli):
     progress_workload(repo, pause=0.5)  # the baseline itself takes 5 s: seen running, with nothing finished
+    gate = repo.parent / "shown" / "go-on"
+    env = held_at(repo, 3, gate)  # and it waits at step 3 until the test has seen it
     simple(repo, "a_lr", "LR = 0.02")
-    with spawn(repo, "run", "--tag", "t1") as proc:
+    with spawn(repo, "run", "--tag", "t1", env=env) as proc:
         def seen():
             r = cli("status", "--json")
             if r.rc != 0:
@@ -62,7 +81,7 @@ def test_status_shows_the_running_experiments_progress_from_its_log(repo, cli):
             running = data["running"]
             return data if running and running[0]["step"] and running[0]["step"] >= 2 else None
 
-        data = wait_for(seen, what="the baseline's progress")
+        data = wait_for(seen, timeout=300, what="the baseline's progress")
         now = data["running"][0]
         assert now["nodeid"] == "baseline" and now["log"].endswith("000-baseline.log")
         assert 0.2 <= now["share"] <= 1.0 and now["share"] == now["step"] / 10
@@ -73,33 +92,47 @@ def test_status_shows_the_running_experiments_progress_from_its_log(repo, cli):
         line = next(x for x in text.splitlines() if x.startswith("running: "))
         assert line.startswith("running: #0 baseline for ") and " — step " in line and "%), loss " in line
         assert "to go" in line
-        proc.communicate(timeout=60)
+        gate.touch()
+        proc.communicate(timeout=300)
     assert "running" not in cli("status").out
 
 
 def test_follow_prints_a_line_per_change_when_piped_and_ends_with_the_run(repo, cli):
     progress_workload(repo, pause=0.3)
+    gate = repo.parent / "shown" / "go-on"
+    env = held_at(repo, 3, gate)  # the baseline waits at step 3 until the follower has shown a step
     simple(repo, "a_lr", "LR = 0.02")
-    with spawn(repo, "run", "--tag", "t1") as runner:
+    out = repo.parent / "follow.out"
+    with spawn(repo, "run", "--tag", "t1", env=env) as runner, open(out, "w") as to:
         wait_for(lambda: cli("status", "--json").rc == 0 and json.loads(cli("status", "--json").out)["runner"]["alive"],
-                 what="the runner")
-        follow = subprocess.run([sys.executable, "-m", "autoresearch", "status", "--follow", "--interval", "0.2"],
-                                cwd=repo, capture_output=True, text=True, timeout=120)
-        runner.communicate(timeout=60)
-    assert follow.returncode == 0, follow.stderr
-    lines = follow.stdout.splitlines()
+                 timeout=300, what="the runner")
+        follow = subprocess.Popen([sys.executable, "-m", "autoresearch", "status", "--follow", "--interval", "0.2"],
+                                  cwd=repo, stdout=to, stderr=subprocess.PIPE, text=True, start_new_session=True)
+        try:
+            wait_for(lambda: " — step " in out.read_text(), timeout=300, what="a step in the follower's lines")
+            gate.touch()
+            _, err = follow.communicate(timeout=300)
+        finally:
+            if follow.poll() is None:
+                os.killpg(follow.pid, signal.SIGKILL)
+                follow.communicate()
+        runner.communicate(timeout=300)
+    assert follow.returncode == 0, err
+    lines = out.read_text().splitlines()
     assert lines[-1] == "no runner at work on t1: the run has ended (autoresearch run --resume continues it)"
     assert any(" — step " in x and "loss" in x for x in lines), lines
     assert len(lines) == len(set(lines)) and len(lines) >= 3  # one line per change, not per look
-    assert any("1 experiment (1 keep)" in x for x in lines) and "Traceback" not in follow.stderr
+    assert any("1 experiment (1 keep)" in x for x in lines) and "Traceback" not in err
 
 
 def test_follow_on_a_terminal_redraws_in_place_and_ctrl_c_leaves_cleanly(repo, cli):
     progress_workload(repo, pause=1.0)  # 10 s a run: still running when we stop following
+    gate = repo.parent / "shown" / "go-on"
+    env = held_at(repo, 3, gate)  # and the baseline waits at step 3 until we have stopped following
     simple(repo, "a_lr", "LR = 0.02")
-    with spawn(repo, "run", "--tag", "t1"):
+    with spawn(repo, "run", "--tag", "t1", env=env):
         wait_for(lambda: cli("status", "--json").rc == 0 and json.loads(cli("status", "--json").out)["running"],
-                 what="a running experiment")
+                 timeout=300, what="a running experiment")
         master, slave = pty.openpty()
         follow = subprocess.Popen([sys.executable, "-m", "autoresearch", "status", "--follow", "--interval", "0.2"],
                                   cwd=repo, stdout=slave, stderr=subprocess.PIPE, env={**os.environ, "TERM": "xterm"},
@@ -107,12 +140,12 @@ def test_follow_on_a_terminal_redraws_in_place_and_ctrl_c_leaves_cleanly(repo, c
         os.close(slave)
         out = b""
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + 300
             while out.count(b"autoresearch status") < 3 and time.monotonic() < deadline:
                 if select.select([master], [], [], 0.5)[0]:
                     out += os.read(master, 65536)
             follow.send_signal(signal.SIGINT)
-            rc = follow.wait(timeout=20)
+            rc = follow.wait(timeout=120)
             while select.select([master], [], [], 0.2)[0]:
                 try:
                     out += os.read(master, 65536)
@@ -122,6 +155,7 @@ def test_follow_on_a_terminal_redraws_in_place_and_ctrl_c_leaves_cleanly(repo, c
             if follow.poll() is None:
                 follow.kill()
             os.close(master)
+            gate.touch()
     text = out.decode(errors="replace")
     assert text.count("autoresearch status — tag t1") >= 3 and "\x1b[1A" in text  # drawn again, in place
     assert rc == ExitCode.OK and "stopped following (the run goes on)" in text

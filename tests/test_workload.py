@@ -148,8 +148,14 @@ def test_train_runs_to_a_summary_block(small_cache):
     assert re.search(r"^step 00001 \(\d+\.\d%\) \| loss \d+\.\d{6} \| .* \| remaining \d+s$", r.stdout, re.M)
     s = summary(r.stdout)
     assert list(s) == SUMMARY_KEYS
-    assert 0 < s["val_bpb"] < 8.5 and s["num_steps"] >= 4 and s["depth"] == 4
-    assert 2.5 <= s["training_seconds"] <= 6 and s["peak_vram_mb"] > 0
+    assert 0 < s["val_bpb"] < 8.5 and s["num_steps"] >= 4 and s["depth"] == 4 and s["peak_vram_mb"] > 0
+    # the budget is honoured: training stops at the first step that reaches it, so it runs past it by
+    # less than that step. The step's time is the run's own (its printed dt, or twice the mean of the
+    # timed steps), never under 3 s: on a loaded machine one step can take many seconds
+    timed = s["num_steps"] - 3  # train.py's UNTIMED_STEPS
+    last = re.search(rf"^step {int(s['num_steps']):05d} .* \| dt (\d+)ms \|", r.stdout, re.M)
+    step = int(last.group(1)) / 1000 if last else 2 * s["training_seconds"] / timed
+    assert 3.0 <= s["training_seconds"] < 3.0 + max(step, 3.0) + 0.05, r.stdout
 
 
 def test_step_budget_is_exactly_reproducible(small_cache):
