@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
@@ -116,6 +115,8 @@ def ending(exc: BaseException) -> int:
     elif code in (ExitCode.INTERRUPTED, ExitCode.TERMINATED) and not isinstance(exc, STOPS):
         error(f"{type(exc).__name__} while stopping: {exc}", prefix="note: ")  # the stop decides the code
     elif code == ExitCode.INTERNAL_ERROR:
+        import traceback  # here: only a bug needs it, and it costs every command ~4 ms at start
+
         traceback.print_exception(exc)
         error("internal error (the traceback above is a bug in autoresearch or a plugin)", prefix="")
     return code

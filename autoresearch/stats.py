@@ -30,12 +30,11 @@ import re
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from autoresearch.noisefloor import FINAL_AT, KEEP_AT, floor  # noqa: F401 (stats.floor, as before)
 from autoresearch.reports import MEASURED, Status, fmt, improvement, sem  # fmt: shown with a report  # noqa: F401 (stats.fmt, as before)
 
 KEEP, DISCARD = Status.KEEP, Status.DISCARD
 AGAIN = "again"  # the grey zone: a judgement, never an outcome
-KEEP_AT = 1.3  # keep at once beyond KEEP_AT k standard errors
-FINAL_AT = 0.8  # on the means at max_repeats: keep beyond FINAL_AT k standard errors
 FUTILE_AT = 1.0  # discard when short of a k-sigma gain by more than FUTILE_AT k standard errors
 SCREEN_AT: float | None = None  # after the first run: discard below this many standard errors (None: futility only)
 
@@ -157,17 +156,5 @@ def detectable(sigma: float, k: float, repeats: int, max_repeats: int) -> float:
     `max_repeats` runs against a tip of `repeats` runs, 0.8 k standard errors plus 0.84."""
     se = sigma * math.sqrt(1 / max_repeats + 1 / repeats)
     return (FINAL_AT * k + 0.84) * se
-
-
-def floor(sigma: float | None, df: int, metric: str, k: float, repeats: int, max_repeats: int) -> str:
-    """The noise floor in one line, for status, the terminal and calibrate."""
-    if sigma is None:
-        return f"noise: not measured yet (no commit has run twice; the baseline runs {repeats} times)"
-    if sigma == 0:
-        return f"noise: none ({metric} was the same in every repeated run): the plain comparison decides"
-    one = KEEP_AT * k * sigma * math.sqrt(1 + 1 / repeats)
-    means = FINAL_AT * k * sigma * math.sqrt(1 / max_repeats + 1 / repeats)
-    return (f"noise: σ {sigma:.2g} {metric} ({df} degrees of freedom); kept: beating the tip by ≥ {one:.2g} in one "
-            f"run, or by ≥ {means:.2g} on the means of {max_repeats} runs")
 
 

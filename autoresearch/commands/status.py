@@ -207,7 +207,7 @@ def render(config: Any, data: dict[str, Any]) -> str:
     if data.get("unmet_targets"):
         lines.append(f"targets the baseline misses: {'; '.join(data['unmet_targets'])}")
     if config.get("repeats") and done:
-        from autoresearch.stats import floor
+        from autoresearch.noisefloor import floor
 
         lines.append(floor(data["noise"]["sigma"], data["noise"]["df"], data["metric"], config.get("noise_k"),
                            config.get("repeats"), config.get("max_repeats")))
