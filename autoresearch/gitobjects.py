@@ -66,11 +66,15 @@ def blob_id(content: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
 
 
-def tree_id(tree: Tree, folder: str) -> str:
+def tree_id(tree: Tree, folder: str, extra: dict[str, tuple[bytes, str]] | None = None) -> str:
     """The id git gives `folder` of `tree` (its files as git archive wrote them, so as git holds
-    them when nothing converts): for a subtree the new commit shares with its base (packed)."""
+    them when nothing converts): for a subtree the new commit shares with its base (packed).
+    `extra`: entries the tree leaves out (path -> (mode, id)), e.g. the folders a run's files exclude."""
     prefix = folder + "/" if folder else ""
     items: dict[str, tuple[bytes, str]] = {}
+    for name, (mode, sha) in (extra or {}).items():
+        if name.startswith(prefix) and "/" not in name[len(prefix):]:
+            items[name[len(prefix):] + ("/" if mode == b"40000" else "")] = (mode, sha)
     for name, content, executable in tree.files:
         if name.startswith(prefix) and "/" not in name[len(prefix):]:
             items[name[len(prefix):]] = (b"100755" if executable else b"100644", blob_id(content))
@@ -79,7 +83,7 @@ def tree_id(tree: Tree, folder: str) -> str:
             items[name[len(prefix):]] = (b"120000", blob_id(target.encode("utf-8", "surrogateescape")))
     for name in tree.folders:
         if name.startswith(prefix) and "/" not in name[len(prefix):]:
-            items[name[len(prefix):] + "/"] = (b"40000", tree_id(tree, name))
+            items[name[len(prefix):] + "/"] = (b"40000", tree_id(tree, name, extra))
     body = b"".join(mode + b" " + name.rstrip("/").encode("utf-8", "surrogateescape") + b"\0" + bytes.fromhex(sha)
                     for name, (mode, sha) in sorted(items.items(), key=lambda kv: kv[0].encode("utf-8", "surrogateescape")))
     return hashlib.sha1(b"tree %d\0" % len(body) + body).hexdigest()
@@ -87,7 +91,33 @@ def tree_id(tree: Tree, folder: str) -> str:
 
 def derive(common: Path, base: str, base_tree: Tree, commit: str, paths: list[str],
            exclude: tuple[str, ...] = ()) -> Tree | None:
-    """`commit`'s files: `base_tree` (the files of `base`, its only parent) with `paths`, the only
+    """`commit`'s files, derived (:func:`changed`) and then checked whole: the tree they make,
+    with the excluded folders' entries as the commit holds them, must be the commit's root tree, so
+    a change outside `paths` (something else staged in the worktree) is never missed. None where
+    that cannot be shown (the runner asks ``git archive``)."""
+    found = changed(common, base, base_tree, commit, paths, exclude)
+    if found is None:
+        return None
+    tree, root = found
+    extra: dict[str, tuple[bytes, str]] = {}
+    for folder in exclude:
+        sha, parts = root, folder.split("/")
+        for depth, part in enumerate(parts):
+            node = loose(common, sha)
+            if node is None or node[0] != b"tree":
+                return None  # the commit's entry for an excluded folder cannot be read: not shown exact
+            entry = entries(node[1]).get(part)
+            if entry is None:
+                break  # not in the commit: nothing to add
+            if depth == len(parts) - 1:
+                extra[folder] = entry
+            sha = entry[1]
+    return tree if tree_id(tree, "", extra) == root else None
+
+
+def changed(common: Path, base: str, base_tree: Tree, commit: str, paths: list[str],
+            exclude: tuple[str, ...] = ()) -> tuple[Tree, str] | None:
+    """(`commit`'s files, its root tree's id): `base_tree` (the files of `base`, its only parent) with `paths`, the only
     ones the commit can have changed, read from the commit's loose objects. None where not exact.
 
     One function, long: every way to refuse sits in one place, checked in order (the commit, its
@@ -150,4 +180,4 @@ def derive(common: Path, base: str, base_tree: Tree, commit: str, paths: list[st
             new_folders.append(parent)
             parent = parent.rpartition("/")[0]
     return Tree(base_tree.folders + tuple(sorted(new_folders, key=lambda f: f.count("/"))), files + added,
-                base_tree.links)
+                base_tree.links), roots[0]

@@ -375,7 +375,7 @@ def test_run_refs_are_left_to_git_where_its_config_asks_more():
     assert not can_write_refs(common, "")
 
 
-OPS = st.lists(st.tuples(st.sampled_from(["edit", "chmod", "new", "link", "attributes", "same"]),
+OPS = st.lists(st.tuples(st.sampled_from(["edit", "chmod", "new", "link", "attributes", "same", "stowaway"]),
                          st.sampled_from(["train.py", "sub/model.py", "run.sh", "deep/er/new.py", "experiments/h.toml"]),
                          st.binary(max_size=40)), min_size=1, max_size=4)
 
@@ -384,8 +384,9 @@ OPS = st.lists(st.tuples(st.sampled_from(["edit", "chmod", "new", "link", "attri
 @given(OPS)
 def test_a_commits_files_derived_from_its_base_are_git_archives(tmp_path_factory, ops):
     """Whatever an experiment's commit changes (contents, modes, new files in new folders, a link,
-    attributes): the files derived from its base's and its loose objects are exactly what git
-    archive gives, or derivation refuses; plain changes are always derived."""
+    attributes, a stowaway: a change staged with them that the runner was not told of): the files
+    derived from its base's and its loose objects are exactly what git archive gives, or derivation
+    refuses; plain changes are always derived."""
     import os
 
     from autoresearch import runfolder
@@ -403,7 +404,7 @@ def test_a_commits_files_derived_from_its_base_are_git_archives(tmp_path_factory
     git(root, "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-qm", "base")
     git(root, "gc", "-q")  # the base's objects packed, as in a real repository
     base = git(root, "rev-parse", "HEAD")
-    paths, plain = [], True
+    paths, hidden, plain = [], [], True
     for op, name, data in ops:
         path = root / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -420,11 +421,17 @@ def test_a_commits_files_derived_from_its_base_are_git_archives(tmp_path_factory
             os.chmod(path, 0o755)
         elif op == "same" and path.is_file() and not path.is_symlink():
             pass
+        elif op == "stowaway":
+            if not path.is_symlink():
+                path.write_bytes(data)
+                hidden.append(name)
+                plain = False
+            continue  # committed, but not among the paths derive is told of
         elif not path.is_symlink():
             path.write_bytes(data)
         paths.append(name)
     paths = [p for p in dict.fromkeys(paths) if os.path.lexists(root / p)]
-    git(root, "add", "--", *paths)
+    git(root, "add", "--", *paths, *[h for h in hidden if os.path.lexists(root / h)])
     git(root, "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "exp")
     commit = git(root, "rev-parse", "HEAD")
     exclude = ("experiments",)
