@@ -37,18 +37,23 @@ class Tree:
 
 def read(data: bytes) -> Tree:
     """The tree of a tar (``git archive``'s), every member checked by the tar data filter once:
-    a name outside the folder, an absolute link or one that leads outside raises tarfile.FilterError."""
+    an absolute link or one that leads outside raises tarfile.FilterError, a name with ".."
+    ValueError; an absolute name is made relative (as the filter makes it)."""
     folders: list[str] = []
     files: list[tuple[str, bytes, bool]] = []
     links: list[tuple[str, str]] = []
     with tarfile.open(fileobj=io.BytesIO(data)) as tar:
         for member in tar:
             # the name as it will be written ("a/." is "a"), then checked: a link's target is judged
-            # from the folder it will really sit in, not from the one its raw name suggests
+            # from the folder it will really sit in, not from the one its raw name suggests; and the
+            # name kept is the one the filter gave back (it strips a leading "/")
             name = PurePosixPath(member.name).as_posix().rstrip("/")
             if not name or name == ".":
                 continue
             checked = tarfile.data_filter(member.replace(name=name, deep=False), _NOWHERE)
+            name = PurePosixPath(checked.name).as_posix().rstrip("/")
+            if not name or name == "." or name.startswith("/") or ".." in name.split("/"):
+                raise ValueError(f"{member.name!r}: a name outside the run folder has no place in a run's files")
             if checked.isdir():
                 folders.append(name)
             elif checked.isreg():
@@ -84,6 +89,9 @@ def write(tree: Tree, folder: Path) -> None:
     """Lay `tree` out in the empty `folder`: folders, then files (created, never opened through a
     link), then the links last, so that no file is written through one."""
     base = str(folder)
+    for name in (*tree.folders, *(f[0] for f in tree.files), *(link[0] for link in tree.links)):
+        if name.startswith("/") or ".." in name.split("/"):  # read() never gives one: the last line of defence
+            raise ValueError(f"{name!r}: outside the run folder")
     made = {""}
     for name in tree.folders:
         os.makedirs(os.path.join(base, name), exist_ok=True)

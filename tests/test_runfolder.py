@@ -80,6 +80,7 @@ MEMBER = st.one_of(
 @settings(max_examples=150, deadline=None)
 @given(st.lists(MEMBER, max_size=8))
 @example([("link", "a/.", "..")])  # found by the search: the link was judged from a/, then written as a
+@example([("file", "/escaped-by-tar", b"hi")])  # an absolute name, kept raw, was written at /
 def test_nothing_of_a_tree_lands_outside_its_folder(members) -> None:
     """Whatever an archive holds (names with .., absolute names and links, links out of the
     folder), reading refuses it or writing keeps every path inside the folder."""
@@ -89,6 +90,8 @@ def test_nothing_of_a_tree_lands_outside_its_folder(members) -> None:
         before = set(os.listdir(scratch))
         try:
             tree = runfolder.read(_tar(members))
+            names = [*tree.folders, *(f[0] for f in tree.files), *(link[0] for link in tree.links)]
+            assert not [n for n in names if n.startswith("/") or ".." in n.split("/")], names  # never / or ..
             runfolder.write(tree, folder)
         except (tarfile.TarError, OSError, ValueError):
             pass  # refused, or a clash of names inside the folder: either way nothing outside it
