@@ -77,8 +77,10 @@ def binding(config: Any, files: list[Path]) -> tuple[str, bool]:
         try:
             st = os.lstat(path)
             link = os.readlink(path) if os.path.islink(path) else ""
-            parts.append(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}\0{st.st_mode}\0{link}\0"
-                         f"{os.path.realpath(path)}")
+            # ctime too: a file rewritten at the same size with its old mtime put back (touch -r,
+            # rsync -t --inplace) still changes it, and nobody can set it back
+            parts.append(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}\0{st.st_mode}\0"
+                         f"{link}\0{os.path.realpath(path)}")
             racy = racy or now - st.st_mtime_ns < RACY_NS
         except OSError:
             parts.append(f"{path}\0missing")

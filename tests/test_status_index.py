@@ -167,6 +167,28 @@ def test_the_queue_is_read_from_its_index_while_no_file_collection_reads_changed
     assert calls == [1, 1, 1, 1, 1] and "file(s) with errors" in out, out
 
 
+def test_a_file_rewritten_with_its_old_time_put_back_is_collected_again(repo, cli, monkeypatch):
+    """Same size, same inode, its mtime set back (touch -r, rsync -t --inplace, an editor that keeps
+    times): its change time still moved, so status collects it again (found in review)."""
+    import os
+
+    simple(repo, "a", "LR = 0.02")
+    assert cli("run", "--tag", "t1").rc == 0
+    q = simple(repo, "q", "LR = 0.03")
+    aged(repo)
+    calls = collections(monkeypatch)
+    assert "experiments/q.toml::q" in cli("status").out and calls == [1]
+    assert (repo / ".autoresearch" / "index-queue.json").is_file()
+    before = os.stat(q)
+    with open(q, "r+b") as f:
+        data = f.read()
+        f.seek(0)
+        f.write(data.replace(b"[set]", b"[sxt]"))
+    os.utime(q, ns=(before.st_atime_ns, before.st_mtime_ns))
+    out = cli("status").out
+    assert calls == [1, 1] and "experiments/q.toml::q" not in out and "file(s) with errors" in out, out
+
+
 def test_python_hypothesis_files_are_collected_every_time(repo, cli, monkeypatch):
     simple(repo, "a", "LR = 0.02")
     assert cli("run", "--tag", "t1").rc == 0
