@@ -157,7 +157,7 @@ def write_loose_ref(common: Path, name: str, sha: str) -> bool:
     the ledger's fsync is the experiment's commit point, and names this commit). False, with nothing
     left behind, where git must do it (a name not plain, a lock or a folder in the way): git then
     gives its own error, or does it."""
-    if not PLAIN_REF.fullmatch(name) or not SHA.fullmatch(sha):
+    if not PLAIN_REF.fullmatch(name) or not SHA.fullmatch(sha) or not _plain_update(common, name):
         return False
     path = os.path.join(common, name)
     lock = path + ".lock"
@@ -178,6 +178,36 @@ def write_loose_ref(common: Path, name: str, sha: str) -> bool:
         except OSError:
             pass
         return False
+    return True
+
+
+def _plain_update(common: Path, name: str) -> bool:
+    """Whether writing ref `name` is all git would do (review): not when it has a reflog (git appends
+    to an existing one even with logAllRefUpdates off), is a symbolic ref (git updates its target),
+    or clashes with a packed ref (a folder of it, or it a folder of ours: git refuses)."""
+    path = os.path.join(common, name)
+    if os.path.lexists(os.path.join(common, "logs", name)) or os.path.islink(path):
+        return False
+    try:
+        with open(path, "rb") as f:
+            if f.read(5) == b"ref: ":
+                return False
+    except FileNotFoundError:
+        pass
+    except OSError:
+        return False
+    try:
+        with open(os.path.join(common, "packed-refs"), "rb") as f:
+            packed = f.read()
+    except FileNotFoundError:
+        return True
+    except OSError:
+        return False
+    mine = name.encode()
+    for line in packed.splitlines():
+        ref = line[41:] if len(line) > 41 and line[40:41] == b" " else b""
+        if ref and (mine.startswith(ref + b"/") or ref.startswith(mine + b"/")):
+            return False
     return True
 
 

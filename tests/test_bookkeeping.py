@@ -444,3 +444,28 @@ def test_a_commits_files_derived_from_its_base_are_git_archives(tmp_path_factory
         assert files(got) == files(runfolder.archive(root, commit, exclude=exclude))
     else:  # refused: a link, attributes, or a commit that changes nothing (its tree is the base's, packed)
         assert not plain or git(root, "rev-parse", f"{commit}^{{tree}}") == git(root, "rev-parse", f"{base}^{{tree}}"), ops
+
+
+@pytest.mark.parametrize("setup", ["reflog", "symbolic", "packed-parent", "packed-child"])
+def test_a_run_ref_whose_update_git_would_do_more_for_is_left_to_git(tmp_path, setup):
+    """Where ``git update-ref`` does more than write the file (appends to an existing reflog,
+    follows a symbolic ref) or refuses (a packed ref is a folder of the name, or in it), the
+    in-process write declines and leaves everything as it was (found in review)."""
+    from autoresearch.repoguard import write_loose_ref
+    from conftest import git
+
+    git(tmp_path, "init", "-q")
+    git(tmp_path, "-c", "user.email=a@b", "-c", "user.name=a", "commit", "-q", "--allow-empty", "-m", "x")
+    sha = git(tmp_path, "rev-parse", "HEAD")
+    common, name = tmp_path / ".git", "refs/autoresearch/t/run"
+    if setup == "reflog":
+        git(tmp_path, "update-ref", "--create-reflog", name, sha)
+    elif setup == "symbolic":
+        git(tmp_path, "symbolic-ref", name, "refs/heads/elsewhere")
+    else:
+        other = "refs/autoresearch/t" if setup == "packed-parent" else name + "/deeper"
+        git(tmp_path, "update-ref", other, sha)
+        git(tmp_path, "pack-refs", "--all")
+    before = {str(p): p.read_bytes() for p in common.rglob("*") if p.is_file()}
+    assert not write_loose_ref(common, name, sha)
+    assert {str(p): p.read_bytes() for p in common.rglob("*") if p.is_file()} == before
