@@ -43,11 +43,17 @@ def due(session: Any) -> bool:
     every, hours = session.config.get("remeasure_every") or 0, session.config.get("remeasure_hours") or 0.0
     if not (every or hours) or not session.tip or session.shouldstop:
         return False
-    done = [r for r in session.history if r.status in MEASURED]
+    found = last_measured(session)
+    return found is not None and overdue(session.config, *found)
+
+
+def last_measured(session: Any, skip: int | None = None) -> tuple[int, float] | None:
+    """(measured decisions since, when) the tip was last measured (its keep, the baseline, or a
+    re-measurement), over the history less experiment `skip`; None when it never was (then it is
+    never due)."""
+    done = [r for r in session.history if r.status in MEASURED and r.seq != skip]
     last = max((i for i, r in enumerate(done) if r.commit and r.commit == session.tip), default=None)
-    if last is None:
-        return False
-    return overdue(session.config, len(done) - 1 - last, done[last].started)
+    return None if last is None else (len(done) - 1 - last, done[last].started)
 
 
 def overdue(config: Any, since: int, measured_at: float) -> bool:

@@ -10,7 +10,7 @@ main thread), so that serial's decisions are one worker's:
 """
 from __future__ import annotations
 
-from autoresearch.drift import REMEASURED, overdue
+from autoresearch.drift import REMEASURED, last_measured, overdue
 from autoresearch.outcomes import MEASURED
 from autoresearch.scheduler import Job, recount
 
@@ -27,16 +27,17 @@ class Decisions:
         `remeasure_hours` since the tip was last measured), counted here in the order of the
         decisions (a re-measurement's number comes after those dispatched before it)."""
         config, session = self.session.config, self.session
-        if self.since is None:  # as drift.due counts at the start: over the reports so far
-            done = [r for r in session.history if r.status in MEASURED and r.seq != report.seq]
-            last = max((i for i, r in enumerate(done) if r.commit and r.commit == session.tip), default=None)
-            self.since, self.measured_at = (0, 0.0) if last is None else (len(done) - 1 - last, done[last].started)
+        if self.since is None:  # as drift.due counts: over the reports so far (never, for a tip never measured)
+            found = last_measured(session, skip=report.seq)
+            if found is not None:
+                self.since, self.measured_at = found
         if report.status in MEASURED:
             if report.commit == session.tip:
                 self.since, self.measured_at = 0, report.started
-            else:
+            elif self.since is not None:
                 self.since += 1
-        if session.shouldstop or not session.tip or any(j.item.name == REMEASURED for j in self.sched.jobs):
+        if self.since is None or session.shouldstop or not session.tip \
+                or any(j.item.name == REMEASURED for j in self.sched.jobs):
             return False
         return overdue(config, self.since, self.measured_at)
 

@@ -316,3 +316,27 @@ def test_rounds_decide_each_hypothesis_once_and_keep_only_children_of_the_tip(wo
     assert kept == sorted(kept) and (not kept or d.tip == kept[-1])  # the tip only gets better
     waste = d.sched.waste
     assert waste.cancelled == waste.surplus == 0 and waste.total <= waste.runs
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["c0", "c1", "c2"]), st.booleans()), min_size=1, max_size=12),
+       st.integers(1, 3))
+def test_the_workers_ask_whether_the_tip_is_due_as_one_worker_does(reports, every):
+    """recount.Decisions.due (-n > 1, counted as decisions come) says what drift.due (the one-worker
+    loop, over the history) says after every decision: a tip never measured is never due (review)."""
+    from types import SimpleNamespace as NS
+
+    from autoresearch import drift
+    from autoresearch.outcomes import MEASURED, Status
+    from autoresearch.recount import Decisions
+
+    measured, other = next(iter(MEASURED)), Status.INTERRUPTED
+    history = []
+    config = NS(get=lambda k, d=None: {"remeasure_every": every, "remeasure_hours": 0.0}.get(k, d))
+    session = NS(config=config, tip="c0", shouldstop=False, history=history)
+    decisions = Decisions()
+    decisions.session, decisions.sched = session, NS(jobs=[])
+    for seq, (commit, ok) in enumerate(reports):
+        report = NS(status=measured if ok else other, commit=commit, seq=seq, started=float(seq))
+        history.append(report)
+        assert decisions.due(report) == drift.due(session), (reports, seq)
