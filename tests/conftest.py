@@ -19,8 +19,15 @@ from pathlib import Path
 from typing import Iterator
 
 import pytest
+from hypothesis import settings as hypothesis_settings
 
 from autoresearch.cli import main
+
+# Tests never time things: a property test's example that runs slowly on a loaded machine (a CI
+# runner, a script's background) is not a failure, so no Hypothesis deadline anywhere (one test
+# failed a fresh-clone run on its 200 ms default at 271 ms).
+hypothesis_settings.register_profile("autoresearch", deadline=None)
+hypothesis_settings.load_profile("autoresearch")
 
 ROOT = Path(__file__).resolve().parents[1]
 
