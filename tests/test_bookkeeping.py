@@ -259,8 +259,14 @@ def test_results_files_follow_the_history_through_appends_edits_and_replacements
 def test_a_failed_append_leaves_no_torn_row(tmp_path, monkeypatch):
     path = tmp_path / "f"
     path.write_bytes(b"row 1\n")
-    with monkeypatch.context() as m:  # 2 bytes written, then the disk is full
-        m.setattr(results_tsv.os, "write", lambda fd, data: results_tsv.os.ftruncate(fd, 8) or 2)
+    import os
+    import types
+
+    # results_tsv's own `os` only: patching os.write itself would cut any file another thread writes
+    full = types.SimpleNamespace(**vars(os))
+    full.write = lambda fd, data: os.ftruncate(fd, 8) or 2  # 2 bytes written, then the disk is full
+    with monkeypatch.context() as m:
+        m.setattr(results_tsv, "os", full)
         assert not results_tsv.append_exactly(path, b"row 2\n", 6)
     assert path.read_bytes() == b"row 1\n"
 
