@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from autoresearch.drift import REMEASURED, last_measured, overdue
 from autoresearch.outcomes import MEASURED
-from autoresearch.scheduler import Job, recount
+from autoresearch.scheduler import Job
 
 
 class Decisions:
@@ -48,14 +48,9 @@ class Decisions:
         exp, hook = job.payload, self.session.config.hook
         if not exp.runs or getattr(exp, "stale", "") or exp.should_stop():
             return False
-        keep, again = recount(exp.runs, lambda runs: runs[-1].ok and hook.autoresearch_experiment_rerun(
-            experiment=exp, runs=runs))
-        if keep < len(exp.runs):
-            self.sched.trimmed(job, len(exp.runs) - keep)
-            del exp.runs[keep:]
-        if not again:
+        if not self.sched.recounted(job, exp.runs, lambda runs: runs[-1].ok and hook.autoresearch_experiment_rerun(
+                experiment=exp, runs=runs)):
             return False
-        self.sched.reopen(job)
         self.futures[job] = self.pool.submit(self.go_on, job)
         return True
 

@@ -209,10 +209,18 @@ class Scheduler:
         self.waste.runs -= job.runs
         job.state = "measuring"
 
-    def trimmed(self, job: Job, runs: int) -> None:
-        """Its last `runs` runs do not count after all (recount, at its decision): surplus."""
-        job.runs -= runs
-        self.waste.surplus += runs
+    def recounted(self, job: Job, runs: list, more: Callable[[list], bool]) -> bool:
+        """At its decision: `runs` asked again in seed order (recount) with `more`, the rerun
+        question as answered now; the runs beyond the first "no" cut (surplus). True: one worker
+        would have run it more, and its measurement goes on (reopened)."""
+        keep, again = recount(runs, more)
+        if keep < len(runs):
+            job.runs -= len(runs) - keep
+            self.waste.surplus += len(runs) - keep
+            del runs[keep:]
+        if again:
+            self.reopen(job)
+        return again
 
     def surplus(self, runs: int) -> None:
         """Runs started ahead of a decision that did not need them (Repeats.step)."""

@@ -47,7 +47,6 @@ from autoresearch.scheduler import (
     Repeats,
     Resume,
     Run,
-    recount,
 )
 from autoresearch.rounds import make
 from autoresearch.simulation import gaussian
@@ -175,13 +174,8 @@ class Simulation:
     def recount(self, job: Job) -> bool:
         """At its decision, the runs that count with what is decided now; True: it needs more."""
         trial = job.payload
-        keep, more = recount(trial.runs, lambda runs: self.more(job, runs))
-        if keep < len(trial.runs):
-            self.sched.trimmed(job, len(trial.runs) - keep)
-            del trial.runs[keep:]
-        if not more:
+        if not self.sched.recounted(job, trial.runs, lambda runs: self.more(job, runs)):
             return False
-        self.sched.reopen(job)
         trial.repeats = Repeats(RULE.repeats, grey=GREY)
         self.advance(job)
         return True

@@ -26,7 +26,6 @@ from autoresearch.scheduler import (
     Repeats,
     Resume,
     Run,
-    recount,
 )
 from autoresearch.rounds import make
 from conftest import simple
@@ -137,13 +136,8 @@ class Driver:
 
     def recount(self, job) -> bool:
         p = job.payload
-        keep, more = recount(p["runs"], lambda runs: len(runs) < self.wanted(job))
-        if keep < len(p["runs"]):
-            self.sched.trimmed(job, len(p["runs"]) - keep)
-            del p["runs"][keep:]
-        if not more:
+        if not self.sched.recounted(job, p["runs"], lambda runs: len(runs) < self.wanted(job)):
             return False
-        self.sched.reopen(job)
         p["rep"] = Repeats(self.confirm)
         self.advance(job)
         return True
